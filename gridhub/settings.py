@@ -1,0 +1,93 @@
+"""The one settings object, read from ``GRIDHUB_*`` environment variables.
+
+Every tunable of every service lives here so that an operator can see the whole
+surface in one place (and in the README table), and so docker-compose, the
+supervisor and the tests all configure services the same way: through the
+environment.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PACKAGED_RULES = Path(__file__).resolve().parent.parent / "schemas" / "data" / "categories.yaml"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration shared by the CLI and every service process."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDHUB_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="host:port of a Kafka cluster; unset means start the embedded Tansu broker.",
+    )
+    data_dir: Path = Field(default=Path("gridhub-data"), description="Where state files live.")
+    warehouse_path: Path | None = Field(
+        default=None, description="DuckDB file; defaults to DATA_DIR/warehouse.duckdb."
+    )
+    topic_partitions: int = Field(default=4, ge=1, description="Partitions of every gridhub topic.")
+    topic_replication: int = Field(default=1, ge=1, description="Replication factor of topics.")
+
+    http_host: str = Field(default="127.0.0.1", description="Patrol gateway bind address.")
+    http_port: int = Field(default=8088, ge=0, description="Patrol gateway port (0 = any free).")
+    max_report_bytes: int = Field(default=1_048_576, description="Largest accepted report body.")
+
+    sink_query_host: str = Field(default="127.0.0.1", description="Sink's read-only SQL endpoint.")
+    sink_query_port: int = Field(default=8089, ge=0, description="0 picks any free port.")
+    sink_url: str | None = Field(
+        default=None, description="URL of a running sink's SQL endpoint (else read the run file)."
+    )
+    sink_batch_records: int = Field(default=5000, ge=1, description="Most records per DuckDB txn.")
+    sink_batch_wait_ms: int = Field(default=200, ge=1, description="Longest wait to fill a batch.")
+
+    approvals_db_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the approval system's exchange database; "
+        "defaults to sqlite:///DATA_DIR/approvals.sqlite.",
+    )
+    approvals_table: str = Field(default="applications", description="Table polled for changes.")
+    approvals_cursor_column: str = Field(default="change_seq", description="Monotonic column.")
+    approvals_poll_seconds: float = Field(default=1.0, gt=0, description="Polling interval.")
+    approvals_batch_rows: int = Field(default=1000, ge=1, description="Rows read per poll.")
+
+    routing_rules: Path = Field(default=_PACKAGED_RULES, description="Category routing table.")
+
+    worker_rebalance_timeout_s: float = Field(
+        default=4.0, gt=0, description="Faust rebalance timeout; keep low on the embedded broker."
+    )
+    worker_web_port: int = Field(default=6066, ge=1, description="Faust worker's web port.")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    log_format: Literal["console", "json"] = "console"
+
+    @cached_property
+    def warehouse_file(self) -> Path:
+        """The DuckDB file, after applying the data-dir default."""
+        return self.warehouse_path or self.data_dir / "warehouse.duckdb"
+
+    @cached_property
+    def approvals_url(self) -> str:
+        """The approval database URL, after applying the SQLite default."""
+        return self.approvals_db_url or f"sqlite:///{(self.data_dir / 'approvals.sqlite').resolve()}"
+
+    @property
+    def run_file(self) -> Path:
+        """Where a running ``gridhub up`` records its addresses for other commands."""
+        return self.data_dir / "run.json"
+
+    @property
+    def state_dir(self) -> Path:
+        """Connector cursors and other small state files."""
+        return self.data_dir / "state"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment, letting command-line flags win over it."""
+    cleaned = {key: value for key, value in overrides.items() if value is not None}
+    return Settings(**cleaned)

@@ -1,0 +1,3 @@
+"""Contracts every arrow of the pipeline speaks: raw envelopes, canonical records, rejects."""
+
+SCHEMA_VERSION = 1

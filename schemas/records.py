@@ -1,0 +1,238 @@
+"""Canonical records: what the stream agents emit and the warehouse stores.
+
+Each model validates and normalises its own fields, so the rules that make a
+record acceptable live in one place and are exported as JSON Schema for the
+departments that publish to us. Field names are the warehouse column names.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas import SCHEMA_VERSION
+from schemas.identity import (
+    normalise_resident_id,
+    normalise_uscc,
+    resident_id_birth_date,
+    resident_id_gender,
+)
+
+ResidentId = Annotated[str, AfterValidator(normalise_resident_id)]
+Uscc = Annotated[str, AfterValidator(normalise_uscc)]
+Text = Annotated[str, Field(min_length=1, max_length=2000)]
+EntityKind = Literal["person", "organisation", "place", "object", "event", "event_update", "application"]
+
+EVENT_STATUSES = (
+    "reported",
+    "accepted",
+    "dispatched",
+    "in_handling",
+    "handled",
+    "verified",
+    "closed",
+    "returned",
+    "rejected",
+)
+EventStatus = Literal[
+    "reported", "accepted", "dispatched", "in_handling", "handled", "verified", "closed", "returned", "rejected"
+]
+
+
+def _aware(value: datetime) -> datetime:
+    """Treat a naive timestamp as China Standard Time, the zone every feed here reports in."""
+    if value.tzinfo is None:
+        from zoneinfo import ZoneInfo
+
+        return value.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+class Canonical(BaseModel):
+    """Common behaviour: strict field set, whitespace trimmed, a key for upserts."""
+
+    model_config = ConfigDict(str_strip_whitespace=True, extra="ignore", frozen=True)
+    kind: ClassVar[EntityKind]
+    key_field: ClassVar[str]
+
+    @property
+    def key(self) -> str:
+        """The natural key the warehouse upserts on and Kafka partitions by."""
+        return str(getattr(self, self.key_field))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_missing(cls, data: Any) -> Any:
+        """Exports write empty cells for unknown values; treat them as absent."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value not in ("", None)}
+        return data
+
+
+class Person(Canonical):
+    """A resident, keyed on the GB 11643 resident ID."""
+
+    kind: ClassVar[EntityKind] = "person"
+    key_field: ClassVar[str] = "id_number"
+    id_number: ResidentId
+    name: Text
+    gender: Literal["M", "F"] | None = None
+    birth_date: date | None = None
+    phone: str | None = Field(default=None, pattern=r"^\+?[0-9\- ]{5,20}$")
+    address: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent_with_id(self) -> Person:
+        """Gender and birth date are encoded in the ID; a register that disagrees is wrong."""
+        encoded_gender = resident_id_gender(self.id_number)
+        encoded_birth = resident_id_birth_date(self.id_number)
+        if self.gender is not None and self.gender != encoded_gender:
+            raise ValueError(f"gender {self.gender} contradicts the resident ID, which encodes {encoded_gender}")
+        if self.birth_date is not None and self.birth_date != encoded_birth:
+            raise ValueError(f"birth_date {self.birth_date} contradicts the resident ID ({encoded_birth})")
+        object.__setattr__(self, "gender", encoded_gender)
+        object.__setattr__(self, "birth_date", encoded_birth)
+        return self
+
+    @field_validator("gender", mode="before")
+    @classmethod
+    def _gender_words(cls, value: Any) -> Any:
+        words = {"男": "M", "女": "F", "male": "M", "female": "F", "m": "M", "f": "F"}
+        return words.get(str(value).strip().lower(), value) if value is not None else None
+
+
+class Organisation(Canonical):
+    """An enterprise or institution, keyed on the GB 32100 unified social credit code."""
+
+    kind: ClassVar[EntityKind] = "organisation"
+    key_field: ClassVar[str] = "uscc"
+    uscc: Uscc
+    name: Text
+    legal_representative: str | None = None
+    registered_address: str | None = None
+    phone: str | None = None
+
+
+class Place(Canonical):
+    """Land: a parcel, a house, a grid cell or any addressable location."""
+
+    kind: ClassVar[EntityKind] = "place"
+    key_field: ClassVar[str] = "place_id"
+    place_id: Annotated[str, Field(min_length=1, max_length=64)]
+    place_type: Literal["parcel", "house", "grid_cell", "building", "site"] = "site"
+    name: str | None = None
+    address: str | None = None
+    grid_code: str | None = Field(default=None, pattern=r"^\d{15}$")
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+
+
+class ThingObject(Canonical):
+    """A managed object (部件): a manhole cover, a street lamp, a hydrant."""
+
+    kind: ClassVar[EntityKind] = "object"
+    key_field: ClassVar[str] = "object_id"
+    object_id: Annotated[str, Field(min_length=1, max_length=64)]
+    name: Text
+    category_code: str | None = None
+    state: str | None = None
+    place_id: str | None = None
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+
+
+class Event(Canonical):
+    """An incident a grid worker (or any feed) reported; the seed of a case."""
+
+    kind: ClassVar[EntityKind] = "event"
+    key_field: ClassVar[str] = "event_id"
+    event_id: Annotated[str, Field(min_length=1, max_length=64)]
+    category: Annotated[str, Field(min_length=1, max_length=32)]
+    category_name: str | None = None
+    department: str | None = None
+    description: Text
+    reported_at: AwareDatetime
+    reporter_id: Annotated[str, Field(min_length=1, max_length=64)]
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+    photo_refs: list[str] = Field(default_factory=list)
+    status: EventStatus = "reported"
+
+
+class EventUpdate(Canonical):
+    """One step of an event's life, posted by a dispatch desk or a grid worker."""
+
+    kind: ClassVar[EntityKind] = "event_update"
+    key_field: ClassVar[str] = "update_id"
+    update_id: Annotated[str, Field(min_length=1, max_length=96)]
+    event_id: Annotated[str, Field(min_length=1, max_length=64)]
+    status: EventStatus
+    at: AwareDatetime
+    actor: Annotated[str, Field(min_length=1, max_length=64)]
+    note: str | None = None
+    photo_ref: str | None = None
+
+
+class Application(Canonical):
+    """An application filed at the one-window service centre, with its applicant."""
+
+    kind: ClassVar[EntityKind] = "application"
+    key_field: ClassVar[str] = "application_id"
+    application_id: Annotated[str, Field(min_length=1, max_length=64)]
+    item_code: Annotated[str, Field(min_length=1, max_length=32)]
+    item_name: str | None = None
+    applicant_id_number: ResidentId | None = None
+    applicant_uscc: Uscc | None = None
+    status: Literal["submitted", "accepted", "in_review", "approved", "refused", "withdrawn"]
+    submitted_at: AwareDatetime
+    updated_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _has_applicant(self) -> Application:
+        if not self.applicant_id_number and not self.applicant_uscc:
+            raise ValueError("an application needs an applicant: applicant_id_number or applicant_uscc")
+        return self
+
+
+CANONICAL_MODELS: dict[str, type[Canonical]] = {
+    model.kind: model for model in (Person, Organisation, Place, ThingObject, Event, EventUpdate, Application)
+}
+
+
+class RawEnvelope(BaseModel):
+    """What a connector publishes to a ``raw.*`` topic: the payload as received plus provenance."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_version: int = SCHEMA_VERSION
+    record_uid: str = Field(description="Unique per publication; keys the intake ledger.")
+    source: str = Field(description="The publishing system, e.g. 'patrol', 'approvals', 'civil-affairs'.")
+    source_record_id: str = Field(description="The record's id in its source system.")
+    entity: EntityKind
+    received_at: datetime
+    content_hash: str = Field(description="sha256 of the canonical JSON of the payload.")
+    run_id: str | None = Field(default=None, description="Groups one ingest run, for --wait and audits.")
+    payload: dict[str, Any]
+
+
+RejectStage = Literal["decode", "validate", "route", "internal"]
+
+
+class Reject(BaseModel):
+    """A record that could not be accepted, kept with the reason a person can act on."""
+
+    model_config = ConfigDict(frozen=True)
+    record_uid: str
+    source: str
+    source_record_id: str
+    entity: str
+    stage: RejectStage
+    reason_code: str
+    reason: str
+    payload: str = Field(description="The original bytes or payload, as text, for fixing and replay.")
+    run_id: str | None = None
+    rejected_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))

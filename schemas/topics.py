@@ -1,0 +1,32 @@
+"""Topic names: the addresses of the contracts in :mod:`schemas.records`."""
+
+from __future__ import annotations
+
+from schemas.records import CANONICAL_MODELS
+
+RAW_PATROL = "raw.patrol"
+RAW_APPROVALS = "raw.approvals"
+RAW_EXPORTS = "raw.exports"
+RAW_TOPICS = (RAW_PATROL, RAW_APPROVALS, RAW_EXPORTS)
+
+REJECTS = "rejects"
+DUPLICATES = "ledger.duplicates"
+DISPATCH_PREFIX = "dispatch."
+
+
+def canonical_topic(kind: str) -> str:
+    """Topic of one canonical record kind, e.g. ``canonical.person``."""
+    return f"canonical.{kind}"
+
+
+CANONICAL_TOPICS = tuple(canonical_topic(kind) for kind in CANONICAL_MODELS)
+
+
+def dispatch_topic(department: str) -> str:
+    """Work-order topic a department's liaison desk subscribes to."""
+    return f"{DISPATCH_PREFIX}{department}"
+
+
+def sink_topics() -> tuple[str, ...]:
+    """Everything the warehouse sink consumes."""
+    return (*CANONICAL_TOPICS, REJECTS, DUPLICATES)

@@ -1,0 +1,1 @@
+"""The Faust worker: where raw records become canonical, deduplicated and routed."""

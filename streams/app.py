@@ -1,0 +1,101 @@
+"""The Faust application: one agent that turns every raw record into exactly one outcome.
+
+Outcomes: a canonical record (new or update) plus, for events, a work order on
+the responsible department's dispatch topic; a duplicate notice; or a reject.
+The dedup memory is a Faust table backed by a changelog topic, so a restarted
+worker recovers it from Kafka instead of letting resends through again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import faust
+
+from gridhub.settings import Settings
+from schemas.messages import canonical_message, duplicate_message, reject_message, work_order_message
+from schemas.records import CANONICAL_MODELS, Reject
+from schemas.topics import DUPLICATES, RAW_TOPICS, REJECTS, canonical_topic, dispatch_topic
+from streams.normalise import Accepted, Rejected, normalise
+from streams.routing import load_rules
+
+RAW_CODEC: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+
+
+def build_app(settings: Settings, bootstrap: str) -> faust.App:
+    """Create the Faust app and its agent for one broker."""
+    rules = load_rules(settings.routing_rules)
+    app = faust.App(
+        "gridhub-streams",
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        broker_rebalance_timeout=settings.worker_rebalance_timeout_s,
+        broker_session_timeout=settings.worker_rebalance_timeout_s,
+        broker_heartbeat_interval=max(settings.worker_rebalance_timeout_s / 4, 0.5),
+        producer_acks=-1,
+        web_enabled=False,
+        web_port=settings.worker_web_port,
+        datadir=str(settings.data_dir / "faust"),
+    )
+    raw = app.topic(*RAW_TOPICS, **RAW_CODEC)
+    outputs = {kind: app.topic(canonical_topic(kind), **RAW_CODEC) for kind in CANONICAL_MODELS}
+    dispatch = {name: app.topic(dispatch_topic(name), **RAW_CODEC) for name in rules.departments}
+    rejects = app.topic(REJECTS, **RAW_CODEC)
+    duplicates = app.topic(DUPLICATES, **RAW_CODEC)
+    seen = app.Table("dedup-fingerprints", default=None, key_type=str, value_type=str)
+
+    async def emit_reject(reject: Reject) -> None:
+        await rejects.send(key=reject.record_uid.encode(), value=reject_message(reject))
+
+    async def decide(accepted: Accepted) -> None:
+        envelope, record = accepted.envelope, accepted.record
+        previous = seen.get(accepted.dedup_key)
+        if previous == accepted.fingerprint:
+            await duplicates.send(
+                key=envelope.record_uid.encode(), value=duplicate_message(envelope, accepted.fingerprint)
+            )
+            return
+        seen[accepted.dedup_key] = accepted.fingerprint
+        outcome = "new" if previous is None else "update"
+        await outputs[record.kind].send(
+            key=record.key.encode(), value=canonical_message(envelope, record, accepted.fingerprint, outcome)
+        )
+        if accepted.category is not None and outcome == "new":
+            category = accepted.category
+            await dispatch[category.department].send(
+                key=record.key.encode(),
+                value=work_order_message(record, category.department, category.limit_hours),
+            )
+
+    @app.agent(raw, name="integrate")
+    async def integrate(stream: faust.StreamT[bytes]) -> None:
+        async for value in stream:
+            try:
+                decision = normalise(value, rules)
+                if isinstance(decision, Rejected):
+                    await emit_reject(decision.reject)
+                else:
+                    await decide(decision)
+            except Exception as exc:  # noqa: BLE001 - an agent exception would skip the record silently
+                await emit_reject(_internal_reject(value, exc))
+
+    return app
+
+
+def _internal_reject(value: bytes, exc: Exception) -> Reject:
+    """Keep a record that hit a bug, so it can be replayed once the bug is fixed."""
+    return Reject(
+        record_uid=hashlib.sha256(value).hexdigest(),
+        source="unknown",
+        source_record_id="unknown",
+        entity="unknown",
+        stage="internal",
+        reason_code="internal_error",
+        reason=f"gridhub could not process this record ({type(exc).__name__}: {exc}); report it as a bug",
+        payload=value.decode("utf-8", errors="replace"),
+    )

@@ -1,0 +1,111 @@
+"""Turn the bytes of one raw message into a canonical record or a reject.
+
+Pure functions, no Kafka: the agent hands over the message bytes and gets back
+exactly one :class:`Accepted` or :class:`Rejected`. Decoding happens here rather
+than in Faust's serializer because a value Faust fails to decode is acknowledged
+before any agent sees it, which would drop it silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from schemas.records import CANONICAL_MODELS, Canonical, Event, RawEnvelope, Reject, RejectStage
+from streams.routing import Category, RoutingRules
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A valid canonical record, with what dedup and routing need to know."""
+
+    envelope: RawEnvelope
+    record: Canonical
+    fingerprint: str
+    category: Category | None = None
+
+    @property
+    def dedup_key(self) -> str:
+        """Identity of the source record: a resend or re-sync shares it."""
+        return f"{self.envelope.source}|{self.envelope.source_record_id}"
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record that failed, with the reason to store and show."""
+
+    reject: Reject
+
+
+def describe_validation_error(error: ValidationError) -> tuple[str, str]:
+    """Condense pydantic's errors into a reason code and one readable sentence."""
+    parts: list[str] = []
+    code = ""
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "record"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        kind = "missing" if item["type"] == "missing" else "invalid"
+        code = code or f"{kind}_{field}"
+        parts.append(f"{field}: {message}")
+    return code or "invalid_record", "; ".join(parts)
+
+
+def fingerprint(record: Canonical) -> str:
+    """Hash of the normalised content: equal for an unchanged record however it was formatted."""
+    return hashlib.sha256(record.model_dump_json().encode()).hexdigest()
+
+
+def _reject(raw: bytes, stage: RejectStage, code: str, reason: str, envelope: RawEnvelope | None = None) -> Rejected:
+    payload = (
+        json.dumps(envelope.payload, ensure_ascii=False, default=str)
+        if envelope is not None
+        else raw.decode("utf-8", errors="replace")
+    )
+    return Rejected(
+        Reject(
+            record_uid=envelope.record_uid if envelope else hashlib.sha256(raw).hexdigest(),
+            source=envelope.source if envelope else "unknown",
+            source_record_id=envelope.source_record_id if envelope else "unknown",
+            entity=envelope.entity if envelope else "unknown",
+            stage=stage,
+            reason_code=code,
+            reason=reason,
+            payload=payload,
+            run_id=envelope.run_id if envelope else None,
+        )
+    )
+
+
+def normalise(raw: bytes, rules: RoutingRules) -> Accepted | Rejected:
+    """Decode, validate and classify one raw message."""
+    try:
+        envelope = RawEnvelope.model_validate_json(raw)
+    except ValidationError as exc:
+        code, reason = describe_validation_error(exc)
+        if any(item["type"] == "json_invalid" for item in exc.errors()):
+            return _reject(raw, "decode", "bad_json", f"message is not valid JSON: {reason}")
+        return _reject(raw, "decode", "bad_envelope", f"raw envelope does not match schema: {reason}")
+    model = CANONICAL_MODELS[envelope.entity]
+    try:
+        record = model.model_validate(envelope.payload)
+    except ValidationError as exc:
+        code, reason = describe_validation_error(exc)
+        return _reject(raw, "validate", code, reason, envelope)
+    category: Category | None = None
+    if isinstance(record, Event):
+        category = rules.resolve(record.category)
+        if category is None:
+            return _reject(
+                raw,
+                "route",
+                "unknown_category",
+                f"category {record.category!r} is not in the routing table; known codes: {rules.known_codes()}",
+                envelope,
+            )
+        record = record.model_copy(
+            update={"category": category.code, "category_name": category.name, "department": category.department}
+        )
+    return Accepted(envelope=envelope, record=record, fingerprint=fingerprint(record), category=category)
