@@ -8,7 +8,6 @@ environment.
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -66,12 +65,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     log_format: Literal["console", "json"] = "console"
 
-    @cached_property
+    @property
     def warehouse_file(self) -> Path:
         """The DuckDB file, after applying the data-dir default."""
         return self.warehouse_path or self.data_dir / "warehouse.duckdb"
 
-    @cached_property
+    @property
     def approvals_url(self) -> str:
         """The approval database URL, after applying the SQLite default."""
         return self.approvals_db_url or f"sqlite:///{(self.data_dir / 'approvals.sqlite').resolve()}"

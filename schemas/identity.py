@@ -9,7 +9,7 @@ message tells the data owner what exactly is wrong with the value they sent.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 
 _RESIDENT_WEIGHTS = [pow(2, 17 - i, 11) for i in range(17)]
 _RESIDENT_CHECK = "10X98765432"
@@ -53,7 +53,7 @@ def normalise_resident_id(value: str) -> str:
     if not code[:17].isdigit() or not (code[17].isdigit() or code[17] == "X"):
         raise InvalidCode("resident ID must be 17 digits followed by a digit or X")
     born = _birth_date(code[6:14])
-    if born.year < 1880 or born > date.today():
+    if born.year < 1880 or born > datetime.now(UTC).date():
         raise InvalidCode(f"resident ID has an implausible birth date {born.isoformat()}")
     expected = resident_id_check_char(code[:17])
     if code[17] != expected:

@@ -8,7 +8,7 @@ which is how ``gridhub ingest --wait`` knows when a run is fully accounted for.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from schemas.records import Canonical, RawEnvelope, Reject
@@ -24,7 +24,7 @@ def _meta(envelope: RawEnvelope, outcome: Outcome, fingerprint: str | None) -> d
         "entity": envelope.entity,
         "run_id": envelope.run_id,
         "received_at": envelope.received_at.isoformat(),
-        "processed_at": datetime.now(timezone.utc).isoformat(),
+        "processed_at": datetime.now(UTC).isoformat(),
         "outcome": outcome,
         "fingerprint": fingerprint,
     }
@@ -58,6 +58,6 @@ def work_order_message(record: Canonical, department: str, limit_hours: float) -
             "work_order": record.model_dump(mode="json"),
             "department": department,
             "limit_hours": limit_hours,
-            "routed_at": datetime.now(timezone.utc).isoformat(),
+            "routed_at": datetime.now(UTC).isoformat(),
         }
     )

@@ -7,10 +7,10 @@ departments that publish to us. Field names are the warehouse column names.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas import SCHEMA_VERSION
 from schemas.identity import (
@@ -172,7 +172,7 @@ class EventUpdate(Canonical):
     update_id: Annotated[str, Field(min_length=1, max_length=96)]
     event_id: Annotated[str, Field(min_length=1, max_length=64)]
     status: EventStatus
-    at: AwareDatetime
+    occurred_at: AwareDatetime = Field(validation_alias=AliasChoices("occurred_at", "at"))
     actor: Annotated[str, Field(min_length=1, max_length=64)]
     note: str | None = None
     photo_ref: str | None = None
@@ -235,4 +235,4 @@ class Reject(BaseModel):
     reason: str
     payload: str = Field(description="The original bytes or payload, as text, for fixing and replay.")
     run_id: str | None = None
-    rejected_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    rejected_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

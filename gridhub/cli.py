@@ -1,0 +1,203 @@
+"""The ``gridhub`` command: run the hub, feed it, and query the warehouse.
+
+Heavy imports (Faust, DuckDB, pyarrow) happen inside the commands that need
+them, so ``gridhub --help`` and ``gridhub sql`` start quickly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gridhub.logs import configure_logging
+from gridhub.settings import Settings, load_settings
+
+app = typer.Typer(help="gridhub: the data-integration hub under a town's command centre.", no_args_is_help=True, pretty_exceptions_enable=False)
+schemas_app = typer.Typer(help="Publish the record contracts.", no_args_is_help=True)
+app.add_typer(schemas_app, name="schemas")
+console = Console()
+errors = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="State folder [env GRIDHUB_DATA_DIR].")]
+Bootstrap = Annotated[
+    str | None, typer.Option("--bootstrap", help="Kafka host:port; unset starts the embedded broker [env GRIDHUB_KAFKA_BOOTSTRAP].")
+]
+
+
+class UserError(Exception):
+    """Raised for problems the user can fix; shown as one line, no traceback."""
+
+
+def _settings(**overrides: object) -> Settings:
+    settings = load_settings(**overrides)
+    configure_logging(settings)
+    return settings
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from pydantic import ValidationError
+
+    from connectors.base import ConnectorError
+    from gridhub.broker import BrokerError
+    from gridhub.services import ServiceError
+    from gridhub.supervisor import SupervisorError
+    from streams.routing import RoutingError
+    from warehouse.query_server import QueryRefused
+    from warehouse.reader import WarehouseUnavailable
+
+    return (
+        UserError, ConnectorError, BrokerError, ServiceError, SupervisorError, RoutingError, QueryRefused,
+        WarehouseUnavailable, ValidationError,
+    )
+
+
+def print_result(result: dict[str, Any], output: str = "table", title: str | None = None) -> None:
+    """Show query results as a table, CSV or JSON."""
+    if output == "json":
+        console.print_json(json.dumps([dict(zip(result["columns"], row, strict=True)) for row in result["rows"]],
+                                      ensure_ascii=False, default=str))
+        return
+    if output == "csv":
+        import csv
+        import sys
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(result["columns"])
+        writer.writerows(result["rows"])
+        return
+    table = Table(*result["columns"], title=title)
+    for row in result["rows"]:
+        table.add_row(*("" if value is None else str(value) for value in row))
+    console.print(table)
+
+
+@app.command()
+def demo(
+    events: Annotated[int, typer.Option(help="Distinct incident reports in the simulated day.", min=1)] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated day.")] = 20261125,
+    data_dir: DataDir = None,
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Run the hub and drive a simulated town day through it, then print a summary."""
+    from gridhub.demo import run_demo
+
+    settings = _settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
+    run_demo(settings, events=events, seed=seed, console=console)
+
+
+@app.command()
+def up(data_dir: DataDir = None, bootstrap: Bootstrap = None) -> None:
+    """Run the broker (if embedded), the worker, the sink and the connectors until Ctrl-C."""
+    import signal
+
+    from gridhub.supervisor import Stack
+
+    settings = _settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
+    stopping = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    with console.status("starting gridhub..."):
+        stack = Stack(settings)
+        stack.__enter__()
+    try:
+        console.print(f"gridhub is up. Kafka: {stack.bootstrap}")
+        console.print(f"  patrol gateway: {stack.url('patrol')}/v1/reports")
+        console.print(f"  warehouse:      {settings.warehouse_file.resolve()} (query with `gridhub sql`)")
+        console.print(f"  logs:           {stack.log_dir.resolve()}")
+        console.print("Press Ctrl-C to stop.")
+        while not stopping:
+            stack.watch()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        with console.status("stopping: draining connectors, worker and sink..."):
+            stack.stop()
+        console.print("gridhub stopped cleanly.")
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="A read-only SQL query (SELECT, EXPLAIN).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="table, csv or json.")] = "table",
+    data_dir: DataDir = None,
+) -> None:
+    """Query the warehouse, whether or not gridhub is running."""
+    from warehouse.reader import query as run
+
+    if output not in ("table", "csv", "json"):
+        raise UserError("--output must be table, csv or json")
+    print_result(run(_settings(data_dir=data_dir), query), output)
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A CSV or JSON Lines export.")],
+    source: Annotated[str, typer.Option(help="The publishing department, e.g. civil-affairs.")],
+    entity: Annotated[str, typer.Option(help="person, organisation, place or object.")],
+    wait: Annotated[bool, typer.Option(help="Return when every record is in the warehouse or the rejects.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most.")] = 600,
+    data_dir: DataDir = None,
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Publish a department export into the running hub."""
+    from gridhub.ingest import ingest_file, wait_for_run
+
+    if entity not in ("person", "organisation", "place", "object"):
+        raise UserError(f"--entity must be person, organisation, place or object, not {entity!r}")
+    settings = _settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
+    run_id = uuid.uuid4().hex
+    report = ingest_file(settings, path, source, entity, run_id, console)  # type: ignore[arg-type]
+    console.print(f"published {report.records} records ({report.unreadable} unreadable lines) as run {run_id}")
+    if wait:
+        outcome = wait_for_run(settings, run_id, report.total, timeout, console)
+        print_result(outcome, title=f"run {run_id}")
+
+
+@schemas_app.command("export")
+def schemas_export(folder: Annotated[Path, typer.Argument(help="Where to write the JSON Schema files.")]) -> None:
+    """Write one JSON Schema per record contract, for publishers."""
+    from schemas.export import export_json_schemas
+
+    for path in export_json_schemas(folder):
+        console.print(f"wrote {path}")
+
+
+@app.command("service", hidden=True)
+def service(name: Annotated[str, typer.Argument(help="sink, worker, patrol or approvals.")]) -> None:
+    """Run one service in this process (used by `gridhub up` and docker-compose)."""
+    from gridhub.services import RUNNERS
+
+    runner = RUNNERS.get(name)  # type: ignore[call-overload]
+    if runner is None:
+        raise UserError(f"unknown service {name!r}; choose one of {', '.join(RUNNERS)}")
+    runner(_settings())
+
+
+def main() -> None:
+    """Run the CLI, turning known errors into one readable line and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except typer.Abort:
+        raise SystemExit(130) from None
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        if isinstance(exc, _known_errors()):
+            errors.print(f"[red]error:[/red] {exc}")
+            raise SystemExit(2) from None
+        raise

@@ -1,0 +1,78 @@
+"""``gridhub ingest``: publish one export into a running hub and optionally wait for its outcome."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+
+from connectors.base import ConnectorError, RawPublisher
+from connectors.exports import ExportConnector, ExportEntity, IngestReport
+from gridhub import runtime
+from gridhub.settings import Settings
+from warehouse.reader import query
+
+
+def running_bootstrap(settings: Settings) -> str:
+    """The configured Kafka address, or the one a local ``gridhub up`` announced."""
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    broker = runtime.discover(settings, "broker")
+    if broker is None:
+        raise ConnectorError(
+            f"no running gridhub found in {settings.data_dir}: start `gridhub up` first "
+            "or set GRIDHUB_KAFKA_BOOTSTRAP"
+        )
+    return str(broker["bootstrap"])
+
+
+def publish_export(
+    publisher: RawPublisher, path: Path, source: str, entity: ExportEntity, run_id: str, console: Console
+) -> IngestReport:
+    """Publish a file with a progress bar."""
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"publishing {path.name}", total=None)
+        return ExportConnector(publisher, source).ingest(
+            path, entity, run_id, progress=lambda done: progress.update(task, completed=done)
+        )
+
+
+def ingest_file(
+    settings: Settings, path: Path, source: str, entity: ExportEntity, run_id: str, console: Console
+) -> IngestReport:
+    """Publish an export to the hub that runs on this data dir (or the configured cluster)."""
+    publisher = RawPublisher(running_bootstrap(settings), client_id="gridhub-ingest")
+    try:
+        return publish_export(publisher, path, source, entity, run_id, console)
+    finally:
+        publisher.close()
+
+
+def outcome_counts(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
+    """Intake outcomes (new, update, duplicate, rejected) of one run or of everything."""
+    where = f"WHERE run_id = '{run_id}'" if run_id else ""
+    return query(settings, f"SELECT outcome, count(*) AS records FROM intake {where} GROUP BY outcome ORDER BY 1")
+
+
+def wait_for_run(settings: Settings, run_id: str, expected: int, timeout_s: float, console: Console) -> dict[str, Any]:
+    """Wait until the warehouse accounts for ``expected`` records of the run; return their outcomes."""
+    if not all(char in "0123456789abcdef" for char in run_id):
+        raise ConnectorError("run ids are hexadecimal")
+    deadline = time.monotonic() + timeout_s
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("waiting for the warehouse", total=expected)
+        while True:
+            counts = outcome_counts(settings, run_id)
+            done = sum(row[1] for row in counts["rows"])
+            progress.update(task, completed=done)
+            if done >= expected:
+                return counts
+            if time.monotonic() > deadline:
+                raise ConnectorError(
+                    f"only {done} of {expected} records reached the warehouse within {timeout_s:.0f}s; "
+                    "check that the worker and sink run (gridhub up) and their logs"
+                )
+            time.sleep(0.25)

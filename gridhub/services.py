@@ -1,0 +1,145 @@
+"""Entry points of the long-running services, one process each.
+
+``gridhub up`` starts these as child processes and docker-compose runs each as
+a container; both call ``gridhub service NAME``. Every service stops cleanly on
+SIGTERM or SIGINT: it finishes the unit of work in hand (a batch, a request) and
+exits, so nothing is left half-written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import Callable
+from typing import Literal
+
+from gridhub import runtime
+from gridhub.broker import ensure_topics, topic_ids
+from gridhub.logs import get_logger
+from gridhub.settings import Settings
+
+ServiceName = Literal["worker", "sink", "patrol", "approvals"]
+SERVICES: tuple[ServiceName, ...] = ("sink", "worker", "patrol", "approvals")
+log = get_logger(__name__)
+
+
+class ServiceError(RuntimeError):
+    """A service cannot run with the configuration it was given."""
+
+
+def _stop_event() -> threading.Event:
+    """An event set by SIGTERM or SIGINT."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def _bootstrap(settings: Settings) -> str:
+    if not settings.kafka_bootstrap:
+        raise ServiceError("set GRIDHUB_KAFKA_BOOTSTRAP to the Kafka address (gridhub up does this for you)")
+    ensure_topics(settings, settings.kafka_bootstrap)
+    return settings.kafka_bootstrap
+
+
+def run_sink(settings: Settings) -> None:
+    """The warehouse writer with its read-only SQL endpoint."""
+    from schemas.topics import sink_topics
+    from warehouse.query_server import QueryServer
+    from warehouse.sink import Sink
+    from warehouse.writer import WarehouseWriter, connect
+
+    bootstrap = _bootstrap(settings)
+    stop = _stop_event()
+    connection = connect(settings.warehouse_file)
+    sink = Sink(settings, bootstrap, WarehouseWriter(connection), topic_ids(bootstrap, list(sink_topics())))
+    server = QueryServer(connection, settings.sink_query_host, settings.sink_query_port)
+    url = server.start()
+    runtime.announce(settings, "sink", url=url, warehouse=str(settings.warehouse_file.resolve()))
+    try:
+        sink.run(stop)
+    finally:
+        runtime.withdraw(settings, "sink")
+        server.stop()
+        connection.close()
+
+
+def run_worker(settings: Settings) -> None:
+    """The Faust worker with the integrate agent."""
+    import faust
+
+    from streams.app import build_app
+
+    bootstrap = _bootstrap(settings)
+    app = build_app(settings, bootstrap)
+
+    class AnnouncingWorker(faust.Worker):
+        async def on_startup_finished(self) -> None:
+            await super().on_startup_finished()
+            runtime.announce(settings, "worker", bootstrap=bootstrap)
+
+    worker = AnnouncingWorker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        runtime.withdraw(settings, "worker")
+
+
+def run_patrol(settings: Settings) -> None:
+    """The patrol devices' HTTP gateway."""
+    from aiohttp import web
+
+    from connectors.base import RawPublisher
+    from connectors.patrol_http import PatrolGateway
+    from streams.routing import load_rules
+
+    bootstrap = _bootstrap(settings)
+    publisher = RawPublisher(bootstrap, client_id="gridhub-patrol")
+    gateway = PatrolGateway(publisher, load_rules(settings.routing_rules), settings.max_report_bytes)
+
+    async def serve() -> None:
+        runner = web.AppRunner(gateway.application(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.http_host, settings.http_port)
+        await site.start()
+        port = runner.addresses[0][1]
+        runtime.announce(settings, "patrol", url=f"http://{settings.http_host}:{port}")
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopped.set)
+        await stopped.wait()
+        runtime.withdraw(settings, "patrol")
+        await runner.cleanup()
+
+    try:
+        asyncio.run(serve())
+    finally:
+        publisher.close()
+
+
+def run_approvals(settings: Settings) -> None:
+    """The approval system's SQL poller."""
+    from connectors.approvals_sql import ApprovalsConnector
+    from connectors.base import RawPublisher
+    from schemas.topics import RAW_APPROVALS
+
+    bootstrap = _bootstrap(settings)
+    stop = _stop_event()
+    publisher = RawPublisher(bootstrap, client_id="gridhub-approvals")
+    connector = ApprovalsConnector(publisher, settings, topic_ids(bootstrap, [RAW_APPROVALS])[RAW_APPROVALS])
+    runtime.announce(settings, "approvals", table=settings.approvals_table)
+    try:
+        connector.run(stop)
+    finally:
+        runtime.withdraw(settings, "approvals")
+        publisher.close()
+
+
+RUNNERS: dict[ServiceName, Callable[[Settings], None]] = {
+    "sink": run_sink,
+    "worker": run_worker,
+    "patrol": run_patrol,
+    "approvals": run_approvals,
+}

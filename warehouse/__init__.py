@@ -1,0 +1,1 @@
+"""Where records land: the DuckDB warehouse, its sink and its read-only SQL endpoint."""

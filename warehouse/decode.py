@@ -1,0 +1,67 @@
+"""Turn messages from the sink's topics into warehouse rows (pure, no I/O)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from schemas.topics import DUPLICATES, REJECTS
+from warehouse.writer import Batch
+
+LINEAGE = ("source", "source_record_id", "record_uid", "fingerprint", "received_at")
+
+
+def _intake(meta: dict[str, Any], outcome: str, reason_code: str | None, now: datetime) -> dict[str, Any]:
+    return {
+        "record_uid": meta["record_uid"],
+        "run_id": meta.get("run_id"),
+        "source": meta.get("source"),
+        "source_record_id": meta.get("source_record_id"),
+        "entity": meta.get("entity"),
+        "outcome": outcome,
+        "reason_code": reason_code,
+        "received_at": meta.get("received_at"),
+        "processed_at": meta.get("processed_at"),
+        "written_at": now,
+    }
+
+
+def _undecodable(batch: Batch, topic: str, offset: int, value: bytes, problem: str, now: datetime) -> None:
+    """A message the sink cannot read is kept as a reject too: the sink never drops silently."""
+    uid = f"{topic}@{offset}"
+    batch.rejects.append(
+        {
+            "record_uid": uid,
+            "source": "unknown",
+            "source_record_id": uid,
+            "entity": "unknown",
+            "stage": "sink",
+            "reason_code": "undecodable_at_sink",
+            "reason": f"the warehouse sink could not read this message from {topic}: {problem}",
+            "payload": value.decode("utf-8", errors="replace"),
+            "run_id": None,
+            "rejected_at": now,
+        }
+    )
+    batch.intake.append(_intake({"record_uid": uid}, "rejected", "undecodable_at_sink", now))
+
+
+def add_message(batch: Batch, topic: str, offset: int, value: bytes, now: datetime | None = None) -> None:
+    """Decode one message into the batch's rows and ledger entries."""
+    now = now or datetime.now(timezone.utc)
+    try:
+        document = json.loads(value)
+        if topic == REJECTS:
+            batch.rejects.append(document)
+            meta = {**document, "processed_at": document.get("rejected_at")}
+            batch.intake.append(_intake(meta, "rejected", document["reason_code"], now))
+        elif topic == DUPLICATES:
+            batch.intake.append(_intake(document["meta"], "duplicate", None, now))
+        else:
+            meta = document["meta"]
+            row = {**document["record"], **{name: meta.get(name) for name in LINEAGE}, "loaded_at": now}
+            batch.entities.setdefault(meta["entity"], []).append(row)
+            batch.intake.append(_intake(meta, meta["outcome"], None, now))
+    except (ValueError, KeyError, TypeError) as exc:
+        _undecodable(batch, topic, offset, value, f"{type(exc).__name__}: {exc}", now)

@@ -1,0 +1,63 @@
+-- The warehouse: one table per canonical kind, plus rejects, the intake ledger and
+-- the sink's own offsets. Every entity row keeps the provenance of the record that
+-- last set it (source, source_record_id, record_uid, received_at, loaded_at).
+CREATE TABLE IF NOT EXISTS people (
+    id_number VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, gender VARCHAR, birth_date DATE,
+    phone VARCHAR, address VARCHAR,
+    source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
+    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS organisations (
+    uscc VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, legal_representative VARCHAR,
+    registered_address VARCHAR, phone VARCHAR,
+    source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
+    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS places (
+    place_id VARCHAR PRIMARY KEY, place_type VARCHAR, name VARCHAR, address VARCHAR,
+    grid_code VARCHAR, lon DOUBLE, lat DOUBLE,
+    source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
+    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS objects (
+    object_id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, category_code VARCHAR, state VARCHAR,
+    place_id VARCHAR, lon DOUBLE, lat DOUBLE,
+    source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
+    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS events (
+    event_id VARCHAR PRIMARY KEY, category VARCHAR NOT NULL, category_name VARCHAR, department VARCHAR,
+    description VARCHAR, reported_at TIMESTAMPTZ NOT NULL, reporter_id VARCHAR, lon DOUBLE, lat DOUBLE,
+    photo_refs VARCHAR[], status VARCHAR NOT NULL,
+    source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
+    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS event_updates (
+    update_id VARCHAR PRIMARY KEY, event_id VARCHAR NOT NULL, status VARCHAR NOT NULL, occurred_at TIMESTAMPTZ NOT NULL,
+    actor VARCHAR, note VARCHAR, photo_ref VARCHAR,
+    source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
+    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS applications (
+    application_id VARCHAR PRIMARY KEY, item_code VARCHAR NOT NULL, item_name VARCHAR,
+    applicant_id_number VARCHAR, applicant_uscc VARCHAR, status VARCHAR NOT NULL,
+    submitted_at TIMESTAMPTZ, updated_at TIMESTAMPTZ,
+    source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
+    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS rejects (
+    record_uid VARCHAR PRIMARY KEY, source VARCHAR, source_record_id VARCHAR, entity VARCHAR,
+    stage VARCHAR, reason_code VARCHAR, reason VARCHAR, payload VARCHAR, run_id VARCHAR,
+    rejected_at TIMESTAMPTZ
+);
+-- One row per raw record taken in: what became of it. ingest --wait counts these.
+CREATE TABLE IF NOT EXISTS intake (
+    record_uid VARCHAR PRIMARY KEY, run_id VARCHAR, source VARCHAR, source_record_id VARCHAR,
+    entity VARCHAR, outcome VARCHAR NOT NULL, reason_code VARCHAR,
+    received_at TIMESTAMPTZ, processed_at TIMESTAMPTZ, written_at TIMESTAMPTZ
+);
+-- The sink's position, committed in the same transaction as the rows it wrote.
+CREATE TABLE IF NOT EXISTS sink_offsets (
+    topic VARCHAR, partition INTEGER, next_offset BIGINT NOT NULL, topic_id VARCHAR NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
