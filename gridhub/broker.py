@@ -136,3 +136,29 @@ def topic_ids(bootstrap: str, topics: list[str]) -> dict[str, str]:
         return {item["name"]: str(item["topic_id"]) for item in admin.describe_topics(topics)}
     finally:
         admin.close()
+
+
+def count_messages(bootstrap: str, topics: list[str], quiet_ms: int = 1500) -> dict[str, int]:
+    """Read topics from the start and count their messages.
+
+    Reads until the topics stay quiet for ``quiet_ms`` instead of trusting end
+    offsets, which the embedded broker does not report faithfully.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        partitions = [
+            TopicPartition(topic, number)
+            for topic in topics
+            for number in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        counts = dict.fromkeys(topics, 0)
+        while polled := consumer.poll(timeout_ms=quiet_ms):
+            for partition, messages in polled.items():
+                counts[partition.topic] += len(messages)
+        return counts
+    finally:
+        consumer.close()
