@@ -19,7 +19,11 @@ from rich.table import Table
 from gridhub.logs import configure_logging
 from gridhub.settings import Settings, load_settings
 
-app = typer.Typer(help="gridhub: the data-integration hub under a town's command centre.", no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="gridhub: the data-integration hub under a town's command centre.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 schemas_app = typer.Typer(help="Publish the record contracts.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
 console = Console()
@@ -27,7 +31,8 @@ errors = Console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="State folder [env GRIDHUB_DATA_DIR].")]
 Bootstrap = Annotated[
-    str | None, typer.Option("--bootstrap", help="Kafka host:port; unset starts the embedded broker [env GRIDHUB_KAFKA_BOOTSTRAP].")
+    str | None,
+    typer.Option("--bootstrap", help="Kafka host:port; unset = embedded broker [env GRIDHUB_KAFKA_BOOTSTRAP]."),
 ]
 
 
@@ -53,16 +58,28 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from warehouse.reader import WarehouseUnavailable
 
     return (
-        UserError, ConnectorError, BrokerError, ServiceError, SupervisorError, RoutingError, QueryRefused,
-        WarehouseUnavailable, ValidationError,
+        UserError,
+        ConnectorError,
+        BrokerError,
+        ServiceError,
+        SupervisorError,
+        RoutingError,
+        QueryRefused,
+        WarehouseUnavailable,
+        ValidationError,
     )
 
 
 def print_result(result: dict[str, Any], output: str = "table", title: str | None = None) -> None:
     """Show query results as a table, CSV or JSON."""
     if output == "json":
-        console.print_json(json.dumps([dict(zip(result["columns"], row, strict=True)) for row in result["rows"]],
-                                      ensure_ascii=False, default=str))
+        console.print_json(
+            json.dumps(
+                [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]],
+                ensure_ascii=False,
+                default=str,
+            )
+        )
         return
     if output == "csv":
         import csv

@@ -125,8 +125,10 @@ def _wait_for_warehouse(settings: Settings, expected: int, progress: Progress, t
         if done >= expected:
             return
         if time.monotonic() > deadline:
-            raise DemoFailed(f"only {done} of {expected} records reached the warehouse in {timeout_s:.0f}s; "
-                             f"see the logs in {settings.data_dir / 'logs'}")
+            raise DemoFailed(
+                f"only {done} of {expected} records reached the warehouse in {timeout_s:.0f}s; "
+                f"see the logs in {settings.data_dir / 'logs'}"
+            )
         time.sleep(0.3)
 
 
@@ -160,8 +162,11 @@ def _check(day: TownDay, rows: dict[str, int]) -> list[str]:
         "applications": day.expected["applications"],
         "event_updates": day.expected["updates"],
     }
-    return [f"{table}: warehouse has {rows[table]}, the day produced {count}"
-            for table, count in wanted.items() if rows[table] != count]
+    return [
+        f"{table}: warehouse has {rows[table]}, the day produced {count}"
+        for table, count in wanted.items()
+        if rows[table] != count
+    ]
 
 
 def run_demo(settings: Settings, events: int, seed: int, console: Console) -> None:
@@ -184,15 +189,19 @@ def run_demo(settings: Settings, events: int, seed: int, console: Console) -> No
     console.rule(f"gridhub demo: one day of Menghe town ({events} incident reports, seed {seed})")
     for title, result in results.items():
         print_result(result, title=title)
-    print_result({"columns": ["refused at the door", "requests"], "rows": sorted(tally.refused.items())},
-                 title="Refused by the patrol gateway (never entered)")
-    print_result({"columns": ["topic", "work orders"], "rows": [[t, n] for t, n in dispatched.items() if n]},
-                 title="Work orders routed to dispatch topics")
+    print_result(
+        {"columns": ["refused at the door", "requests"], "rows": sorted(tally.refused.items())},
+        title="Refused by the patrol gateway (never entered)",
+    )
+    print_result(
+        {"columns": ["topic", "work orders"], "rows": [[t, n] for t, n in dispatched.items() if n]},
+        title="Work orders routed to dispatch topics",
+    )
     rows = {str(name): int(count) for name, count in results["Warehouse rows"]["rows"]}
     problems = _check(day, rows)
     console.print(f"records sent: {expected} accepted by connectors, {sum(tally.refused.values())} refused at the door")
     console.print(f"warehouse: {settings.warehouse_file.resolve()}")
-    console.print(f"query it:  gridhub sql --data-dir {settings.data_dir} \"SELECT * FROM events LIMIT 5\"")
+    console.print(f'query it:  gridhub sql --data-dir {settings.data_dir} "SELECT * FROM events LIMIT 5"')
     console.print(f"finished in {time.monotonic() - started:.1f}s")
     if problems:
         raise DemoFailed("the warehouse disagrees with the simulated day: " + "; ".join(problems))

@@ -23,8 +23,7 @@ def running_bootstrap(settings: Settings) -> str:
     broker = runtime.discover(settings, "broker")
     if broker is None:
         raise ConnectorError(
-            f"no running gridhub found in {settings.data_dir}: start `gridhub up` first "
-            "or set GRIDHUB_KAFKA_BOOTSTRAP"
+            f"no running gridhub found in {settings.data_dir}: start `gridhub up` first or set GRIDHUB_KAFKA_BOOTSTRAP"
         )
     return str(broker["bootstrap"])
 

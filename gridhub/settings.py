@@ -27,9 +27,7 @@ class Settings(BaseSettings):
         description="host:port of a Kafka cluster; unset means start the embedded Tansu broker.",
     )
     data_dir: Path = Field(default=Path("gridhub-data"), description="Where state files live.")
-    warehouse_path: Path | None = Field(
-        default=None, description="DuckDB file; defaults to DATA_DIR/warehouse.duckdb."
-    )
+    warehouse_path: Path | None = Field(default=None, description="DuckDB file; defaults to DATA_DIR/warehouse.duckdb.")
     topic_partitions: int = Field(default=4, ge=1, description="Partitions of every gridhub topic.")
     topic_replication: int = Field(default=1, ge=1, description="Replication factor of topics.")
 

@@ -97,11 +97,14 @@ class Stack:
                     pending.discard(name)
                 elif self.processes[name].poll() is not None:
                     log_path = self.log_dir / f"{name}.log"
-                    raise SupervisorError(f"service {name} exited while starting; {log_path} ends with:\n"
-                                          f"{_tail(log_path)}")
+                    raise SupervisorError(
+                        f"service {name} exited while starting; {log_path} ends with:\n{_tail(log_path)}"
+                    )
             if pending and time.monotonic() > deadline:
-                raise SupervisorError(f"services not ready after {timeout_s:.0f}s: {', '.join(sorted(pending))}; "
-                                      f"see the logs in {self.log_dir}")
+                raise SupervisorError(
+                    f"services not ready after {timeout_s:.0f}s: {', '.join(sorted(pending))}; "
+                    f"see the logs in {self.log_dir}"
+                )
             time.sleep(0.2)
 
     def url(self, name: ServiceName) -> str:

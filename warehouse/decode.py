@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from schemas.topics import DUPLICATES, REJECTS
@@ -49,7 +49,7 @@ def _undecodable(batch: Batch, topic: str, offset: int, value: bytes, problem: s
 
 def add_message(batch: Batch, topic: str, offset: int, value: bytes, now: datetime | None = None) -> None:
     """Decode one message into the batch's rows and ledger entries."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     try:
         document = json.loads(value)
         if topic == REJECTS:

@@ -82,7 +82,7 @@ class QueryServer:
                 except QueryRefused as exc:
                     self._reply(400, {"error": "refused", "reason": str(exc)})
                 except (ValueError, KeyError, TypeError) as exc:
-                    self._reply(400, {"error": "bad_request", "reason": f"send JSON {{\"sql\": ...}} ({exc})"})
+                    self._reply(400, {"error": "bad_request", "reason": f'send JSON {{"sql": ...}} ({exc})'})
                 except duckdb.Error as exc:
                     self._reply(400, {"error": "sql_error", "reason": str(exc)})
 
@@ -97,7 +97,7 @@ class QueryServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self.server = ThreadingHTTPServer((host, port), Handler)
