@@ -126,7 +126,15 @@ class Stack:
             self.restarts[name] = count
             log.warning("service died; restarting", service=name, exit_code=code, attempt=count)
             time.sleep(min(2**count, 30))
-            self._spawn(name)
+            self.restart(name)
+
+    def restart(self, name: ServiceName, timeout_s: float = 120) -> None:
+        """Start a service whose process has ended again, and wait until it is ready."""
+        process = self.processes.get(name)
+        if process is not None and process.poll() is None:
+            raise SupervisorError(f"service {name} is still running (pid {process.pid})")
+        self._spawn(name)
+        self.wait_ready((name,), timeout_s)
 
     def stop(self) -> None:
         """Stop services in drain order, then the embedded broker."""

@@ -1,0 +1,50 @@
+"""The command line as a user meets it, while the hub runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import Hub
+
+
+def test_sql_answers_while_the_sink_holds_the_warehouse(hub: Hub) -> None:
+    result = hub.cli("sql", "SELECT 40 + 2 AS answer, count(*) >= 0 AS ok FROM intake", "--output", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [{"answer": 42, "ok": True}]
+
+
+def test_sql_refuses_writes_and_reports_sql_errors_plainly(hub: Hub) -> None:
+    delete = hub.cli("sql", "DELETE FROM people")
+    assert delete.returncode == 2
+    assert "only SELECT" in delete.stderr
+    typo = hub.cli("sql", "SELECT * FROM peeple")
+    assert typo.returncode == 2
+    assert "peeple" in typo.stderr
+    assert "Traceback" not in typo.stderr + delete.stderr
+
+
+def test_sql_csv_output(hub: Hub) -> None:
+    result = hub.cli("sql", "SELECT 1 AS a, 'x' AS b", "--output", "csv")
+    assert result.stdout.splitlines() == ["a,b", "1,x"]
+
+
+def test_schemas_export_writes_json_schema_for_every_contract(hub: Hub, tmp_path: Path) -> None:
+    result = hub.cli("schemas", "export", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    names = sorted(path.name for path in tmp_path.iterdir())
+    assert names == sorted(
+        f"{kind}.v1.schema.json"
+        for kind in (
+            "person", "organisation", "place", "object", "event", "event_update", "application",
+            "raw_envelope", "reject",
+        )
+    )
+    person = json.loads((tmp_path / "person.v1.schema.json").read_text())
+    assert set(person["required"]) == {"id_number", "name"}
+
+
+def test_second_up_on_the_same_data_dir_is_refused(hub: Hub) -> None:
+    result = hub.cli("up", timeout=60)
+    assert result.returncode == 2
+    assert "already runs" in result.stderr

@@ -1,0 +1,136 @@
+"""Grid workers' reports over HTTP: into the warehouse, onto dispatch topics, bad input refused."""
+
+from __future__ import annotations
+
+from conftest import Hub, unique, wait_until
+
+
+def report(report_id: str, **changes: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "report_id": report_id,
+        "category": "0102",
+        "description": "路边暴露垃圾，约两立方",
+        "lat": 31.99,
+        "lon": 119.87,
+        "reported_at": "2026-11-25T09:15:00+08:00",
+        "reporter_id": "GW017",
+        "photos": ["sha256:" + "ab" * 32],
+    }
+    body.update(changes)
+    return body
+
+
+def event_row(hub: Hub, event_id: str) -> list[object] | None:
+    rows = hub.sql(
+        "SELECT category, category_name, department, status, reporter_id, photo_refs, source "
+        f"FROM events WHERE event_id = '{event_id}'"
+    )
+    return rows[0] if rows else None
+
+
+def test_report_lands_in_warehouse_and_on_its_department_topic(hub: Hub) -> None:
+    event_id = unique("R")
+    status, answer = hub.post("/v1/reports", report(event_id))
+    assert status == 202
+    assert answer["report_id"] == event_id
+
+    row = wait_until(lambda: event_row(hub, event_id), what="event row")
+    assert row == ["0102", "暴露垃圾", "sanitation", "reported", "GW017", ["sha256:" + "ab" * 32], "patrol"]
+    orders = [order for order in hub.read_topic("dispatch.sanitation") if order["work_order"]["event_id"] == event_id]
+    assert len(orders) == 1
+    assert orders[0]["department"] == "sanitation"
+    assert orders[0]["limit_hours"] == 8
+    others = hub.read_topic("dispatch.police")
+    assert all(order["work_order"]["event_id"] != event_id for order in others)
+
+
+def test_category_by_chinese_name_is_routed_like_its_code(hub: Hub) -> None:
+    event_id = unique("R")
+    assert hub.post("/v1/reports", report(event_id, category="机动车乱停放"))[0] == 202
+    row = wait_until(lambda: event_row(hub, event_id), what="event row")
+    assert row[0] == "0509"
+    assert row[2] == "police"
+
+
+def test_resent_report_creates_no_second_row_and_no_second_work_order(hub: Hub) -> None:
+    event_id = unique("R")
+    body = report(event_id)
+    assert hub.post("/v1/reports", body)[0] == 202
+    assert hub.post("/v1/reports", body)[0] == 202
+
+    outcomes = wait_until(
+        lambda: (rows := hub.sql(f"SELECT outcome FROM intake WHERE source_record_id = '{event_id}' ORDER BY 1"))
+        and len(rows) == 2
+        and rows,
+        what="both intake rows",
+    )
+    assert outcomes == [["duplicate"], ["new"]]
+    assert hub.scalar(f"SELECT count(*) FROM events WHERE event_id = '{event_id}'") == 1
+    orders = [order for order in hub.read_topic("dispatch.sanitation") if order["work_order"]["event_id"] == event_id]
+    assert len(orders) == 1
+
+
+def test_changed_report_passes_as_update(hub: Hub) -> None:
+    event_id = unique("R")
+    assert hub.post("/v1/reports", report(event_id))[0] == 202
+    wait_until(lambda: event_row(hub, event_id), what="first version")
+    assert hub.post("/v1/reports", report(event_id, description="垃圾已堆到路中间"))[0] == 202
+    wait_until(
+        lambda: hub.scalar(f"SELECT description FROM events WHERE event_id = '{event_id}'") == "垃圾已堆到路中间",
+        what="updated description",
+    )
+    assert hub.sql(f"SELECT outcome FROM intake WHERE source_record_id = '{event_id}' ORDER BY 1") == [
+        ["new"],
+        ["update"],
+    ]
+
+
+def test_lifecycle_updates_set_event_status_in_either_arrival_order(hub: Hub) -> None:
+    event_id = unique("R")
+    update = {
+        "update_id": unique("U"),
+        "event_id": event_id,
+        "status": "accepted",
+        "at": "2026-11-25T09:30:00+08:00",
+        "actor": "desk-command",
+    }
+    assert hub.post("/v1/updates", update)[0] == 202
+    assert hub.post("/v1/reports", report(event_id))[0] == 202
+    wait_until(lambda: (row := event_row(hub, event_id)) and row[3] == "accepted", what="accepted status")
+    later = {**update, "update_id": unique("U"), "status": "dispatched", "at": "2026-11-25T09:40:00+08:00"}
+    assert hub.post("/v1/updates", later)[0] == 202
+    wait_until(lambda: event_row(hub, event_id)[3] == "dispatched", what="dispatched status")
+
+
+def test_gateway_refuses_bad_input_with_reasons_and_keeps_serving(hub: Hub) -> None:
+    status, answer = hub.post("/v1/reports", b'{"report_id": "R-broken", "category": ')
+    assert (status, answer["error"]) == (400, "bad_json")
+
+    status, answer = hub.post("/v1/reports", b"[1, 2, 3]")
+    assert (status, answer["error"]) == (400, "bad_json")
+    assert "JSON object" in answer["reason"]
+
+    status, answer = hub.post("/v1/reports", b"category=0102", content_type="application/x-www-form-urlencoded")
+    assert (status, answer["error"]) == (415, "unsupported_media_type")
+
+    status, answer = hub.post("/v1/reports", report(unique("R"), category="9999"))
+    assert (status, answer["error"]) == (422, "unknown_category")
+    assert "0102" in answer["reason"]
+
+    status, answer = hub.post("/v1/reports", report(unique("R"), lat=132.5))
+    assert (status, answer["error"]) == (422, "invalid_lat")
+
+    body = report(unique("R"))
+    del body["reported_at"]
+    status, answer = hub.post("/v1/reports", body)
+    assert (status, answer["error"]) == (422, "missing_reported_at")
+
+    status, answer = hub.post("/v1/updates", {"event_id": "R1", "status": "teleported", "at": "2026-11-25", "actor": "x"})
+    assert (status, answer["error"]) == (422, "invalid_status")
+
+    status, answer = hub.post("/v1/reports", report(unique("R"), description="x" * 2_000_000))
+    assert (status, answer["error"]) == (413, "too_large")
+
+    event_id = unique("R")
+    assert hub.post("/v1/reports", report(event_id))[0] == 202
+    wait_until(lambda: event_row(hub, event_id), what="a report after the bad ones")
