@@ -58,10 +58,13 @@ class Settings(BaseSettings):
     worker_rebalance_timeout_s: float = Field(
         default=4.0, gt=0, description="Faust rebalance timeout; keep low on the embedded broker."
     )
-    worker_web_port: int = Field(default=6066, ge=1, description="Faust worker's web port.")
 
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
-    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="WARNING", description="Quiet by default: warnings and errors only."
+    )
+    log_format: Literal["console", "json"] = Field(
+        default="console", description="json for log shippers (docker-compose sets it)."
+    )
 
     @property
     def warehouse_file(self) -> Path:

@@ -39,7 +39,6 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
         broker_heartbeat_interval=max(settings.worker_rebalance_timeout_s / 4, 0.5),
         producer_acks=-1,
         web_enabled=False,
-        web_port=settings.worker_web_port,
         datadir=str(settings.data_dir / "faust"),
     )
     raw = app.topic(*RAW_TOPICS, **RAW_CODEC)

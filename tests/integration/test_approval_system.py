@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from support import Hub, resident_id, unique, uscc, wait_until
 
-from conftest import Hub, resident_id, unique, uscc, wait_until
 from gridhub.demo import APPROVALS_DDL
 
 
@@ -33,7 +33,9 @@ def application(application_id: str, status: str, **applicant: str | None) -> di
 def test_new_applications_and_status_changes_reach_the_warehouse(hub: Hub) -> None:
     first, second = unique("A"), unique("A")
     person, company = resident_id(), uscc()
-    add_rows(hub, [application(first, "submitted", person=person), application(second, "submitted", organisation=company)])
+    add_rows(
+        hub, [application(first, "submitted", person=person), application(second, "submitted", organisation=company)]
+    )
     wait_until(
         lambda: hub.scalar(f"SELECT count(*) FROM applications WHERE application_id IN ('{first}', '{second}')") == 2,
         what="both applications",
@@ -43,9 +45,9 @@ def test_new_applications_and_status_changes_reach_the_warehouse(hub: Hub) -> No
         lambda: hub.scalar(f"SELECT status FROM applications WHERE application_id = '{first}'") == "approved",
         what="status change",
     )
-    assert hub.sql(f"SELECT applicant_id_number, applicant_uscc FROM applications WHERE application_id = '{second}'") == [
-        [None, company]
-    ]
+    assert hub.sql(
+        f"SELECT applicant_id_number, applicant_uscc FROM applications WHERE application_id = '{second}'"
+    ) == [[None, company]]
     assert hub.sql(f"SELECT outcome FROM intake WHERE source_record_id = '{first}' ORDER BY received_at") == [
         ["new"],
         ["update"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import Hub
+from support import Hub
 
 
 def test_sql_answers_while_the_sink_holds_the_warehouse(hub: Hub) -> None:
@@ -36,8 +36,15 @@ def test_schemas_export_writes_json_schema_for_every_contract(hub: Hub, tmp_path
     assert names == sorted(
         f"{kind}.v1.schema.json"
         for kind in (
-            "person", "organisation", "place", "object", "event", "event_update", "application",
-            "raw_envelope", "reject",
+            "person",
+            "organisation",
+            "place",
+            "object",
+            "event",
+            "event_update",
+            "application",
+            "raw_envelope",
+            "reject",
         )
     )
     person = json.loads((tmp_path / "person.v1.schema.json").read_text())

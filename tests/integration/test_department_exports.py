@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import Hub, resident_id, uscc
+from support import Hub, resident_id, uscc
 
 
 def write_people_csv(path: Path, rows: list[list[str]], encoding: str = "utf-8") -> Path:
@@ -68,7 +68,9 @@ def test_gbk_export_with_bom_free_chinese_headers_loads(hub: Hub, tmp_path: Path
 def test_organisation_jsonl_with_unreadable_lines_keeps_them_as_rejects(hub: Hub, tmp_path: Path) -> None:
     code = uscc()
     lines = [
-        json.dumps({"单位名称": "常州孟河汽配有限公司", "统一社会信用代码": code, "法定代表人": "周明"}, ensure_ascii=False),
+        json.dumps(
+            {"单位名称": "常州孟河汽配有限公司", "统一社会信用代码": code, "法定代表人": "周明"}, ensure_ascii=False
+        ),
         '{"单位名称": "半行',
         "[1, 2]",
         json.dumps({"单位名称": "坏码公司", "统一社会信用代码": code[:17] + ("A" if code[17] != "A" else "B")}),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Hub, unique, wait_until
+from support import Hub, unique, wait_until
 
 
 def report(report_id: str, **changes: object) -> dict[str, object]:
@@ -59,9 +59,11 @@ def test_resent_report_creates_no_second_row_and_no_second_work_order(hub: Hub) 
     assert hub.post("/v1/reports", body)[0] == 202
 
     outcomes = wait_until(
-        lambda: (rows := hub.sql(f"SELECT outcome FROM intake WHERE source_record_id = '{event_id}' ORDER BY 1"))
-        and len(rows) == 2
-        and rows,
+        lambda: (
+            (rows := hub.sql(f"SELECT outcome FROM intake WHERE source_record_id = '{event_id}' ORDER BY 1"))
+            and len(rows) == 2
+            and rows
+        ),
         what="both intake rows",
     )
     assert outcomes == [["duplicate"], ["new"]]
@@ -125,7 +127,9 @@ def test_gateway_refuses_bad_input_with_reasons_and_keeps_serving(hub: Hub) -> N
     status, answer = hub.post("/v1/reports", body)
     assert (status, answer["error"]) == (422, "missing_reported_at")
 
-    status, answer = hub.post("/v1/updates", {"event_id": "R1", "status": "teleported", "at": "2026-11-25", "actor": "x"})
+    status, answer = hub.post(
+        "/v1/updates", {"event_id": "R1", "status": "teleported", "at": "2026-11-25", "actor": "x"}
+    )
     assert (status, answer["error"]) == (422, "invalid_status")
 
     status, answer = hub.post("/v1/reports", report(unique("R"), description="x" * 2_000_000))

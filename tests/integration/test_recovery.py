@@ -11,7 +11,8 @@ import signal
 import uuid
 from pathlib import Path
 
-from conftest import Hub, hub_settings, resident_id, wait_until
+from support import Hub, hub_settings, resident_id, wait_until
+
 from connectors.base import RawPublisher
 from connectors.exports import ExportConnector
 from gridhub.supervisor import Stack
