@@ -44,6 +44,7 @@ class ApprovalsConnector(Connector):
         self.store = CursorStore(settings.state_dir / "approvals.cursor.json")
         self.cursor = self.store.load(topic_id)
         self._table: sa.Table | None = None
+        self._warned_missing = False
 
     def _reflect(self) -> sa.Table | None:
         if self._table is None and sa.inspect(self.engine).has_table(self.table_name):
@@ -61,7 +62,9 @@ class ApprovalsConnector(Connector):
         """Publish the next batch of change rows; return how many were sent."""
         table = self._reflect()
         if table is None:
-            log.warning("approvals table not found yet", table=self.table_name, url=self.engine.url)
+            if not self._warned_missing:
+                log.warning("approvals table not found yet; polling until it appears", table=self.table_name)
+                self._warned_missing = True
             return 0
         column = table.c[self.cursor_column]
         query = sa.select(table).where(column > self.cursor.position).order_by(column).limit(self.batch_rows)
