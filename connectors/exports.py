@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from connectors.base import Connector, ConnectorError, RawPublisher
+from connectors.base import Connector, ConnectorError
 from schemas.topics import RAW_EXPORTS
 
 ExportEntity = Literal["person", "organisation", "place", "object"]
@@ -130,46 +130,50 @@ def _jsonl_rows(path: Path) -> tuple[list[str], Iterator[dict[str, Any] | BadLin
     return headers, rows()
 
 
-class ExportConnector(Connector):
-    """Publishes the rows of one export file as raw records of one entity kind."""
+class ExportFile:
+    """An export checked up front: it exists, has a known format and the required columns."""
 
-    topic = RAW_EXPORTS
-
-    def __init__(self, publisher: RawPublisher, source: str) -> None:
-        super().__init__(publisher, source=source)
-
-    def ingest(
-        self, path: Path, entity: ExportEntity, run_id: str, progress: Callable[[int], None] | None = None
-    ) -> IngestReport:
-        """Publish every row, wait for Kafka to acknowledge them all, and report the counts."""
+    def __init__(self, path: Path, entity: ExportEntity) -> None:
         if not path.is_file():
             raise ConnectorError(f"no such file: {path}")
         kind = FORMATS.get(path.suffix.lower())
         if kind is None:
             raise ConnectorError(f"unsupported export format {path.suffix!r}; use one of {', '.join(FORMATS)}")
-        headers, rows = _csv_rows(path) if kind == "csv" else _jsonl_rows(path)
+        headers, self.rows = _csv_rows(path) if kind == "csv" else _jsonl_rows(path)
         if not headers:
             raise ConnectorError(f"{path} has no header row or no JSON object to take column names from")
-        header_map = HeaderMap(entity, headers)
+        self.path = path
+        self.entity = entity
+        self.header_map = HeaderMap(entity, headers)
+
+
+class ExportConnector(Connector):
+    """Publishes the rows of one export file as raw records of one entity kind."""
+
+    topic = RAW_EXPORTS
+
+    def ingest(self, export: ExportFile, run_id: str, progress: Callable[[int], None] | None = None) -> IngestReport:
+        """Publish every row, wait for Kafka to acknowledge them all, and report the counts."""
         report = IngestReport(run_id=run_id)
-        for item in rows:
+        name = export.path.name
+        for item in export.rows:
             if isinstance(item, BadLine):
                 self.publisher.reject(
                     source=self.source,
-                    source_record_id=f"{path.name}:{item.number}",
-                    entity=entity,
+                    source_record_id=f"{name}:{item.number}",
+                    entity=export.entity,
                     stage="decode",
                     reason_code="unreadable_line",
-                    reason=f"{path.name} line {item.number}: {item.problem}",
+                    reason=f"{name} line {item.number}: {item.problem}",
                     payload=item.text,
                     run_id=run_id,
                 )
                 report.unreadable += 1
             else:
-                payload = header_map.apply(item)
-                key = str(payload.get(header_map.key_field) or "").strip().upper()
-                record_id = key or f"{path.name}:{report.total + 1}"
-                self.send(self.envelope(record_id, entity, payload, run_id))
+                payload = export.header_map.apply(item)
+                key = str(payload.get(export.header_map.key_field) or "").strip().upper()
+                record_id = key or f"{name}:{report.total + 1}"
+                self.send(self.envelope(record_id, export.entity, payload, run_id))
                 report.records += 1
             if progress and report.total % 1000 == 0:
                 progress(report.total)

@@ -15,6 +15,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from connectors.base import RawPublisher
+from connectors.exports import ExportEntity, ExportFile
 from gridhub.broker import count_messages
 from gridhub.ingest import publish_export
 from gridhub.settings import Settings
@@ -100,12 +102,14 @@ def _feed(settings: Settings, stack: Stack, day: TownDay, progress: Progress) ->
     publisher = RawPublisher(stack.bootstrap, client_id="gridhub-demo")
     exported = 0
     try:
-        for path, source, entity in (
+        feeds: list[tuple[Path, str, ExportEntity]] = [
             (people_file, "civil-affairs", "person"),
             (organisations_file, "market-supervision", "organisation"),
             (organisations_file, "market-supervision", "organisation"),
-        ):
-            report = publish_export(publisher, path, source, entity, uuid.uuid4().hex, progress.console)  # type: ignore[arg-type]
+        ]
+        for path, source, entity in feeds:
+            export = ExportFile(path, entity)
+            report = publish_export(publisher, export, source, uuid.uuid4().hex, progress.console)
             exported += report.total
     finally:
         publisher.close()

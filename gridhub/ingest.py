@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from connectors.base import ConnectorError, RawPublisher
-from connectors.exports import ExportConnector, ExportEntity, IngestReport
+from connectors.exports import ExportConnector, ExportEntity, ExportFile, IngestReport
 from gridhub import runtime
 from gridhub.settings import Settings
 from warehouse.reader import query
@@ -29,13 +29,13 @@ def running_bootstrap(settings: Settings) -> str:
 
 
 def publish_export(
-    publisher: RawPublisher, path: Path, source: str, entity: ExportEntity, run_id: str, console: Console
+    publisher: RawPublisher, export: ExportFile, source: str, run_id: str, console: Console
 ) -> IngestReport:
-    """Publish a file with a progress bar."""
+    """Publish a checked export with a progress bar."""
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"publishing {path.name}", total=None)
+        task = progress.add_task(f"publishing {export.path.name}", total=None)
         return ExportConnector(publisher, source).ingest(
-            path, entity, run_id, progress=lambda done: progress.update(task, completed=done)
+            export, run_id, progress=lambda done: progress.update(task, completed=done)
         )
 
 
@@ -43,9 +43,10 @@ def ingest_file(
     settings: Settings, path: Path, source: str, entity: ExportEntity, run_id: str, console: Console
 ) -> IngestReport:
     """Publish an export to the hub that runs on this data dir (or the configured cluster)."""
+    export = ExportFile(path, entity)
     publisher = RawPublisher(running_bootstrap(settings), client_id="gridhub-ingest")
     try:
-        return publish_export(publisher, path, source, entity, run_id, console)
+        return publish_export(publisher, export, source, run_id, console)
     finally:
         publisher.close()
 

@@ -149,7 +149,8 @@ class Stack:
                 log.error("service did not stop in time; killing it", service=name)
                 process.kill()
                 process.wait()
-        runtime.withdraw(self.settings, "broker")
+        if self.processes:
+            runtime.withdraw(self.settings, "broker")
         if self.broker:
             self.broker.stop()
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from support import Hub
 
+from gridhub import runtime
+
 
 def test_sql_answers_while_the_sink_holds_the_warehouse(hub: Hub) -> None:
     result = hub.cli("sql", "SELECT 40 + 2 AS answer, count(*) >= 0 AS ok FROM intake", "--output", "json")
@@ -55,3 +57,4 @@ def test_second_up_on_the_same_data_dir_is_refused(hub: Hub) -> None:
     result = hub.cli("up", timeout=60)
     assert result.returncode == 2
     assert "already runs" in result.stderr
+    assert runtime.discover(hub.settings, "broker") is not None, "the refused start must not unannounce the hub"

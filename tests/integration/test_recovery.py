@@ -14,7 +14,7 @@ from pathlib import Path
 from support import Hub, hub_settings, resident_id, wait_until
 
 from connectors.base import RawPublisher
-from connectors.exports import ExportConnector
+from connectors.exports import ExportConnector, ExportFile
 from gridhub.supervisor import Stack
 from warehouse.reader import query
 
@@ -30,7 +30,7 @@ def publish(bootstrap: str, path: Path, source: str) -> str:
     run_id = uuid.uuid4().hex
     publisher = RawPublisher(bootstrap, client_id="test")
     try:
-        ExportConnector(publisher, source).ingest(path, "person", run_id)
+        ExportConnector(publisher, source).ingest(ExportFile(path, "person"), run_id)
     finally:
         publisher.close()
     return run_id
