@@ -46,6 +46,7 @@ def _bootstrap(settings: Settings) -> str:
 def run_sink(settings: Settings) -> None:
     """The warehouse writer with its read-only SQL endpoint."""
     from schemas.topics import sink_topics
+    from warehouse.contract import BatchContract
     from warehouse.query_server import QueryServer
     from warehouse.sink import Sink
     from warehouse.writer import WarehouseWriter, connect
@@ -53,7 +54,8 @@ def run_sink(settings: Settings) -> None:
     bootstrap = _bootstrap(settings)
     stop = _stop_event()
     connection = connect(settings.warehouse_file)
-    sink = Sink(settings, bootstrap, WarehouseWriter(connection), topic_ids(bootstrap, list(sink_topics())))
+    ids = topic_ids(bootstrap, list(sink_topics()))
+    sink = Sink(settings, bootstrap, WarehouseWriter(connection), BatchContract(), ids)
     server = QueryServer(connection, settings.sink_query_host, settings.sink_query_port)
     url = server.start()
     runtime.announce(settings, "sink", url=url, warehouse=str(settings.warehouse_file.resolve()))

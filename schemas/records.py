@@ -8,7 +8,7 @@ departments that publish to us. Field names are the warehouse column names.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -25,20 +25,12 @@ Uscc = Annotated[str, AfterValidator(normalise_uscc)]
 Text = Annotated[str, Field(min_length=1, max_length=2000)]
 EntityKind = Literal["person", "organisation", "place", "object", "event", "event_update", "application"]
 
-EVENT_STATUSES = (
-    "reported",
-    "accepted",
-    "dispatched",
-    "in_handling",
-    "handled",
-    "verified",
-    "closed",
-    "returned",
-    "rejected",
-)
 EventStatus = Literal[
     "reported", "accepted", "dispatched", "in_handling", "handled", "verified", "closed", "returned", "rejected"
 ]
+ApplicationStatus = Literal["submitted", "accepted", "in_review", "approved", "refused", "withdrawn"]
+EVENT_STATUSES: tuple[str, ...] = get_args(EventStatus)
+APPLICATION_STATUSES: tuple[str, ...] = get_args(ApplicationStatus)
 
 
 def _aware(value: datetime) -> datetime:
@@ -188,7 +180,7 @@ class Application(Canonical):
     item_name: str | None = None
     applicant_id_number: ResidentId | None = None
     applicant_uscc: Uscc | None = None
-    status: Literal["submitted", "accepted", "in_review", "approved", "refused", "withdrawn"]
+    status: ApplicationStatus
     submitted_at: AwareDatetime
     updated_at: AwareDatetime
 

@@ -17,6 +17,7 @@ from kafka import KafkaConsumer, TopicPartition
 from gridhub.logs import get_logger
 from gridhub.settings import Settings
 from schemas.topics import sink_topics
+from warehouse.contract import BatchContract
 from warehouse.decode import add_message
 from warehouse.writer import Batch, WarehouseWriter
 
@@ -26,9 +27,17 @@ log = get_logger(__name__)
 class Sink:
     """Micro-batching consumer; each batch is one DuckDB transaction."""
 
-    def __init__(self, settings: Settings, bootstrap: str, writer: WarehouseWriter, topic_ids: dict[str, str]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        writer: WarehouseWriter,
+        contract: BatchContract,
+        topic_ids: dict[str, str],
+    ) -> None:
         self.settings = settings
         self.writer = writer
+        self.contract = contract
         self.topic_ids = topic_ids
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -82,6 +91,9 @@ class Sink:
         while not stop.is_set():
             batch = self._collect(stop)
             if batch.offsets:
+                refused = self.contract.enforce(batch)
+                if refused:
+                    log.warning("rows broke the warehouse contract and went to rejects", rows=refused)
                 self.writer.write(batch, self.topic_ids)
                 self.batches_written += 1
                 log.info("batch written", records=len(batch))

@@ -8,6 +8,7 @@ topic is replayed from the start) leaves the tables as they were.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,28 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.intake)
+
+    def reject_row(self, kind: str, row: dict[str, Any], reason: str) -> None:
+        """Turn an entity row into a reject, and its ledger entry into a rejected outcome."""
+        uid = row.get("record_uid")
+        payload = {key: value for key, value in row.items() if key != "loaded_at"}
+        self.rejects.append(
+            {
+                "record_uid": uid,
+                "source": row.get("source"),
+                "source_record_id": row.get("source_record_id"),
+                "entity": kind,
+                "stage": "warehouse",
+                "reason_code": "contract_violation",
+                "reason": reason,
+                "payload": json.dumps(payload, ensure_ascii=False, default=str),
+                "run_id": next((entry["run_id"] for entry in self.intake if entry["record_uid"] == uid), None),
+                "rejected_at": row.get("loaded_at"),
+            }
+        )
+        for entry in self.intake:
+            if entry["record_uid"] == uid:
+                entry.update(outcome="rejected", reason_code="contract_violation")
 
 
 def connect(path: Path) -> duckdb.DuckDBPyConnection:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from support import Hub
+from support import Hub, wait_until
 
 from gridhub import runtime
 
@@ -58,3 +58,44 @@ def test_second_up_on_the_same_data_dir_is_refused(hub: Hub) -> None:
     assert result.returncode == 2
     assert "already runs" in result.stderr
     assert runtime.discover(hub.settings, "broker") is not None, "the refused start must not unannounce the hub"
+
+
+def test_rows_published_around_the_worker_meet_the_warehouse_contract(hub: Hub) -> None:
+    """A producer that bypasses the worker cannot put bad rows in the tables, nor lose them silently."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=hub.stack.bootstrap, acks="all")
+    meta = {
+        "record_uid": "bypass-1",
+        "source": "rogue",
+        "source_record_id": "r1",
+        "entity": "person",
+        "run_id": None,
+        "received_at": "2026-11-25T09:00:00+08:00",
+        "processed_at": "2026-11-25T09:00:01+08:00",
+        "outcome": "new",
+        "fingerprint": "x",
+    }
+    bad_row = {"record": {"id_number": "12345", "name": "冒名", "gender": "M"}, "meta": meta}
+    producer.send("canonical.person", key=b"12345", value=json.dumps(bad_row, ensure_ascii=False).encode())
+    producer.send("canonical.person", key=b"junk", value=b"\xff not json")
+    producer.flush()
+    producer.close()
+
+    rows = wait_until(
+        lambda: (
+            (
+                found := hub.sql(
+                    "SELECT reason_code, stage, reason FROM rejects "
+                    "WHERE source = 'rogue' OR reason_code = 'undecodable_at_sink' ORDER BY 1"
+                )
+            )
+            and len(found) == 2
+            and found
+        ),
+        what="both rogue messages in the rejects",
+    )
+    assert [row[:2] for row in rows] == [["contract_violation", "warehouse"], ["undecodable_at_sink", "sink"]]
+    assert "id_number must match" in rows[0][2]
+    assert hub.scalar("SELECT count(*) FROM people WHERE id_number = '12345'") == 0
+    assert hub.scalar("SELECT outcome FROM intake WHERE record_uid = 'bypass-1'") == "rejected"

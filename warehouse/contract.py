@@ -1,0 +1,126 @@
+"""The warehouse's own contract, checked with Great Expectations on every micro-batch.
+
+The worker validates each record with the canonical models, but a canonical topic
+is a public contract: another team's producer, a replay tool or a bug can put rows
+on it that never passed the worker. The sink therefore checks each batch against
+expectations before it writes, and a failing row goes to the rejects with the
+expectation it broke instead of into an entity table.
+
+Great Expectations takes seconds to import, so only the sink loads it, once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from typing import Any
+
+from schemas.records import APPLICATION_STATUSES, EVENT_STATUSES
+from warehouse.writer import Batch
+
+USCC_PATTERN = r"^[0-9A-HJ-NP-RTUW-Y]{2}[0-9]{6}[0-9A-HJ-NP-RTUW-Y]{10}$"
+
+
+def _expectations() -> dict[str, list[Any]]:
+    import great_expectations.expectations as gxe
+
+    def present(*columns: str) -> list[Any]:
+        return [gxe.ExpectColumnValuesToNotBeNull(column=column) for column in columns]
+
+    def coordinates() -> list[Any]:
+        return [
+            gxe.ExpectColumnValuesToBeBetween(column="lat", min_value=-90, max_value=90),
+            gxe.ExpectColumnValuesToBeBetween(column="lon", min_value=-180, max_value=180),
+        ]
+
+    return {
+        "person": [
+            *present("id_number", "name"),
+            gxe.ExpectColumnValuesToMatchRegex(column="id_number", regex=r"^[0-9]{17}[0-9X]$"),
+            gxe.ExpectColumnValuesToBeInSet(column="gender", value_set=["M", "F"]),
+        ],
+        "organisation": [
+            *present("uscc", "name"),
+            gxe.ExpectColumnValuesToMatchRegex(column="uscc", regex=USCC_PATTERN),
+        ],
+        "place": [*present("place_id"), *coordinates()],
+        "object": [*present("object_id", "name"), *coordinates()],
+        "event": [
+            *present("event_id", "category", "department", "reported_at"),
+            gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(EVENT_STATUSES)),
+            *coordinates(),
+        ],
+        "event_update": [
+            *present("update_id", "event_id", "occurred_at"),
+            gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(EVENT_STATUSES)),
+        ],
+        "application": [
+            *present("application_id", "item_code", "submitted_at"),
+            gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(APPLICATION_STATUSES)),
+        ],
+    }
+
+
+def _describe(config: Any) -> str:
+    """A sentence naming the column and the rule, e.g. ``id_number must match ^...$``."""
+    kwargs = config.kwargs
+    column = kwargs.get("column", "?")
+    rules = {
+        "expect_column_values_to_not_be_null": "must be present",
+        "expect_column_values_to_match_regex": f"must match {kwargs.get('regex')}",
+        "expect_column_values_to_be_in_set": "must be one of " + ", ".join(map(str, kwargs.get("value_set", []))),
+        "expect_column_values_to_be_between": f"must lie between {kwargs.get('min_value', 0):g} and "
+        f"{kwargs.get('max_value', 0):g}",
+    }
+    return f"{column} {rules.get(config.type, config.type)}"
+
+
+class BatchContract:
+    """One expectation suite per canonical kind, validated against each batch's rows."""
+
+    def __init__(self) -> None:
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        source = context.data_sources.add_pandas("warehouse-batches")
+        self._checks: dict[str, tuple[Any, Any]] = {}
+        for kind, expectations in _expectations().items():
+            definition = source.add_dataframe_asset(kind).add_batch_definition_whole_dataframe("micro-batch")
+            suite = context.suites.add(gx.ExpectationSuite(name=kind, expectations=expectations))
+            self._checks[kind] = (definition, suite)
+
+    def violations(self, kind: str, rows: list[dict[str, Any]]) -> dict[int, list[str]]:
+        """Row index → the rules it breaks, for the rows of one kind."""
+        import pandas as pd
+
+        definition, suite = self._checks[kind]
+        frame = pd.DataFrame(rows)
+        for expectation in suite.expectations:
+            column = expectation.column
+            if column not in frame.columns:
+                frame[column] = None
+        result = definition.get_batch(batch_parameters={"dataframe": frame}).validate(
+            suite, result_format={"result_format": "COMPLETE"}
+        )
+        broken: dict[int, list[str]] = defaultdict(list)
+        for outcome in result.results:
+            if not outcome.success:
+                for index in outcome.result.get("unexpected_index_list") or []:
+                    broken[int(index)].append(_describe(outcome.expectation_config))
+        return dict(broken)
+
+    def enforce(self, batch: Batch) -> int:
+        """Move rows that break the contract from their entity table to the rejects; return how many."""
+        moved = 0
+        for kind, rows in list(batch.entities.items()):
+            broken = self.violations(kind, rows)
+            if not broken:
+                continue
+            batch.entities[kind] = [row for index, row in enumerate(rows) if index not in broken]
+            for index, rules in broken.items():
+                batch.reject_row(kind, rows[index], "warehouse contract: " + "; ".join(rules))
+                moved += 1
+        return moved
