@@ -67,14 +67,21 @@ class Tally:
 
 
 def _demo_settings(settings: Settings) -> Settings:
-    """The demo's own folder, emptied, so its counts describe this run alone."""
+    """The demo's own folder, emptied, so its counts describe this run alone; free ports, so it runs beside `up`."""
     folder = settings.data_dir / "demo"
     for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "approvals.sqlite"):
         (folder / name).unlink(missing_ok=True)
     for name in ("state", "exports", "logs", "faust"):
         shutil.rmtree(folder / name, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
-    return Settings(**{**settings.model_dump(), "data_dir": folder, "warehouse_path": None, "approvals_db_url": None})
+    private = {
+        "data_dir": folder,
+        "warehouse_path": None,
+        "approvals_db_url": None,
+        "http_port": 0,
+        "sink_query_port": 0,
+    }
+    return Settings(**{**settings.model_dump(), **private})
 
 
 def _load_approvals(url: str, rows: list[dict[str, Any]]) -> None:
