@@ -8,7 +8,6 @@ worker recovers it from Kafka instead of letting resends through again.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import faust
@@ -17,7 +16,7 @@ from gridhub.settings import Settings
 from schemas.messages import canonical_message, duplicate_message, reject_message, work_order_message
 from schemas.records import CANONICAL_MODELS, Reject
 from schemas.topics import DUPLICATES, RAW_TOPICS, REJECTS, canonical_topic, dispatch_topic
-from streams.normalise import Accepted, Rejected, normalise
+from streams.normalise import Accepted, Rejected, internal_failure, normalise
 from streams.routing import load_rules
 
 RAW_CODEC: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -81,20 +80,6 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
                 else:
                     await decide(decision)
             except Exception as exc:  # noqa: BLE001 - an agent exception would skip the record silently
-                await emit_reject(_internal_reject(value, exc))
+                await emit_reject(internal_failure(value, exc).reject)
 
     return app
-
-
-def _internal_reject(value: bytes, exc: Exception) -> Reject:
-    """Keep a record that hit a bug, so it can be replayed once the bug is fixed."""
-    return Reject(
-        record_uid=hashlib.sha256(value).hexdigest(),
-        source="unknown",
-        source_record_id="unknown",
-        entity="unknown",
-        stage="internal",
-        reason_code="internal_error",
-        reason=f"gridhub could not process this record ({type(exc).__name__}: {exc}); report it as a bug",
-        payload=value.decode("utf-8", errors="replace"),
-    )

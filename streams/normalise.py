@@ -58,7 +58,7 @@ def fingerprint(record: Canonical) -> str:
     return hashlib.sha256(record.model_dump_json().encode()).hexdigest()
 
 
-def _reject(raw: bytes, stage: RejectStage, code: str, reason: str, envelope: RawEnvelope | None = None) -> Rejected:
+def rejection(raw: bytes, stage: RejectStage, code: str, reason: str, envelope: RawEnvelope | None = None) -> Rejected:
     payload = (
         json.dumps(envelope.payload, ensure_ascii=False, default=str)
         if envelope is not None
@@ -79,6 +79,16 @@ def _reject(raw: bytes, stage: RejectStage, code: str, reason: str, envelope: Ra
     )
 
 
+def internal_failure(raw: bytes, error: Exception) -> Rejected:
+    """Keep a record that hit a bug, with whatever provenance it carries, so it can be replayed after the fix."""
+    try:
+        envelope: RawEnvelope | None = RawEnvelope.model_validate_json(raw)
+    except ValidationError:
+        envelope = None
+    reason = f"gridhub could not process this record ({type(error).__name__}: {error}); report it as a bug"
+    return rejection(raw, "internal", "internal_error", reason, envelope)
+
+
 def normalise(raw: bytes, rules: RoutingRules) -> Accepted | Rejected:
     """Decode, validate and classify one raw message."""
     try:
@@ -86,19 +96,19 @@ def normalise(raw: bytes, rules: RoutingRules) -> Accepted | Rejected:
     except ValidationError as exc:
         code, reason = describe_validation_error(exc)
         if any(item["type"] == "json_invalid" for item in exc.errors()):
-            return _reject(raw, "decode", "bad_json", f"message is not valid JSON: {reason}")
-        return _reject(raw, "decode", "bad_envelope", f"raw envelope does not match schema: {reason}")
+            return rejection(raw, "decode", "bad_json", f"message is not valid JSON: {reason}")
+        return rejection(raw, "decode", "bad_envelope", f"raw envelope does not match schema: {reason}")
     model = CANONICAL_MODELS[envelope.entity]
     try:
         record = model.model_validate(envelope.payload)
     except ValidationError as exc:
         code, reason = describe_validation_error(exc)
-        return _reject(raw, "validate", code, reason, envelope)
+        return rejection(raw, "validate", code, reason, envelope)
     category: Category | None = None
     if isinstance(record, Event):
         category = rules.resolve(record.category)
         if category is None:
-            return _reject(
+            return rejection(
                 raw,
                 "route",
                 "unknown_category",

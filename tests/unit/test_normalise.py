@@ -145,3 +145,13 @@ def test_broken_rules_files_are_refused_with_the_problem(tmp_path: Path, text: s
     path.write_text(text, encoding="utf-8")
     with pytest.raises(RoutingError, match=fragment):
         load_rules(path)
+
+
+def test_a_record_that_hits_a_bug_keeps_its_provenance_for_replay() -> None:
+    from streams.normalise import internal_failure
+
+    data = raw("person", {"id_number": "11010519491231002X", "name": "张三"}, record_id="r9")
+    reject = internal_failure(data, KeyError("boom")).reject
+    assert (reject.stage, reject.reason_code, reject.source_record_id) == ("internal", "internal_error", "r9")
+    assert "KeyError" in reject.reason and "report it as a bug" in reject.reason
+    assert "张三" in reject.payload
