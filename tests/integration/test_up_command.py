@@ -1,0 +1,74 @@
+"""`gridhub up` as an operator runs it: start, take records, Ctrl-C, and the warehouse stays readable."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from support import ROOT, wait_until
+
+from gridhub import runtime
+from gridhub.settings import Settings
+
+
+def test_up_serves_until_ctrl_c_then_stops_everything_and_sql_reads_the_file(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "GRIDHUB_DATA_DIR": str(tmp_path),
+        "GRIDHUB_HTTP_PORT": "0",
+        "GRIDHUB_SINK_QUERY_PORT": "0",
+        "GRIDHUB_SINK_BATCH_WAIT_MS": "100",
+    }
+    settings = Settings(data_dir=tmp_path)
+
+    def sql(statement: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "gridhub", "sql", statement, "--output", "json"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    up = subprocess.Popen(
+        [sys.executable, "-m", "gridhub", "up"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_until(lambda: runtime.discover(settings, "patrol") and runtime.discover(settings, "sink"), what="up")
+        pids = [runtime.discover(settings, name)["pid"] for name in ("sink", "worker", "patrol", "approvals")]
+        report = {
+            "report_id": "R-UP-1",
+            "category": "0401",
+            "description": "路面塌陷",
+            "lat": 31.99,
+            "lon": 119.87,
+            "reported_at": "2026-11-25T10:00:00+08:00",
+            "reporter_id": "GW002",
+        }
+        request = urllib.request.Request(
+            runtime.discover(settings, "patrol")["url"] + "/v1/reports",
+            data=json.dumps(report).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 202
+
+        wait_until(lambda: "R-UP-1" in sql("SELECT event_id FROM events").stdout, what="the event, via the sink")
+    finally:
+        up.send_signal(signal.SIGINT)
+        output = up.communicate(timeout=120)[0].decode()
+
+    assert up.returncode == 0, output
+    assert "gridhub stopped cleanly" in output
+    assert "Traceback" not in output
+    assert all(not runtime.pid_alive(pid) for pid in pids)
+    assert not list((tmp_path / "run").glob("*.json"))
+    after = sql("SELECT event_id, department, status FROM events")
+    assert after.returncode == 0, after.stderr
+    assert json.loads(after.stdout) == [{"event_id": "R-UP-1", "department": "emergency", "status": "reported"}]
