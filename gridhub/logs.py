@@ -34,6 +34,7 @@ def configure_logging(settings: Settings) -> None:
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer], foreign_pre_chain=shared
         )
     )
+    handler.setLevel(settings.log_level)  # libraries that raise their own loggers' levels stay quiet too
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)

@@ -11,7 +11,6 @@ Great Expectations takes seconds to import, so only the sink loads it, once.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections import defaultdict
 from typing import Any
@@ -83,8 +82,6 @@ class BatchContract:
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
-
-        logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
