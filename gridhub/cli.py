@@ -204,17 +204,19 @@ def service(name: Annotated[str, typer.Argument(help="sink, worker, patrol or ap
 
 def main() -> None:
     """Run the CLI, turning known errors into one readable line and exit code 2."""
-    try:
-        app(standalone_mode=False)
-    except typer.Abort:
-        raise SystemExit(130) from None
-    except Exception as exc:
-        import click
+    import click
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
-        if isinstance(exc, _known_errors()):
-            errors.print(f"[red]error:[/red] {exc}")
-            raise SystemExit(2) from None
-        raise
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        code = 130
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except _known_errors() as exc:
+        errors.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None
+    if code == 130:
+        errors.print("interrupted; everything it started has been stopped")
+    if isinstance(code, int) and code:
+        raise SystemExit(code)

@@ -137,22 +137,26 @@ class Stack:
         self.wait_ready((name,), timeout_s)
 
     def stop(self) -> None:
-        """Stop services in drain order, then the embedded broker."""
-        for name in STOP_ORDER:
-            process = self.processes.get(name)
-            if process is None or process.poll() is not None:
-                continue
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                log.error("service did not stop in time; killing it", service=name)
-                process.kill()
-                process.wait()
-        if self.processes:
-            runtime.withdraw(self.settings, "broker")
-        if self.broker:
-            self.broker.stop()
+        """Stop services in drain order, then the embedded broker; a second Ctrl-C cannot cut this short."""
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for name in STOP_ORDER:
+                process = self.processes.get(name)
+                if process is None or process.poll() is not None:
+                    continue
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    log.error("service did not stop in time; killing it", service=name)
+                    process.kill()
+                    process.wait()
+            if self.processes:
+                runtime.withdraw(self.settings, "broker")
+            if self.broker:
+                self.broker.stop()
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def __enter__(self) -> Stack:
         try:

@@ -72,3 +72,29 @@ def test_up_serves_until_ctrl_c_then_stops_everything_and_sql_reads_the_file(tmp
     after = sql("SELECT event_id, department, status FROM events")
     assert after.returncode == 0, after.stderr
     assert json.loads(after.stdout) == [{"event_id": "R-UP-1", "department": "emergency", "status": "reported"}]
+
+
+def test_ctrl_c_during_the_demo_stops_every_process_it_started(tmp_path: Path) -> None:
+    demo_dir = tmp_path / "demo"
+    settings = Settings(data_dir=demo_dir)
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "gridhub", "demo", "--data-dir", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: runtime.discover(settings, "sink"), what="the demo's sink")
+        pids = [info["pid"] for name in ("sink", "broker") if (info := runtime.discover(settings, name))]
+        broker_log = (demo_dir / "logs" / "broker.log").read_text()
+    finally:
+        demo.send_signal(signal.SIGINT)
+        demo.send_signal(signal.SIGINT)
+        output = demo.communicate(timeout=120)[0].decode()
+
+    assert demo.returncode == 130, output
+    assert "interrupted" in output
+    assert "Traceback" not in output
+    assert all(not runtime.pid_alive(pid) for pid in pids)
+    port = broker_log.split("listening on: tcp://127.0.0.1:")[1].split()[0]
+    assert subprocess.run(["pgrep", "-f", f"listener-url tcp://127.0.0.1:{port}"], check=False).returncode == 1
