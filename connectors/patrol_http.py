@@ -11,19 +11,30 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 
 from connectors.base import Connector, RawPublisher
+from connectors.photos import PhotoRejected, PhotoStore
 from schemas.records import EntityKind
 from schemas.topics import RAW_PATROL
 from streams.normalise import Rejected, normalise
 from streams.routing import RoutingRules
 
 JSON_TYPES = {"application/json"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits that keep one phone from exhausting the gateway."""
+
+    record_bytes: int
+    photos: int
+    track_points: int
 
 
 def _error(status: int, code: str, reason: str) -> web.Response:
@@ -44,23 +55,34 @@ async def _acknowledged(future: FutureRecordMetadata, timeout_s: float) -> None:
     await asyncio.wait_for(done, timeout_s)
 
 
+@dataclass
+class Submission:
+    """A request body: the JSON record and any photos uploaded with it."""
+
+    record: dict[str, Any]
+    photos: list[bytes] = field(default_factory=list)
+
+
 class PatrolGateway(Connector):
     """The HTTP endpoint for patrol terminals."""
 
     topic = RAW_PATROL
 
-    def __init__(self, publisher: RawPublisher, rules: RoutingRules, max_body_bytes: int) -> None:
+    def __init__(self, publisher: RawPublisher, rules: RoutingRules, photos: PhotoStore, limits: Limits) -> None:
         super().__init__(publisher, source="patrol")
         self.rules = rules
-        self.max_body_bytes = max_body_bytes
+        self.photos = photos
+        self.limits = limits
 
     def application(self) -> web.Application:
         """The aiohttp application with the gateway's routes."""
-        app = web.Application(client_max_size=self.max_body_bytes)
+        app = web.Application(client_max_size=self.limits.record_bytes)
         app.add_routes(
             [
                 web.post("/v1/reports", self.post_report),
                 web.post("/v1/updates", self.post_update),
+                web.post("/v1/tracks", self.post_tracks),
+                web.get("/v1/photos/{reference}", self.get_photo),
                 web.get("/healthz", self.health),
             ]
         )
@@ -70,25 +92,72 @@ class PatrolGateway(Connector):
         """Liveness for docker-compose and the supervisor."""
         return web.json_response({"status": "ok"})
 
+    async def get_photo(self, request: web.Request) -> web.StreamResponse:
+        """Serve a stored photo by its reference, for desks checking a case."""
+        path = self.photos.find(request.match_info["reference"])
+        if path is None:
+            return _error(404, "unknown_photo", "no photo with that reference; references look like sha256:<64 hex>")
+        return web.FileResponse(path)
+
     async def post_report(self, request: web.Request) -> web.Response:
         """Accept one incident report; ``report_id`` lets a retrying phone be recognised."""
-        return await self._accept(request, "event", id_field="report_id", rename={"report_id": "event_id"})
+        submission = await self._read(request, "report")
+        if isinstance(submission, web.Response):
+            return submission
+        body = submission.record
+        report_id = str(body.get("report_id") or uuid.uuid4().hex)
+        payload = {key: value for key, value in body.items() if key not in ("report_id", "photos")}
+        payload["event_id"] = report_id
+        payload["photo_refs"] = list(body.get("photos") or [])
+        return await self._publish(report_id, "event", payload, submission.photos, "report_id")
 
     async def post_update(self, request: web.Request) -> web.Response:
-        """Accept one lifecycle update of an event."""
-        return await self._accept(request, "event_update", id_field="update_id", rename={})
+        """Accept one lifecycle update of an event, optionally with a photo."""
+        submission = await self._read(request, "update")
+        if isinstance(submission, web.Response):
+            return submission
+        payload = dict(submission.record)
+        update_id = str(payload.get("update_id") or uuid.uuid4().hex)
+        payload["update_id"] = update_id
+        return await self._publish(update_id, "event_update", payload, submission.photos, "update_id")
 
-    async def _accept(
-        self, request: web.Request, entity: EntityKind, id_field: str, rename: dict[str, str]
+    async def post_tracks(self, request: web.Request) -> web.Response:
+        """Accept a batch of patrol track points from one worker, all or nothing."""
+        submission = await self._read(request, "track")
+        if isinstance(submission, web.Response):
+            return submission
+        worker = submission.record.get("worker_id")
+        points = submission.record.get("points")
+        if not isinstance(points, list) or not points or len(points) > self.limits.track_points:
+            return _error(422, "invalid_points", f"points must be a list of 1 to {self.limits.track_points} points")
+        envelopes = []
+        for number, point in enumerate(points):
+            if not isinstance(point, dict):
+                return _error(422, "invalid_points", f"point {number} is not an object")
+            payload = {**point, "worker_id": worker}
+            envelope = self.envelope(f"{worker}|{point.get('at')}", "track_point", payload)
+            decision = normalise(envelope.model_dump_json().encode(), self.rules)
+            if isinstance(decision, Rejected):
+                return _error(422, decision.reject.reason_code, f"point {number}: {decision.reject.reason}")
+            envelopes.append(envelope)
+        try:
+            await asyncio.gather(*(_acknowledged(self.send(envelope), timeout_s=15) for envelope in envelopes))
+        except (KafkaError, TimeoutError) as exc:
+            return _error(503, "kafka_unavailable", f"track not stored, retry later ({type(exc).__name__})")
+        return web.json_response({"status": "accepted", "points": len(envelopes)}, status=202)
+
+    async def _publish(
+        self, record_id: str, entity: EntityKind, payload: dict[str, Any], photos: list[bytes], id_field: str
     ) -> web.Response:
-        body = await self._read_json(request)
-        if isinstance(body, web.Response):
-            return body
-        record_id = str(body.get(id_field) or uuid.uuid4().hex)
-        payload = {rename.get(key, key): value for key, value in body.items()}
-        payload[rename.get(id_field, id_field)] = record_id
-        if entity == "event":
-            payload.setdefault("photo_refs", payload.pop("photos", []))
+        """Store photos, validate with the stream's own rules, and answer only once Kafka has the record."""
+        try:
+            references = [self.photos.put(photo) for photo in photos]
+        except PhotoRejected as exc:
+            return _error(413 if exc.code == "photo_too_large" else 415, exc.code, str(exc))
+        if references and entity == "event":
+            payload["photo_refs"] = [*payload.get("photo_refs", []), *references]
+        elif references:
+            payload["photo_ref"] = references[0]
         envelope = self.envelope(record_id, entity, payload)
         decision = normalise(envelope.model_dump_json().encode(), self.rules)
         if isinstance(decision, Rejected):
@@ -96,22 +165,70 @@ class PatrolGateway(Connector):
         try:
             await _acknowledged(self.send(envelope), timeout_s=15)
         except (KafkaError, TimeoutError) as exc:
-            return _error(503, "kafka_unavailable", f"report not stored, retry later ({type(exc).__name__})")
-        return web.json_response(
-            {"status": "accepted", id_field: record_id, "record_uid": envelope.record_uid}, status=202
-        )
+            return _error(503, "kafka_unavailable", f"record not stored, retry later ({type(exc).__name__})")
+        answer = {"status": "accepted", id_field: record_id, "record_uid": envelope.record_uid, "photos": references}
+        return web.json_response(answer, status=202)
 
-    async def _read_json(self, request: web.Request) -> dict[str, Any] | web.Response:
+    async def _read(self, request: web.Request, json_part: str) -> Submission | web.Response:
+        """Read a JSON body, or a multipart form with a JSON part and ``photo`` file parts."""
+        if request.content_type == "multipart/form-data":
+            return await self._read_multipart(request, json_part)
         if request.content_type not in JSON_TYPES:
-            return _error(415, "unsupported_media_type", f"send application/json, not {request.content_type!r}")
+            return _error(
+                415,
+                "unsupported_media_type",
+                f"send application/json or multipart/form-data, not {request.content_type!r}",
+            )
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return _error(413, "too_large", f"body exceeds {self.max_body_bytes} bytes")
-        try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _error(400, "bad_json", f"body is not valid JSON: {exc}")
-        if not isinstance(body, dict):
-            return _error(400, "bad_json", f"body must be a JSON object, got {type(body).__name__}")
-        return body
+            return _error(413, "too_large", f"body exceeds {self.limits.record_bytes} bytes")
+        return _parse_record(raw)
+
+    async def _read_multipart(self, request: web.Request, json_part: str) -> Submission | web.Response:
+        record: Submission | web.Response | None = None
+        photos: list[bytes] = []
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                return _error(400, "bad_multipart", "nested multipart bodies are not accepted")
+            if part.name == json_part:
+                data = await _read_limited(part, self.limits.record_bytes)
+                if data is None:
+                    return _error(413, "too_large", f"the {json_part!r} part exceeds {self.limits.record_bytes} bytes")
+                record = _parse_record(data)
+            elif part.name == "photo":
+                if len(photos) == self.limits.photos:
+                    return _error(413, "too_many_photos", f"at most {self.limits.photos} photos per request")
+                data = await _read_limited(part, self.photos.max_bytes)
+                if data is None:
+                    return _error(413, "photo_too_large", f"a photo exceeds {self.photos.max_bytes} bytes")
+                photos.append(data)
+            else:
+                return _error(400, "bad_multipart", f"unexpected part {part.name!r}; send {json_part!r} and 'photo'")
+        if record is None:
+            return _error(400, "bad_multipart", f"the form has no {json_part!r} part with the JSON record")
+        if isinstance(record, web.Response):
+            return record
+        record.photos = photos
+        return record
+
+
+def _parse_record(raw: bytes) -> Submission | web.Response:
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return _error(400, "bad_json", f"body is not valid JSON: {exc}")
+    if not isinstance(body, dict):
+        return _error(400, "bad_json", f"body must be a JSON object, got {type(body).__name__}")
+    return Submission(record=body)
+
+
+async def _read_limited(part: BodyPartReader, limit: int) -> bytes | None:
+    """Read a multipart part, or None as soon as it grows past ``limit`` bytes."""
+    chunks = bytearray()
+    while chunk := await part.read_chunk(65536):
+        chunks.extend(chunk)
+        if len(chunks) > limit:
+            return None
+    return bytes(chunks)

@@ -26,8 +26,10 @@ app = typer.Typer(
 )
 schemas_app = typer.Typer(help="Publish the record contracts.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
-console = Console()
-errors = Console(stderr=True)
+dispatch_app = typer.Typer(help="A department desk's work orders.", no_args_is_help=True)
+app.add_typer(dispatch_app, name="dispatch")
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="State folder [env GRIDHUB_DATA_DIR].")]
 Bootstrap = Annotated[
@@ -189,6 +191,51 @@ def schemas_export(folder: Annotated[Path, typer.Argument(help="Where to write t
 
     for path in export_json_schemas(folder):
         console.print(f"wrote {path}")
+
+
+@dispatch_app.command("listen")
+def dispatch_listen(
+    department: Annotated[str, typer.Option(help="The desk's department, e.g. sanitation.")],
+    from_beginning: Annotated[bool, typer.Option(help="Also show orders this desk has already seen.")] = False,
+    once: Annotated[bool, typer.Option(help="Show what is waiting, then exit.")] = False,
+    data_dir: DataDir = None,
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Show the desk its new work orders as they arrive."""
+    from gridhub.dispatch import listen
+
+    def show(order: dict[str, Any]) -> None:
+        work = order["work_order"]
+        photos = ", ".join(work.get("photo_refs") or []) or "no photo"
+        console.print(
+            f"[bold]{work['event_id']}[/bold] {work.get('category_name') or work['category']} "
+            f"at {work['lat']:.5f},{work['lon']:.5f}, reported {work['reported_at']} by {work['reporter_id']}; "
+            f"handle within {order['limit_hours']:g} h\n  {work['description']} ({photos})"
+        )
+
+    settings = _settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
+    if not once:
+        console.print(f"listening for {department} work orders; Ctrl-C to stop")
+    shown = listen(settings, department, show, from_beginning=from_beginning, once=once)
+    if once:
+        console.print(f"{shown} work order(s)")
+
+
+@dispatch_app.command("update")
+def dispatch_update(
+    case_id: Annotated[str, typer.Argument(help="The case (event) id from the work order.")],
+    status: Annotated[str, typer.Option(help="New status, e.g. in_handling, handled, returned.")],
+    actor: Annotated[str, typer.Option(help="Who acts, e.g. desk-sanitation.")],
+    note: Annotated[str | None, typer.Option(help="What was done or why.")] = None,
+    photo: Annotated[Path | None, typer.Option(help="Photo of the result (JPEG, PNG or WebP).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Post back what the desk did with a case."""
+    from gridhub.dispatch import post_update
+
+    answer = post_update(_settings(data_dir=data_dir), case_id, status, actor, note, photo)
+    photos = ", ".join(answer.get("photos") or [])
+    console.print(f"update {answer['update_id']} accepted" + (f" with photo {photos}" if photos else ""))
 
 
 @app.command("service", hidden=True)

@@ -93,12 +93,18 @@ def run_patrol(settings: Settings) -> None:
     from aiohttp import web
 
     from connectors.base import RawPublisher
-    from connectors.patrol_http import PatrolGateway
+    from connectors.patrol_http import Limits, PatrolGateway
+    from connectors.photos import PhotoStore
     from streams.routing import load_rules
 
     bootstrap = _bootstrap(settings)
     publisher = RawPublisher(bootstrap, client_id="gridhub-patrol")
-    gateway = PatrolGateway(publisher, load_rules(settings.routing_rules), settings.max_report_bytes)
+    gateway = PatrolGateway(
+        publisher,
+        load_rules(settings.routing_rules),
+        PhotoStore(settings.photo_store, settings.max_photo_bytes),
+        Limits(settings.max_report_bytes, settings.max_photos, settings.max_track_points),
+    )
 
     async def serve() -> None:
         runner = web.AppRunner(gateway.application(), access_log=None)

@@ -33,7 +33,14 @@ class Settings(BaseSettings):
 
     http_host: str = Field(default="127.0.0.1", description="Patrol gateway bind address.")
     http_port: int = Field(default=8088, ge=0, description="Patrol gateway port (0 = any free).")
-    max_report_bytes: int = Field(default=1_048_576, description="Largest accepted report body.")
+    patrol_url: str | None = Field(
+        default=None, description="URL of a running patrol gateway (else read the run file)."
+    )
+    max_report_bytes: int = Field(default=1_048_576, ge=1, description="Largest accepted JSON record.")
+    photo_dir: Path | None = Field(default=None, description="Photo store; defaults to DATA_DIR/photos.")
+    max_photo_bytes: int = Field(default=8_388_608, ge=1, description="Largest accepted photo.")
+    max_photos: int = Field(default=5, ge=0, description="Photos per report or update.")
+    max_track_points: int = Field(default=1000, ge=1, description="Points per patrol-track batch.")
 
     sink_query_host: str = Field(default="127.0.0.1", description="Sink's read-only SQL endpoint.")
     sink_query_port: int = Field(default=8089, ge=0, description="0 picks any free port.")
@@ -75,6 +82,11 @@ class Settings(BaseSettings):
     def approvals_url(self) -> str:
         """The approval database URL, after applying the SQLite default."""
         return self.approvals_db_url or f"sqlite:///{(self.data_dir / 'approvals.sqlite').resolve()}"
+
+    @property
+    def photo_store(self) -> Path:
+        """The photo folder, after applying the data-dir default."""
+        return self.photo_dir or self.data_dir / "photos"
 
     @property
     def run_file(self) -> Path:

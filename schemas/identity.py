@@ -9,13 +9,26 @@ message tells the data owner what exactly is wrong with the value they sent.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+import unicodedata
+from datetime import date, datetime
+
+from schemas import TOWN_TIMEZONE
 
 _RESIDENT_WEIGHTS = [pow(2, 17 - i, 11) for i in range(17)]
 _RESIDENT_CHECK = "10X98765432"
 _USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
 _SEPARATORS = re.compile(r"[\s\-]+")
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+
+
+def _clean(value: object) -> str:
+    """Full-width characters (common in Chinese registers) become ASCII; separators go; letters go upper."""
+    return _SEPARATORS.sub("", unicodedata.normalize("NFKC", str(value))).upper()
+
+
+def _digits(text: str) -> bool:
+    return _DIGITS.fullmatch(text) is not None
 
 
 class InvalidCode(ValueError):
@@ -41,19 +54,19 @@ def normalise_resident_id(value: str) -> str:
     Spaces and dashes are dropped and a lower-case ``x`` is upper-cased, since
     both are common in hand-kept registers.
     """
-    code = _SEPARATORS.sub("", str(value)).upper()
+    code = _clean(value)
     if len(code) == 15:
-        if not code.isdigit():
+        if not _digits(code):
             raise InvalidCode("a 15-digit resident ID must contain digits only")
         _birth_date("19" + code[6:12])
         first17 = code[:6] + "19" + code[6:]
         return first17 + resident_id_check_char(first17)
     if len(code) != 18:
         raise InvalidCode(f"resident ID must have 18 characters (or 15 for old cards), got {len(code)}")
-    if not code[:17].isdigit() or not (code[17].isdigit() or code[17] == "X"):
+    if not _digits(code[:17]) or not (_digits(code[17]) or code[17] == "X"):
         raise InvalidCode("resident ID must be 17 digits followed by a digit or X")
     born = _birth_date(code[6:14])
-    if born.year < 1880 or born > datetime.now(UTC).date():
+    if born.year < 1880 or born > datetime.now(TOWN_TIMEZONE).date():
         raise InvalidCode(f"resident ID has an implausible birth date {born.isoformat()}")
     expected = resident_id_check_char(code[:17])
     if code[17] != expected:
@@ -79,13 +92,13 @@ def uscc_check_char(first17: str) -> str:
 
 def normalise_uscc(value: str) -> str:
     """Return the 18-character unified social credit code, verified."""
-    code = _SEPARATORS.sub("", str(value)).upper()
+    code = _clean(value)
     if len(code) != 18:
         raise InvalidCode(f"unified social credit code must have 18 characters, got {len(code)}")
     bad = sorted({char for char in code if char not in _USCC_ALPHABET})
     if bad:
         raise InvalidCode(f"unified social credit code contains characters not allowed by GB 32100: {''.join(bad)}")
-    if not code[2:8].isdigit():
+    if not _digits(code[2:8]):
         raise InvalidCode("unified social credit code characters 3-8 must be a division code (digits)")
     expected = uscc_check_char(code[:17])
     if code[17] != expected:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas import SCHEMA_VERSION
+from schemas import SCHEMA_VERSION, TOWN_TIMEZONE
 from schemas.identity import (
     normalise_resident_id,
     normalise_uscc,
@@ -23,7 +23,7 @@ from schemas.identity import (
 ResidentId = Annotated[str, AfterValidator(normalise_resident_id)]
 Uscc = Annotated[str, AfterValidator(normalise_uscc)]
 Text = Annotated[str, Field(min_length=1, max_length=2000)]
-EntityKind = Literal["person", "organisation", "place", "object", "event", "event_update", "application"]
+EntityKind = Literal["person", "organisation", "place", "object", "event", "event_update", "application", "track_point"]
 
 EventStatus = Literal[
     "reported", "accepted", "dispatched", "in_handling", "handled", "verified", "closed", "returned", "rejected"
@@ -34,15 +34,21 @@ APPLICATION_STATUSES: tuple[str, ...] = get_args(ApplicationStatus)
 
 
 def _aware(value: datetime) -> datetime:
-    """Treat a naive timestamp as China Standard Time, the zone every feed here reports in."""
-    if value.tzinfo is None:
-        from zoneinfo import ZoneInfo
+    """Read a naive timestamp as town time, and express every instant in town time.
 
-        return value.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
-    return value
+    The same instant written as UTC or +08:00 then serialises identically, so an
+    unchanged record resent with another offset is still recognised as unchanged.
+    """
+    if value.tzinfo is None:
+        return value.replace(tzinfo=TOWN_TIMEZONE)
+    return value.astimezone(TOWN_TIMEZONE)
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 class Canonical(BaseModel):
@@ -62,7 +68,7 @@ class Canonical(BaseModel):
     def _blank_is_missing(cls, data: Any) -> Any:
         """Exports write empty cells for unknown values; treat them as absent."""
         if isinstance(data, dict):
-            return {key: value for key, value in data.items() if value not in ("", None)}
+            return {key: value for key, value in data.items() if not _blank(value)}
         return data
 
 
@@ -191,8 +197,26 @@ class Application(Canonical):
         return self
 
 
+class PatrolPoint(Canonical):
+    """One point of a grid worker's patrol track, for patrol-compliance KPIs."""
+
+    kind: ClassVar[EntityKind] = "track_point"
+    key_field: ClassVar[str] = "worker_id"
+    worker_id: Annotated[str, Field(min_length=1, max_length=64)]
+    recorded_at: AwareDatetime = Field(validation_alias=AliasChoices("recorded_at", "at"))
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    grid_code: str | None = Field(default=None, pattern=r"^\d{15}$")
+
+    @property
+    def key(self) -> str:
+        """A worker is in one place at a time: worker and time identify a point."""
+        return f"{self.worker_id}|{self.recorded_at.isoformat()}"
+
+
 CANONICAL_MODELS: dict[str, type[Canonical]] = {
-    model.kind: model for model in (Person, Organisation, Place, ThingObject, Event, EventUpdate, Application)
+    model.kind: model
+    for model in (Person, Organisation, Place, ThingObject, Event, EventUpdate, Application, PatrolPoint)
 }
 
 

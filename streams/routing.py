@@ -35,8 +35,9 @@ class RoutingRules:
         wanted = category.strip()
         if wanted in self.categories:
             return self.categories[wanted]
+        folded = wanted.casefold()
         for item in self.categories.values():
-            if wanted in (item.name, item.name_en):
+            if wanted == item.name or folded == item.name_en.casefold():
                 return item
         return None
 
@@ -53,6 +54,10 @@ def load_rules(path: Path) -> RoutingRules:
         raise RoutingError(f"cannot read routing rules {path}: {exc}") from exc
     if not isinstance(document, dict) or "categories" not in document or "departments" not in document:
         raise RoutingError(f"{path} must have 'departments' and 'categories' sections")
+    if not isinstance(document["departments"], dict) or not document["departments"]:
+        raise RoutingError(f"{path}: 'departments' must map each department key to its name")
+    if not isinstance(document["categories"], list) or not document["categories"]:
+        raise RoutingError(f"{path}: 'categories' must be a list of category entries")
     departments = {str(key): str(value) for key, value in document["departments"].items()}
     categories: dict[str, Category] = {}
     for entry in document["categories"]:

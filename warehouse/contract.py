@@ -54,6 +54,7 @@ def _expectations() -> dict[str, list[Any]]:
             *present("update_id", "event_id", "occurred_at"),
             gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(EVENT_STATUSES)),
         ],
+        "track_point": [*present("worker_id", "recorded_at"), *coordinates()],
         "application": [
             *present("application_id", "item_code", "submitted_at"),
             gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(APPLICATION_STATUSES)),

@@ -45,6 +45,12 @@ CREATE TABLE IF NOT EXISTS applications (
     source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
     received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
 );
+CREATE TABLE IF NOT EXISTS patrol_tracks (
+    worker_id VARCHAR, recorded_at TIMESTAMPTZ, lat DOUBLE, lon DOUBLE, grid_code VARCHAR,
+    source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
+    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ,
+    PRIMARY KEY (worker_id, recorded_at)
+);
 CREATE TABLE IF NOT EXISTS rejects (
     record_uid VARCHAR PRIMARY KEY, source VARCHAR, source_record_id VARCHAR, entity VARCHAR,
     stage VARCHAR, reason_code VARCHAR, reason VARCHAR, payload VARCHAR, run_id VARCHAR,

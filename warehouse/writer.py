@@ -26,6 +26,7 @@ ENTITY_TABLES: dict[str, tuple[str, str]] = {
     "event": ("events", "event_id"),
     "event_update": ("event_updates", "update_id"),
     "application": ("applications", "application_id"),
+    "track_point": ("patrol_tracks", "worker_id, recorded_at"),
 }
 
 

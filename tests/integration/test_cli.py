@@ -45,6 +45,7 @@ def test_schemas_export_writes_json_schema_for_every_contract(hub: Hub, tmp_path
             "event",
             "event_update",
             "application",
+            "track_point",
             "raw_envelope",
             "reject",
         )
@@ -99,3 +100,60 @@ def test_rows_published_around_the_worker_meet_the_warehouse_contract(hub: Hub) 
     assert "id_number must match" in rows[0][2]
     assert hub.scalar("SELECT count(*) FROM people WHERE id_number = '12345'") == 0
     assert hub.scalar("SELECT outcome FROM intake WHERE record_uid = 'bypass-1'") == "rejected"
+
+
+def test_a_desk_reads_its_work_orders_and_posts_back_with_a_photo(hub: Hub, tmp_path: Path) -> None:
+    import io
+    import uuid
+
+    from PIL import Image
+
+    event_id = f"R-DESK-{uuid.uuid4().hex[:8]}"
+    report = {
+        "report_id": event_id,
+        "category": "0105",
+        "description": "河面漂浮垃圾",
+        "lat": 31.98,
+        "lon": 119.88,
+        "reported_at": "2026-11-25T11:00:00+08:00",
+        "reporter_id": "GW050",
+    }
+    assert hub.post("/v1/reports", report)[0] == 202
+    wait_until(lambda: hub.scalar(f"SELECT count(*) FROM events WHERE event_id = '{event_id}'"), what="the event")
+
+    listened = hub.cli("dispatch", "listen", "--department", "water", "--from-beginning", "--once")
+    assert listened.returncode == 0, listened.stderr
+    assert event_id in listened.stdout
+    assert "河面漂浮垃圾" in listened.stdout
+    again = hub.cli("dispatch", "listen", "--department", "water", "--once")
+    assert event_id not in again.stdout, "a desk sees each work order once"
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (0, 90, 200)).save(buffer, format="PNG")
+    photo = tmp_path / "cleaned.png"
+    photo.write_bytes(buffer.getvalue())
+    posted = hub.cli(
+        "dispatch", "update", event_id, "--status", "handled", "--actor", "desk-water", "--photo", str(photo)
+    )
+    assert posted.returncode == 0, posted.stderr
+    assert "with photo sha256:" in posted.stdout
+    wait_until(
+        lambda: hub.scalar(f"SELECT status FROM events WHERE event_id = '{event_id}'") == "handled",
+        what="the handled status",
+    )
+
+
+def test_dispatch_commands_explain_bad_input(hub: Hub, tmp_path: Path) -> None:
+    unknown = hub.cli("dispatch", "listen", "--department", "weather", "--once")
+    assert unknown.returncode == 2
+    assert "unknown department 'weather'" in unknown.stderr
+    missing = hub.cli(
+        "dispatch", "update", "R-1", "--status", "handled", "--actor", "x", "--photo", str(tmp_path / "no.jpg")
+    )
+    assert missing.returncode == 2
+    assert "no such photo" in missing.stderr
+    bogus = tmp_path / "fake.jpg"
+    bogus.write_text("not really a picture")
+    refused = hub.cli("dispatch", "update", "R-1", "--status", "handled", "--actor", "x", "--photo", str(bogus))
+    assert refused.returncode == 2
+    assert "not a readable JPEG, PNG or WebP" in refused.stderr

@@ -418,12 +418,19 @@ def patrol_gateway() -> Iterator[int]:
     """The real patrol gateway application on a free port (no Kafka needed for /healthz)."""
     from aiohttp import web
 
-    from connectors.patrol_http import PatrolGateway
+    from connectors.patrol_http import Limits, PatrolGateway
+    from connectors.photos import PhotoStore
     from streams.routing import load_rules
 
     port = free_port()
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(PatrolGateway(None, load_rules(Settings().routing_rules), 1024).application())  # type: ignore[arg-type]
+    gateway = PatrolGateway(
+        None,  # type: ignore[arg-type]  # /healthz never publishes
+        load_rules(Settings().routing_rules),
+        PhotoStore(Path("/nonexistent"), 1024),
+        Limits(record_bytes=1024, photos=1, track_points=1),
+    )
+    runner = web.AppRunner(gateway.application())
     loop.run_until_complete(runner.setup())
     loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
     thread = threading.Thread(target=loop.run_forever, daemon=True)

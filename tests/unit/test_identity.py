@@ -208,11 +208,6 @@ def test_non_string_input_is_read_as_text() -> None:
     assert normalise_resident_id(110105491231002) == BEIJING_WOMAN  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: str.isdigit() accepts full-width digits, so the ID is returned with full-width digits "
-    "and becomes a second key for the same person",
-)
 def test_full_width_digits_are_not_kept_as_a_different_key() -> None:
     full_width = BEIJING_WOMAN[:17].translate(str.maketrans(DIGITS, "０１２３４５６７８９")) + "X"
     try:
@@ -222,10 +217,6 @@ def test_full_width_digits_are_not_kept_as_a_different_key() -> None:
     assert result == BEIJING_WOMAN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a Unicode digit such as '²' passes isdigit() but int() fails, raising a bare ValueError",
-)
 def test_superscript_digit_outside_the_birth_date_raises_invalid_code() -> None:
     with pytest.raises(InvalidCode):
         normalise_resident_id(replace_at(BEIJING_WOMAN, 15, "²"))

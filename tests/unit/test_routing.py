@@ -84,10 +84,9 @@ def test_english_name_defaults_to_the_chinese_name_and_limit_to_24_hours(tmp_pat
     assert rules.categories["01"] == Category(code="01", name="垃圾", name_en="垃圾", department="a", limit_hours=24.0)
 
 
-def test_a_table_with_no_categories_loads_and_resolves_nothing(tmp_path: Path) -> None:
-    rules = load_rules(write(tmp_path, "departments: {a: A}\ncategories: []\n"))
-    assert rules.resolve("01") is None
-    assert rules.known_codes() == ""
+def test_a_table_with_no_categories_is_refused_since_every_event_would_be_rejected(tmp_path: Path) -> None:
+    with pytest.raises(RoutingError, match="'categories' must be a list"):
+        load_rules(write(tmp_path, "departments: {a: A}\ncategories: []\n"))
 
 
 # Broken rule files ------------------------------------------------------------------------------------
@@ -139,11 +138,6 @@ def test_routing_error_is_a_value_error() -> None:
     assert issubclass(RoutingError, ValueError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: load_rules assumes 'departments' is a mapping and 'categories' a list; "
-    "other shapes escape as AttributeError/TypeError instead of RoutingError",
-)
 @pytest.mark.parametrize(
     "text",
     [

@@ -1,0 +1,126 @@
+"""The department liaison desk's side of dispatch: read work orders, post back what was done."""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer
+
+from connectors.base import ConnectorError
+from gridhub import runtime
+from gridhub.ingest import running_bootstrap
+from gridhub.settings import Settings
+from schemas import TOWN_TIMEZONE
+from schemas.topics import dispatch_topic
+from streams.routing import load_rules
+
+QUIET_MS = 2000  # with --once, an empty poll this long after joining means the backlog is shown
+
+
+def listen(
+    settings: Settings,
+    department: str,
+    show: Callable[[dict[str, Any]], None],
+    from_beginning: bool = False,
+    once: bool = False,
+) -> int:
+    """Show the desk each new work order; remember what it has seen in the desk's consumer group.
+
+    With ``once`` it returns when the backlog is shown (for scripts and checks);
+    otherwise it waits for new orders until interrupted.
+    """
+    departments = load_rules(settings.routing_rules).departments
+    if department not in departments:
+        raise ConnectorError(f"unknown department {department!r}; known: {', '.join(sorted(departments))}")
+    timeout_ms = int(settings.worker_rebalance_timeout_s * 1000)
+    consumer = KafkaConsumer(
+        dispatch_topic(department),
+        bootstrap_servers=running_bootstrap(settings),
+        group_id=f"gridhub-desk-{department}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        max_poll_interval_ms=max(timeout_ms, 10_000),
+        session_timeout_ms=max(timeout_ms, 6_000),
+        heartbeat_interval_ms=max(timeout_ms // 4, 1_000),
+    )
+    shown = 0
+    joined_by = time.monotonic() + 60
+    try:
+        while True:
+            batches = consumer.poll(timeout_ms=QUIET_MS)
+            for messages in batches.values():
+                for message in messages:
+                    show(json.loads(message.value))
+                    shown += 1
+            if batches:
+                consumer.commit()
+            elif once and (consumer.assignment() or time.monotonic() > joined_by):
+                return shown
+    finally:
+        consumer.close()
+
+
+def _multipart(fields: dict[str, bytes], photo: Path | None) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts: list[bytes] = []
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n'
+            f"Content-Type: application/json\r\n\r\n".encode()
+            + value
+            + b"\r\n"
+        )
+    if photo is not None:
+        kind = mimetypes.guess_type(photo.name)[0] or "application/octet-stream"
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="photo"; filename="{photo.name}"\r\n'
+            f"Content-Type: {kind}\r\n\r\n".encode()
+            + photo.read_bytes()
+            + b"\r\n"
+        )
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def post_update(
+    settings: Settings,
+    case_id: str,
+    status: str,
+    actor: str,
+    note: str | None = None,
+    photo: Path | None = None,
+) -> dict[str, Any]:
+    """Post a lifecycle update (with an optional photo) to the patrol gateway, as the desk's app would."""
+    if photo is not None and not photo.is_file():
+        raise ConnectorError(f"no such photo: {photo}")
+    gateway = settings.patrol_url or (runtime.discover(settings, "patrol") or {}).get("url")
+    if not gateway:
+        raise ConnectorError("no running patrol gateway found: start `gridhub up` or set GRIDHUB_PATROL_URL")
+    update = {
+        "update_id": uuid.uuid4().hex,
+        "event_id": case_id,
+        "status": status,
+        "at": datetime.now(TOWN_TIMEZONE).isoformat(),
+        "actor": actor,
+        "note": note,
+    }
+    body, content_type = _multipart({"update": json.dumps(update, ensure_ascii=False).encode()}, photo)
+    request = urllib.request.Request(  # noqa: S310 - the gateway's own announced or configured URL
+        f"{gateway}/v1/updates", data=body, headers={"Content-Type": content_type}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return dict(json.loads(response.read()))
+    except urllib.error.HTTPError as exc:
+        answer = json.loads(exc.read() or b"{}")
+        raise ConnectorError(f"the gateway refused the update: {answer.get('reason', exc.reason)}") from exc
+    except urllib.error.URLError as exc:
+        raise ConnectorError(f"the patrol gateway at {gateway} did not answer ({exc.reason})") from exc
