@@ -20,6 +20,7 @@ from kafka.producer.future import FutureRecordMetadata
 
 from connectors.base import Connector, RawPublisher
 from connectors.photos import PhotoRejected, PhotoStore
+from schemas.grid import Grid
 from schemas.records import EntityKind
 from schemas.topics import RAW_PATROL
 from streams.normalise import Rejected, normalise
@@ -68,9 +69,12 @@ class PatrolGateway(Connector):
 
     topic = RAW_PATROL
 
-    def __init__(self, publisher: RawPublisher, rules: RoutingRules, photos: PhotoStore, limits: Limits) -> None:
+    def __init__(
+        self, publisher: RawPublisher, rules: RoutingRules, grid: Grid, photos: PhotoStore, limits: Limits
+    ) -> None:
         super().__init__(publisher, source="patrol")
         self.rules = rules
+        self.grid = grid
         self.photos = photos
         self.limits = limits
 
@@ -136,7 +140,7 @@ class PatrolGateway(Connector):
                 return _error(422, "invalid_points", f"point {number} is not an object")
             payload = {**point, "worker_id": worker}
             envelope = self.envelope(f"{worker}|{point.get('at')}", "track_point", payload)
-            decision = normalise(envelope.model_dump_json().encode(), self.rules)
+            decision = normalise(envelope.model_dump_json().encode(), self.rules, self.grid)
             if isinstance(decision, Rejected):
                 return _error(422, decision.reject.reason_code, f"point {number}: {decision.reject.reason}")
             envelopes.append(envelope)
@@ -159,7 +163,7 @@ class PatrolGateway(Connector):
         elif references:
             payload["photo_ref"] = references[0]
         envelope = self.envelope(record_id, entity, payload)
-        decision = normalise(envelope.model_dump_json().encode(), self.rules)
+        decision = normalise(envelope.model_dump_json().encode(), self.rules, self.grid)
         if isinstance(decision, Rejected):
             return _error(422, decision.reject.reason_code, decision.reject.reason)
         try:

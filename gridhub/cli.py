@@ -28,6 +28,8 @@ schemas_app = typer.Typer(help="Publish the record contracts.", no_args_is_help=
 app.add_typer(schemas_app, name="schemas")
 dispatch_app = typer.Typer(help="A department desk's work orders.", no_args_is_help=True)
 app.add_typer(dispatch_app, name="dispatch")
+grid_app = typer.Typer(help="The town's governance grid.", no_args_is_help=True)
+app.add_typer(grid_app, name="grid")
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
@@ -236,6 +238,33 @@ def dispatch_update(
     answer = post_update(_settings(data_dir=data_dir), case_id, status, actor, note, photo)
     photos = ", ".join(answer.get("photos") or [])
     console.print(f"update {answer['update_id']} accepted" + (f" with photo {photos}" if photos else ""))
+
+
+@grid_app.command("load")
+def grid_load(
+    path: Annotated[Path, typer.Argument(help="GeoJSON FeatureCollection of grid cells.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Check a town's grid and install it as the grid every service places points with."""
+    from collections import Counter
+
+    from schemas.grid import Grid, GridError
+
+    settings = _settings(data_dir=data_dir)
+    try:
+        grid = Grid.load(path)
+    except GridError as exc:
+        raise UserError(str(exc)) from exc
+    settings.installed_grid.parent.mkdir(parents=True, exist_ok=True)
+    settings.installed_grid.write_text(json.dumps(grid.to_geojson(), ensure_ascii=False), encoding="utf-8")
+    kinds = Counter(cell.kind for cell in grid.cells.values())
+    squads = Counter(cell.squad for cell in grid.cells.values() if cell.kind == "basic")
+    console.print(
+        f"installed {len(grid.cells)} cells ({kinds['basic']} basic, {kinds['dedicated']} dedicated), "
+        f"{len(grid.workers())} grid workers, {grid.area_km2():.2f} km², basic cells per squad: "
+        + ", ".join(f"{name} {count}" for name, count in sorted(squads.items()))
+    )
+    console.print(f"-> {settings.installed_grid.resolve()}; running services use it from their next start")
 
 
 @app.command("service", hidden=True)

@@ -95,6 +95,7 @@ def run_patrol(settings: Settings) -> None:
     from connectors.base import RawPublisher
     from connectors.patrol_http import Limits, PatrolGateway
     from connectors.photos import PhotoStore
+    from schemas.grid import Grid
     from streams.routing import load_rules
 
     bootstrap = _bootstrap(settings)
@@ -102,6 +103,7 @@ def run_patrol(settings: Settings) -> None:
     gateway = PatrolGateway(
         publisher,
         load_rules(settings.routing_rules),
+        Grid.load(settings.grid_path),
         PhotoStore(settings.photo_store, settings.max_photo_bytes),
         Limits(settings.max_report_bytes, settings.max_photos, settings.max_track_points),
     )

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     approvals_batch_rows: int = Field(default=1000, ge=1, description="Rows read per poll.")
 
     routing_rules: Path = Field(default=_PACKAGED_RULES, description="Category routing table.")
+    grid_file: Path | None = Field(
+        default=None,
+        description="Grid cells (GeoJSON); defaults to the grid installed by `gridhub grid load`, "
+        "else the packaged synthetic Menghe grid.",
+    )
 
     worker_rebalance_timeout_s: float = Field(
         default=4.0, gt=0, description="Faust rebalance timeout; keep low on the embedded broker."
@@ -82,6 +87,22 @@ class Settings(BaseSettings):
     def approvals_url(self) -> str:
         """The approval database URL, after applying the SQLite default."""
         return self.approvals_db_url or f"sqlite:///{(self.data_dir / 'approvals.sqlite').resolve()}"
+
+    @property
+    def installed_grid(self) -> Path:
+        """Where `gridhub grid load` installs a town's grid."""
+        return self.data_dir / "grid.geojson"
+
+    @property
+    def grid_path(self) -> Path:
+        """The grid the services place points with."""
+        if self.grid_file:
+            return self.grid_file
+        if self.installed_grid.exists():
+            return self.installed_grid
+        from schemas.grid import MENGHE_GRID_FILE
+
+        return MENGHE_GRID_FILE
 
     @property
     def photo_store(self) -> Path:

@@ -158,8 +158,14 @@ class Event(Canonical):
     reporter_id: Annotated[str, Field(min_length=1, max_length=64)]
     lon: float = Field(ge=-180, le=180)
     lat: float = Field(ge=-90, le=90)
+    coord_system: Literal["wgs84", "gcj02", "bd09"] = Field(
+        default="wgs84", description="Datum of lat/lon as sent; stored points are always WGS84."
+    )
     photo_refs: list[str] = Field(default_factory=list)
     status: EventStatus = "reported"
+    grid_code: str | None = Field(default=None, description="Set by the stream from the point.")
+    squad: str | None = Field(default=None, description="Enforcement squad of the grid cell.")
+    community: str | None = Field(default=None, description="Community or village of the grid cell.")
 
 
 class EventUpdate(Canonical):

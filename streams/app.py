@@ -13,6 +13,7 @@ from typing import Any
 import faust
 
 from gridhub.settings import Settings
+from schemas.grid import Grid
 from schemas.messages import canonical_message, duplicate_message, reject_message, work_order_message
 from schemas.records import CANONICAL_MODELS, Reject
 from schemas.topics import DUPLICATES, RAW_TOPICS, REJECTS, canonical_topic, dispatch_topic
@@ -25,6 +26,7 @@ RAW_CODEC: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serial
 def build_app(settings: Settings, bootstrap: str) -> faust.App:
     """Create the Faust app and its agent for one broker."""
     rules = load_rules(settings.routing_rules)
+    grid = Grid.load(settings.grid_path)
     app = faust.App(
         "gridhub-streams",
         broker=f"kafka://{bootstrap}",
@@ -74,7 +76,7 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
     async def integrate(stream: faust.StreamT[bytes]) -> None:
         async for value in stream:
             try:
-                decision = normalise(value, rules)
+                decision = normalise(value, rules, grid)
                 if isinstance(decision, Rejected):
                     await emit_reject(decision.reject)
                 else:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from schemas.records import CANONICAL_MODELS, Canonical, Event, RawEnvelope, Reject, RejectStage
+from schemas.grid import Grid, to_wgs84
+from schemas.records import CANONICAL_MODELS, Canonical, Event, PatrolPoint, RawEnvelope, Reject, RejectStage
 from streams.routing import Category, RoutingRules
 
 
@@ -89,8 +90,34 @@ def internal_failure(raw: bytes, error: Exception) -> Rejected:
     return rejection(raw, "internal", "internal_error", reason, envelope)
 
 
-def normalise(raw: bytes, rules: RoutingRules) -> Accepted | Rejected:
-    """Decode, validate and classify one raw message."""
+def _place(record: Canonical, grid: Grid) -> Canonical | str:
+    """Put an event or track point in its grid cell (WGS84); an event outside the town is refused."""
+    if isinstance(record, Event):
+        lat, lon = to_wgs84(record.lat, record.lon, record.coord_system)
+        cell = grid.locate(lat, lon)
+        if cell is None:
+            return (
+                f"point {record.lat}, {record.lon} ({record.coord_system}) lies outside the town's grid; "
+                "check the phone's GPS fix and the coordinate system"
+            )
+        return record.model_copy(
+            update={
+                "lat": lat,
+                "lon": lon,
+                "coord_system": "wgs84",
+                "grid_code": cell.code,
+                "squad": cell.squad,
+                "community": cell.community,
+            }
+        )
+    if isinstance(record, PatrolPoint) and record.grid_code is None:
+        cell = grid.locate(record.lat, record.lon)
+        return record.model_copy(update={"grid_code": cell.code}) if cell else record
+    return record
+
+
+def normalise(raw: bytes, rules: RoutingRules, grid: Grid | None = None) -> Accepted | Rejected:
+    """Decode, validate, classify and (given the town's grid) place one raw message."""
     try:
         envelope = RawEnvelope.model_validate_json(raw)
     except ValidationError as exc:
@@ -118,4 +145,9 @@ def normalise(raw: bytes, rules: RoutingRules) -> Accepted | Rejected:
         record = record.model_copy(
             update={"category": category.code, "category_name": category.name, "department": category.department}
         )
+    if grid is not None:
+        placed = _place(record, grid)
+        if isinstance(placed, str):
+            return rejection(raw, "route", "outside_town", placed, envelope)
+        record = placed
     return Accepted(envelope=envelope, record=record, fingerprint=fingerprint(record), category=category)

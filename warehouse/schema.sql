@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS objects (
 CREATE TABLE IF NOT EXISTS events (
     event_id VARCHAR PRIMARY KEY, category VARCHAR NOT NULL, category_name VARCHAR, department VARCHAR,
     description VARCHAR, reported_at TIMESTAMPTZ NOT NULL, reporter_id VARCHAR, lon DOUBLE, lat DOUBLE,
-    photo_refs VARCHAR[], status VARCHAR NOT NULL,
+    coord_system VARCHAR, photo_refs VARCHAR[], status VARCHAR NOT NULL,
+    grid_code VARCHAR, squad VARCHAR, community VARCHAR,
     source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
     received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
 );

@@ -138,3 +138,36 @@ def test_gateway_refuses_bad_input_with_reasons_and_keeps_serving(hub: Hub) -> N
     event_id = unique("R")
     assert hub.post("/v1/reports", report(event_id))[0] == 202
     wait_until(lambda: event_row(hub, event_id), what="a report after the bad ones")
+
+
+def test_report_is_placed_in_its_grid_cell_and_squad(hub: Hub) -> None:
+    from schemas.grid import Grid, from_wgs84
+
+    grid = Grid.load(hub.settings.grid_path)
+    school = next(cell for cell in grid.cells.values() if cell.dedicated_to == "school")
+    inside = school.polygon.representative_point()
+    event_id = unique("R")
+    assert hub.post("/v1/reports", report(event_id, lat=inside.y, lon=inside.x))[0] == 202
+    row = wait_until(
+        lambda: hub.sql(f"SELECT grid_code, squad, community FROM events WHERE event_id = '{event_id}'"),
+        what="the placed event",
+    )
+    assert row == [[school.code, school.squad, school.community]]
+
+    gcj_lat, gcj_lon = from_wgs84(inside.y, inside.x, "gcj02")
+    shifted = unique("R")
+    body = report(shifted, lat=gcj_lat, lon=gcj_lon, coord_system="gcj02")
+    assert hub.post("/v1/reports", body)[0] == 202
+    placed = wait_until(
+        lambda: hub.sql(f"SELECT grid_code, lat, lon, coord_system FROM events WHERE event_id = '{shifted}'"),
+        what="the GCJ-02 event",
+    )
+    assert placed[0][0] == school.code
+    assert abs(placed[0][1] - inside.y) < 1e-6 and abs(placed[0][2] - inside.x) < 1e-6
+    assert placed[0][3] == "wgs84"
+
+
+def test_report_outside_the_town_is_refused_not_guessed(hub: Hub) -> None:
+    status, answer = hub.post("/v1/reports", report(unique("R"), lat=31.5, lon=120.3))
+    assert (status, answer["error"]) == (422, "outside_town")
+    assert "outside the town's grid" in answer["reason"]

@@ -120,6 +120,8 @@ def test_patrol_track_batch_lands_point_by_point_and_a_bad_batch_is_refused_whol
         lambda: hub.scalar(f"SELECT count(*) FROM patrol_tracks WHERE worker_id = '{worker}'") == 30,
         what="30 track points",
     )
+    cells = hub.sql(f"SELECT DISTINCT grid_code FROM patrol_tracks WHERE worker_id = '{worker}'")
+    assert len(cells) == 1 and cells[0][0] is not None and cells[0][0].startswith("320411101")
     bad = [*points[:3], {"at": "2026-11-25T09:00:00+08:00", "lat": 95.0, "lon": 119.87}]
     status, answer = hub.post("/v1/tracks", {"worker_id": worker + "x", "points": bad})
     assert (status, answer["error"]) == (422, "invalid_lat")

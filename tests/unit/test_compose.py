@@ -420,6 +420,7 @@ def patrol_gateway() -> Iterator[int]:
 
     from connectors.patrol_http import Limits, PatrolGateway
     from connectors.photos import PhotoStore
+    from schemas.grid import Grid
     from streams.routing import load_rules
 
     port = free_port()
@@ -427,6 +428,7 @@ def patrol_gateway() -> Iterator[int]:
     gateway = PatrolGateway(
         None,  # type: ignore[arg-type]  # /healthz never publishes
         load_rules(Settings().routing_rules),
+        Grid.load(Settings().grid_path),
         PhotoStore(Path("/nonexistent"), 1024),
         Limits(record_bytes=1024, photos=1, track_points=1),
     )

@@ -385,3 +385,17 @@ def test_a_record_that_hits_a_bug_keeps_its_provenance_for_replay() -> None:
 def test_an_undecodable_record_that_hits_a_bug_is_still_kept() -> None:
     reject = internal_failure(b"garbage", RuntimeError("boom")).reject
     assert (reject.stage, reject.source, reject.payload) == ("internal", "unknown", "garbage")
+
+
+def test_with_the_grid_an_event_gets_its_cell_and_an_outside_point_is_refused(rules: RoutingRules) -> None:
+    from schemas.grid import MENGHE_GRID_FILE, Grid
+
+    grid = Grid.load(MENGHE_GRID_FILE)
+    placed = normalise(raw("event", REPORT, source="patrol"), rules, grid)
+    assert isinstance(placed, Accepted)
+    cell = grid.locate(REPORT["lat"], REPORT["lon"])
+    assert cell is not None
+    assert (placed.record.grid_code, placed.record.squad) == (cell.code, cell.squad)  # type: ignore[attr-defined]
+    outside = normalise(raw("event", {**REPORT, "lat": 30.0}, source="patrol"), rules, grid)
+    assert isinstance(outside, Rejected)
+    assert (outside.reject.stage, outside.reject.reason_code) == ("route", "outside_town")
