@@ -49,8 +49,14 @@ def make_envelope(
     )
 
 
-def dedup_key(envelope: RawEnvelope) -> bytes:
-    """Kafka key of a raw record: keeps every version of a source record in one partition."""
+def partition_key(envelope: RawEnvelope) -> bytes:
+    """Kafka key of a raw record: every version of a source record lands in one partition.
+
+    Reports and the updates of a report share the report's id, so a report is always
+    processed before the updates sent after it.
+    """
+    if envelope.entity in ("event", "event_update"):
+        return f"{envelope.source}|{envelope.payload.get('event_id')}".encode()
     return f"{envelope.source}|{envelope.source_record_id}".encode()
 
 
@@ -72,7 +78,7 @@ class RawPublisher:
 
     def publish(self, topic: str, envelope: RawEnvelope) -> FutureRecordMetadata:
         """Send one raw record; the returned future resolves when all replicas have it."""
-        return self._producer.send(topic, key=dedup_key(envelope), value=envelope.model_dump_json().encode())
+        return self._producer.send(topic, key=partition_key(envelope), value=envelope.model_dump_json().encode())
 
     def reject(
         self,

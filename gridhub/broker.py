@@ -20,7 +20,14 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from gridhub.settings import Settings
-from schemas.topics import DISPATCH_PREFIX, RAW_TOPICS, sink_topics
+from schemas.topics import (
+    CASE_COMMANDS,
+    DISPATCH_PREFIX,
+    OVERDUE_ALERTS,
+    RAW_TOPICS,
+    SINGLE_PARTITION_TOPICS,
+    sink_topics,
+)
 from streams.routing import load_rules
 
 
@@ -105,7 +112,8 @@ def admin_client(bootstrap: str) -> KafkaAdminClient:
 def all_topics(settings: Settings) -> list[str]:
     """Every topic gridhub publishes or consumes, dispatch topics included."""
     departments = load_rules(settings.routing_rules).departments
-    return [*RAW_TOPICS, *sink_topics(), *(f"{DISPATCH_PREFIX}{name}" for name in departments)]
+    dispatch = (f"{DISPATCH_PREFIX}{name}" for name in departments)
+    return [*RAW_TOPICS, CASE_COMMANDS, OVERDUE_ALERTS, *sink_topics(), *dispatch]
 
 
 def ensure_topics(settings: Settings, bootstrap: str) -> None:
@@ -118,7 +126,11 @@ def ensure_topics(settings: Settings, bootstrap: str) -> None:
     try:
         existing = set(admin.list_topics())
         missing = [
-            NewTopic(name, settings.topic_partitions, settings.topic_replication)
+            NewTopic(
+                name,
+                1 if name in SINGLE_PARTITION_TOPICS else settings.topic_partitions,
+                settings.topic_replication,
+            )
             for name in all_topics(settings)
             if name not in existing
         ]

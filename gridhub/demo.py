@@ -30,8 +30,9 @@ from gridhub.ingest import publish_export
 from gridhub.settings import Settings
 from gridhub.supervisor import Stack
 from gridhub.town_day import TownDay, simulate_day, write_exports
-from schemas.topics import dispatch_topic
+from schemas.topics import OVERDUE_ALERTS, dispatch_topic
 from streams.routing import load_rules
+from warehouse.kpi import kpi_sql
 from warehouse.reader import query
 
 PHONES = 8  # reports in flight at once, as from several grid workers' phones
@@ -56,15 +57,19 @@ class Tally:
     accepted: int = 0
     refused: Counter[str] = field(default_factory=Counter)
 
-    def post_all(self, url: str, bodies: list[bytes], progress: Progress, task: TaskID) -> None:
-        """POST bodies from a few phones at once; count 202s and refusals by error code."""
+    def post_all(self, url: str, chains: list[list[bytes]], progress: Progress, task: TaskID) -> None:
+        """POST from a few phones at once; each chain (one case's updates) in its own order.
+
+        Counts 202s, and refusals by error code.
+        """
         with ThreadPoolExecutor(max_workers=PHONES) as pool:
-            for answer in pool.map(lambda body: _post(url, body), bodies):
-                if answer is None:
-                    self.accepted += 1
-                else:
-                    self.refused[answer] += 1
-                progress.advance(task)
+            for answers in pool.map(lambda chain: [_post(url, body) for body in chain], chains):
+                for answer in answers:
+                    if answer is None:
+                        self.accepted += 1
+                    else:
+                        self.refused[answer] += 1
+                progress.advance(task, len(answers))
 
 
 def _post(url: str, body: bytes) -> str | None:
@@ -88,6 +93,7 @@ def _demo_settings(settings: Settings) -> Settings:
         shutil.rmtree(folder / name, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     private = {
+        "overdue_check_seconds": 2,
         "data_dir": folder,
         "warehouse_path": None,
         "approvals_db_url": None,
@@ -112,7 +118,7 @@ def _feed(settings: Settings, stack: Stack, day: TownDay, progress: Progress) ->
     tally = Tally()
     bodies = [json.dumps(report, ensure_ascii=False).encode() for report in day.reports]
     task = progress.add_task("grid workers report incidents", total=len(bodies) + len(day.malformed_reports))
-    tally.post_all(f"{patrol}/v1/reports", [*bodies, *day.malformed_reports], progress, task)
+    tally.post_all(f"{patrol}/v1/reports", [[body] for body in [*bodies, *day.malformed_reports]], progress, task)
     task = progress.add_task("service centre files applications", total=len(day.applications))
     _load_approvals(settings.approvals_url, day.applications)
     progress.advance(task, len(day.applications))
@@ -132,8 +138,10 @@ def _feed(settings: Settings, stack: Stack, day: TownDay, progress: Progress) ->
     finally:
         publisher.close()
     task = progress.add_task("desks and workers post case updates", total=len(day.updates))
-    updates = [json.dumps(update, ensure_ascii=False).encode() for update in day.updates]
-    tally.post_all(f"{patrol}/v1/updates", updates, progress, task)
+    chains: dict[str, list[bytes]] = {}
+    for update in day.updates:
+        chains.setdefault(update["event_id"], []).append(json.dumps(update, ensure_ascii=False).encode())
+    tally.post_all(f"{patrol}/v1/updates", list(chains.values()), progress, task)
     return tally, tally.accepted + len(day.applications) + exported
 
 
@@ -153,6 +161,17 @@ def _wait_for_warehouse(settings: Settings, expected: int, progress: Progress, t
         time.sleep(0.3)
 
 
+def _wait_for_overdue_alerts(settings: Settings, timeout_s: float = 20) -> None:
+    """Give the case agent's clock time to flag every case already past its deadline."""
+    pending = (
+        "SELECT count(*) FROM cases WHERE status NOT IN ('closed', 'rejected') "
+        "AND due_at < now() AND NOT overdue_alerted"
+    )
+    deadline = time.monotonic() + timeout_s
+    while int(query(settings, pending)["rows"][0][0]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
 SUMMARY_QUERIES = {
     "Records taken in, by source and outcome": """
         SELECT source, count(*) AS taken_in, count(*) FILTER (outcome = 'new') AS new,
@@ -163,31 +182,55 @@ SUMMARY_QUERIES = {
     "Rejected, by reason": """
         SELECT source, reason_code, count(*) AS records, any_value(reason) AS example
         FROM rejects GROUP BY ALL ORDER BY records DESC, source""",
-    "Events by status": "SELECT status, count(*) AS events FROM events GROUP BY status ORDER BY events DESC",
+    "Events (reports) by status of their case": """
+        SELECT status, count(*) AS events FROM events GROUP BY status ORDER BY events DESC""",
+    "Cases by status": """
+        SELECT status, count(*) AS cases, sum(report_count) AS reports,
+               count(*) FILTER (report_count > 1) AS merged_reports_cases,
+               count(*) FILTER (overdue_alerted) AS overdue_alerts
+        FROM cases GROUP BY status ORDER BY cases DESC""",
+    "Case KPIs by squad (day of the cases' deadlines or closure)": kpi_sql(by="squad"),
     "Warehouse rows": """
         SELECT 'people' AS "table", count(*) AS rows FROM people UNION ALL
         SELECT 'organisations', count(*) FROM organisations UNION ALL
         SELECT 'events', count(*) FROM events UNION ALL
+        SELECT 'cases', count(*) FROM cases UNION ALL
+        SELECT 'case_transitions', count(*) FROM case_transitions UNION ALL
         SELECT 'event_updates', count(*) FROM event_updates UNION ALL
+        SELECT 'lifecycle_rejects', count(*) FROM rejects WHERE stage = 'lifecycle' UNION ALL
+        SELECT 'reports_in_cases', coalesce(sum(report_count), 0) FROM cases UNION ALL
         SELECT 'applications', count(*) FROM applications UNION ALL
         SELECT 'rejects', count(*) FROM rejects""",
 }
+
+
+def _merged_reports(settings: Settings, report_ids: list[str]) -> int:
+    """How many of these reports joined an earlier case instead of opening their own."""
+    if not report_ids:
+        return 0
+    listed = ", ".join(f"'{report_id}'" for report_id in report_ids if report_id.replace("-", "").isalnum())
+    sql = f"SELECT count(*) FROM events WHERE event_id IN ({listed}) AND case_id <> event_id"
+    return int(query(settings, sql)["rows"][0][0])
 
 
 def _check(day: TownDay, rows: dict[str, int]) -> list[str]:
     """Compare the warehouse with what the simulated day must produce."""
     wanted = {
         "events": day.expected["events"],
+        "reports_in_cases": day.expected["events"],
         "people": day.expected["people"],
         "organisations": day.expected["organisations"],
         "applications": day.expected["applications"],
-        "event_updates": day.expected["updates"],
     }
-    return [
+    problems = [
         f"{table}: warehouse has {rows[table]}, the day produced {count}"
         for table, count in wanted.items()
         if rows[table] != count
     ]
+    settled = rows["event_updates"] + rows["lifecycle_rejects"]
+    if settled != day.expected["updates"]:
+        problems.append(f"updates: {settled} applied or rejected, the day posted {day.expected['updates']}")
+    return problems
 
 
 def run_demo(settings: Settings, events: int, seed: int, console: Console) -> None:
@@ -204,9 +247,13 @@ def run_demo(settings: Settings, events: int, seed: int, console: Console) -> No
             progress.advance(task)
             tally, expected = _feed(settings, stack, day, progress)
             _wait_for_warehouse(settings, expected, progress)
+            _wait_for_overdue_alerts(settings)
             results = {title: query(settings, sql) for title, sql in SUMMARY_QUERIES.items()}
+            merged = _merged_reports(settings, day.corroborating)
             departments = list(load_rules(settings.routing_rules).departments)
-            dispatched = count_messages(stack.bootstrap, [dispatch_topic(name) for name in departments])
+            dispatched = count_messages(
+                stack.bootstrap, [*(dispatch_topic(name) for name in departments), OVERDUE_ALERTS]
+            )
     console.rule(f"gridhub demo: one day of Menghe town ({events} incident reports, seed {seed})")
     for title, result in results.items():
         print_result(result, title=title)
@@ -215,12 +262,15 @@ def run_demo(settings: Settings, events: int, seed: int, console: Console) -> No
         title="Refused by the patrol gateway (never entered)",
     )
     print_result(
-        {"columns": ["topic", "work orders"], "rows": [[t, n] for t, n in dispatched.items() if n]},
-        title="Work orders routed to dispatch topics",
+        {"columns": ["topic", "messages"], "rows": [[t, n] for t, n in dispatched.items() if n]},
+        title="Work orders on dispatch topics, and overdue alerts",
     )
     rows = {str(name): int(count) for name, count in results["Warehouse rows"]["rows"]}
     problems = _check(day, rows)
+    if merged != len(day.corroborating):
+        problems.append(f"{merged} of {len(day.corroborating)} second reports of an open problem joined its case")
     console.print(f"records sent: {expected} accepted by connectors, {sum(tally.refused.values())} refused at the door")
+    console.print(f"second reports of an open problem joined its case: {merged} of {len(day.corroborating)}")
     console.print(f"warehouse: {settings.warehouse_file.resolve()}")
     console.print(f'query it:  gridhub sql --data-dir {settings.data_dir} "SELECT * FROM events LIMIT 5"')
     console.print(f"finished in {time.monotonic() - started:.1f}s")

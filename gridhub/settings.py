@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         "else the packaged synthetic Menghe grid.",
     )
 
+    duplicate_distance_m: float = Field(
+        default=50.0, gt=0, description="Two open reports of one category this close are one case."
+    )
+    duplicate_window_minutes: float = Field(default=120.0, gt=0, description="...and this close in time.")
+    overdue_check_seconds: float = Field(default=30.0, gt=0, description="How often open cases are checked.")
+
     worker_rebalance_timeout_s: float = Field(
         default=4.0, gt=0, description="Faust rebalance timeout; keep low on the embedded broker."
     )

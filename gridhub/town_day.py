@@ -23,7 +23,7 @@ import copy
 import csv
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -187,7 +187,7 @@ _SHOPS = ("汽配经营部", "五金店", "小吃店", "便利店", "理发店",
 _COOPERATIVES = ("葡萄种植", "水稻种植", "蔬菜种植", "水产养殖", "苗木种植")
 
 # Lifecycle: who posts each status, and what a department desk writes.
-_COMMAND_DESK = "desk-command"
+_COMMAND_DESK = "command-centre"
 _HANDLED_NOTES = {
     "enforcement": "已责令当事人整改到位",
     "sanitation": "已清运完毕",
@@ -223,6 +223,8 @@ class TownDay:
     """Rows of the market-supervision enterprise register export (Chinese headers)."""
     expected: dict[str, int]
     """Counts a correct pipeline must end with, recomputed from the lists above."""
+    corroborating: list[str] = field(default_factory=list)
+    """Report ids of second reports of an open case's problem by another worker: one case, two reports."""
 
 
 def simulate_day(events: int = 200, seed: int = 20261125) -> TownDay:
@@ -238,6 +240,8 @@ def simulate_day(events: int = 200, seed: int = 20261125) -> TownDay:
     organisations = _organisations(rng, max(20, events // 5), people)
     reports, valid_reports = _reports(rng, events)
     updates = _updates(rng, valid_reports)
+    seconds = _corroborations(rng, valid_reports, {update["event_id"] for update in updates})
+    reports = [*reports, *seconds]
     applications = _applications(rng, max(1, events // 2), people, organisations)
     malformed = _malformed(rng)
     expected = _tally(reports, malformed, updates, applications, people, organisations)
@@ -249,6 +253,7 @@ def simulate_day(events: int = 200, seed: int = 20261125) -> TownDay:
         people=people,
         organisations=organisations,
         expected=expected,
+        corroborating=[body["report_id"] for body in seconds],
     )
 
 
@@ -574,10 +579,40 @@ _GAP_SECONDS = {
 }
 
 
+def _corroborations(rng: random.Random, valid: list[tuple[Row, _CategorySpec]], updated: set[str]) -> list[Row]:
+    """Second reports of still-open problems by another worker, about 10 m away and minutes later.
+
+    Only cases nobody updates today are chosen, so each stays open and the second report must join it.
+    """
+    candidates = [report for report, _ in valid if report["report_id"] not in updated]
+    chosen = rng.sample(candidates, min(len(candidates), max(1, round(len(valid) * 0.04))))
+    seconds = []
+    for report in chosen:
+        later = datetime.fromisoformat(report["reported_at"]) + timedelta(minutes=rng.randint(5, 40))
+        seconds.append(
+            {
+                **report,
+                "report_id": f"{report['report_id']}-2",
+                "reporter_id": f"GW{rng.randint(1, GRID_WORKERS):03d}",
+                "lat": round(min(max(report["lat"] + rng.uniform(-0.0001, 0.0001), 31.95), 32.03), 6),
+                "lon": round(min(max(report["lon"] + rng.uniform(-0.0001, 0.0001), 119.82), 119.92), 6),
+                "reported_at": _iso(min(later, _at(17, 59, 59))),
+                "photos": [_photo(rng)],
+            }
+        )
+    return seconds
+
+
+def _automatic_steps(chain: list[str]) -> set[int]:
+    """The first accept and dispatch: the command centre's automation takes them, nobody posts them."""
+    return {chain.index(status) for status in ("accepted", "dispatched") if status in chain}
+
+
 def _updates(rng: random.Random, valid: list[tuple[Row, _CategorySpec]]) -> list[Row]:
     """Lifecycle updates for about 60% of the valid events, in the order they are posted.
 
-    The command centre accepts, dispatches and closes; the department desk works the
+    The command centre's automation accepts and dispatches a fresh report, so those first
+    steps are never posted; the command centre closes and re-dispatches; the department desk works the
     case and attaches a photo when handled; the reporting worker verifies on site with
     a photo. A few cases are returned by the desk and dispatched again.
     """
@@ -587,9 +622,12 @@ def _updates(rng: random.Random, valid: list[tuple[Row, _CategorySpec]]) -> list
     posts: list[tuple[datetime, int, int, Row]] = []
     for index in chosen:
         report, spec = valid[index]
-        statuses = _chain(rng, index in returned)
-        gaps = [rng.randint(*_GAP_SECONDS[status]) for status in statuses]
-        moments = _steps(datetime.fromisoformat(report["reported_at"]), gaps, end_of_day)
+        chain = _chain(rng, index in returned)
+        gaps = [rng.randint(*_GAP_SECONDS[status]) for status in chain]
+        timeline = _steps(datetime.fromisoformat(report["reported_at"]), gaps, end_of_day)
+        automatic = _automatic_steps(chain)
+        statuses = [status for step, status in enumerate(chain) if step not in automatic]
+        moments = [moment for step, moment in enumerate(timeline) if step not in automatic]
         desk = f"desk-{spec.department}"
         for step, (status, moment) in enumerate(zip(statuses, moments, strict=True), start=1):
             update: Row = {

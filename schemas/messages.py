@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from schemas.records import Canonical, RawEnvelope, Reject
+from schemas.records import Canonical, CaseRecord, RawEnvelope, Reject
 
 Outcome = Literal["new", "update", "duplicate", "rejected"]
 
@@ -39,6 +39,28 @@ def canonical_message(
 ) -> bytes:
     """A canonical record for ``canonical.<kind>``."""
     return _dump({"record": record.model_dump(mode="json"), "meta": _meta(envelope, outcome, fingerprint)})
+
+
+def derived_message(envelope: RawEnvelope | None, record: Canonical) -> bytes:
+    """A record the stream derived (a case, a transition) from the raw record that caused it.
+
+    It carries that record's provenance (none for the stream's own clock ticks) but is no outcome
+    of it, so the intake ledger skips it.
+    """
+    now = datetime.now(UTC).isoformat()
+    base = (
+        _meta(envelope, "new", None)
+        if envelope is not None
+        else {"record_uid": None, "source": "gridhub", "source_record_id": None, "received_at": now}
+    )
+    meta = {**base, "entity": record.kind, "derived_kind": record.kind, "processed_at": now}
+    return _dump({"record": record.model_dump(mode="json"), "meta": meta})
+
+
+def alert_message(case: CaseRecord, now: datetime) -> bytes:
+    """An overdue alert for ``alerts.overdue``: the case as it stands and how late it is."""
+    hours_late = round((now - case.due_at).total_seconds() / 3600, 2)
+    return _dump({"alert": "overdue", "case": case.model_dump(mode="json"), "hours_late": hours_late, "at": now})
 
 
 def duplicate_message(envelope: RawEnvelope, fingerprint: str) -> bytes:

@@ -23,7 +23,19 @@ from schemas.identity import (
 ResidentId = Annotated[str, AfterValidator(normalise_resident_id)]
 Uscc = Annotated[str, AfterValidator(normalise_uscc)]
 Text = Annotated[str, Field(min_length=1, max_length=2000)]
-EntityKind = Literal["person", "organisation", "place", "object", "event", "event_update", "application", "track_point"]
+EntityKind = Literal[
+    "person",
+    "organisation",
+    "place",
+    "object",
+    "event",
+    "event_update",
+    "application",
+    "track_point",
+    "case",
+    "case_transition",
+]
+ActorRole = Literal["grid_worker", "desk", "command_centre", "system"]
 
 EventStatus = Literal[
     "reported", "accepted", "dispatched", "in_handling", "handled", "verified", "closed", "returned", "rejected"
@@ -166,6 +178,7 @@ class Event(Canonical):
     grid_code: str | None = Field(default=None, description="Set by the stream from the point.")
     squad: str | None = Field(default=None, description="Enforcement squad of the grid cell.")
     community: str | None = Field(default=None, description="Community or village of the grid cell.")
+    case_id: str | None = Field(default=None, description="The case this report belongs to; set by the stream.")
 
 
 class EventUpdate(Canonical):
@@ -178,6 +191,11 @@ class EventUpdate(Canonical):
     status: EventStatus
     occurred_at: AwareDatetime = Field(validation_alias=AliasChoices("occurred_at", "at"))
     actor: Annotated[str, Field(min_length=1, max_length=64)]
+    actor_role: ActorRole | None = Field(
+        default=None,
+        description="Who acts; when absent it is read from the actor id: GW... a grid worker, "
+        "desk-... a department desk, anything else the command centre.",
+    )
     note: str | None = None
     photo_ref: str | None = None
 
@@ -220,10 +238,74 @@ class PatrolPoint(Canonical):
         return f"{self.worker_id}|{self.recorded_at.isoformat()}"
 
 
+class CaseRecord(Canonical):
+    """A case (案卷): one problem, however many reports it has, and where it stands.
+
+    Derived by the stream's case agent from reports and updates; never published by a source.
+    """
+
+    kind: ClassVar[EntityKind] = "case"
+    key_field: ClassVar[str] = "case_id"
+    case_id: str
+    category: str
+    category_name: str | None = None
+    department: str
+    squad: str | None = None
+    grid_code: str | None = None
+    community: str | None = None
+    reporter_id: str
+    status: EventStatus
+    reported_at: AwareDatetime
+    due_at: AwareDatetime
+    closed_at: AwareDatetime | None = None
+    report_count: int = Field(ge=1)
+    rework_count: int = Field(ge=0)
+    return_count: int = Field(ge=0)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    overdue_alerted: bool = False
+
+
+class CaseTransition(Canonical):
+    """One step in a case's history, with who did it, when, and the deadline in force."""
+
+    kind: ClassVar[EntityKind] = "case_transition"
+    key_field: ClassVar[str] = "case_id"
+    case_id: str
+    seq: int = Field(ge=1)
+    from_status: EventStatus | None = None
+    to_status: EventStatus
+    action: str
+    actor: str
+    actor_role: ActorRole
+    at: AwareDatetime
+    due_at: AwareDatetime
+    note: str | None = None
+    photo_ref: str | None = None
+
+    @property
+    def key(self) -> str:
+        """A transition is identified by its case and its place in the case's history."""
+        return f"{self.case_id}|{self.seq}"
+
+
 CANONICAL_MODELS: dict[str, type[Canonical]] = {
     model.kind: model
-    for model in (Person, Organisation, Place, ThingObject, Event, EventUpdate, Application, PatrolPoint)
+    for model in (
+        Person,
+        Organisation,
+        Place,
+        ThingObject,
+        Event,
+        EventUpdate,
+        Application,
+        PatrolPoint,
+        CaseRecord,
+        CaseTransition,
+    )
 }
+DERIVED_KINDS = frozenset({"case", "case_transition"})
+"""Kinds only gridhub's stream creates; a raw record claiming one is refused."""
 
 
 class RawEnvelope(BaseModel):
@@ -241,7 +323,7 @@ class RawEnvelope(BaseModel):
     payload: dict[str, Any]
 
 
-RejectStage = Literal["decode", "validate", "route", "internal"]
+RejectStage = Literal["decode", "validate", "route", "lifecycle", "internal"]
 
 
 class Reject(BaseModel):

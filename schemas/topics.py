@@ -9,6 +9,11 @@ RAW_APPROVALS = "raw.approvals"
 RAW_EXPORTS = "raw.exports"
 RAW_TOPICS = (RAW_PATROL, RAW_APPROVALS, RAW_EXPORTS)
 
+CASE_COMMANDS = "cases.commands"
+"""Reports and updates re-keyed by case, on ONE partition: one agent sees every open case, which
+spatial duplicate detection needs, and incidents are few enough (thousands a year) for one."""
+OVERDUE_ALERTS = "alerts.overdue"
+SINGLE_PARTITION_TOPICS = frozenset({CASE_COMMANDS})
 REJECTS = "rejects"
 DUPLICATES = "ledger.duplicates"
 DISPATCH_PREFIX = "dispatch."

@@ -1,26 +1,26 @@
-"""The Faust application: one agent that turns every raw record into exactly one outcome.
+"""The Faust application: agents that turn every raw record into exactly one outcome.
 
-Outcomes: a canonical record (new or update) plus, for events, a work order on
-the responsible department's dispatch topic; a duplicate notice; or a reject.
+The integrate agent decodes, validates, places and deduplicates each raw record:
+base data becomes a canonical record (new or update), a resend a duplicate notice,
+a bad record a reject. Reports and lifecycle updates go on to the case agent
+(:mod:`streams.cases`), which files them into cases and dispatches work orders.
 The dedup memory is a Faust table backed by a changelog topic, so a restarted
 worker recovers it from Kafka instead of letting resends through again.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import faust
 
 from gridhub.settings import Settings
 from schemas.grid import Grid
-from schemas.messages import canonical_message, duplicate_message, reject_message, work_order_message
-from schemas.records import CANONICAL_MODELS, Reject
-from schemas.topics import DUPLICATES, RAW_TOPICS, REJECTS, canonical_topic, dispatch_topic
+from schemas.messages import canonical_message, duplicate_message, reject_message
+from schemas.records import CANONICAL_MODELS, Event, EventUpdate, Reject
+from schemas.topics import DUPLICATES, RAW_TOPICS, REJECTS, canonical_topic
+from streams.cases import command_message, register_case_agent
+from streams.codec import RAW_CODEC
 from streams.normalise import Accepted, Rejected, internal_failure, normalise
 from streams.routing import load_rules
-
-RAW_CODEC: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 
 def build_app(settings: Settings, bootstrap: str) -> faust.App:
@@ -44,7 +44,7 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
     )
     raw = app.topic(*RAW_TOPICS, **RAW_CODEC)
     outputs = {kind: app.topic(canonical_topic(kind), **RAW_CODEC) for kind in CANONICAL_MODELS}
-    dispatch = {name: app.topic(dispatch_topic(name), **RAW_CODEC) for name in rules.departments}
+    case_commands = register_case_agent(app, settings, rules, grid)
     rejects = app.topic(REJECTS, **RAW_CODEC)
     duplicates = app.topic(DUPLICATES, **RAW_CODEC)
     seen = app.Table("dedup-fingerprints", default=None, key_type=str, value_type=str)
@@ -62,15 +62,14 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
             return
         seen[accepted.dedup_key] = accepted.fingerprint
         outcome = "new" if previous is None else "update"
+        if isinstance(record, Event | EventUpdate):
+            case_key = (record.event_id).encode()
+            limit = accepted.category.limit_hours if accepted.category else None
+            await case_commands.send(key=case_key, value=command_message(accepted, outcome, limit))
+            return
         await outputs[record.kind].send(
             key=record.key.encode(), value=canonical_message(envelope, record, accepted.fingerprint, outcome)
         )
-        if accepted.category is not None and outcome == "new":
-            category = accepted.category
-            await dispatch[category.department].send(
-                key=record.key.encode(),
-                value=work_order_message(record, category.department, category.limit_hours),
-            )
 
     @app.agent(raw, name="integrate")
     async def integrate(stream: faust.StreamT[bytes]) -> None:

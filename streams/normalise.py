@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from schemas.grid import Grid, to_wgs84
-from schemas.records import CANONICAL_MODELS, Canonical, Event, PatrolPoint, RawEnvelope, Reject, RejectStage
+from schemas.records import (
+    CANONICAL_MODELS,
+    DERIVED_KINDS,
+    Canonical,
+    Event,
+    PatrolPoint,
+    RawEnvelope,
+    Reject,
+    RejectStage,
+)
 from streams.routing import Category, RoutingRules
 
 
@@ -125,6 +134,9 @@ def normalise(raw: bytes, rules: RoutingRules, grid: Grid | None = None) -> Acce
         if any(item["type"] == "json_invalid" for item in exc.errors()):
             return rejection(raw, "decode", "bad_json", f"message is not valid JSON: {reason}")
         return rejection(raw, "decode", "bad_envelope", f"raw envelope does not match schema: {reason}")
+    if envelope.entity in DERIVED_KINDS:
+        reason = f"entity {envelope.entity!r} is derived by gridhub from reports and updates; publish those instead"
+        return rejection(raw, "decode", "bad_envelope", reason, envelope)
     model = CANONICAL_MODELS[envelope.entity]
     try:
         record = model.model_validate(envelope.payload)

@@ -55,6 +55,15 @@ def _expectations() -> dict[str, list[Any]]:
             gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(EVENT_STATUSES)),
         ],
         "track_point": [*present("worker_id", "recorded_at"), *coordinates()],
+        "case": [
+            *present("case_id", "department", "reported_at", "due_at"),
+            gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(EVENT_STATUSES)),
+            *coordinates(),
+        ],
+        "case_transition": [
+            *present("case_id", "seq", "at", "actor"),
+            gxe.ExpectColumnValuesToBeInSet(column="to_status", value_set=list(EVENT_STATUSES)),
+        ],
         "application": [
             *present("application_id", "item_code", "submitted_at"),
             gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(APPLICATION_STATUSES)),

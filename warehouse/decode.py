@@ -61,7 +61,9 @@ def add_message(batch: Batch, topic: str, offset: int, value: bytes, now: dateti
         else:
             meta = document["meta"]
             row = {**document["record"], **{name: meta.get(name) for name in LINEAGE}, "loaded_at": now}
-            batch.entities.setdefault(meta["entity"], []).append(row)
-            batch.intake.append(_intake(meta, meta["outcome"], None, now))
+            kind = meta.get("derived_kind") or meta["entity"]
+            batch.entities.setdefault(kind, []).append(row)
+            if not meta.get("derived_kind"):
+                batch.intake.append(_intake(meta, meta["outcome"], None, now))
     except (ValueError, KeyError, TypeError) as exc:
         _undecodable(batch, topic, offset, value, f"{type(exc).__name__}: {exc}", now)

@@ -29,13 +29,13 @@ CREATE TABLE IF NOT EXISTS events (
     event_id VARCHAR PRIMARY KEY, category VARCHAR NOT NULL, category_name VARCHAR, department VARCHAR,
     description VARCHAR, reported_at TIMESTAMPTZ NOT NULL, reporter_id VARCHAR, lon DOUBLE, lat DOUBLE,
     coord_system VARCHAR, photo_refs VARCHAR[], status VARCHAR NOT NULL,
-    grid_code VARCHAR, squad VARCHAR, community VARCHAR,
+    grid_code VARCHAR, squad VARCHAR, community VARCHAR, case_id VARCHAR,
     source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
     received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS event_updates (
     update_id VARCHAR PRIMARY KEY, event_id VARCHAR NOT NULL, status VARCHAR NOT NULL, occurred_at TIMESTAMPTZ NOT NULL,
-    actor VARCHAR, note VARCHAR, photo_ref VARCHAR,
+    actor VARCHAR, actor_role VARCHAR, note VARCHAR, photo_ref VARCHAR,
     source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
     received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
 );

@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-SCHEMA_SQL = Path(__file__).with_name("schema.sql")
+SCHEMA_FILES = (Path(__file__).with_name("schema.sql"), Path(__file__).with_name("cases.sql"))
 
 ENTITY_TABLES: dict[str, tuple[str, str]] = {
     "person": ("people", "id_number"),
@@ -27,6 +27,8 @@ ENTITY_TABLES: dict[str, tuple[str, str]] = {
     "event_update": ("event_updates", "update_id"),
     "application": ("applications", "application_id"),
     "track_point": ("patrol_tracks", "worker_id, recorded_at"),
+    "case": ("cases", "case_id"),
+    "case_transition": ("case_transitions", "case_id, seq"),
 }
 
 
@@ -69,7 +71,8 @@ def connect(path: Path) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the warehouse file for writing, with its tables."""
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = duckdb.connect(str(path))
-    connection.execute(SCHEMA_SQL.read_text())
+    for schema in SCHEMA_FILES:
+        connection.execute(schema.read_text())
     return connection
 
 
@@ -94,9 +97,10 @@ class WarehouseWriter:
                 self._upsert(cursor, table, key, rows)
             self._insert_new(cursor, "rejects", batch.rejects)
             self._insert_new(cursor, "intake", batch.intake)
-            touched = {row["event_id"] for kind in ("event", "event_update") for row in batch.entities.get(kind, [])}
-            if touched:
-                self._refresh_event_status(cursor, sorted(touched))
+            cases = {row["case_id"] for kind in ("case", "case_transition") for row in batch.entities.get(kind, [])}
+            cases |= {row["case_id"] for row in batch.entities.get("event", []) if row.get("case_id")}
+            if cases:
+                self._refresh_case_views(cursor, sorted(cases))
             offsets = [
                 {"topic": topic, "partition": partition, "next_offset": offset, "topic_id": topic_ids[topic]}
                 for (topic, partition), offset in batch.offsets.items()
@@ -135,12 +139,22 @@ class WarehouseWriter:
         cursor.unregister("incoming")
 
     @staticmethod
-    def _refresh_event_status(cursor: duckdb.DuckDBPyConnection, event_ids: list[str]) -> None:
-        """An event's status is its latest update's, whichever of the two arrived first."""
+    def _refresh_case_views(cursor: duckdb.DuckDBPyConnection, case_ids: list[str]) -> None:
+        """Stage times come from the transition log; a report shows the status of its case."""
         cursor.execute(
-            "UPDATE events SET status = latest.status FROM ("
-            "  SELECT event_id, arg_max(status, occurred_at) AS status FROM event_updates"
-            "  WHERE event_id IN (SELECT unnest($ids)) GROUP BY event_id"
-            ") AS latest WHERE events.event_id = latest.event_id",
-            {"ids": event_ids},
+            "UPDATE cases SET accepted_at = t.accepted_at, dispatched_at = t.dispatched_at, "
+            "handled_at = t.handled_at, verified_at = t.verified_at FROM ("
+            "  SELECT case_id,"
+            "    min(\"at\") FILTER (to_status = 'accepted') AS accepted_at,"
+            "    min(\"at\") FILTER (to_status = 'dispatched') AS dispatched_at,"
+            "    max(\"at\") FILTER (to_status = 'handled') AS handled_at,"
+            "    max(\"at\") FILTER (to_status = 'verified') AS verified_at"
+            "  FROM case_transitions WHERE case_id IN (SELECT unnest($ids)) GROUP BY case_id"
+            ") AS t WHERE cases.case_id = t.case_id",
+            {"ids": case_ids},
+        )
+        cursor.execute(
+            "UPDATE events SET status = cases.status FROM cases "
+            "WHERE events.case_id = cases.case_id AND cases.case_id IN (SELECT unnest($ids))",
+            {"ids": case_ids},
         )

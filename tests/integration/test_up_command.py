@@ -40,7 +40,14 @@ def test_up_serves_until_ctrl_c_then_stops_everything_and_sql_reads_the_file(tmp
         [sys.executable, "-m", "gridhub", "up"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
-        wait_until(lambda: runtime.discover(settings, "patrol") and runtime.discover(settings, "sink"), what="up")
+        wait_until(
+            lambda: (
+                (runtime.discover(settings, "patrol") and runtime.discover(settings, "sink")) or up.poll() is not None
+            ),
+            timeout_s=240,
+            what="up",
+        )
+        assert up.poll() is None, up.communicate()[0].decode()
         pids = [runtime.discover(settings, name)["pid"] for name in ("sink", "worker", "patrol", "approvals")]
         report = {
             "report_id": "R-UP-1",
@@ -84,7 +91,8 @@ def test_ctrl_c_during_the_demo_stops_every_process_it_started(tmp_path: Path) -
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_until(lambda: runtime.discover(settings, "sink"), what="the demo's sink")
+        wait_until(lambda: runtime.discover(settings, "sink") or demo.poll() is not None, timeout_s=240, what="sink")
+        assert demo.poll() is None, demo.communicate()[0].decode()
         pids = [info["pid"] for name in ("sink", "broker") if (info := runtime.discover(settings, name))]
         broker_log = (demo_dir / "logs" / "broker.log").read_text()
     finally:

@@ -355,5 +355,7 @@ def test_every_entity_kind_has_a_model_keyed_by_that_kind() -> None:
         "event_update",
         "application",
         "track_point",
+        "case",
+        "case_transition",
     }
     assert all(model.kind == kind for kind, model in CANONICAL_MODELS.items())

@@ -1,0 +1,272 @@
+"""The case agent: turns reports and updates into cases that follow the town's case flow.
+
+Reports and lifecycle updates arrive re-keyed by case on a single-partition topic,
+so this agent alone owns every case: it can spot two workers reporting the same
+problem (same category, close in space and time) and it applies transitions in
+order. Its state lives in Faust tables backed by changelog topics. Every outcome
+leaves as messages: the report or update for the warehouse (with the intake
+ledger's provenance), the case and each transition it took, the work order on the
+department's dispatch topic, or a reject naming the illegal step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import faust
+
+from gridhub.settings import Settings
+from schemas import TOWN_TIMEZONE
+from schemas.grid import Grid
+from schemas.messages import alert_message, canonical_message, derived_message, work_order_message
+from schemas.records import ActorRole, CaseRecord, CaseTransition, Event, EventUpdate, RawEnvelope, Reject
+from schemas.topics import CASE_COMMANDS, OVERDUE_ALERTS, canonical_topic, dispatch_topic
+from streams.codec import RAW_CODEC
+from streams.lifecycle import (
+    Case,
+    CaseFlow,
+    Command,
+    IllegalTransition,
+    Transition,
+    apply,
+    auto_advance,
+    find_duplicate,
+    is_overdue,
+    load_flow,
+    merge_report,
+    open_case,
+)
+from streams.normalise import Accepted, internal_failure, rejection
+from streams.routing import RoutingRules
+
+Send = Callable[[str, bytes, bytes], Awaitable[None]]
+
+
+def role_of(actor: str) -> ActorRole:
+    """Who an actor id belongs to when an update does not say: GW… workers, desk-… desks."""
+    if actor.upper().startswith("GW"):
+        return "grid_worker"
+    if actor.lower().startswith("desk-"):
+        return "desk"
+    return "system" if actor == "system" else "command_centre"
+
+
+def command_message(accepted: Accepted, outcome: str, limit_hours: float | None) -> bytes:
+    """A report or update, handed from the integrate agent to the case agent."""
+    return json.dumps(
+        {
+            "type": accepted.record.kind,
+            "envelope": accepted.envelope.model_dump(mode="json"),
+            "record": accepted.record.model_dump(mode="json"),
+            "fingerprint": accepted.fingerprint,
+            "outcome": outcome,
+            "limit_hours": limit_hours,
+        },
+        ensure_ascii=False,
+    ).encode()
+
+
+class CaseDesk:
+    """The decisions of the case agent, separated from Faust so each step reads plainly."""
+
+    def __init__(self, settings: Settings, rules: RoutingRules, grid: Grid, flow: CaseFlow, send: Send) -> None:
+        self.settings = settings
+        self.rules = rules
+        self.grid = grid
+        self.flow = flow
+        self.send = send
+        self.cases: Any = {}
+        self.reports: Any = {}
+
+    def case_record(self, case: Case) -> CaseRecord:
+        """The warehouse's view of a case, with names looked up from the code tables."""
+        category = self.rules.categories.get(case.category)
+        cell = self.grid.cells.get(case.grid_code or "")
+        return CaseRecord(
+            case_id=case.case_id,
+            category=case.category,
+            category_name=category.name if category else None,
+            department=case.department,
+            squad=case.squad,
+            grid_code=case.grid_code,
+            community=cell.community if cell else None,
+            reporter_id=case.reporter_id,
+            status=case.status,  # type: ignore[arg-type]  # the flow only holds event statuses
+            reported_at=case.reported_at,
+            due_at=case.due_at,
+            closed_at=case.closed_at,
+            report_count=len(case.report_ids),
+            rework_count=case.rework_count,
+            return_count=case.return_count,
+            lat=case.lat,
+            lon=case.lon,
+            overdue_alerted=case.overdue_alerted,
+        )
+
+    async def _store(self, envelope: RawEnvelope | None, case: Case, transitions: list[Transition]) -> None:
+        self.cases[case.case_id] = case.to_dict()
+        await self.send(
+            canonical_topic("case"), case.case_id.encode(), derived_message(envelope, self.case_record(case))
+        )
+        for transition in transitions:
+            record = CaseTransition.model_validate(transition.to_dict())
+            await self.send(
+                canonical_topic("case_transition"), case.case_id.encode(), derived_message(envelope, record)
+            )
+            if transition.to_status == "dispatched":
+                await self._work_order(case)
+
+    async def _work_order(self, case: Case) -> None:
+        report = Event.model_validate(self.reports[case.report_ids[0]])
+        category = self.rules.categories.get(case.category)
+        limit = category.limit_hours if category else (case.due_at - case.reported_at).total_seconds() / 3600
+        message = work_order_message(report.model_copy(update={"status": "dispatched"}), case.department, limit)
+        await self.send(dispatch_topic(case.department), case.case_id.encode(), message)
+
+    async def _reject(self, raw: bytes, envelope: RawEnvelope, code: str, reason: str) -> None:
+        reject = rejection(raw, "lifecycle", code, reason, envelope).reject
+        await self.send("rejects", reject.record_uid.encode(), reject.model_dump_json().encode())
+
+    async def report(self, message: dict[str, Any]) -> None:
+        """A new report opens a case (accepted and dispatched at once) or joins an open one."""
+        envelope = RawEnvelope.model_validate(message["envelope"])
+        event = Event.model_validate(message["record"])
+        known = self.reports.get(event.event_id)
+        if message["outcome"] == "update" and known is not None:
+            event = event.model_copy(update={"case_id": known["case_id"]})
+            self.reports[event.event_id] = event.model_dump(mode="json")
+            await self._emit_report(envelope, event, message, "update")
+            return
+        open_cases = [
+            Case.from_dict(item) for item in self.cases.values() if item["status"] not in ("closed", "rejected")
+        ]
+        match = find_duplicate(
+            open_cases,
+            category=event.category,
+            lat=event.lat,
+            lon=event.lon,
+            at=event.reported_at,
+            max_distance_m=self.settings.duplicate_distance_m,
+            max_minutes=self.settings.duplicate_window_minutes,
+        )
+        if match is not None:
+            case, transitions = merge_report(match, event.event_id), []
+        else:
+            case, opened = open_case(
+                case_id=event.event_id,
+                report_id=event.event_id,
+                category=event.category,
+                department=event.department or "",
+                squad=event.squad,
+                grid_code=event.grid_code,
+                lat=event.lat,
+                lon=event.lon,
+                reporter_id=event.reporter_id,
+                reported_at=event.reported_at,
+                limit_hours=float(message["limit_hours"]),
+            )
+            steps = auto_advance(self.flow, case, event.reported_at)
+            transitions = [opened, *(transition for _, transition in steps)]
+            case = steps[-1][0] if steps else case
+        event = event.model_copy(update={"case_id": case.case_id, "status": case.status})
+        self.reports[event.event_id] = event.model_dump(mode="json")
+        await self._emit_report(envelope, event, message, "new")
+        await self._store(envelope, case, transitions)
+
+    async def _emit_report(self, envelope: RawEnvelope, event: Event, message: dict[str, Any], outcome: str) -> None:
+        body = canonical_message(envelope, event, message["fingerprint"], outcome)  # type: ignore[arg-type]
+        await self.send(canonical_topic("event"), event.event_id.encode(), body)
+
+    async def update(self, raw: bytes, message: dict[str, Any]) -> None:
+        """An update moves its case along the flow, or is rejected with the reason it is illegal."""
+        envelope = RawEnvelope.model_validate(message["envelope"])
+        update = EventUpdate.model_validate(message["record"])
+        report = self.reports.get(update.event_id)
+        stored = self.cases.get(report["case_id"]) if report else None
+        if stored is None:
+            await self._reject(
+                raw,
+                envelope,
+                "unknown_case",
+                f"no case has report {update.event_id!r}; an update must name the report_id of a reported case",
+            )
+            return
+        role = update.actor_role or role_of(update.actor)
+        command = Command(
+            case_id=stored["case_id"],
+            status=update.status,
+            actor=update.actor,
+            actor_role=role,
+            at=update.occurred_at,
+            note=update.note,
+            photo_ref=update.photo_ref,
+        )
+        try:
+            case, transition = apply(self.flow, Case.from_dict(stored), command)
+        except IllegalTransition as exc:
+            await self._reject(raw, envelope, exc.code, str(exc))
+            return
+        update = update.model_copy(update={"actor_role": role})
+        body = canonical_message(envelope, update, message["fingerprint"], message["outcome"])
+        await self.send(canonical_topic("event_update"), update.update_id.encode(), body)
+        await self._store(envelope, case, [transition])
+
+    async def tick(self, now: datetime) -> None:
+        """Raise one alert per case the moment it passes its deadline unfinished."""
+        for stored in list(self.cases.values()):
+            case = Case.from_dict(stored)
+            if case.overdue_alerted or not is_overdue(case, now):
+                continue
+            case = dataclasses.replace(case, overdue_alerted=True)
+            record = self.case_record(case)
+            await self.send(OVERDUE_ALERTS, case.case_id.encode(), alert_message(record, now))
+            await self._store(None, case, [])
+
+
+def _envelope_bytes(raw: bytes) -> bytes:
+    """The raw envelope inside a command, so a failed command keeps its record's provenance."""
+    try:
+        return json.dumps(json.loads(raw)["envelope"], ensure_ascii=False).encode()
+    except (ValueError, KeyError, TypeError):
+        return raw
+
+
+def register_case_agent(app: faust.App, settings: Settings, rules: RoutingRules, grid: Grid) -> faust.TopicT:
+    """Add the case agent, its tables and its overdue clock to the app; return its command topic."""
+    commands = app.topic(CASE_COMMANDS, partitions=1, **RAW_CODEC)
+    topics: dict[str, faust.TopicT] = {}
+
+    async def send(topic: str, key: bytes, value: bytes) -> None:
+        if topic not in topics:
+            topics[topic] = app.topic(topic, **RAW_CODEC)
+        await topics[topic].send(key=key, value=value)
+
+    desk = CaseDesk(settings, rules, grid, load_flow(), send)
+    desk.cases = app.Table("cases", default=None, partitions=1, key_type=str)
+    desk.reports = app.Table("case-reports", default=None, partitions=1, key_type=str)
+
+    @app.agent(commands, name="cases")
+    async def cases(stream: faust.StreamT[bytes]) -> None:
+        async for raw in stream:
+            try:
+                message = json.loads(raw)
+                if message["type"] == "tick":
+                    await desk.tick(datetime.fromisoformat(message["at"]))
+                elif message["type"] == "event":
+                    await desk.report(message)
+                else:
+                    await desk.update(raw, message)
+            except Exception as exc:  # noqa: BLE001 - an agent exception would skip the record silently
+                reject: Reject = internal_failure(_envelope_bytes(raw), exc).reject
+                await send("rejects", reject.record_uid.encode(), reject.model_dump_json().encode())
+
+    @app.timer(interval=settings.overdue_check_seconds)
+    async def overdue_clock() -> None:
+        tick = {"type": "tick", "at": datetime.now(TOWN_TIMEZONE).isoformat()}
+        await commands.send(key=b"tick", value=json.dumps(tick).encode())
+
+    return commands
