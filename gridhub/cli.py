@@ -240,6 +240,31 @@ def dispatch_update(
     console.print(f"update {answer['update_id']} accepted" + (f" with photo {photos}" if photos else ""))
 
 
+@app.command()
+def kpi(
+    day: Annotated[str | None, typer.Option("--date", help="Asia/Shanghai day, YYYY-MM-DD (default: all).")] = None,
+    by: Annotated[str | None, typer.Option(help="squad, department, grid or worker.")] = None,
+    patrol: Annotated[bool, typer.Option(help="Patrol compliance per worker instead of case KPIs.")] = False,
+    output: Annotated[str, typer.Option("--output", "-o", help="table, csv or json.")] = "table",
+    data_dir: DataDir = None,
+) -> None:
+    """The command centre's KPIs: closure, on-time closure, rework, time to close; or patrol compliance."""
+    from datetime import date
+
+    from warehouse.kpi import GROUPINGS, kpi_sql, patrol_sql
+    from warehouse.reader import query as run
+
+    if by is not None and by not in GROUPINGS:
+        raise UserError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
+    try:
+        chosen = date.fromisoformat(day) if day else None
+    except ValueError as exc:
+        raise UserError(f"--date must look like 2026-11-25 ({exc})") from exc
+    sql = patrol_sql(chosen) if patrol else kpi_sql(by, chosen)  # type: ignore[arg-type]
+    title = "patrol compliance" if patrol else f"case KPIs{' by ' + by if by else ''}"
+    print_result(run(_settings(data_dir=data_dir), sql), output, title=f"{title}{' on ' + day if day else ''}")
+
+
 @grid_app.command("load")
 def grid_load(
     path: Annotated[Path, typer.Argument(help="GeoJSON FeatureCollection of grid cells.")],

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,16 +58,25 @@ class Tally:
     accepted: int = 0
     refused: Counter[str] = field(default_factory=Counter)
 
-    def post_all(self, url: str, chains: list[list[bytes]], progress: Progress, task: TaskID) -> None:
+    def post_all(
+        self,
+        url: str,
+        chains: list[list[bytes]],
+        progress: Progress,
+        task: TaskID,
+        records: Callable[[bytes], int] = lambda _body: 1,
+    ) -> None:
         """POST from a few phones at once; each chain (one case's updates) in its own order.
 
-        Counts 202s, and refusals by error code.
+        Counts the records accepted (a track batch holds many points), and refusals by error code.
         """
         with ThreadPoolExecutor(max_workers=PHONES) as pool:
-            for answers in pool.map(lambda chain: [_post(url, body) for body in chain], chains):
-                for answer in answers:
+            for chain, answers in zip(
+                chains, pool.map(lambda chain: [_post(url, body) for body in chain], chains), strict=True
+            ):
+                for body, answer in zip(chain, answers, strict=True):
                     if answer is None:
-                        self.accepted += 1
+                        self.accepted += records(body)
                     else:
                         self.refused[answer] += 1
                 progress.advance(task, len(answers))
@@ -137,6 +147,9 @@ def _feed(settings: Settings, stack: Stack, day: TownDay, progress: Progress) ->
             exported += report.total
     finally:
         publisher.close()
+    task = progress.add_task("grid workers' phones upload patrol tracks", total=len(day.tracks))
+    tracks = [[json.dumps(body).encode()] for body in day.tracks]
+    tally.post_all(f"{patrol}/v1/tracks", tracks, progress, task, records=lambda body: len(json.loads(body)["points"]))
     task = progress.add_task("desks and workers post case updates", total=len(day.updates))
     chains: dict[str, list[bytes]] = {}
     for update in day.updates:
@@ -190,6 +203,9 @@ SUMMARY_QUERIES = {
                count(*) FILTER (overdue_alerted) AS overdue_alerts
         FROM cases GROUP BY status ORDER BY cases DESC""",
     "Case KPIs by squad (day of the cases' deadlines or closure)": kpi_sql(by="squad"),
+    "Patrol compliance (two patrols of at least 50 minutes)": """
+        SELECT count(*) AS worker_days, count(*) FILTER (compliant) AS compliant,
+               round(avg(total_minutes), 1) AS average_minutes FROM patrol_compliance""",
     "Warehouse rows": """
         SELECT 'people' AS "table", count(*) AS rows FROM people UNION ALL
         SELECT 'organisations', count(*) FROM organisations UNION ALL
@@ -200,6 +216,8 @@ SUMMARY_QUERIES = {
         SELECT 'lifecycle_rejects', count(*) FROM rejects WHERE stage = 'lifecycle' UNION ALL
         SELECT 'reports_in_cases', coalesce(sum(report_count), 0) FROM cases UNION ALL
         SELECT 'applications', count(*) FROM applications UNION ALL
+        SELECT 'patrol_tracks', count(*) FROM patrol_tracks UNION ALL
+        SELECT 'workers_compliant', count(*) FILTER (compliant) FROM patrol_compliance UNION ALL
         SELECT 'rejects', count(*) FROM rejects""",
 }
 
@@ -221,6 +239,8 @@ def _check(day: TownDay, rows: dict[str, int]) -> list[str]:
         "people": day.expected["people"],
         "organisations": day.expected["organisations"],
         "applications": day.expected["applications"],
+        "patrol_tracks": day.expected["patrol_points"],
+        "workers_compliant": day.expected["workers_compliant"],
     }
     problems = [
         f"{table}: warehouse has {rows[table]}, the day produced {count}"

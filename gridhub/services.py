@@ -9,8 +9,10 @@ exits, so nothing is left half-written.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Literal
 
@@ -36,9 +38,29 @@ def _stop_event() -> threading.Event:
     return stop
 
 
+def _stop_with_supervisor(settings: Settings) -> None:
+    """Stop this service cleanly (SIGTERM to itself) if the `gridhub up` that started it dies.
+
+    Without this, a supervisor killed hard would leave its services running, holding ports and
+    the warehouse file.
+    """
+    supervisor = settings.supervisor_pid
+    if supervisor is None:
+        return
+
+    def watch() -> None:
+        while os.getppid() == supervisor:
+            time.sleep(1)
+        log.warning("gridhub up is gone; stopping", supervisor_pid=supervisor)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
+
+
 def _bootstrap(settings: Settings) -> str:
     if not settings.kafka_bootstrap:
         raise ServiceError("set GRIDHUB_KAFKA_BOOTSTRAP to the Kafka address (gridhub up does this for you)")
+    _stop_with_supervisor(settings)
     ensure_topics(settings, settings.kafka_bootstrap)
     return settings.kafka_bootstrap
 

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
         default=4.0, gt=0, description="Faust rebalance timeout; keep low on the embedded broker."
     )
 
+    supervisor_pid: int | None = Field(
+        default=None, description="Set by `gridhub up` for its services: a service stops when that process is gone."
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="WARNING", description="Quiet by default: warnings and errors only."
     )

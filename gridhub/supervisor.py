@@ -43,6 +43,7 @@ def settings_env(settings: Settings, bootstrap: str) -> dict[str, str]:
         if value is not None:
             env[f"GRIDHUB_{name.upper()}"] = str(Path(value).resolve()) if isinstance(value, Path) else str(value)
     env["GRIDHUB_KAFKA_BOOTSTRAP"] = bootstrap
+    env["GRIDHUB_SUPERVISOR_PID"] = str(os.getpid())
     return env
 
 

@@ -223,6 +223,8 @@ class TownDay:
     """Rows of the market-supervision enterprise register export (Chinese headers)."""
     expected: dict[str, int]
     """Counts a correct pipeline must end with, recomputed from the lists above."""
+    tracks: list[Row] = field(default_factory=list)
+    """HTTP JSON bodies for ``POST /v1/tracks``: one per patrol, a point every two minutes."""
     corroborating: list[str] = field(default_factory=list)
     """Report ids of second reports of an open case's problem by another worker: one case, two reports."""
 
@@ -245,6 +247,9 @@ def simulate_day(events: int = 200, seed: int = 20261125) -> TownDay:
     applications = _applications(rng, max(1, events // 2), people, organisations)
     malformed = _malformed(rng)
     expected = _tally(reports, malformed, updates, applications, people, organisations)
+    tracks = _tracks(random.Random(seed + 1))  # noqa: S311 -- own stream, so the rest of the day is unchanged
+    expected["patrol_points"] = sum(len(body["points"]) for body in tracks)
+    expected["workers_compliant"] = _compliant_workers(tracks)
     return TownDay(
         reports=reports,
         malformed_reports=malformed,
@@ -253,6 +258,7 @@ def simulate_day(events: int = 200, seed: int = 20261125) -> TownDay:
         people=people,
         organisations=organisations,
         expected=expected,
+        tracks=tracks,
         corroborating=[body["report_id"] for body in seconds],
     )
 
@@ -601,6 +607,44 @@ def _corroborations(rng: random.Random, valid: list[tuple[Row, _CategorySpec]], 
             }
         )
     return seconds
+
+
+TRACK_STEP = timedelta(minutes=2)
+PATROL_MINUTES = 60
+SHORT_PATROL_MINUTES = 34
+COMPLIANT_PATROL_MINUTES = 50
+
+
+def _tracks(rng: random.Random) -> list[Row]:
+    """Every worker's patrols: usually two hours-long walks; some skip one or cut them short."""
+    bodies: list[Row] = []
+    villages = list(VILLAGES)
+    for number in range(1, GRID_WORKERS + 1):
+        worker = f"GW{number:03d}"
+        lat, lon = _point(rng, rng.choice(villages))
+        starts = [_at(8) + timedelta(minutes=rng.randrange(150)), _at(13, 30) + timedelta(minutes=rng.randrange(210))]
+        habit = rng.random()
+        if habit < 0.1:
+            starts = starts[:1]
+        minutes = SHORT_PATROL_MINUTES if 0.1 <= habit < 0.15 else PATROL_MINUTES
+        for start in starts:
+            points = []
+            for step in range(minutes // 2 + 1):
+                lat = min(max(lat + rng.uniform(-0.0003, 0.0003), REPORT_BOX[0]), REPORT_BOX[1])
+                lon = min(max(lon + rng.uniform(-0.0003, 0.0003), REPORT_BOX[2]), REPORT_BOX[3])
+                points.append({"at": _iso(start + step * TRACK_STEP), "lat": round(lat, 6), "lon": round(lon, 6)})
+            bodies.append({"worker_id": worker, "points": points})
+    return bodies
+
+
+def _compliant_workers(tracks: list[Row]) -> int:
+    """Workers with two patrols of at least 50 minutes (the town's rule: twice a day, about an hour)."""
+    patrols: dict[str, int] = {}
+    for body in tracks:
+        first, last = (datetime.fromisoformat(body["points"][i]["at"]) for i in (0, -1))
+        if last - first >= timedelta(minutes=COMPLIANT_PATROL_MINUTES):
+            patrols[body["worker_id"]] = patrols.get(body["worker_id"], 0) + 1
+    return sum(1 for count in patrols.values() if count >= 2)
 
 
 def _automatic_steps(chain: list[str]) -> set[int]:

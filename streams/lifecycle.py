@@ -18,14 +18,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, get_args
-from zoneinfo import ZoneInfo
+from typing import Any, get_args
 
 import yaml
 
-from schemas.records import EVENT_STATUSES
+from schemas import TOWN_TIMEZONE
+from schemas.records import EVENT_STATUSES, ActorRole
 
-Role = Literal["grid_worker", "desk", "command_centre", "system"]
+Role = ActorRole
 ROLES: tuple[str, ...] = get_args(Role)
 
 DEFAULT_FLOW_PATH = Path(__file__).resolve().parent.parent / "schemas" / "data" / "case_flow.yaml"
@@ -38,7 +38,6 @@ REWORK_ACTION = "rework"
 DECLINE_ACTION = "decline"
 CLOSED_STATUS = "closed"
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG), good to ~0.5 % for haversine distances
-_LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
 
 
 class FlowError(ValueError):
@@ -66,7 +65,7 @@ def _aware(value: datetime) -> datetime:
     Mixing naive and aware datetimes would raise TypeError deep inside a comparison; deciding the
     zone once, at the edge of every value here, keeps the comparisons total.
     """
-    return value.replace(tzinfo=_LOCAL_ZONE) if value.tzinfo is None else value
+    return value.replace(tzinfo=TOWN_TIMEZONE) if value.tzinfo is None else value
 
 
 def _join(items: list[str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -32,6 +33,7 @@ def hub_settings(data_dir: Path, **extra: Any) -> Settings:
         sink_query_port=0,
         sink_batch_wait_ms=100,
         approvals_poll_seconds=0.2,
+        overdue_check_seconds=1,
         **extra,
     )
 
@@ -58,7 +60,9 @@ class Hub:
         return query(self.settings, statement)["rows"]
 
     def scalar(self, statement: str) -> Any:
-        return self.sql(statement)[0][0]
+        """The first column of the first row, or None when there is no row (yet)."""
+        rows = self.sql(statement)
+        return rows[0][0] if rows else None
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "GRIDHUB_DATA_DIR": str(self.settings.data_dir)}
@@ -97,6 +101,19 @@ def wait_until(check: Callable[[], Any], timeout_s: float = 90, what: str = "con
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(0.2)
+
+
+_spots = itertools.count()
+
+
+def spot() -> dict[str, float]:
+    """A report location no other test report has used (about 130 m apart, inside the town).
+
+    Reports of one category close in space and time join one case, so tests that want their own
+    case must not share a spot.
+    """
+    number = next(_spots)
+    return {"lat": round(31.952 + (number % 63) * 0.0012, 6), "lon": round(119.822 + (number // 63) * 0.0012, 6)}
 
 
 def unique(prefix: str) -> str:

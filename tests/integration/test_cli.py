@@ -46,6 +46,8 @@ def test_schemas_export_writes_json_schema_for_every_contract(hub: Hub, tmp_path
             "event_update",
             "application",
             "track_point",
+            "case",
+            "case_transition",
             "raw_envelope",
             "reject",
         )
@@ -132,6 +134,8 @@ def test_a_desk_reads_its_work_orders_and_posts_back_with_a_photo(hub: Hub, tmp_
     Image.new("RGB", (32, 32), (0, 90, 200)).save(buffer, format="PNG")
     photo = tmp_path / "cleaned.png"
     photo.write_bytes(buffer.getvalue())
+    started = hub.cli("dispatch", "update", event_id, "--status", "in_handling", "--actor", "desk-water")
+    assert started.returncode == 0, started.stderr
     posted = hub.cli(
         "dispatch", "update", event_id, "--status", "handled", "--actor", "desk-water", "--photo", str(photo)
     )

@@ -6,7 +6,7 @@ import io
 import uuid
 
 from PIL import Image
-from support import Hub, unique, wait_until
+from support import Hub, spot, unique, wait_until
 
 
 def jpeg(colour: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (64, 48)) -> bytes:
@@ -44,8 +44,7 @@ def report(report_id: str) -> dict[str, object]:
         "report_id": report_id,
         "category": "0103",
         "description": "渣土堆积",
-        "lat": 31.985,
-        "lon": 119.86,
+        **spot(),
         "reported_at": "2026-11-25T10:15:00+08:00",
         "reporter_id": "GW031",
     }
@@ -99,13 +98,21 @@ def test_update_with_a_photo_carries_its_reference(hub: Hub) -> None:
     event_id = unique("R")
     assert hub.post("/v1/reports", report(event_id))[0] == 202
     photo = jpeg((0, 0, 200))
+    started = {
+        "event_id": event_id,
+        "status": "in_handling",
+        "at": "2026-11-25T10:40:00+08:00",
+        "actor": "desk-sanitation",
+    }
+    assert hub.post("/v1/updates", started)[0] == 202
     update = {"event_id": event_id, "status": "handled", "at": "2026-11-25T11:00:00+08:00", "actor": "desk-sanitation"}
     body, content_type = multipart("update", update, [photo])
     status, answer = hub.post("/v1/updates", body, content_type=content_type)
     assert status == 202, answer
     wait_until(
         lambda: (
-            hub.sql(f"SELECT photo_ref FROM event_updates WHERE event_id = '{event_id}'") == [[answer["photos"][0]]]
+            hub.sql(f"SELECT photo_ref FROM event_updates WHERE event_id = '{event_id}' AND status = 'handled'")
+            == [[answer["photos"][0]]]
         ),
         what="the update row with its photo",
     )

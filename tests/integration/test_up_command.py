@@ -78,7 +78,7 @@ def test_up_serves_until_ctrl_c_then_stops_everything_and_sql_reads_the_file(tmp
     assert not list((tmp_path / "run").glob("*.json"))
     after = sql("SELECT event_id, department, status FROM events")
     assert after.returncode == 0, after.stderr
-    assert json.loads(after.stdout) == [{"event_id": "R-UP-1", "department": "emergency", "status": "reported"}]
+    assert json.loads(after.stdout) == [{"event_id": "R-UP-1", "department": "emergency", "status": "dispatched"}]
 
 
 def test_ctrl_c_during_the_demo_stops_every_process_it_started(tmp_path: Path) -> None:
@@ -106,3 +106,22 @@ def test_ctrl_c_during_the_demo_stops_every_process_it_started(tmp_path: Path) -
     assert all(not runtime.pid_alive(pid) for pid in pids)
     port = broker_log.split("listening on: tcp://127.0.0.1:")[1].split()[0]
     assert subprocess.run(["pgrep", "-f", f"listener-url tcp://127.0.0.1:{port}"], check=False).returncode == 1
+
+
+def test_services_and_broker_stop_when_up_is_killed_outright(tmp_path: Path) -> None:
+    env = {**os.environ, "GRIDHUB_DATA_DIR": str(tmp_path), "GRIDHUB_HTTP_PORT": "0", "GRIDHUB_SINK_QUERY_PORT": "0"}
+    settings = Settings(data_dir=tmp_path)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "gridhub", "up"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    wait_until(lambda: runtime.discover(settings, "patrol") or up.poll() is not None, timeout_s=240, what="up")
+    assert up.poll() is None, up.communicate()[0].decode()
+    pids = [runtime.discover(settings, name)["pid"] for name in ("sink", "worker", "patrol", "approvals")]
+    port = (tmp_path / "logs" / "broker.log").read_text().split("listening on: tcp://127.0.0.1:")[1].split()[0]
+
+    up.kill()
+    up.communicate(timeout=30)
+
+    wait_until(lambda: not any(runtime.pid_alive(pid) for pid in pids), timeout_s=60, what="the services to stop")
+    broker = subprocess.run(["pgrep", "-f", f"listener-url tcp://127.0.0.1:{port}"], check=False)
+    assert broker.returncode == 1, "the embedded broker outlived gridhub up"

@@ -548,3 +548,9 @@ def test_dockerfile_runs_gridhub_as_a_non_root_user() -> None:
     assert PYPROJECT["project"]["scripts"].get("gridhub"), "ENTRYPOINT gridhub needs the gridhub console script"
     paths = " ".join(arguments for keyword, arguments in instructions if keyword == "ENV")
     assert re.search(r"PATH=\S*\.venv/bin", paths), "the venv's bin directory must be on PATH"
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in Settings.model_fields if f"`GRIDHUB_{name.upper()}`" not in readme]
+    assert missing == [], f"README settings table lacks: {missing}"

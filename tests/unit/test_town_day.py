@@ -8,6 +8,7 @@ canonical models and the routing table rather than the generator's own helpers.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import re
@@ -111,7 +112,30 @@ def recount(day: TownDay, rules: RoutingRules) -> dict[str, int]:
         "organisations": len(set(organisation_keys)),
         "organisation_duplicates": len(organisation_keys) - len(set(organisation_keys)),
         "organisations_invalid": len(day.organisations) - len(organisation_keys),
+        "patrol_points": sum(len(body["points"]) for body in day.tracks),
+        "workers_compliant": patrol_compliant(day.tracks),
     }
+
+
+def patrol_compliant(tracks: list[dict]) -> int:
+    """Workers with at least two patrols of 50 minutes or more, from the raw points."""
+    long_patrols = Counter(
+        body["worker_id"]
+        for body in tracks
+        if datetime.fromisoformat(body["points"][-1]["at"]) - datetime.fromisoformat(body["points"][0]["at"])
+        >= timedelta(minutes=50)
+    )
+    return sum(1 for count in long_patrols.values() if count >= 2)
+
+
+def test_patrol_tracks_are_two_minute_walks_inside_the_town(day: TownDay) -> None:
+    workers = Counter(body["worker_id"] for body in day.tracks)
+    assert len(workers) == GRID_WORKERS
+    assert 0.8 * GRID_WORKERS <= day.expected["workers_compliant"] < GRID_WORKERS
+    for body in day.tracks:
+        times = [datetime.fromisoformat(point["at"]) for point in body["points"]]
+        assert all(later - earlier == timedelta(minutes=2) for earlier, later in itertools.pairwise(times))
+        assert all(31.95 <= point["lat"] <= 32.03 and 119.82 <= point["lon"] <= 119.92 for point in body["points"])
 
 
 # --- reproducibility -----------------------------------------------------------------------
