@@ -19,9 +19,10 @@ from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 
 from connectors.base import Connector, RawPublisher
+from connectors.case_view import CaseView
 from connectors.photos import PhotoRejected, PhotoStore
 from schemas.grid import Grid
-from schemas.records import EntityKind
+from schemas.records import EntityKind, EventUpdate
 from schemas.topics import RAW_PATROL
 from streams.normalise import Rejected, normalise
 from streams.routing import RoutingRules
@@ -70,11 +71,18 @@ class PatrolGateway(Connector):
     topic = RAW_PATROL
 
     def __init__(
-        self, publisher: RawPublisher, rules: RoutingRules, grid: Grid, photos: PhotoStore, limits: Limits
+        self,
+        publisher: RawPublisher,
+        rules: RoutingRules,
+        grid: Grid,
+        photos: PhotoStore,
+        limits: Limits,
+        cases: CaseView | None = None,
     ) -> None:
         super().__init__(publisher, source="patrol")
         self.rules = rules
         self.grid = grid
+        self.cases = cases
         self.photos = photos
         self.limits = limits
 
@@ -166,10 +174,16 @@ class PatrolGateway(Connector):
         decision = normalise(envelope.model_dump_json().encode(), self.rules, self.grid)
         if isinstance(decision, Rejected):
             return _error(422, decision.reject.reason_code, decision.reject.reason)
+        if self.cases is not None and isinstance(decision.record, EventUpdate):
+            refusal = self.cases.refuse(decision.record)
+            if refusal is not None:
+                return _error(*refusal)
         try:
             await _acknowledged(self.send(envelope), timeout_s=15)
         except (KafkaError, TimeoutError) as exc:
             return _error(503, "kafka_unavailable", f"record not stored, retry later ({type(exc).__name__})")
+        if self.cases is not None and entity == "event":
+            self.cases.note_report(record_id)
         answer = {"status": "accepted", id_field: record_id, "record_uid": envelope.record_uid, "photos": references}
         return web.json_response(answer, status=202)
 

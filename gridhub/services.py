@@ -115,19 +115,24 @@ def run_patrol(settings: Settings) -> None:
     from aiohttp import web
 
     from connectors.base import RawPublisher
+    from connectors.case_view import CaseView
     from connectors.patrol_http import Limits, PatrolGateway
     from connectors.photos import PhotoStore
     from schemas.grid import Grid
+    from streams.lifecycle import load_flow
     from streams.routing import load_rules
 
     bootstrap = _bootstrap(settings)
     publisher = RawPublisher(bootstrap, client_id="gridhub-patrol")
+    cases = CaseView(bootstrap, load_flow())
+    cases.start()
     gateway = PatrolGateway(
         publisher,
         load_rules(settings.routing_rules),
         Grid.load(settings.grid_path),
         PhotoStore(settings.photo_store, settings.max_photo_bytes),
         Limits(settings.max_report_bytes, settings.max_photos, settings.max_track_points),
+        cases,
     )
 
     async def serve() -> None:
@@ -148,6 +153,7 @@ def run_patrol(settings: Settings) -> None:
     try:
         asyncio.run(serve())
     finally:
+        cases.stop()
         publisher.close()
 
 

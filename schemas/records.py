@@ -258,7 +258,9 @@ class CaseRecord(Canonical):
     reported_at: AwareDatetime
     due_at: AwareDatetime
     closed_at: AwareDatetime | None = None
+    report_ids: list[str] = Field(min_length=1, description="The first report, then any that joined it.")
     report_count: int = Field(ge=1)
+    seq: int = Field(ge=1, description="Transitions so far; a reader keeps the record with the highest.")
     rework_count: int = Field(ge=0)
     return_count: int = Field(ge=0)
     lat: float = Field(ge=-90, le=90)

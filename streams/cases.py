@@ -23,7 +23,7 @@ from gridhub.settings import Settings
 from schemas import TOWN_TIMEZONE
 from schemas.grid import Grid
 from schemas.messages import alert_message, canonical_message, derived_message, work_order_message
-from schemas.records import ActorRole, CaseRecord, CaseTransition, Event, EventUpdate, RawEnvelope, Reject
+from schemas.records import CaseRecord, CaseTransition, Event, EventUpdate, RawEnvelope, Reject
 from schemas.topics import CASE_COMMANDS, OVERDUE_ALERTS, canonical_topic, dispatch_topic
 from streams.codec import RAW_CODEC
 from streams.lifecycle import (
@@ -39,20 +39,12 @@ from streams.lifecycle import (
     load_flow,
     merge_report,
     open_case,
+    role_of,
 )
 from streams.normalise import Accepted, internal_failure, rejection
 from streams.routing import RoutingRules
 
 Send = Callable[[str, bytes, bytes], Awaitable[None]]
-
-
-def role_of(actor: str) -> ActorRole:
-    """Who an actor id belongs to when an update does not say: GW… workers, desk-… desks."""
-    if actor.upper().startswith("GW"):
-        return "grid_worker"
-    if actor.lower().startswith("desk-"):
-        return "desk"
-    return "system" if actor == "system" else "command_centre"
 
 
 def command_message(accepted: Accepted, outcome: str, limit_hours: float | None) -> bytes:
@@ -99,7 +91,9 @@ class CaseDesk:
             reported_at=case.reported_at,
             due_at=case.due_at,
             closed_at=case.closed_at,
+            report_ids=list(case.report_ids),
             report_count=len(case.report_ids),
+            seq=case.seq,
             rework_count=case.rework_count,
             return_count=case.return_count,
             lat=case.lat,

@@ -396,6 +396,15 @@ class Command:
         object.__setattr__(self, "at", _aware(self.at))
 
 
+def role_of(actor: str) -> ActorRole:
+    """Who an actor id belongs to when an update does not say: GW… workers, desk-… desks."""
+    if actor.upper().startswith("GW"):
+        return "grid_worker"
+    if actor.lower().startswith("desk-"):
+        return "desk"
+    return "system" if actor == "system" else "command_centre"
+
+
 def open_case(
     *,
     case_id: str,

@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS cases (
     squad VARCHAR, grid_code VARCHAR, community VARCHAR, reporter_id VARCHAR, status VARCHAR NOT NULL,
     reported_at TIMESTAMPTZ NOT NULL, due_at TIMESTAMPTZ, accepted_at TIMESTAMPTZ, dispatched_at TIMESTAMPTZ,
     handled_at TIMESTAMPTZ, verified_at TIMESTAMPTZ, closed_at TIMESTAMPTZ,
-    report_count INTEGER, rework_count INTEGER, return_count INTEGER, lat DOUBLE, lon DOUBLE,
+    report_ids VARCHAR[], report_count INTEGER, seq INTEGER, rework_count INTEGER, return_count INTEGER,
+    lat DOUBLE, lon DOUBLE,
     overdue_alerted BOOLEAN,
     source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
     received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ

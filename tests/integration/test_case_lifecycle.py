@@ -153,7 +153,7 @@ def test_decline_redispatch_and_rework_are_counted_and_the_work_order_goes_out_a
     assert len(orders) == 2
 
 
-def test_illegal_steps_are_rejected_with_reasons_and_leave_the_case_as_it_was(hub: Hub) -> None:
+def test_illegal_steps_are_refused_at_once_with_reasons_and_leave_the_case_as_it_was(hub: Hub) -> None:
     case_id = unique("R")
     assert hub.post("/v1/reports", report(case_id))[0] == 202
     settle(hub, case_id, 3)
@@ -161,20 +161,51 @@ def test_illegal_steps_are_rejected_with_reasons_and_leave_the_case_as_it_was(hu
     no_photo = update(case_id, "handled", "2026-11-25T09:00:00+08:00", "desk-water")
     wrong_role = update(case_id, "in_handling", "2026-11-25T09:00:00+08:00", "GW021")
     unknown = update(unique("R-NONE"), "in_handling", "2026-11-25T09:00:00+08:00", "desk-water")
-    for step in (closed_early, no_photo, wrong_role, unknown):
-        assert hub.post("/v1/updates", step)[0] == 202
 
+    status, answer = hub.post("/v1/updates", closed_early)
+    assert (status, answer["error"]) == (409, "illegal_transition")
+    assert "dispatched" in answer["reason"] and "in_handling" in answer["reason"]
+    assert hub.post("/v1/updates", no_photo)[0] == 409
+    status, answer = hub.post("/v1/updates", wrong_role)
+    assert (status, answer["error"]) == (409, "role_not_allowed")
+    status, answer = hub.post("/v1/updates", unknown)
+    assert (status, answer["error"]) == (404, "unknown_case")
+
+    fine = update(case_id, "in_handling", "2026-11-25T09:05:00+08:00", "desk-water")
+    assert hub.post("/v1/updates", fine)[0] == 202
+    assert hub.post("/v1/updates", fine)[0] == 202, "a phone resending an accepted update is not refused"
+    settle(hub, case_id, 4)
+    assert case_status(hub, case_id) == "in_handling"
+    refused = ", ".join(f"'{step['update_id']}'" for step in (closed_early, no_photo, wrong_role, unknown))
+    assert hub.scalar(f"SELECT count(*) FROM intake WHERE source_record_id IN ({refused})") == 0
+
+
+def test_the_case_agent_rejects_an_illegal_step_that_bypassed_the_gateway(hub: Hub) -> None:
+    """Another producer (or a second gateway racing this one) cannot push a case off the flow."""
+    from connectors.base import Connector, RawPublisher
+    from schemas.topics import RAW_PATROL
+
+    case_id = unique("R")
+    assert hub.post("/v1/reports", report(case_id))[0] == 202
+    settle(hub, case_id, 3)
+
+    class RogueTerminal(Connector):
+        topic = RAW_PATROL
+
+    publisher = RawPublisher(hub.stack.bootstrap, client_id="rogue")
+    try:
+        terminal = RogueTerminal(publisher, source="patrol")
+        closed_early = update(case_id, "closed", "2026-11-25T09:00:00+08:00", "command-centre")
+        terminal.send(terminal.envelope(closed_early["update_id"], "event_update", closed_early)).get(timeout=30)
+    finally:
+        publisher.close()
     stage, code, reason = reject_of(hub, closed_early["update_id"])
     assert (stage, code) == ("lifecycle", "illegal_transition")
-    assert "dispatched" in reason and "closed" in reason
-    assert reject_of(hub, no_photo["update_id"])[1] in ("illegal_transition", "photo_required")
-    assert reject_of(hub, wrong_role["update_id"])[1] == "role_not_allowed"
-    assert reject_of(hub, unknown["update_id"])[1] == "unknown_case"
+    assert "not to closed" in reason
     assert case_status(hub, case_id) == "dispatched"
-    assert hub.scalar(f"SELECT count(*) FROM case_transitions WHERE case_id = '{case_id}'") == 3
-    listed = ", ".join(f"'{step['update_id']}'" for step in (closed_early, no_photo, wrong_role, unknown))
-    outcomes = hub.sql(f"SELECT outcome FROM intake WHERE source_record_id IN ({listed})")
-    assert outcomes == [["rejected"]] * 4
+    assert (
+        hub.scalar(f"SELECT outcome FROM intake WHERE source_record_id = '{closed_early['update_id']}'") == "rejected"
+    )
 
 
 def test_a_second_worker_reporting_the_same_problem_joins_the_open_case(hub: Hub) -> None:

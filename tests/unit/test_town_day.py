@@ -293,8 +293,7 @@ def test_categories_table_agrees_with_the_routing_rules(rules: RoutingRules) -> 
 
 def test_updates_follow_the_case_flow(day: TownDay, rules: RoutingRules) -> None:
     """Each event's updates, replayed through the real state machine after the automatic steps, are legal."""
-    from streams.cases import role_of
-    from streams.lifecycle import Command, apply, auto_advance, load_flow, open_case
+    from streams.lifecycle import Command, apply, auto_advance, load_flow, open_case, role_of
 
     flow = load_flow()
     reports = {body["report_id"]: body for body in day.reports if rules.resolve(body["category"]) is not None}

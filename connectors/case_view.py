@@ -1,0 +1,154 @@
+"""The patrol gateway's copy of every case, so a desk learns at once that a step is illegal.
+
+The case agent decides every transition, but it answers through the rejects, after the
+desk's app has moved on. The gateway therefore follows ``canonical.case`` (the agent's
+output) and checks each update against the same case flow before accepting it: an update
+for an unknown case gets 404, an illegal step 409, each with the agent's own reason. The
+agent still re-checks, so a race between two gateways ends in a reject, never in a wrong case.
+
+The copy may trail the agent by a moment. Updates this gateway accepts are applied to the
+copy at once (so a desk can post "in handling" then "handled" back to back), and a record
+older than the copy (by transition count) is ignored. Reports this gateway accepted but the
+agent has not yet filed are let through rather than refused as unknown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+
+from kafka import KafkaConsumer, TopicPartition
+
+from gridhub.logs import get_logger
+from schemas.records import CaseRecord, EventUpdate
+from schemas.topics import canonical_topic
+from streams.lifecycle import Case, CaseFlow, Command, IllegalTransition, apply, role_of
+
+log = get_logger(__name__)
+QUIET_MS = 1000
+
+
+def case_from_record(record: CaseRecord) -> Case:
+    """The state-machine view of a warehouse case record (its last transition time is not carried)."""
+    return Case(
+        case_id=record.case_id,
+        category=record.category,
+        department=record.department,
+        squad=record.squad,
+        grid_code=record.grid_code,
+        lat=record.lat,
+        lon=record.lon,
+        reporter_id=record.reporter_id,
+        status=record.status,
+        reported_at=record.reported_at,
+        due_at=record.due_at,
+        updated_at=record.reported_at,
+        report_ids=tuple(record.report_ids),
+        seq=record.seq,
+        rework_count=record.rework_count,
+        return_count=record.return_count,
+        closed_at=record.closed_at,
+        overdue_alerted=record.overdue_alerted,
+    )
+
+
+class CaseView:
+    """Cases by id and reports by case, kept current by a background consumer."""
+
+    def __init__(self, bootstrap: str, flow: CaseFlow) -> None:
+        self.flow = flow
+        self._bootstrap = bootstrap
+        self._lock = threading.Lock()
+        self._cases: dict[str, Case] = {}
+        self._report_case: dict[str, str] = {}
+        self._pending: set[str] = set()
+        self._accepted_updates: set[str] = set()
+        self._caught_up = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="case-view", daemon=True)
+
+    def start(self) -> None:
+        """Start following the case topic from its beginning."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop following."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def wait_caught_up(self, timeout_s: float) -> bool:
+        """Whether the copy has read everything the topic held when it started."""
+        return self._caught_up.wait(timeout_s)
+
+    def _follow(self) -> None:
+        consumer = KafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False)
+        topic = canonical_topic("case")
+        try:
+            partitions = [
+                TopicPartition(topic, number) for number in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            while not self._stop.is_set():
+                polled = consumer.poll(timeout_ms=QUIET_MS)
+                if not polled:
+                    self._caught_up.set()
+                for messages in polled.values():
+                    for message in messages:
+                        self._take(message.value or b"")
+        finally:
+            consumer.close()
+
+    def _take(self, value: bytes) -> None:
+        try:
+            record = CaseRecord.model_validate(json.loads(value)["record"])
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("case view skipped an unreadable case record", error=str(exc))
+            return
+        with self._lock:
+            known = self._cases.get(record.case_id)
+            if known is not None and known.seq > record.seq:
+                return
+            self._cases[record.case_id] = case_from_record(record)
+            for report_id in record.report_ids:
+                self._report_case[report_id] = record.case_id
+                self._pending.discard(report_id)
+
+    def note_report(self, report_id: str) -> None:
+        """A report this gateway accepted: until the agent files it, updates to it are let through."""
+        with self._lock:
+            if report_id not in self._report_case:
+                self._pending.add(report_id)
+
+    def refuse(self, update: EventUpdate) -> tuple[int, str, str] | None:
+        """Why the update cannot be accepted (HTTP status, code, reason), or None to accept it."""
+        with self._lock:
+            if update.update_id in self._accepted_updates:
+                return None  # a phone resending an update it already got 202 for: dedup absorbs it
+            case_id = self._report_case.get(update.event_id)
+            if case_id is None:
+                if update.event_id in self._pending or not self._caught_up.is_set():
+                    return None
+                return (
+                    404,
+                    "unknown_case",
+                    f"no case has report {update.event_id!r}; an update must name the report_id of a reported case",
+                )
+            case = self._cases[case_id]
+            command = Command(
+                case_id=case_id,
+                status=update.status,
+                actor=update.actor,
+                actor_role=update.actor_role or role_of(update.actor),
+                at=update.occurred_at,
+                note=update.note,
+                photo_ref=update.photo_ref,
+            )
+            try:
+                moved, _ = apply(self.flow, dataclasses.replace(case, updated_at=case.reported_at), command)
+            except IllegalTransition as exc:
+                return 409, exc.code, str(exc)
+            self._cases[case_id] = moved
+            self._accepted_updates.add(update.update_id)
+            return None
