@@ -144,6 +144,7 @@ class CaseView:
                 at=update.occurred_at,
                 note=update.note,
                 photo_ref=update.photo_ref,
+                due_at=update.new_due_at,
             )
             try:
                 moved, _ = apply(self.flow, dataclasses.replace(case, updated_at=case.reported_at), command)

@@ -38,7 +38,17 @@ EntityKind = Literal[
 ActorRole = Literal["grid_worker", "desk", "command_centre", "system"]
 
 EventStatus = Literal[
-    "reported", "accepted", "dispatched", "in_handling", "handled", "verified", "closed", "returned", "rejected"
+    "reported",
+    "accepted",
+    "dispatched",
+    "in_handling",
+    "extended",
+    "handled",
+    "verified",
+    "closed",
+    "returned",
+    "rejected",
+    "cancelled",
 ]
 ApplicationStatus = Literal["submitted", "accepted", "in_review", "approved", "refused", "withdrawn"]
 EVENT_STATUSES: tuple[str, ...] = get_args(EventStatus)
@@ -198,6 +208,11 @@ class EventUpdate(Canonical):
     )
     note: str | None = None
     photo_ref: str | None = None
+    new_due_at: AwareDatetime | None = Field(
+        default=None,
+        validation_alias=AliasChoices("new_due_at", "due_at"),
+        description="The new deadline, when the command centre extends a case (延期).",
+    )
 
 
 class Application(Canonical):

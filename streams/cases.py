@@ -27,6 +27,7 @@ from schemas.records import CaseRecord, CaseTransition, Event, EventUpdate, RawE
 from schemas.topics import CASE_COMMANDS, OVERDUE_ALERTS, canonical_topic, dispatch_topic
 from streams.codec import RAW_CODEC
 from streams.lifecycle import (
+    FINISHED_STATUSES,
     Case,
     CaseFlow,
     Command,
@@ -135,9 +136,7 @@ class CaseDesk:
             self.reports[event.event_id] = event.model_dump(mode="json")
             await self._emit_report(envelope, event, message, "update")
             return
-        open_cases = [
-            Case.from_dict(item) for item in self.cases.values() if item["status"] not in ("closed", "rejected")
-        ]
+        open_cases = [Case.from_dict(item) for item in self.cases.values() if item["status"] not in FINISHED_STATUSES]
         match = find_duplicate(
             open_cases,
             category=event.category,
@@ -198,6 +197,7 @@ class CaseDesk:
             at=update.occurred_at,
             note=update.note,
             photo_ref=update.photo_ref,
+            due_at=update.new_due_at,
         )
         try:
             case, transition = apply(self.flow, Case.from_dict(stored), command)

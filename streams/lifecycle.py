@@ -32,7 +32,7 @@ DEFAULT_FLOW_PATH = Path(__file__).resolve().parent.parent / "schemas" / "data" 
 INITIAL_STATUS = "reported"
 # Statuses in which a case is finished whatever the flow file says: overdue checks, duplicate
 # matching and report merging need no flow, and the canonical records know only these two endings.
-FINISHED_STATUSES: frozenset[str] = frozenset({"closed", "rejected"})
+FINISHED_STATUSES: frozenset[str] = frozenset({"closed", "rejected", "cancelled"})
 # Actions whose transitions the KPIs count (返工数 and 回退数); see the comment in case_flow.yaml.
 REWORK_ACTION = "rework"
 DECLINE_ACTION = "decline"
@@ -87,6 +87,8 @@ class Edge:
     action: str
     roles: frozenset[str]
     photo_required: bool
+    deadline_required: bool = False
+    """An extension (延期): the command must carry a new deadline later than the current one."""
 
 
 @dataclass(frozen=True)
@@ -163,10 +165,19 @@ def _edge(entry: Any, number: int, path: Path, statuses: list[str], roles: list[
     for role in edge_roles:
         if role not in roles:
             raise FlowError(f"{where} names unknown role {role!r}; declared roles: {', '.join(roles)}")
-    photo = entry.get("photo", False)
+    photo, deadline = entry.get("photo", False), entry.get("deadline", False)
     if not isinstance(photo, bool):
         raise FlowError(f"{where}: photo must be true or false, got {photo!r}")
-    return Edge(source=source, target=target, action=action.strip(), roles=frozenset(edge_roles), photo_required=photo)
+    if not isinstance(deadline, bool):
+        raise FlowError(f"{where}: deadline must be true or false, got {deadline!r}")
+    return Edge(
+        source=source,
+        target=target,
+        action=action.strip(),
+        roles=frozenset(edge_roles),
+        photo_required=photo,
+        deadline_required=deadline,
+    )
 
 
 def _reachable(edges: Iterable[Edge]) -> set[str]:
@@ -390,6 +401,8 @@ class Command:
     at: datetime
     note: str | None = None
     photo_ref: str | None = None
+    due_at: datetime | None = None
+    """The new deadline, for an extension (延期) only."""
 
     def __post_init__(self) -> None:
         """A naive time is read as China Standard Time, like every other timestamp here."""
@@ -514,6 +527,12 @@ def _refuse(flow: CaseFlow, case: Case, command: Command) -> IllegalTransition |
             f"{name} is {case.status}; moving it to {target} ({edge.action}) needs a photo: "
             "attach one (photo_ref) and send again",
         )
+    if edge.deadline_required and (command.due_at is None or _aware(command.due_at) <= case.due_at):
+        return IllegalTransition(
+            "deadline_required",
+            f"{name} is {case.status}, due {case.due_at.isoformat()}; moving it to {target} ({edge.action}) "
+            "needs a new deadline (due_at) later than that",
+        )
     return None
 
 
@@ -537,6 +556,8 @@ def apply(flow: CaseFlow, case: Case, command: Command) -> tuple[Case, Transitio
         rework_count=case.rework_count + (edge.action == REWORK_ACTION),
         return_count=case.return_count + (edge.action == DECLINE_ACTION),
         closed_at=command.at if edge.target == CLOSED_STATUS else case.closed_at,
+        due_at=_aware(command.due_at) if edge.deadline_required and command.due_at else case.due_at,
+        overdue_alerted=case.overdue_alerted and not edge.deadline_required,
     )
     transition = Transition(
         case_id=case.case_id,
@@ -547,7 +568,7 @@ def apply(flow: CaseFlow, case: Case, command: Command) -> tuple[Case, Transitio
         actor=command.actor,
         actor_role=command.actor_role,
         at=command.at,
-        due_at=case.due_at,
+        due_at=updated.due_at,
         note=command.note,
         photo_ref=photo_ref,
     )

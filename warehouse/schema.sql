@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE TABLE IF NOT EXISTS event_updates (
     update_id VARCHAR PRIMARY KEY, event_id VARCHAR NOT NULL, status VARCHAR NOT NULL, occurred_at TIMESTAMPTZ NOT NULL,
-    actor VARCHAR, actor_role VARCHAR, note VARCHAR, photo_ref VARCHAR,
+    actor VARCHAR, actor_role VARCHAR, note VARCHAR, photo_ref VARCHAR, new_due_at TIMESTAMPTZ,
     source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
     received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
 );

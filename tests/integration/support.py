@@ -57,6 +57,11 @@ class Hub:
             return exc.code, json.loads(exc.read())
 
     def sql(self, statement: str) -> list[list[Any]]:
+        dead = [name for name, process in self.stack.processes.items() if process.poll() is not None]
+        if dead:
+            log = self.stack.log_dir / f"{dead[0]}.log"
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-8:])
+            raise AssertionError(f"service {dead[0]} died; {log} ends with:\n{tail}")
         return query(self.settings, statement)["rows"]
 
     def scalar(self, statement: str) -> Any:

@@ -241,3 +241,30 @@ def test_a_case_past_its_deadline_raises_one_overdue_alert(hub: Hub) -> None:
     assert len(alerts) == 1
     assert alerts[0]["case"]["department"] == "emergency"
     assert alerts[0]["hours_late"] > 24
+
+
+def test_an_extension_moves_the_deadline_and_a_cancelled_case_leaves_the_kpis(hub: Hub) -> None:
+    extended_id, cancelled_id = unique("R"), unique("R")
+    reporter = f"GW-{extended_id[-6:]}"
+    for case_id in (extended_id, cancelled_id):
+        assert hub.post("/v1/reports", report(case_id, reporter=reporter))[0] == 202
+        settle(hub, case_id, 3)
+    no_deadline = update(extended_id, "extended", "2026-11-25T09:00:00+08:00", "command-centre")
+    status, answer = hub.post("/v1/updates", no_deadline)
+    assert (status, answer["error"]) == (409, "deadline_required")
+    extend = {**no_deadline, "update_id": unique("U"), "due_at": "2026-11-28T18:00:00+08:00"}
+    assert hub.post("/v1/updates", extend)[0] == 202
+    resume = update(extended_id, "in_handling", "2026-11-25T09:30:00+08:00", "desk-water")
+    assert hub.post("/v1/updates", resume)[0] == 202
+    cancel = update(cancelled_id, "cancelled", "2026-11-25T09:00:00+08:00", "command-centre", note="重复录入")
+    assert hub.post("/v1/updates", cancel)[0] == 202
+    settle(hub, extended_id, 5)
+    settle(hub, cancelled_id, 4)
+
+    assert hub.sql(f"SELECT status, due_at FROM cases WHERE case_id = '{extended_id}'") == [
+        ["in_handling", "2026-11-28T18:00:00+08:00"]
+    ]
+    assert case_status(hub, cancelled_id) == "cancelled"
+    kpi = hub.cli("kpi", "--by", "worker", "--output", "json")
+    mine = [row for row in json.loads(kpi.stdout) if row["worker"] == reporter]
+    assert [(row["cases_due"], row["closed"]) for row in mine] == [(1, 0)], "only the extended case is due"

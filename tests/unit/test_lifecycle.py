@@ -132,6 +132,14 @@ EXPECTED_EDGES = {
     ("handled", "verified"): ("verify", {"grid_worker"}, True),
     ("handled", "returned"): ("rework", {"grid_worker", "command_centre"}, False),
     ("verified", "closed"): ("close", {"command_centre", "system"}, False),
+    ("dispatched", "extended"): ("extend", {"command_centre"}, False),
+    ("in_handling", "extended"): ("extend", {"command_centre"}, False),
+    ("extended", "in_handling"): ("resume", {"desk"}, False),
+    ("extended", "handled"): ("handle", {"desk"}, True),
+    **{
+        (source, "cancelled"): ("cancel", {"command_centre"}, False)
+        for source in ("reported", "accepted", "dispatched", "returned", "in_handling", "extended")
+    },
 }
 
 
@@ -144,7 +152,7 @@ def test_packaged_flow_has_exactly_the_agreed_edges() -> None:
 def test_packaged_flow_speaks_the_canonical_event_statuses_and_roles() -> None:
     assert set(FLOW.statuses) == set(EVENT_STATUSES)
     assert set(FLOW.roles) == set(ROLES)
-    assert FLOW.terminals == {"closed", "rejected"}
+    assert FLOW.terminals == {"closed", "rejected", "cancelled"}
     assert FLOW.terminal("closed") and FLOW.terminal("rejected") and not FLOW.terminal("handled")
 
 
@@ -154,7 +162,7 @@ def test_default_path_is_the_packaged_file() -> None:
 
 
 def test_allowed_from_keeps_file_order_and_terminals_have_none() -> None:
-    assert [e.target for e in FLOW.allowed_from("returned")] == ["dispatched", "in_handling", "rejected"]
+    assert [e.target for e in FLOW.allowed_from("returned")] == ["dispatched", "in_handling", "rejected", "cancelled"]
     assert FLOW.allowed_from("closed") == [] and FLOW.allowed_from("rejected") == []
 
 
@@ -337,12 +345,12 @@ def test_reason_lists_the_allowed_next_statuses() -> None:
     )
 
 
-def test_reason_with_three_options() -> None:
+def test_reason_with_several_options() -> None:
     case = at_status("returned")
     error = refusal(case, command(case, "closed", "command_centre"))
     assert str(error) == (
         "case C-1 is returned; from returned it can go to dispatched (command_centre, system), "
-        "in_handling (desk) or rejected (command_centre), not to closed"
+        "in_handling (desk), rejected (command_centre) or cancelled (command_centre), not to closed"
     )
 
 
@@ -351,7 +359,7 @@ def test_unknown_target_status_is_named_with_the_known_ones() -> None:
     error = refusal(case, command(case, "done", "desk"))
     assert error.code == "illegal_transition"
     assert "'done' is not a case status" in str(error)
-    assert "from dispatched it can go to in_handling (desk) or returned (desk)" in str(error)
+    assert "from dispatched it can go to in_handling (desk), returned (desk), extended" in str(error)
 
 
 def test_asking_for_the_current_status_says_it_is_already_there() -> None:
@@ -593,7 +601,7 @@ def first_edge(**changes: Any) -> dict[str, Any]:
 
 BROKEN: dict[str, tuple[Any, str]] = {
     "edge to unknown status": (with_transitions(edge("handled", "fixed")), "unknown status 'fixed'"),
-    "status not canonical": (mutated("statuses", [*EVENT_STATUSES, "extended"]), "unknown status 'extended'"),
+    "status not canonical": (mutated("statuses", [*EVENT_STATUSES, "parked"]), "unknown status 'parked'"),
     "terminal not declared": (mutated("terminal", ["closed", "archived"]), "unknown status 'archived'"),
     "edge names unknown role": (with_transitions(edge("handled", "closed", ["mayor"])), "unknown role 'mayor'"),
     "declared role unknown": (mutated("roles", [*ROLES, "mayor"]), "unknown role 'mayor'"),
@@ -644,7 +652,10 @@ def test_a_town_can_change_the_flow_as_data(tmp_path: Path) -> None:
 
 RAW = yaml.safe_load(FLOW_FILE.read_text(encoding="utf-8"))
 # An oracle read straight from the YAML, independent of load_flow: (from, to) -> (roles, photo).
-ORACLE = {(t["from"], t["to"]): (set(t["roles"]), bool(t.get("photo", False))) for t in RAW["transitions"]}
+ORACLE = {
+    (t["from"], t["to"]): (set(t["roles"]), bool(t.get("photo", False)), bool(t.get("deadline", False)))
+    for t in RAW["transitions"]
+}
 TERMINAL = set(RAW["terminal"])
 TARGETS = [*EVENT_STATUSES, "done"]
 
@@ -685,15 +696,23 @@ def run(commands: list[Step], *, backwards: int = 0) -> None:
                 allowed = sorted(ORACLE[(case.status, target)][0])
                 role = allowed[minutes % len(allowed)]
         at = at + timedelta(minutes=minutes - backwards)
+        # "photo" also decides whether the command brings a later deadline (what an extension needs)
         cmd = Command(
-            case_id=case.case_id, status=target, actor="a", actor_role=role, at=at, photo_ref=PHOTO if photo else None
-        )  # type: ignore[arg-type]
+            case_id=case.case_id,
+            status=target,
+            actor="a",
+            actor_role=role,  # type: ignore[arg-type]
+            at=at,
+            photo_ref=PHOTO if photo else None,
+            due_at=case.due_at + timedelta(days=1) if photo else None,
+        )
         expected_ok = (
             case.status not in TERMINAL
             and at >= case.updated_at
             and (case.status, target) in ORACLE
             and role in ORACLE[(case.status, target)][0]
             and (photo or not ORACLE[(case.status, target)][1])
+            and (photo or not ORACLE[(case.status, target)][2])
         )
         before = case
         try:
@@ -755,3 +774,39 @@ def test_the_random_runs_reached_every_status() -> None:
     if not REACHED:
         test_random_commands_only_ever_follow_the_flow()
     assert {"accepted", "dispatched", "in_handling", "handled", "verified", "closed", "returned", "rejected"} <= REACHED
+
+
+def test_an_extension_needs_a_later_deadline_and_moves_it() -> None:
+    from datetime import timedelta
+
+    case = at_status("dispatched")
+    early = Command(case.case_id, "extended", "command-centre", "command_centre", case.reported_at + timedelta(hours=1))
+    with pytest.raises(IllegalTransition) as refused:
+        apply(FLOW, case, early)
+    assert refused.value.code == "deadline_required"
+    later = case.due_at + timedelta(days=2)
+    extended, transition = apply(FLOW, case, replace(early, due_at=later))
+    assert (extended.status, extended.due_at, transition.due_at, transition.action) == (
+        "extended",
+        later,
+        later,
+        "extend",
+    )
+    resumed, _ = apply(
+        FLOW, extended, Command(case.case_id, "in_handling", "desk-x", "desk", later - timedelta(days=1))
+    )
+    assert resumed.status == "in_handling" and resumed.due_at == later
+
+
+def test_a_cancelled_case_is_final_and_no_longer_overdue() -> None:
+    from datetime import timedelta
+
+    case = at_status("dispatched")
+    cancelled, transition = apply(
+        FLOW, case, Command(case.case_id, "cancelled", "command-centre", "command_centre", case.updated_at)
+    )
+    assert (cancelled.status, transition.action) == ("cancelled", "cancel")
+    assert not is_overdue(cancelled, case.due_at + timedelta(days=30))
+    with pytest.raises(IllegalTransition) as refused:
+        apply(FLOW, cancelled, Command(case.case_id, "in_handling", "desk-x", "desk", cancelled.updated_at))
+    assert refused.value.code == "case_closed"
