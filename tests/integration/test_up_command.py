@@ -13,6 +13,7 @@ from pathlib import Path
 from support import ROOT, wait_until
 
 from gridhub import runtime
+from gridhub.services import SERVICES
 from gridhub.settings import Settings
 
 
@@ -41,14 +42,12 @@ def test_up_serves_until_ctrl_c_then_stops_everything_and_sql_reads_the_file(tmp
     )
     try:
         wait_until(
-            lambda: (
-                (runtime.discover(settings, "patrol") and runtime.discover(settings, "sink")) or up.poll() is not None
-            ),
+            lambda: all(runtime.discover(settings, name) for name in SERVICES) or up.poll() is not None,
             timeout_s=240,
             what="up",
         )
         assert up.poll() is None, up.communicate()[0].decode()
-        pids = [runtime.discover(settings, name)["pid"] for name in ("sink", "worker", "patrol", "approvals")]
+        pids = [runtime.discover(settings, name)["pid"] for name in SERVICES]
         report = {
             "report_id": "R-UP-1",
             "category": "0401",
@@ -114,9 +113,13 @@ def test_services_and_broker_stop_when_up_is_killed_outright(tmp_path: Path) -> 
     up = subprocess.Popen(
         [sys.executable, "-m", "gridhub", "up"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
-    wait_until(lambda: runtime.discover(settings, "patrol") or up.poll() is not None, timeout_s=240, what="up")
+    wait_until(
+        lambda: all(runtime.discover(settings, name) for name in SERVICES) or up.poll() is not None,
+        timeout_s=240,
+        what="up",
+    )
     assert up.poll() is None, up.communicate()[0].decode()
-    pids = [runtime.discover(settings, name)["pid"] for name in ("sink", "worker", "patrol", "approvals")]
+    pids = [runtime.discover(settings, name)["pid"] for name in SERVICES]
     port = (tmp_path / "logs" / "broker.log").read_text().split("listening on: tcp://127.0.0.1:")[1].split()[0]
 
     up.kill()
