@@ -17,14 +17,37 @@ from gridhub.services import SERVICES
 from gridhub.settings import Settings
 
 
-def test_up_serves_until_ctrl_c_then_stops_everything_and_sql_reads_the_file(tmp_path: Path) -> None:
-    env = {
+def up_env(data_dir: Path) -> dict[str, str]:
+    return {
         **os.environ,
-        "GRIDHUB_DATA_DIR": str(tmp_path),
+        "GRIDHUB_DATA_DIR": str(data_dir),
         "GRIDHUB_HTTP_PORT": "0",
         "GRIDHUB_SINK_QUERY_PORT": "0",
         "GRIDHUB_SINK_BATCH_WAIT_MS": "100",
     }
+
+
+def start_up(data_dir: Path) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """Run `gridhub up` as an operator would and wait until every service has announced itself."""
+    settings = Settings(data_dir=data_dir)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "gridhub", "up"],
+        env=up_env(data_dir),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    wait_until(
+        lambda: all(runtime.discover(settings, name) for name in SERVICES) or up.poll() is not None,
+        timeout_s=240,
+        what="up",
+    )
+    assert up.poll() is None, up.communicate()[0].decode()
+    return up, [runtime.discover(settings, name)["pid"] for name in SERVICES]
+
+
+def test_up_serves_until_ctrl_c_then_stops_everything_and_sql_reads_the_file(tmp_path: Path) -> None:
+    env = up_env(tmp_path)
     settings = Settings(data_dir=tmp_path)
 
     def sql(statement: str) -> subprocess.CompletedProcess[str]:
@@ -37,17 +60,8 @@ def test_up_serves_until_ctrl_c_then_stops_everything_and_sql_reads_the_file(tmp
             check=False,
         )
 
-    up = subprocess.Popen(
-        [sys.executable, "-m", "gridhub", "up"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    up, pids = start_up(tmp_path)
     try:
-        wait_until(
-            lambda: all(runtime.discover(settings, name) for name in SERVICES) or up.poll() is not None,
-            timeout_s=240,
-            what="up",
-        )
-        assert up.poll() is None, up.communicate()[0].decode()
-        pids = [runtime.discover(settings, name)["pid"] for name in SERVICES]
         report = {
             "report_id": "R-UP-1",
             "category": "0401",
@@ -108,18 +122,7 @@ def test_ctrl_c_during_the_demo_stops_every_process_it_started(tmp_path: Path) -
 
 
 def test_services_and_broker_stop_when_up_is_killed_outright(tmp_path: Path) -> None:
-    env = {**os.environ, "GRIDHUB_DATA_DIR": str(tmp_path), "GRIDHUB_HTTP_PORT": "0", "GRIDHUB_SINK_QUERY_PORT": "0"}
-    settings = Settings(data_dir=tmp_path)
-    up = subprocess.Popen(
-        [sys.executable, "-m", "gridhub", "up"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    wait_until(
-        lambda: all(runtime.discover(settings, name) for name in SERVICES) or up.poll() is not None,
-        timeout_s=240,
-        what="up",
-    )
-    assert up.poll() is None, up.communicate()[0].decode()
-    pids = [runtime.discover(settings, name)["pid"] for name in SERVICES]
+    up, pids = start_up(tmp_path)
     port = (tmp_path / "logs" / "broker.log").read_text().split("listening on: tcp://127.0.0.1:")[1].split()[0]
 
     up.kill()
