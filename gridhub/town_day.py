@@ -574,6 +574,14 @@ def _chain(rng: random.Random, returned: bool) -> list[str]:
     return statuses
 
 
+def _with_rework(statuses: list[str]) -> list[str]:
+    """A failed on-site check (返工): handled, returned by the worker, taken up again, handled again."""
+    if "verified" not in statuses:
+        return statuses
+    handled = statuses.index("handled") + 1
+    return [*statuses[:handled], "returned", "in_handling", "handled", *statuses[handled:]]
+
+
 _GAP_SECONDS = {
     "accepted": (120, 1200),
     "dispatched": (180, 1800),
@@ -658,22 +666,29 @@ def _updates(rng: random.Random, valid: list[tuple[Row, _CategorySpec]]) -> list
     The command centre's automation accepts and dispatches a fresh report, so those first
     steps are never posted; the command centre closes and re-dispatches; the department desk works the
     case and attaches a photo when handled; the reporting worker verifies on site with
-    a photo. A few cases are returned by the desk and dispatched again.
+    a photo. A few cases are returned by the desk and dispatched again, and a few fail the
+    on-site check and are reworked.
     """
     chosen = sorted(rng.sample(range(len(valid)), round(len(valid) * 0.6)))
     returned = set(rng.sample(chosen, max(1, round(len(chosen) * 0.08)) if len(chosen) >= 5 else 0))
+    reworked = set(rng.sample(chosen, max(1, round(len(chosen) * 0.06)) if len(chosen) >= 5 else 0))
     end_of_day = _at(23, 59, 59)
     posts: list[tuple[datetime, int, int, Row]] = []
     for index in chosen:
         report, spec = valid[index]
         chain = _chain(rng, index in returned)
+        if index in reworked:
+            chain = _with_rework(chain)
         gaps = [rng.randint(*_GAP_SECONDS[status]) for status in chain]
         timeline = _steps(datetime.fromisoformat(report["reported_at"]), gaps, end_of_day)
         automatic = _automatic_steps(chain)
         statuses = [status for step, status in enumerate(chain) if step not in automatic]
         moments = [moment for step, moment in enumerate(timeline) if step not in automatic]
         desk = f"desk-{spec.department}"
+        previous = None
         for step, (status, moment) in enumerate(zip(statuses, moments, strict=True), start=1):
+            rework = status == "returned" and previous == "handled"
+            previous = status
             update: Row = {
                 "update_id": f"{report['report_id']}-U{step:02d}",
                 "event_id": report["report_id"],
@@ -686,7 +701,10 @@ def _updates(rng: random.Random, valid: list[tuple[Row, _CategorySpec]]) -> list
                     "verified": report["reporter_id"],
                 }.get(status, _COMMAND_DESK),
             }
-            if status == "returned":
+            if rework:
+                update["actor"] = report["reporter_id"]
+                update["note"] = "现场核查未处置到位，返工"
+            elif status == "returned":
                 update["note"] = rng.choice(_RETURN_NOTES)
             elif status == "handled":
                 update["note"] = _HANDLED_NOTES[spec.department]

@@ -338,6 +338,8 @@ def test_updates_follow_the_case_flow(day: TownDay, rules: RoutingRules) -> None
     assert 0.4 <= share <= 0.7
     statuses = Counter(update["status"] for update in day.updates)
     assert statuses["returned"] >= 1
+    reworks = [u for u in day.updates if u["status"] == "returned" and u["actor"].startswith("GW")]
+    assert reworks, "some cases fail the on-site check and are reworked"
     finals = Counter(case.status for case in cases.values())
     assert 0.5 <= finals["closed"] / len(cases) < 1
 
