@@ -8,12 +8,13 @@ agent still re-checks, so a race between two gateways ends in a reject, never in
 
 The copy may trail the agent by a moment. Updates this gateway accepts are applied to the
 copy at once (so a desk can post "in handling" then "handled" back to back), and a record
-older than the copy (by transition count) is ignored. Reports this gateway accepted but the
-agent has not yet filed are let through rather than refused as unknown.
+older than the copy (by transition count) is ignored. Updates to a report this gateway accepted
+but the agent has not yet filed are let through and applied once the case appears.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import threading
@@ -64,6 +65,7 @@ class CaseView:
         self._report_case: dict[str, str] = {}
         self._pending: set[str] = set()
         self._accepted_updates: set[str] = set()
+        self._unapplied: dict[str, list[EventUpdate]] = {}
         self._caught_up = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="case-view", daemon=True)
@@ -114,6 +116,9 @@ class CaseView:
             for report_id in record.report_ids:
                 self._report_case[report_id] = record.case_id
                 self._pending.discard(report_id)
+                for update in self._unapplied.pop(report_id, []):
+                    with contextlib.suppress(IllegalTransition):  # already accepted; the agent rules on it
+                        self._apply(record.case_id, update)
 
     def note_report(self, report_id: str) -> None:
         """A report this gateway accepted: until the agent files it, updates to it are let through."""
@@ -129,27 +134,36 @@ class CaseView:
             case_id = self._report_case.get(update.event_id)
             if case_id is None:
                 if update.event_id in self._pending or not self._caught_up.is_set():
+                    self._unapplied.setdefault(update.event_id, []).append(update)
+                    self._accepted_updates.add(update.update_id)
                     return None
                 return (
                     404,
                     "unknown_case",
                     f"no case has report {update.event_id!r}; an update must name the report_id of a reported case",
                 )
-            case = self._cases[case_id]
-            command = Command(
-                case_id=case_id,
-                status=update.status,
-                actor=update.actor,
-                actor_role=update.actor_role or role_of(update.actor),
-                at=update.occurred_at,
-                note=update.note,
-                photo_ref=update.photo_ref,
-                due_at=update.new_due_at,
-            )
             try:
-                moved, _ = apply(self.flow, dataclasses.replace(case, updated_at=case.reported_at), command)
+                self._apply(case_id, update)
             except IllegalTransition as exc:
                 return 409, exc.code, str(exc)
-            self._cases[case_id] = moved
             self._accepted_updates.add(update.update_id)
             return None
+
+    def _apply(self, case_id: str, update: EventUpdate) -> None:
+        """Move the copy of a case along, as the agent will (call with the lock held).
+
+        The copy does not know when the last transition happened, so only the report time bounds
+        the command's time here; the agent checks the real order.
+        """
+        case = self._cases[case_id]
+        command = Command(
+            case_id=case_id,
+            status=update.status,
+            actor=update.actor,
+            actor_role=update.actor_role or role_of(update.actor),
+            at=update.occurred_at,
+            note=update.note,
+            photo_ref=update.photo_ref,
+            due_at=update.new_due_at,
+        )
+        self._cases[case_id], _ = apply(self.flow, dataclasses.replace(case, updated_at=case.reported_at), command)

@@ -56,6 +56,7 @@ class Tally:
     """What the demo sent and how the doors answered."""
 
     accepted: int = 0
+    updates_accepted: int = 0
     refused: Counter[str] = field(default_factory=Counter)
 
     def post_all(
@@ -154,7 +155,9 @@ def _feed(settings: Settings, stack: Stack, day: TownDay, progress: Progress) ->
     chains: dict[str, list[bytes]] = {}
     for update in day.updates:
         chains.setdefault(update["event_id"], []).append(json.dumps(update, ensure_ascii=False).encode())
+    before = tally.accepted
     tally.post_all(f"{patrol}/v1/updates", list(chains.values()), progress, task)
+    tally.updates_accepted = tally.accepted - before
     return tally, tally.accepted + len(day.applications) + exported
 
 
@@ -231,10 +234,11 @@ def _merged_reports(settings: Settings, report_ids: list[str]) -> int:
     return int(query(settings, sql)["rows"][0][0])
 
 
-def _check(day: TownDay, rows: dict[str, int]) -> list[str]:
+def _check(day: TownDay, rows: dict[str, int], tally: Tally) -> list[str]:
     """Compare the warehouse with what the simulated day must produce."""
     wanted = {
         "events": day.expected["events"],
+        "cases": day.expected["events"] - len(day.corroborating),
         "reports_in_cases": day.expected["events"],
         "people": day.expected["people"],
         "organisations": day.expected["organisations"],
@@ -248,8 +252,11 @@ def _check(day: TownDay, rows: dict[str, int]) -> list[str]:
         if rows[table] != count
     ]
     settled = rows["event_updates"] + rows["lifecycle_rejects"]
-    if settled != day.expected["updates"]:
-        problems.append(f"updates: {settled} applied or rejected, the day posted {day.expected['updates']}")
+    if settled != tally.updates_accepted:
+        problems.append(f"updates: {settled} applied or rejected, the gateway accepted {tally.updates_accepted}")
+    if tally.updates_accepted != day.expected["updates"]:
+        refused = day.expected["updates"] - tally.updates_accepted
+        problems.append(f"updates: the gateway refused {refused} of the day's legal updates")
     return problems
 
 
@@ -286,7 +293,7 @@ def run_demo(settings: Settings, events: int, seed: int, console: Console) -> No
         title="Work orders on dispatch topics, and overdue alerts",
     )
     rows = {str(name): int(count) for name, count in results["Warehouse rows"]["rows"]}
-    problems = _check(day, rows)
+    problems = _check(day, rows, tally)
     if merged != len(day.corroborating):
         problems.append(f"{merged} of {len(day.corroborating)} second reports of an open problem joined its case")
     console.print(f"records sent: {expected} accepted by connectors, {sum(tally.refused.values())} refused at the door")

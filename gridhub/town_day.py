@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.identity import InvalidCode, normalise_resident_id, normalise_uscc, resident_id_check_char, uscc_check_char
+from streams.lifecycle import distance_m
 
 Row = dict[str, Any]
 
@@ -538,6 +539,8 @@ def _reports(rng: random.Random, events: int) -> tuple[list[Row], list[tuple[Row
             spec = rng.choices(CATEGORIES, weights=weights)[0]
             category = spec.name if rng.random() < 0.1 else spec.code
             description = rng.choice(spec.descriptions).format(place=place)
+            while _looks_like_a_second_report(valid, spec, lat, lon, reported_at):
+                lat, lon = _point(rng, village)
         body: Row = {
             "report_id": f"R{DAY:%Y%m%d}-{number:06d}",
             "category": category,
@@ -560,6 +563,26 @@ def _reports(rng: random.Random, events: int) -> tuple[list[Row], list[tuple[Row
         sends.append((resent, 1, copy.deepcopy(body)))
     sends.sort(key=lambda send: (send[0], send[1], send[2]["report_id"]))
     return [body for _, _, body in sends], valid
+
+
+SEPARATION_M = 100
+SEPARATION = timedelta(hours=3)
+
+
+def _looks_like_a_second_report(
+    valid: list[tuple[Row, _CategorySpec]], spec: _CategorySpec, lat: float, lon: float, at: datetime
+) -> bool:
+    """Whether a fresh problem would land so close to an earlier one that the hub must merge them.
+
+    Distinct problems are kept at least 100 m or 3 hours apart (beyond the default 50 m and 2 h),
+    so the only merges in the day are the deliberate second reports.
+    """
+    return any(
+        other.code == spec.code
+        and abs(datetime.fromisoformat(body["reported_at"]) - at) <= SEPARATION
+        and distance_m(lat, lon, body["lat"], body["lon"]) < SEPARATION_M
+        for body, other in valid
+    )
 
 
 def _chain(rng: random.Random, returned: bool) -> list[str]:
