@@ -24,7 +24,7 @@ from kafka import KafkaConsumer, TopicPartition
 from gridhub.logs import get_logger
 from schemas.records import CaseRecord, EventUpdate
 from schemas.topics import canonical_topic
-from streams.lifecycle import Case, CaseFlow, Command, IllegalTransition, apply, role_of
+from streams.lifecycle import Case, CaseFlow, IllegalTransition, apply, command_for
 
 log = get_logger(__name__)
 QUIET_MS = 1000
@@ -156,14 +156,5 @@ class CaseView:
         the command's time here; the agent checks the real order.
         """
         case = self._cases[case_id]
-        command = Command(
-            case_id=case_id,
-            status=update.status,
-            actor=update.actor,
-            actor_role=update.actor_role or role_of(update.actor),
-            at=update.occurred_at,
-            note=update.note,
-            photo_ref=update.photo_ref,
-            due_at=update.new_due_at,
-        )
+        command = command_for(case_id, update)
         self._cases[case_id], _ = apply(self.flow, dataclasses.replace(case, updated_at=case.reported_at), command)

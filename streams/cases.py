@@ -30,17 +30,16 @@ from streams.lifecycle import (
     FINISHED_STATUSES,
     Case,
     CaseFlow,
-    Command,
     IllegalTransition,
     Transition,
     apply,
     auto_advance,
+    command_for,
     find_duplicate,
     is_overdue,
     load_flow,
     merge_report,
     open_case,
-    role_of,
 )
 from streams.normalise import Accepted, internal_failure, rejection
 from streams.routing import RoutingRules
@@ -188,23 +187,13 @@ class CaseDesk:
                 f"no case has report {update.event_id!r}; an update must name the report_id of a reported case",
             )
             return
-        role = update.actor_role or role_of(update.actor)
-        command = Command(
-            case_id=stored["case_id"],
-            status=update.status,
-            actor=update.actor,
-            actor_role=role,
-            at=update.occurred_at,
-            note=update.note,
-            photo_ref=update.photo_ref,
-            due_at=update.new_due_at,
-        )
+        command = command_for(stored["case_id"], update)
         try:
             case, transition = apply(self.flow, Case.from_dict(stored), command)
         except IllegalTransition as exc:
             await self._reject(raw, envelope, exc.code, str(exc))
             return
-        update = update.model_copy(update={"actor_role": role})
+        update = update.model_copy(update={"actor_role": command.actor_role})
         body = canonical_message(envelope, update, message["fingerprint"], message["outcome"])
         await self.send(canonical_topic("event_update"), update.update_id.encode(), body)
         await self._store(envelope, case, [transition])

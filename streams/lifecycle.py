@@ -23,7 +23,7 @@ from typing import Any, get_args
 import yaml
 
 from schemas import TOWN_TIMEZONE
-from schemas.records import EVENT_STATUSES, ActorRole
+from schemas.records import EVENT_STATUSES, ActorRole, EventUpdate
 
 Role = ActorRole
 ROLES: tuple[str, ...] = get_args(Role)
@@ -416,6 +416,20 @@ def role_of(actor: str) -> ActorRole:
     if actor.lower().startswith("desk-"):
         return "desk"
     return "system" if actor == "system" else "command_centre"
+
+
+def command_for(case_id: str, update: EventUpdate) -> Command:
+    """The command an update asks for; its actor's role is read from the id when the update omits it."""
+    return Command(
+        case_id=case_id,
+        status=update.status,
+        actor=update.actor,
+        actor_role=update.actor_role or role_of(update.actor),
+        at=update.occurred_at,
+        note=update.note,
+        photo_ref=update.photo_ref,
+        due_at=update.new_due_at,
+    )
 
 
 def open_case(
