@@ -32,8 +32,9 @@ COPY connectors ./connectors
 COPY streams ./streams
 COPY schemas ./schemas
 COPY warehouse ./warehouse
+COPY bench ./bench
 RUN uv sync --frozen --no-dev \
-    && .venv/bin/python -m compileall -q gridhub connectors streams schemas warehouse
+    && .venv/bin/python -m compileall -q gridhub connectors streams schemas warehouse bench
 
 ENV PATH="/app/.venv/bin:${PATH}" \
     GRIDHUB_DATA_DIR=/data

@@ -1,87 +1,156 @@
 """The one-window service centre's approval system, read from its exchange database.
 
 The approval system appends a row for every new application and status change,
-numbered by a monotonic column. The connector publishes rows past its cursor,
-waits until Kafka acknowledges all of them, and only then advances the cursor:
-a crash in between re-sends rows, which the stream absorbs as duplicates.
+numbered by a monotonic column. The connector reads any SQLAlchemy database
+(SQLite, PostgreSQL, ...) through the table and column mapping of
+:mod:`connectors.approvals_mapping`, publishes rows past its cursor, waits until
+Kafka acknowledges all of them, and only then advances the cursor: a crash in
+between re-sends rows, which the stream recognises by their change number and
+absorbs as duplicates.
+
+Change numbers from a database sequence become visible in commit order, not in
+number order: while a transaction holding number 100 is still open, 101 may
+already be readable. A cursor moved to 101 would skip 100 for good, so a missing
+number holds the cursor back until it appears or ``approvals_gap_wait_seconds``
+pass (a rolled-back transaction leaves a number that never appears).
 """
 
 from __future__ import annotations
 
+import json
 import threading
-from datetime import date, datetime
+import time
 from typing import Any
 
 import sqlalchemy as sa
 from kafka.errors import KafkaError
+from kafka.producer.future import FutureRecordMetadata
 
-from connectors.base import Connector, ConnectorError, RawPublisher
+from connectors.approvals_mapping import ApprovalsMapping, MappingError, UnmappedStatus
+from connectors.base import Connector, RawPublisher
 from connectors.cursor import Cursor, CursorStore
 from gridhub.logs import get_logger
 from gridhub.settings import Settings
+from schemas.approvals import CHANGE_SEQ_FIELD
 from schemas.topics import RAW_APPROVALS
 
 log = get_logger(__name__)
 
 
-def _plain(value: Any) -> Any:
-    """JSON-friendly column values (timestamps as ISO-8601)."""
-    return value.isoformat() if isinstance(value, datetime | date) else value
+class GapGuard:
+    """Decides how many fetched change numbers may be published without skipping one still in flight."""
+
+    def __init__(self, wait_s: float) -> None:
+        self.wait_s = wait_s
+        self._hole: int | None = None
+        self._since = 0.0
+
+    def publishable(self, position: int, numbers: list[int], now: float) -> int:
+        """How many of ``numbers`` (ascending, all past ``position``) to publish now.
+
+        Stops before the first missing number until that number has been missing for
+        ``wait_s`` seconds; after that it is taken to be a rolled-back transaction and skipped.
+        """
+        expected = position + 1
+        for index, number in enumerate(numbers):
+            if number > expected:
+                if self._hole != expected:
+                    self._hole, self._since = expected, now
+                if now - self._since < self.wait_s:
+                    return index
+                log.info("approvals: change numbers never appeared; skipping them", first=expected, last=number - 1)
+            expected = number + 1
+        return len(numbers)
 
 
 class ApprovalsConnector(Connector):
-    """Polls the applications table and publishes each change row."""
+    """Polls the change table and publishes each change row as an application record."""
 
     topic = RAW_APPROVALS
 
-    def __init__(self, publisher: RawPublisher, settings: Settings, topic_id: str) -> None:
+    def __init__(self, publisher: RawPublisher, settings: Settings, mapping: ApprovalsMapping, topic_id: str) -> None:
         super().__init__(publisher, source="approvals")
         self.engine = sa.create_engine(settings.approvals_url)
-        self.table_name = settings.approvals_table
-        self.cursor_column = settings.approvals_cursor_column
+        self.mapping = mapping
         self.batch_rows = settings.approvals_batch_rows
         self.poll_seconds = settings.approvals_poll_seconds
+        self.gaps = GapGuard(settings.approvals_gap_wait_seconds)
         self.store = CursorStore(settings.state_dir / "approvals.cursor.json")
         self.cursor = self.store.load(topic_id)
         self._table: sa.Table | None = None
         self._warned_missing = False
 
-    def _reflect(self) -> sa.Table | None:
-        if self._table is None and sa.inspect(self.engine).has_table(self.table_name):
-            table = sa.Table(self.table_name, sa.MetaData(), autoload_with=self.engine)
-            missing = {self.cursor_column, "application_id"} - set(table.c.keys())
-            if missing:
-                raise ConnectorError(
-                    f"approvals table {self.table_name} lacks column(s) {', '.join(sorted(missing))}; "
-                    "set GRIDHUB_APPROVALS_CURSOR_COLUMN to its monotonic change column"
-                )
-            self._table = table
-        return self._table
+    def reflect(self) -> sa.Table | None:
+        """The change table once it exists, checked against the mapping (a misfit raises :class:`MappingError`)."""
+        if self._table is not None:
+            return self._table
+        mapping = self.mapping
+        if not sa.inspect(self.engine).has_table(mapping.table, schema=mapping.schema):
+            return None
+        table = sa.Table(mapping.table, sa.MetaData(), schema=mapping.schema, autoload_with=self.engine)
+        mapping.check_columns(table.c.keys())
+        if not isinstance(table.c[mapping.cursor_column].type, sa.Integer | sa.Numeric):
+            raise MappingError(
+                f"{mapping.path}: cursor_column {mapping.cursor_column!r} of {mapping.qualified_table} is "
+                f"{table.c[mapping.cursor_column].type}; it must be an integer that grows with every row"
+            )
+        self._table = table
+        return table
+
+    def prepare(self) -> None:
+        """Check the mapping against the table before the service calls itself ready.
+
+        A mapping that does not fit fails the start with one :class:`MappingError`; a database
+        that is not reachable yet does not, since the poll loop waits for it.
+        """
+        try:
+            self.reflect()
+        except sa.exc.SQLAlchemyError as exc:
+            log.error("approval database not reachable yet; polling until it is", error=str(exc), url=self.engine.url)
+
+    def _publish(self, row: dict[str, Any], number: int) -> FutureRecordMetadata:
+        """Send one change row, or reject it here when its status code is not mapped."""
+        key = row[self.mapping.columns["application_id"]]
+        record_id = str(key) if key is not None else f"{self.mapping.qualified_table}#{number}"
+        try:
+            payload = self.mapping.payload(row)
+        except UnmappedStatus as exc:
+            return self.publisher.reject(
+                source=self.source,
+                source_record_id=record_id,
+                entity="application",
+                stage="validate",
+                reason_code="unmapped_status",
+                reason=str(exc),
+                payload=json.dumps(row, ensure_ascii=False, default=str),
+                run_id=None,
+            )
+        payload[CHANGE_SEQ_FIELD] = number
+        return self.send(self.envelope(record_id, "application", payload))
 
     def poll_once(self) -> int:
         """Publish the next batch of change rows; return how many were sent."""
-        table = self._reflect()
+        table = self.reflect()
         if table is None:
             if not self._warned_missing:
-                log.warning("approvals table not found yet; polling until it appears", table=self.table_name)
+                log.warning("approvals table not found yet; polling until it appears", table=self.mapping.table)
                 self._warned_missing = True
             return 0
-        column = table.c[self.cursor_column]
+        column = table.c[self.mapping.cursor_column]
         query = sa.select(table).where(column > self.cursor.position).order_by(column).limit(self.batch_rows)
         with self.engine.connect() as connection:
             rows = [dict(row._mapping) for row in connection.execute(query)]
-        if not rows:
+        numbers = [int(row[self.mapping.cursor_column]) for row in rows]
+        ready = self.gaps.publishable(self.cursor.position, numbers, time.monotonic())
+        if not ready:
             return 0
-        futures = []
-        for row in rows:
-            payload = {key: _plain(value) for key, value in row.items() if key != self.cursor_column}
-            futures.append(self.send(self.envelope(str(row["application_id"]), "application", payload)))
+        futures = [self._publish(row, number) for row, number in zip(rows[:ready], numbers[:ready], strict=True)]
         for future in futures:
             future.get(timeout=30)
-        self.cursor = Cursor(position=int(rows[-1][self.cursor_column]), topic_id=self.cursor.topic_id)
+        self.cursor = Cursor(position=numbers[ready - 1], topic_id=self.cursor.topic_id)
         self.store.save(self.cursor)
-        log.info("approvals published", rows=len(rows), cursor=self.cursor.position)
-        return len(rows)
+        log.info("approvals published", rows=ready, cursor=self.cursor.position)
+        return ready
 
     def run(self, stop: threading.Event) -> None:
         """Poll until ``stop`` is set; a full batch polls again at once."""

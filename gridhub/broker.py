@@ -22,6 +22,8 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from gridhub.settings import Settings
 from schemas.topics import (
+    APPLICATION_ALERTS,
+    APPLICATION_CHANGES,
     CASE_COMMANDS,
     DISPATCH_PREFIX,
     OVERDUE_ALERTS,
@@ -132,7 +134,8 @@ def all_topics(settings: Settings) -> list[str]:
     """Every topic gridhub publishes or consumes, dispatch topics included."""
     departments = load_rules(settings.routing_rules).departments
     dispatch = (f"{DISPATCH_PREFIX}{name}" for name in departments)
-    return [*RAW_TOPICS, CASE_COMMANDS, OVERDUE_ALERTS, *sink_topics(), *dispatch]
+    alerts = (OVERDUE_ALERTS, APPLICATION_ALERTS)
+    return [*RAW_TOPICS, CASE_COMMANDS, APPLICATION_CHANGES, *alerts, *sink_topics(), *dispatch]
 
 
 def ensure_topics(settings: Settings, bootstrap: str) -> None:

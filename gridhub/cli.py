@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from rich.table import Table
 
 from gridhub.logs import configure_logging
 from gridhub.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from connectors.exports import IngestReport
 
 app = typer.Typer(
     help="gridhub: the data-integration hub under a town's command centre.",
@@ -57,9 +60,11 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from gridhub.broker import BrokerError
     from gridhub.services import ServiceError
     from gridhub.supervisor import SupervisorError
+    from schemas.approvals import CatalogueError
     from streams.routing import RoutingError
     from warehouse.query_server import QueryRefused
     from warehouse.reader import WarehouseUnavailable
+    from warehouse.resolution_rules import RulesError
 
     return (
         UserError,
@@ -68,6 +73,8 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         ServiceError,
         SupervisorError,
         RoutingError,
+        CatalogueError,
+        RulesError,
         QueryRefused,
         WarehouseUnavailable,
         ValidationError,
@@ -136,6 +143,8 @@ def up(data_dir: DataDir = None, bootstrap: Bootstrap = None) -> None:
         console.print(f"  patrol gateway: {stack.url('patrol')}/v1/reports")
         console.print(f"  warehouse:      {settings.warehouse_file.resolve()} (query with `gridhub sql`)")
         console.print(f"  logs:           {stack.log_dir.resolve()}")
+        if settings.watch_dir:
+            console.print(f"  watched folder: {settings.watch_dir.resolve()} (<source>/<entity>/<file>)")
         console.print("Press Ctrl-C to stop.")
         while not stopping:
             stack.watch()
@@ -162,28 +171,86 @@ def sql(
     print_result(run(_settings(data_dir=data_dir), query), output)
 
 
+Wait = Annotated[bool, typer.Option(help="Return when every record is in the warehouse or the rejects.")]
+WaitTimeout = Annotated[float, typer.Option("--timeout", help="Seconds --wait waits at most.")]
+
+
+def _published(settings: Settings, report: IngestReport, unit: str, wait: bool, timeout: float) -> None:
+    """Say what a feed published and, with --wait, how the warehouse took it."""
+    from gridhub.ingest import wait_for_run
+
+    console.print(f"published {report.records} records ({report.unreadable} unreadable {unit}) as run {report.run_id}")
+    if wait:
+        outcome = wait_for_run(settings, report.run_id, report.total, timeout, console)
+        print_result(outcome, title=f"run {report.run_id}")
+
+
 @app.command()
 def ingest(
-    path: Annotated[Path, typer.Argument(help="A CSV or JSON Lines export.")],
+    path: Annotated[Path, typer.Argument(help="A CSV, JSON Lines, XLSX or Parquet export.")],
     source: Annotated[str, typer.Option(help="The publishing department, e.g. civil-affairs.")],
     entity: Annotated[str, typer.Option(help="person, organisation, place or object.")],
-    wait: Annotated[bool, typer.Option(help="Return when every record is in the warehouse or the rejects.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most.")] = 600,
+    sheet: Annotated[
+        str | None, typer.Option(help="Worksheet of an .xlsx export (default: the source's mapping, else the first).")
+    ] = None,
+    wait: Wait = False,
+    timeout: WaitTimeout = 600,
     data_dir: DataDir = None,
     bootstrap: Bootstrap = None,
 ) -> None:
     """Publish a department export into the running hub."""
-    from gridhub.ingest import ingest_file, wait_for_run
+    from gridhub.ingest import ingest_file
 
     if entity not in ("person", "organisation", "place", "object"):
         raise UserError(f"--entity must be person, organisation, place or object, not {entity!r}")
     settings = _settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
-    run_id = uuid.uuid4().hex
-    report = ingest_file(settings, path, source, entity, run_id, console)  # type: ignore[arg-type]
-    console.print(f"published {report.records} records ({report.unreadable} unreadable lines) as run {run_id}")
-    if wait:
-        outcome = wait_for_run(settings, run_id, report.total, timeout, console)
-        print_result(outcome, title=f"run {run_id}")
+    report = ingest_file(settings, path, source, entity, uuid.uuid4().hex, console, sheet)  # type: ignore[arg-type]
+    _published(settings, report, "lines", wait, timeout)
+
+
+@app.command()
+def watch(
+    folder: Annotated[
+        Path | None, typer.Argument(help="Folder laid out as <source>/<entity>/<file> [env GRIDHUB_WATCH_DIR].")
+    ] = None,
+    data_dir: DataDir = None,
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Ingest every export dropped into a folder until Ctrl-C (`gridhub up` does it when GRIDHUB_WATCH_DIR is set)."""
+    import threading
+
+    from connectors.exports.watch import Outcome
+    from gridhub.ingest import watch_folder
+
+    settings = _settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
+    chosen = folder or settings.watch_dir
+    if chosen is None:
+        raise UserError("name the folder to watch (gridhub watch DIR) or set GRIDHUB_WATCH_DIR")
+
+    def show(outcome: Outcome) -> None:
+        if outcome.report is None:
+            errors.print(f"[red]refused[/red] {outcome.relative}: {outcome.reason} (moved to {outcome.moved_to})")
+        else:
+            done = outcome.report
+            console.print(f"{outcome.relative}: published {done.records} records as run {done.run_id}")
+
+    console.print(f"watching {chosen.resolve()} for <source>/<entity>/<file>; Ctrl-C to stop")
+    watch_folder(settings, chosen, threading.Event(), show)
+
+
+@app.command()
+def pull(
+    name: Annotated[str, typer.Argument(help="A source named in the GRIDHUB_REST_SOURCES file.")],
+    wait: Wait = False,
+    timeout: WaitTimeout = 600,
+    data_dir: DataDir = None,
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Pull every page of a department's REST API into the running hub, once."""
+    from gridhub.ingest import pull_source
+
+    settings = _settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
+    _published(settings, pull_source(settings, name), "records", wait, timeout)
 
 
 @schemas_app.command("export")
@@ -265,6 +332,41 @@ def kpi(
     print_result(run(_settings(data_dir=data_dir), sql), output, title=f"{title}{' on ' + day if day else ''}")
 
 
+@app.command()
+def show(
+    kind: Annotated[str, typer.Argument(help="person, organisation, place or object.")],
+    key: Annotated[str, typer.Argument(help="Resident ID, credit code, address, entity key, or a source's own id.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
+    data_dir: DataDir = None,
+) -> None:
+    """Everything about one person, organisation, place or object: fields and their sources, links, reviews."""
+    from dataclasses import asdict
+
+    from warehouse.profile import EntityNotFound, entity_profile
+
+    if kind not in ("person", "organisation", "place", "object"):
+        raise UserError(f"kind must be person, organisation, place or object, not {kind!r}")
+    if output not in ("table", "json"):
+        raise UserError("--output must be table or json")
+    try:
+        profile = entity_profile(_settings(data_dir=data_dir), kind, key)
+    except EntityNotFound as exc:
+        raise UserError(str(exc)) from exc
+    if output == "json":
+        console.print_json(json.dumps(asdict(profile), ensure_ascii=False, default=str))
+        return
+    sections = (
+        ("golden record: field, value, the source it survived from, when", profile.lineage),
+        ("source copies and how they matched", profile.copies),
+        ("links", profile.links),
+        ("weak matches waiting for review", profile.reviews),
+    )
+    console.print(f"[bold]{kind} {profile.key}[/bold]")
+    for title, rows in sections:
+        if rows:
+            print_result({"columns": list(rows[0]), "rows": [list(row.values()) for row in rows]}, title=title)
+
+
 @grid_app.command("load")
 def grid_load(
     path: Annotated[Path, typer.Argument(help="GeoJSON FeatureCollection of grid cells.")],
@@ -292,6 +394,27 @@ def grid_load(
     console.print(f"-> {settings.installed_grid.resolve()}; running services use it from their next start")
 
 
+@app.command()
+def bench(
+    scenario: Annotated[str, typer.Option(help="bulk, incidents, resync, scale-out or all.")] = "all",
+    records: Annotated[int, typer.Option(help="Rows of the person export (bulk, resync, scale-out).", min=100)] = (
+        1_000_000
+    ),
+    output: Annotated[Path | None, typer.Option(help="JSON results (default: DATA_DIR/bench/results.json).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Measure throughput, latency and memory on throwaway hubs (embedded broker); goals of issue 5."""
+    from bench.runner import SCENARIOS, BenchError, run_bench
+
+    if scenario != "all" and scenario not in SCENARIOS:
+        raise UserError(f"--scenario must be all or one of {', '.join(SCENARIOS)}, not {scenario!r}")
+    settings = _settings(data_dir=data_dir)
+    try:
+        run_bench(settings, scenario, records, output or settings.data_dir / "bench" / "results.json", console)
+    except BenchError as exc:
+        raise UserError(f"benchmark invalid: {exc}") from exc
+
+
 @app.command("service", hidden=True)
 def service(name: Annotated[str, typer.Argument(help="sink, worker, patrol or approvals.")]) -> None:
     """Run one service in this process (used by `gridhub up` and docker-compose)."""
@@ -315,7 +438,9 @@ def main() -> None:
         exc.show()
         raise SystemExit(exc.exit_code) from None
     except _known_errors() as exc:
-        errors.print(f"[red]error:[/red] {exc}")
+        from rich.markup import escape
+
+        errors.print(f"[red]error:[/red] {escape(str(exc))}")
         raise SystemExit(2) from None
     if code == 130:
         errors.print("interrupted; everything it started has been stopped")

@@ -31,6 +31,7 @@ from gridhub.ingest import publish_export
 from gridhub.settings import Settings
 from gridhub.supervisor import Stack
 from gridhub.town_day import TownDay, simulate_day, write_exports
+from gridhub.town_registers import TownRegisters, town_registers, write_registers
 from schemas.topics import OVERDUE_ALERTS, dispatch_topic
 from streams.routing import load_rules
 from warehouse.kpi import kpi_sql
@@ -110,6 +111,8 @@ def _demo_settings(settings: Settings) -> Settings:
         "approvals_db_url": None,
         "http_port": 0,
         "sink_query_port": 0,
+        "watch_dir": None,
+        "rest_sources": None,
     }
     return Settings(**{**settings.model_dump(), **private})
 
@@ -123,7 +126,9 @@ def _load_approvals(url: str, rows: list[dict[str, Any]]) -> None:
     engine.dispose()
 
 
-def _feed(settings: Settings, stack: Stack, day: TownDay, progress: Progress) -> tuple[Tally, int]:
+def _feed(
+    settings: Settings, stack: Stack, day: TownDay, registers: TownRegisters, progress: Progress
+) -> tuple[Tally, int]:
     """Send the day through all three connector families; return the HTTP tally and records expected."""
     patrol = stack.url("patrol")
     tally = Tally()
@@ -141,6 +146,7 @@ def _feed(settings: Settings, stack: Stack, day: TownDay, progress: Progress) ->
             (people_file, "civil-affairs", "person"),
             (organisations_file, "market-supervision", "organisation"),
             (organisations_file, "market-supervision", "organisation"),
+            *write_registers(registers, settings.data_dir / "exports"),
         ]
         for path, source, entity in feeds:
             export = ExportFile(path, entity)
@@ -209,9 +215,26 @@ SUMMARY_QUERIES = {
     "Patrol compliance (two patrols of at least 50 minutes)": """
         SELECT count(*) AS worker_days, count(*) FILTER (compliant) AS compliant,
                round(avg(total_minutes), 1) AS average_minutes FROM patrol_compliance""",
+    "Base data: golden records from every department's copies": """
+        SELECT m.kind, count(DISTINCT m.entity_key) AS golden_records, count(*) AS copies,
+               count(*) FILTER (m.method NOT IN ('fuzzy', 'unmatched')) AS matched_on_key,
+               count(*) FILTER (m.method = 'fuzzy') AS matched_by_similarity,
+               count(DISTINCT r.source || ':' || r.source_record_id) AS left_for_review
+        FROM entity_matches m LEFT JOIN match_review r
+          ON r.kind = m.kind AND r.source = m.source AND r.source_record_id = m.source_record_id
+        GROUP BY m.kind ORDER BY m.kind""",
+    "Links between people, places, organisations, events and applications": """
+        SELECT from_kind, relation, to_kind, count(*) AS links FROM entity_links GROUP BY ALL ORDER BY links DESC""",
     "Warehouse rows": """
         SELECT 'people' AS "table", count(*) AS rows FROM people UNION ALL
         SELECT 'organisations', count(*) FROM organisations UNION ALL
+        SELECT 'places', count(*) FROM places UNION ALL
+        SELECT 'people_merged_by_similarity', count(*) FROM entity_matches
+            WHERE kind = 'person' AND method = 'fuzzy' UNION ALL
+        SELECT 'people_in_review', count(DISTINCT (source, source_record_id)) FROM match_review
+            WHERE kind = 'person' UNION ALL
+        SELECT 'lives_at', count(*) FROM entity_links WHERE relation = 'lives_at' UNION ALL
+        SELECT 'represents', count(*) FROM entity_links WHERE relation = 'represents' UNION ALL
         SELECT 'events', count(*) FROM events UNION ALL
         SELECT 'cases', count(*) FROM cases UNION ALL
         SELECT 'case_transitions', count(*) FROM case_transitions UNION ALL
@@ -234,13 +257,13 @@ def _merged_reports(settings: Settings, report_ids: list[str]) -> int:
     return int(query(settings, sql)["rows"][0][0])
 
 
-def _check(day: TownDay, rows: dict[str, int], tally: Tally) -> list[str]:
+def _check(day: TownDay, registers: TownRegisters, rows: dict[str, int], tally: Tally) -> list[str]:
     """Compare the warehouse with what the simulated day must produce."""
     wanted = {
+        **registers.expected,
         "events": day.expected["events"],
         "cases": day.expected["events"] - len(day.corroborating),
         "reports_in_cases": day.expected["events"],
-        "people": day.expected["people"],
         "organisations": day.expected["organisations"],
         "applications": day.expected["applications"],
         "patrol_tracks": day.expected["patrol_points"],
@@ -267,12 +290,13 @@ def run_demo(settings: Settings, events: int, seed: int, console: Console) -> No
     settings = _demo_settings(settings)
     started = time.monotonic()
     day = simulate_day(events=events, seed=seed)
+    registers = town_registers(day, seed)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("starting broker, worker, sink and connectors", total=1)
         with Stack(settings) as stack:
             progress.advance(task)
-            tally, expected = _feed(settings, stack, day, progress)
+            tally, expected = _feed(settings, stack, day, registers, progress)
             _wait_for_warehouse(settings, expected, progress)
             _wait_for_overdue_alerts(settings)
             results = {title: query(settings, sql) for title, sql in SUMMARY_QUERIES.items()}
@@ -293,7 +317,7 @@ def run_demo(settings: Settings, events: int, seed: int, console: Console) -> No
         title="Work orders on dispatch topics, and overdue alerts",
     )
     rows = {str(name): int(count) for name, count in results["Warehouse rows"]["rows"]}
-    problems = _check(day, rows, tally)
+    problems = _check(day, registers, rows, tally)
     if merged != len(day.corroborating):
         problems.append(f"{merged} of {len(day.corroborating)} second reports of an open problem joined its case")
     console.print(f"records sent: {expected} accepted by connectors, {sum(tally.refused.values())} refused at the door")

@@ -1,8 +1,15 @@
-"""``gridhub ingest``: publish one export into a running hub and optionally wait for its outcome."""
+"""Department feeds into a running hub: ``gridhub ingest`` (one file), ``watch`` (a folder), ``pull`` (a REST API).
+
+All three open their input with the department's column mapping (the ``--source``,
+the source folder, or the REST source's ``source``) and publish it the same way.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +18,9 @@ from rich.progress import Progress
 
 from connectors.base import ConnectorError, RawPublisher
 from connectors.exports import ExportConnector, ExportEntity, ExportFile, IngestReport
+from connectors.exports.columns import load_mappings
+from connectors.exports.rest import RestSource, load_rest_sources, pull
+from connectors.exports.watch import FolderWatcher, Outcome
 from gridhub import runtime
 from gridhub.settings import Settings
 from warehouse.reader import query
@@ -39,14 +49,63 @@ def publish_export(
         )
 
 
+def open_export(
+    settings: Settings, path: Path, source: str, entity: ExportEntity, sheet: str | None = None
+) -> ExportFile:
+    """Check an export file against the source's column mapping (or the standard headers)."""
+    return ExportFile(path, entity, load_mappings(settings.export_mappings).columns_for(source, entity), sheet)
+
+
 def ingest_file(
-    settings: Settings, path: Path, source: str, entity: ExportEntity, run_id: str, console: Console
+    settings: Settings,
+    path: Path,
+    source: str,
+    entity: ExportEntity,
+    run_id: str,
+    console: Console,
+    sheet: str | None = None,
 ) -> IngestReport:
     """Publish an export to the hub that runs on this data dir (or the configured cluster)."""
-    export = ExportFile(path, entity)
+    export = open_export(settings, path, source, entity, sheet)
     publisher = RawPublisher(running_bootstrap(settings), client_id="gridhub-ingest")
     try:
         return publish_export(publisher, export, source, run_id, console)
+    finally:
+        publisher.close()
+
+
+def watch_folder(
+    settings: Settings, folder: Path, stop: threading.Event, on_outcome: Callable[[Outcome], None] | None = None
+) -> None:
+    """Ingest every export dropped into ``folder`` (as ``<source>/<entity>/<file>``) until ``stop`` is set."""
+    publisher = RawPublisher(running_bootstrap(settings), client_id="gridhub-watch")
+
+    def ingest(path: Path, source: str, entity: ExportEntity) -> IngestReport:
+        export = open_export(settings, path, source, entity)
+        return ExportConnector(publisher, source).ingest(export, uuid.uuid4().hex)
+
+    try:
+        FolderWatcher(folder, ingest, settings.watch_settle_seconds, on_outcome).run(stop)
+    finally:
+        publisher.close()
+
+
+def rest_puller(settings: Settings, publisher: RawPublisher) -> Callable[[RestSource], IngestReport]:
+    """A function doing one full pull of a source, with its department's column mapping, as a new run."""
+
+    def pull_one(source: RestSource) -> IngestReport:
+        columns = load_mappings(settings.export_mappings).columns_for(source.source_name, source.entity)
+        return pull(publisher, source, columns, uuid.uuid4().hex)
+
+    return pull_one
+
+
+def pull_source(settings: Settings, name: str) -> IngestReport:
+    """One full pull of the named REST source into the running hub."""
+    source = load_rest_sources(settings.rest_sources).named(name)
+    publisher = RawPublisher(running_bootstrap(settings), client_id="gridhub-pull")
+    try:
+        return rest_puller(settings, publisher)(source)
     finally:
         publisher.close()
 

@@ -21,7 +21,7 @@ from gridhub.broker import ensure_topics, topic_ids
 from gridhub.logs import get_logger
 from gridhub.settings import Settings
 
-ServiceName = Literal["worker", "sink", "patrol", "approvals"]
+ServiceName = Literal["worker", "sink", "patrol", "approvals", "watch", "pull"]
 SERVICES: tuple[ServiceName, ...] = ("sink", "worker", "patrol", "approvals")
 log = get_logger(__name__)
 
@@ -67,17 +67,24 @@ def _bootstrap(settings: Settings) -> str:
 
 def run_sink(settings: Settings) -> None:
     """The warehouse writer with its read-only SQL endpoint."""
+    from schemas.approvals import load_catalogue
     from schemas.topics import sink_topics
+    from warehouse.approvals import replace_approval_items
     from warehouse.contract import BatchContract
     from warehouse.query_server import QueryServer
+    from warehouse.resolution import Resolver
+    from warehouse.resolution_rules import ResolutionRules
     from warehouse.sink import Sink
     from warehouse.writer import WarehouseWriter, connect
 
+    resolver = Resolver(ResolutionRules.load(settings.resolution_rules))
+    catalogue = load_catalogue(settings.approval_items)
     bootstrap = _bootstrap(settings)
     stop = _stop_event()
-    connection = connect(settings.warehouse_file)
+    connection = connect(settings.warehouse_file, resolver)
+    replace_approval_items(connection, catalogue)
     ids = topic_ids(bootstrap, list(sink_topics()))
-    sink = Sink(settings, bootstrap, WarehouseWriter(connection), BatchContract(), ids)
+    sink = Sink(settings, bootstrap, WarehouseWriter(connection, resolver), BatchContract(), ids)
     server = QueryServer(connection, settings.sink_query_host, settings.sink_query_port)
     url = server.start()
     runtime.announce(settings, "sink", url=url, warehouse=str(settings.warehouse_file.resolve()))
@@ -159,20 +166,62 @@ def run_patrol(settings: Settings) -> None:
 
 def run_approvals(settings: Settings) -> None:
     """The approval system's SQL poller."""
+    from connectors.approvals_mapping import load_mapping
     from connectors.approvals_sql import ApprovalsConnector
     from connectors.base import RawPublisher
     from schemas.topics import RAW_APPROVALS
 
+    mapping = load_mapping(settings.approvals_mapping)
     bootstrap = _bootstrap(settings)
     stop = _stop_event()
     publisher = RawPublisher(bootstrap, client_id="gridhub-approvals")
-    connector = ApprovalsConnector(publisher, settings, topic_ids(bootstrap, [RAW_APPROVALS])[RAW_APPROVALS])
-    runtime.announce(settings, "approvals", table=settings.approvals_table)
+    connector = ApprovalsConnector(publisher, settings, mapping, topic_ids(bootstrap, [RAW_APPROVALS])[RAW_APPROVALS])
     try:
+        connector.prepare()
+        runtime.announce(settings, "approvals", table=mapping.qualified_table)
         connector.run(stop)
     finally:
         runtime.withdraw(settings, "approvals")
         publisher.close()
+
+
+def run_watch(settings: Settings) -> None:
+    """The watched export folder (GRIDHUB_WATCH_DIR)."""
+    from gridhub.ingest import watch_folder
+
+    if settings.watch_dir is None:
+        raise ServiceError("set GRIDHUB_WATCH_DIR to the folder departments drop their exports into")
+    _bootstrap(settings)
+    stop = _stop_event()
+    runtime.announce(settings, "watch", folder=str(settings.watch_dir.resolve()))
+    try:
+        watch_folder(settings, settings.watch_dir, stop)
+    finally:
+        runtime.withdraw(settings, "watch")
+
+
+def run_pull(settings: Settings) -> None:
+    """Periodic full pulls of the department REST APIs in GRIDHUB_REST_SOURCES."""
+    from connectors.base import RawPublisher
+    from connectors.exports.rest import load_rest_sources, pull_periodically
+    from gridhub.ingest import rest_puller
+
+    sources = load_rest_sources(settings.rest_sources).sources
+    bootstrap = _bootstrap(settings)
+    stop = _stop_event()
+    publisher = RawPublisher(bootstrap, client_id="gridhub-pull")
+    runtime.announce(settings, "pull", sources=[source.name for source in sources])
+    try:
+        pull_periodically(sources, rest_puller(settings, publisher), stop)
+    finally:
+        runtime.withdraw(settings, "pull")
+        publisher.close()
+
+
+def enabled_services(settings: Settings) -> tuple[ServiceName, ...]:
+    """What `gridhub up` runs: the core services, plus the department feeds that are configured."""
+    feeds: dict[ServiceName, object] = {"watch": settings.watch_dir, "pull": settings.rest_sources}
+    return SERVICES + tuple(name for name, setting in feeds.items() if setting)
 
 
 RUNNERS: dict[ServiceName, Callable[[Settings], None]] = {
@@ -180,4 +229,6 @@ RUNNERS: dict[ServiceName, Callable[[Settings], None]] = {
     "worker": run_worker,
     "patrol": run_patrol,
     "approvals": run_approvals,
+    "watch": run_watch,
+    "pull": run_pull,
 }

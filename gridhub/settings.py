@@ -14,7 +14,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_PACKAGED_RULES = Path(__file__).resolve().parent.parent / "schemas" / "data" / "categories.yaml"
+_PACKAGED_DATA = Path(__file__).resolve().parent.parent / "schemas" / "data"
+_PACKAGED_RULES = _PACKAGED_DATA / "categories.yaml"
 
 
 class Settings(BaseSettings):
@@ -55,12 +56,43 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the approval system's exchange database; "
         "defaults to sqlite:///DATA_DIR/approvals.sqlite.",
     )
-    approvals_table: str = Field(default="applications", description="Table polled for changes.")
-    approvals_cursor_column: str = Field(default="change_seq", description="Monotonic column.")
+    approvals_mapping: Path = Field(
+        default=_PACKAGED_DATA / "approvals_mapping.yaml",
+        description="Table, change-number column, column per application field and status codes to poll.",
+    )
     approvals_poll_seconds: float = Field(default=1.0, gt=0, description="Polling interval.")
     approvals_batch_rows: int = Field(default=1000, ge=1, description="Rows read per poll.")
+    approvals_gap_wait_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a missing change number (a transaction not committed yet) holds the cursor back.",
+    )
+    approval_items: Path = Field(
+        default=_PACKAGED_DATA / "approval_items.yaml", description="Catalogue of approval items with time limits."
+    )
+    approvals_overdue_check_seconds: float = Field(
+        default=60.0, gt=0, description="How often open applications are checked against their time limit."
+    )
+
+    export_mappings: Path = Field(
+        default=_PACKAGED_DATA / "export_mappings.yaml",
+        description="Per-department column mappings of exports (source -> entity -> columns, defaults, sheet).",
+    )
+    watch_dir: Path | None = Field(
+        default=None, description="Folder watched for exports, laid out as DIR/<source>/<entity>/file; unset = off."
+    )
+    watch_settle_seconds: float = Field(
+        default=2.0, gt=0, description="A watched file is taken once its size and time stop changing for this long."
+    )
+    rest_sources: Path | None = Field(
+        default=None, description="YAML list of department REST APIs to pull; unset = none."
+    )
 
     routing_rules: Path = Field(default=_PACKAGED_RULES, description="Category routing table.")
+    resolution_rules: Path = Field(
+        default=_PACKAGED_DATA / "resolution.yaml",
+        description="Entity resolution: source ranking per field, fuzzy matching weights and thresholds.",
+    )
     grid_file: Path | None = Field(
         default=None,
         description="Grid cells (GeoJSON); defaults to the grid installed by `gridhub grid load`, "

@@ -18,11 +18,11 @@ from types import TracebackType
 from gridhub import runtime
 from gridhub.broker import EmbeddedBroker, ensure_topics
 from gridhub.logs import get_logger
-from gridhub.services import SERVICES, ServiceName
+from gridhub.services import ServiceName, enabled_services
 from gridhub.settings import Settings
 
 log = get_logger(__name__)
-STOP_ORDER: tuple[ServiceName, ...] = ("patrol", "approvals", "worker", "sink")
+STOP_ORDER: tuple[ServiceName, ...] = ("patrol", "approvals", "watch", "pull", "worker", "sink")
 
 
 class SupervisorError(RuntimeError):
@@ -50,9 +50,9 @@ def settings_env(settings: Settings, bootstrap: str) -> dict[str, str]:
 class Stack:
     """The running hub; use as a context manager so it always stops cleanly."""
 
-    def __init__(self, settings: Settings, services: tuple[ServiceName, ...] = SERVICES) -> None:
+    def __init__(self, settings: Settings, services: tuple[ServiceName, ...] | None = None) -> None:
         self.settings = settings
-        self.services = services
+        self.services = services or enabled_services(settings)
         self.log_dir = settings.data_dir / "logs"
         self.broker: EmbeddedBroker | None = None
         self.bootstrap = settings.kafka_bootstrap or ""

@@ -7,12 +7,26 @@ departments that publish to us. Field names are the warehouse column names.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import re
+import unicodedata
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from schemas import SCHEMA_VERSION, TOWN_TIMEZONE
+from schemas.address import normalise_address
+from schemas.dates import RegisterDate
 from schemas.identity import (
     normalise_resident_id,
     normalise_uscc,
@@ -23,6 +37,15 @@ from schemas.identity import (
 ResidentId = Annotated[str, AfterValidator(normalise_resident_id)]
 Uscc = Annotated[str, AfterValidator(normalise_uscc)]
 Text = Annotated[str, Field(min_length=1, max_length=2000)]
+_SPACE_BETWEEN_HAN = re.compile(r"(?<=[\u3400-\u9fff])\s+(?=[\u3400-\u9fff])")
+
+
+def _tidy_name(value: str) -> str:
+    """One spelling per name: registers pad two-character names (王  芳) and mix full- and half-width brackets."""
+    return _SPACE_BETWEEN_HAN.sub("", " ".join(unicodedata.normalize("NFKC", value).split()))
+
+
+Name = Annotated[str, AfterValidator(_tidy_name), Field(min_length=1, max_length=200)]
 EntityKind = Literal[
     "person",
     "organisation",
@@ -94,21 +117,65 @@ class Canonical(BaseModel):
         return data
 
 
-class Person(Canonical):
-    """A resident, keyed on the GB 11643 resident ID."""
+def _require_any(record: BaseModel, fields: tuple[str, ...], enough: int, key: str) -> None:
+    """A record without its strong key needs enough other fields for entity resolution to match it."""
+    present = [name for name in fields if getattr(record, name) is not None]
+    if len(present) < enough:
+        raise PydanticCustomError(
+            f"missing_{key}",
+            "no {key}, and too little else to match the record by: it needs {key}, or at least {enough} of "
+            "{fields} (has {present})",
+            {"key": key, "enough": enough, "fields": ", ".join(fields), "present": ", ".join(present) or "none"},
+        )
+
+
+class Resolvable(Canonical):
+    """Base data (people, organisations, places, objects) that entity resolution merges across sources.
+
+    ``match_key`` is the strong key two sources must share to be one entity; a record
+    without one is matched by the fuzzy rules of ``schemas/data/resolution.yaml``.
+    """
+
+    identity_fields: ClassVar[tuple[str, ...]] = ("name",)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def match_key(self) -> str | None:
+        """The strong key, or None when the record has to be matched by similarity."""
+        return getattr(self, self.key_field)
+
+    @property
+    def key(self) -> str:
+        """Partition key: the strong key, else the identifying fields."""
+        return self.match_key or "~" + "|".join(str(getattr(self, name)) for name in self.identity_fields)
+
+
+class Person(Resolvable):
+    """A resident, keyed on the GB 11643 resident ID; without one, matched on name, birth date, phone, address."""
 
     kind: ClassVar[EntityKind] = "person"
     key_field: ClassVar[str] = "id_number"
-    id_number: ResidentId
-    name: Text
+    identity_fields: ClassVar[tuple[str, ...]] = ("name", "birth_date", "phone")
+    id_number: ResidentId | None = None
+    name: Name
     gender: Literal["M", "F"] | None = None
-    birth_date: date | None = None
+    birth_date: RegisterDate | None = None
     phone: str | None = Field(default=None, pattern=r"^\+?[0-9\- ]{5,20}$")
     address: str | None = None
+    employer_uscc: Uscc | None = Field(default=None, description="Unified social credit code of the employer.")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def address_norm(self) -> str | None:
+        """The address in matching form (see :mod:`schemas.address`)."""
+        return normalise_address(self.address)
 
     @model_validator(mode="after")
     def _consistent_with_id(self) -> Person:
         """Gender and birth date are encoded in the ID; a register that disagrees is wrong."""
+        if self.id_number is None:
+            _require_any(self, ("birth_date", "phone", "address"), 2, "id_number")
+            return self
         encoded_gender = resident_id_gender(self.id_number)
         encoded_birth = resident_id_birth_date(self.id_number)
         if self.gender is not None and self.gender != encoded_gender:
@@ -126,23 +193,44 @@ class Person(Canonical):
         return words.get(str(value).strip().lower(), value) if value is not None else None
 
 
-class Organisation(Canonical):
+class Organisation(Resolvable):
     """An enterprise or institution, keyed on the GB 32100 unified social credit code."""
 
     kind: ClassVar[EntityKind] = "organisation"
     key_field: ClassVar[str] = "uscc"
-    uscc: Uscc
-    name: Text
+    identity_fields: ClassVar[tuple[str, ...]] = ("name", "registered_address")
+    uscc: Uscc | None = None
+    name: Name
     legal_representative: str | None = None
+    legal_representative_id: ResidentId | None = Field(
+        default=None, description="Resident ID of the legal representative; links the person."
+    )
     registered_address: str | None = None
     phone: str | None = None
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def address_norm(self) -> str | None:
+        """The registered address in matching form."""
+        return normalise_address(self.registered_address)
 
-class Place(Canonical):
-    """Land: a parcel, a house, a grid cell or any addressable location."""
+    @model_validator(mode="after")
+    def _matchable(self) -> Organisation:
+        if self.uscc is None:
+            _require_any(self, ("legal_representative", "registered_address", "phone"), 1, "uscc")
+        return self
+
+
+class Place(Resolvable):
+    """Land: a parcel, a house, a grid cell or any addressable location.
+
+    ``place_id`` is the source's own number for it; departments number the same house
+    differently, so one place across sources is its normalised address in its grid cell.
+    """
 
     kind: ClassVar[EntityKind] = "place"
     key_field: ClassVar[str] = "place_id"
+    identity_fields: ClassVar[tuple[str, ...]] = ("place_id",)
     place_id: Annotated[str, Field(min_length=1, max_length=64)]
     place_type: Literal["parcel", "house", "grid_cell", "building", "site"] = "site"
     name: str | None = None
@@ -151,12 +239,35 @@ class Place(Canonical):
     lon: float | None = Field(default=None, ge=-180, le=180)
     lat: float | None = Field(default=None, ge=-90, le=90)
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def address_norm(self) -> str | None:
+        """The address in matching form."""
+        return normalise_address(self.address)
 
-class ThingObject(Canonical):
-    """A managed object (部件): a manhole cover, a street lamp, a hydrant."""
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def match_key(self) -> str | None:
+        """Normalised address within its grid cell; without both, the place is matched by similarity."""
+        if self.address_norm and self.grid_code:
+            return f"{self.grid_code}|{self.address_norm}"
+        return None
+
+
+STANDARD_OBJECT_CODE = re.compile(r"^\d{16}$")
+"""GB/T 30428.2 部件标识码: county (6) + category (4) + sequence (6); the only asset code shared across sources."""
+
+
+class ThingObject(Resolvable):
+    """A managed object (部件): a manhole cover, a street lamp, a hydrant.
+
+    A standard 16-digit code identifies it across sources; a department's own asset
+    number does not, so such objects are matched by category and location instead.
+    """
 
     kind: ClassVar[EntityKind] = "object"
     key_field: ClassVar[str] = "object_id"
+    identity_fields: ClassVar[tuple[str, ...]] = ("object_id",)
     object_id: Annotated[str, Field(min_length=1, max_length=64)]
     name: Text
     category_code: str | None = None
@@ -164,6 +275,13 @@ class ThingObject(Canonical):
     place_id: str | None = None
     lon: float | None = Field(default=None, ge=-180, le=180)
     lat: float | None = Field(default=None, ge=-90, le=90)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def match_key(self) -> str | None:
+        """The standard code with spaces and dashes removed, else None."""
+        code = re.sub(r"[\s\-]", "", self.object_id)
+        return code if STANDARD_OBJECT_CODE.match(code) else None
 
 
 class Event(Canonical):
@@ -189,6 +307,10 @@ class Event(Canonical):
     squad: str | None = Field(default=None, description="Enforcement squad of the grid cell.")
     community: str | None = Field(default=None, description="Community or village of the grid cell.")
     case_id: str | None = Field(default=None, description="The case this report belongs to; set by the stream.")
+    subject_id_number: ResidentId | None = Field(default=None, description="Resident the report is about.")
+    subject_uscc: Uscc | None = Field(default=None, description="Organisation the report is about (e.g. a shop).")
+    object_id: str | None = Field(default=None, description="Asset code of the object concerned (e.g. a manhole).")
+    place_id: str | None = Field(default=None, description="Source id of the place concerned.")
 
 
 class EventUpdate(Canonical):

@@ -13,7 +13,11 @@ CASE_COMMANDS = "cases.commands"
 """Reports and updates re-keyed by case, on ONE partition: one agent sees every open case, which
 spatial duplicate detection needs, and incidents are few enough (thousands a year) for one."""
 OVERDUE_ALERTS = "alerts.overdue"
-SINGLE_PARTITION_TOPICS = frozenset({CASE_COMMANDS})
+APPLICATION_CHANGES = "applications.changes"
+"""Application changes and the overdue clock's ticks, on ONE partition: the clock's tick then
+reaches the one agent that holds every open application (tens of thousands a year at most)."""
+APPLICATION_ALERTS = "alerts.applications"
+SINGLE_PARTITION_TOPICS = frozenset({CASE_COMMANDS, APPLICATION_CHANGES})
 REJECTS = "rejects"
 DUPLICATES = "ledger.duplicates"
 DISPATCH_PREFIX = "dispatch."

@@ -3,9 +3,11 @@
 The integrate agent decodes, validates, places and deduplicates each raw record:
 base data becomes a canonical record (new or update), a resend a duplicate notice,
 a bad record a reject. Reports and lifecycle updates go on to the case agent
-(:mod:`streams.cases`), which files them into cases and dispatches work orders.
-The dedup memory is a Faust table backed by a changelog topic, so a restarted
-worker recovers it from Kafka instead of letting resends through again.
+(:mod:`streams.cases`), which files them into cases and dispatches work orders;
+application changes go to the application agent (:mod:`streams.applications`),
+which dedups them by change number and watches their time limits. The dedup
+memory is a Faust table backed by a changelog topic, so a restarted worker
+recovers it from Kafka instead of letting resends through again.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from __future__ import annotations
 import faust
 
 from gridhub.settings import Settings
+from schemas.approvals import load_catalogue
 from schemas.grid import Grid
 from schemas.messages import canonical_message, duplicate_message, reject_message
-from schemas.records import CANONICAL_MODELS, Event, EventUpdate, Reject
+from schemas.records import CANONICAL_MODELS, Application, Event, EventUpdate, Reject
 from schemas.topics import DUPLICATES, RAW_TOPICS, REJECTS, canonical_topic
+from streams.applications import change_message, register_application_agent
 from streams.cases import command_message, register_case_agent
 from streams.codec import RAW_CODEC
 from streams.normalise import Accepted, Rejected, internal_failure, normalise
@@ -45,6 +49,8 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
     raw = app.topic(*RAW_TOPICS, **RAW_CODEC)
     outputs = {kind: app.topic(canonical_topic(kind), **RAW_CODEC) for kind in CANONICAL_MODELS}
     case_commands = register_case_agent(app, settings, rules, grid)
+    catalogue = load_catalogue(settings.approval_items)
+    application_changes = register_application_agent(app, settings, catalogue)
     rejects = app.topic(REJECTS, **RAW_CODEC)
     duplicates = app.topic(DUPLICATES, **RAW_CODEC)
     seen = app.Table("dedup-fingerprints", default=None, key_type=str, value_type=str)
@@ -54,6 +60,9 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
 
     async def decide(accepted: Accepted) -> None:
         envelope, record = accepted.envelope, accepted.record
+        if isinstance(record, Application):
+            await application_changes.send(key=record.key.encode(), value=change_message(accepted))
+            return
         previous = seen.get(accepted.dedup_key)
         if previous == accepted.fingerprint:
             await duplicates.send(
@@ -75,7 +84,7 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
     async def integrate(stream: faust.StreamT[bytes]) -> None:
         async for value in stream:
             try:
-                decision = normalise(value, rules, grid)
+                decision = normalise(value, rules, grid, catalogue)
                 if isinstance(decision, Rejected):
                     await emit_reject(decision.reject)
                 else:

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 import faust
 
 from gridhub.settings import Settings
-from schemas import TOWN_TIMEZONE
 from schemas.grid import Grid
 from schemas.messages import alert_message, canonical_message, derived_message, work_order_message
-from schemas.records import CaseRecord, CaseTransition, Event, EventUpdate, RawEnvelope, Reject
+from schemas.records import CaseRecord, CaseTransition, Event, EventUpdate, RawEnvelope
 from schemas.topics import CASE_COMMANDS, OVERDUE_ALERTS, canonical_topic, dispatch_topic
-from streams.codec import RAW_CODEC
+from streams.clocked import Send, register_clocked_agent, topic_sender
 from streams.lifecycle import (
     FINISHED_STATUSES,
     Case,
@@ -41,10 +39,8 @@ from streams.lifecycle import (
     merge_report,
     open_case,
 )
-from streams.normalise import Accepted, internal_failure, rejection
+from streams.normalise import Accepted, rejection
 from streams.routing import RoutingRules
-
-Send = Callable[[str, bytes, bytes], Awaitable[None]]
 
 
 def command_message(accepted: Accepted, outcome: str, limit_hours: float | None) -> bytes:
@@ -210,46 +206,17 @@ class CaseDesk:
             await self._store(None, case, [])
 
 
-def _envelope_bytes(raw: bytes) -> bytes:
-    """The raw envelope inside a command, so a failed command keeps its record's provenance."""
-    try:
-        return json.dumps(json.loads(raw)["envelope"], ensure_ascii=False).encode()
-    except (ValueError, KeyError, TypeError):
-        return raw
-
-
 def register_case_agent(app: faust.App, settings: Settings, rules: RoutingRules, grid: Grid) -> faust.TopicT:
     """Add the case agent, its tables and its overdue clock to the app; return its command topic."""
-    commands = app.topic(CASE_COMMANDS, partitions=1, **RAW_CODEC)
-    topics: dict[str, faust.TopicT] = {}
-
-    async def send(topic: str, key: bytes, value: bytes) -> None:
-        if topic not in topics:
-            topics[topic] = app.topic(topic, **RAW_CODEC)
-        await topics[topic].send(key=key, value=value)
-
+    send = topic_sender(app)
     desk = CaseDesk(settings, rules, grid, load_flow(), send)
     desk.cases = app.Table("cases", default=None, partitions=1, key_type=str)
     desk.reports = app.Table("case-reports", default=None, partitions=1, key_type=str)
 
-    @app.agent(commands, name="cases")
-    async def cases(stream: faust.StreamT[bytes]) -> None:
-        async for raw in stream:
-            try:
-                message = json.loads(raw)
-                if message["type"] == "tick":
-                    await desk.tick(datetime.fromisoformat(message["at"]))
-                elif message["type"] == "event":
-                    await desk.report(message)
-                else:
-                    await desk.update(raw, message)
-            except Exception as exc:  # noqa: BLE001 - an agent exception would skip the record silently
-                reject: Reject = internal_failure(_envelope_bytes(raw), exc).reject
-                await send("rejects", reject.record_uid.encode(), reject.model_dump_json().encode())
+    async def handle(message: dict[str, Any], raw: bytes) -> None:
+        if message["type"] == "event":
+            await desk.report(message)
+        else:
+            await desk.update(raw, message)
 
-    @app.timer(interval=settings.overdue_check_seconds)
-    async def overdue_clock() -> None:
-        tick = {"type": "tick", "at": datetime.now(TOWN_TIMEZONE).isoformat()}
-        await commands.send(key=b"tick", value=json.dumps(tick).encode())
-
-    return commands
+    return register_clocked_agent(app, CASE_COMMANDS, "cases", settings.overdue_check_seconds, handle, desk.tick, send)

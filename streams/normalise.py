@@ -14,13 +14,16 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from schemas.approvals import ApprovalCatalogue
 from schemas.grid import Grid, to_wgs84
 from schemas.records import (
     CANONICAL_MODELS,
     DERIVED_KINDS,
+    Application,
     Canonical,
     Event,
     PatrolPoint,
+    Place,
     RawEnvelope,
     Reject,
     RejectStage,
@@ -57,6 +60,8 @@ def describe_validation_error(error: ValidationError) -> tuple[str, str]:
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "record"
         message = str(item["msg"]).removeprefix("Value error, ")
+        if str(item["type"]).startswith("missing_"):
+            code = code or str(item["type"])
         kind = "missing" if item["type"] == "missing" else "invalid"
         code = code or f"{kind}_{field}"
         parts.append(f"{field}: {message}")
@@ -100,7 +105,7 @@ def internal_failure(raw: bytes, error: Exception) -> Rejected:
 
 
 def _place(record: Canonical, grid: Grid) -> Canonical | str:
-    """Put an event or track point in its grid cell (WGS84); an event outside the town is refused."""
+    """Put an event, track point or place in its grid cell (WGS84); an event outside the town is refused."""
     if isinstance(record, Event):
         lat, lon = to_wgs84(record.lat, record.lon, record.coord_system)
         cell = grid.locate(lat, lon)
@@ -119,14 +124,17 @@ def _place(record: Canonical, grid: Grid) -> Canonical | str:
                 "community": cell.community,
             }
         )
-    if isinstance(record, PatrolPoint) and record.grid_code is None:
+    located = isinstance(record, PatrolPoint | Place) and record.lat is not None and record.lon is not None
+    if located and record.grid_code is None:
         cell = grid.locate(record.lat, record.lon)
         return record.model_copy(update={"grid_code": cell.code}) if cell else record
     return record
 
 
-def normalise(raw: bytes, rules: RoutingRules, grid: Grid | None = None) -> Accepted | Rejected:
-    """Decode, validate, classify and (given the town's grid) place one raw message."""
+def normalise(
+    raw: bytes, rules: RoutingRules, grid: Grid | None = None, catalogue: ApprovalCatalogue | None = None
+) -> Accepted | Rejected:
+    """Decode, validate, classify and (given the town's grid and approval catalogue) place one raw message."""
     try:
         envelope = RawEnvelope.model_validate_json(raw)
     except ValidationError as exc:
@@ -157,6 +165,11 @@ def normalise(raw: bytes, rules: RoutingRules, grid: Grid | None = None) -> Acce
         record = record.model_copy(
             update={"category": category.code, "category_name": category.name, "department": category.department}
         )
+    if isinstance(record, Application) and catalogue is not None:
+        checked = catalogue.check(record)
+        if isinstance(checked, str):
+            return rejection(raw, "route", "unknown_item", checked, envelope)
+        record = checked
     if grid is not None:
         placed = _place(record, grid)
         if isinstance(placed, str):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from schemas.config_file import read_yaml
 
 
 class RoutingError(ValueError):
@@ -48,10 +48,7 @@ class RoutingRules:
 
 def load_rules(path: Path) -> RoutingRules:
     """Read and check the YAML rules; every category must name a declared department."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise RoutingError(f"cannot read routing rules {path}: {exc}") from exc
+    document = read_yaml(path, "routing rules", RoutingError, "check GRIDHUB_ROUTING_RULES")
     if not isinstance(document, dict) or "categories" not in document or "departments" not in document:
         raise RoutingError(f"{path} must have 'departments' and 'categories' sections")
     if not isinstance(document["departments"], dict) or not document["departments"]:

@@ -35,12 +35,12 @@ def _expectations() -> dict[str, list[Any]]:
 
     return {
         "person": [
-            *present("id_number", "name"),
+            *present("name"),
             gxe.ExpectColumnValuesToMatchRegex(column="id_number", regex=r"^[0-9]{17}[0-9X]$"),
             gxe.ExpectColumnValuesToBeInSet(column="gender", value_set=["M", "F"]),
         ],
         "organisation": [
-            *present("uscc", "name"),
+            *present("name"),
             gxe.ExpectColumnValuesToMatchRegex(column="uscc", regex=USCC_PATTERN),
         ],
         "place": [*present("place_id"), *coordinates()],

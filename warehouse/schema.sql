@@ -1,35 +1,13 @@
--- The warehouse: one table per canonical kind, plus rejects, the intake ledger and
--- the sink's own offsets. Every entity row keeps the provenance of the record that
--- last set it (source, source_record_id, record_uid, received_at, loaded_at).
-CREATE TABLE IF NOT EXISTS people (
-    id_number VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, gender VARCHAR, birth_date DATE,
-    phone VARCHAR, address VARCHAR,
-    source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
-    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
-);
-CREATE TABLE IF NOT EXISTS organisations (
-    uscc VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, legal_representative VARCHAR,
-    registered_address VARCHAR, phone VARCHAR,
-    source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
-    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
-);
-CREATE TABLE IF NOT EXISTS places (
-    place_id VARCHAR PRIMARY KEY, place_type VARCHAR, name VARCHAR, address VARCHAR,
-    grid_code VARCHAR, lon DOUBLE, lat DOUBLE,
-    source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
-    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
-);
-CREATE TABLE IF NOT EXISTS objects (
-    object_id VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, category_code VARCHAR, state VARCHAR,
-    place_id VARCHAR, lon DOUBLE, lat DOUBLE,
-    source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
-    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
-);
+-- The warehouse: one table per canonical kind of the event side, plus rejects, the
+-- intake ledger and the sink's own offsets. Every row keeps the provenance of the
+-- record that last set it (source, source_record_id, record_uid, received_at, loaded_at).
+-- Base data on people, organisations, places and objects lives in entities.sql.
 CREATE TABLE IF NOT EXISTS events (
     event_id VARCHAR PRIMARY KEY, category VARCHAR NOT NULL, category_name VARCHAR, department VARCHAR,
     description VARCHAR, reported_at TIMESTAMPTZ NOT NULL, reporter_id VARCHAR, lon DOUBLE, lat DOUBLE,
     coord_system VARCHAR, photo_refs VARCHAR[], status VARCHAR NOT NULL,
     grid_code VARCHAR, squad VARCHAR, community VARCHAR, case_id VARCHAR,
+    subject_id_number VARCHAR, subject_uscc VARCHAR, object_id VARCHAR, place_id VARCHAR,
     source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
     received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
 );

@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
-SCHEMA_FILES = (Path(__file__).with_name("schema.sql"), Path(__file__).with_name("cases.sql"))
+from warehouse.resolution import Resolver
+from warehouse.resolution_rules import ENTITIES
+from warehouse.upsert import insert_new_rows, transaction, upsert_rows
+
+SCHEMA_FILES = tuple(
+    Path(__file__).with_name(name) for name in ("schema.sql", "cases.sql", "entities.sql", "approvals.sql")
+)
 
 ENTITY_TABLES: dict[str, tuple[str, str]] = {
-    "person": ("people", "id_number"),
-    "organisation": ("organisations", "uscc"),
-    "place": ("places", "place_id"),
-    "object": ("objects", "object_id"),
+    "person": ("person_sources", "source, source_record_id"),
+    "organisation": ("organisation_sources", "source, source_record_id"),
+    "place": ("place_sources", "source, source_record_id"),
+    "object": ("object_sources", "source, source_record_id"),
     "event": ("events", "event_id"),
     "event_update": ("event_updates", "update_id"),
     "application": ("applications", "application_id"),
@@ -30,6 +36,7 @@ ENTITY_TABLES: dict[str, tuple[str, str]] = {
     "case": ("cases", "case_id"),
     "case_transition": ("case_transitions", "case_id, seq"),
 }
+"""Where each kind's rows land; base data lands as source copies, which the resolver merges."""
 
 
 @dataclass
@@ -67,20 +74,22 @@ class Batch:
                 entry.update(outcome="rejected", reason_code="contract_violation")
 
 
-def connect(path: Path) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the warehouse file for writing, with its tables."""
+def connect(path: Path, resolver: Resolver) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the warehouse file for writing, with its tables and views."""
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = duckdb.connect(str(path))
     for schema in SCHEMA_FILES:
         connection.execute(schema.read_text())
+    resolver.install(connection)
     return connection
 
 
 class WarehouseWriter:
     """The single writer of the warehouse file."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, connection: duckdb.DuckDBPyConnection, resolver: Resolver) -> None:
         self.connection = connection
+        self.resolver = resolver
 
     def stored_offsets(self) -> dict[tuple[str, int], tuple[int, str]]:
         """Where each partition was left: next offset to read and the topic id it belongs to."""
@@ -89,14 +98,16 @@ class WarehouseWriter:
 
     def write(self, batch: Batch, topic_ids: dict[str, str]) -> None:
         """Apply one batch atomically."""
-        cursor = self.connection.cursor()
-        cursor.execute("BEGIN TRANSACTION")
-        try:
+        now = datetime.now(UTC)
+        with transaction(self.connection) as cursor:
             for kind, rows in batch.entities.items():
-                table, key = ENTITY_TABLES[kind]
-                self._upsert(cursor, table, key, rows)
-            self._insert_new(cursor, "rejects", batch.rejects)
-            self._insert_new(cursor, "intake", batch.intake)
+                if kind in ENTITIES:
+                    self.resolver.apply(cursor, kind, rows, now)
+                else:
+                    table, key = ENTITY_TABLES[kind]
+                    upsert_rows(cursor, table, key, rows)
+            insert_new_rows(cursor, "rejects", batch.rejects)
+            insert_new_rows(cursor, "intake", batch.intake)
             cases = {row["case_id"] for kind in ("case", "case_transition") for row in batch.entities.get(kind, [])}
             cases |= {row["case_id"] for row in batch.entities.get("event", []) if row.get("case_id")}
             if cases:
@@ -105,38 +116,7 @@ class WarehouseWriter:
                 {"topic": topic, "partition": partition, "next_offset": offset, "topic_id": topic_ids[topic]}
                 for (topic, partition), offset in batch.offsets.items()
             ]
-            self._upsert(cursor, "sink_offsets", "topic, partition", offsets)
-            cursor.execute("COMMIT")
-        except BaseException:
-            cursor.execute("ROLLBACK")
-            raise
-        finally:
-            cursor.close()
-
-    @staticmethod
-    def _upsert(cursor: duckdb.DuckDBPyConnection, table: str, key: str, rows: list[dict[str, Any]]) -> None:
-        """Keyed upsert from Arrow; within a batch the last version of a key wins."""
-        if not rows:
-            return
-        arrow = pa.Table.from_pylist(rows).append_column("_seq", pa.array(range(len(rows)), pa.int64()))
-        cursor.register("incoming", arrow)
-        cursor.execute(
-            f"INSERT OR REPLACE INTO {table} BY NAME SELECT * EXCLUDE (_seq) FROM incoming "
-            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _seq DESC) = 1"
-        )
-        cursor.unregister("incoming")
-
-    @staticmethod
-    def _insert_new(cursor: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
-        """Append ledger rows whose key is not stored yet: the first outcome of a record stands."""
-        if not rows:
-            return
-        cursor.register("incoming", pa.Table.from_pylist(rows))
-        cursor.execute(
-            f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM incoming "
-            "QUALIFY row_number() OVER (PARTITION BY record_uid) = 1"
-        )
-        cursor.unregister("incoming")
+            upsert_rows(cursor, "sink_offsets", "topic, partition", offsets)
 
     @staticmethod
     def _refresh_case_views(cursor: duckdb.DuckDBPyConnection, case_ids: list[str]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from postgres import throwaway_postgres
 from support import Hub, hub_settings
 
 from gridhub.supervisor import Stack
@@ -20,3 +21,10 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     settings = hub_settings(tmp_path_factory.mktemp("hub"))
     with Stack(settings) as stack:
         yield Hub(settings, stack)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SQLAlchemy URL of a real PostgreSQL server, stopped (and checked stopped) after the session."""
+    with throwaway_postgres(tmp_path_factory.mktemp("postgres")) as url:
+        yield url

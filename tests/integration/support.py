@@ -34,6 +34,9 @@ def hub_settings(data_dir: Path, **extra: Any) -> Settings:
         sink_batch_wait_ms=100,
         approvals_poll_seconds=0.2,
         overdue_check_seconds=1,
+        approvals_overdue_check_seconds=1,
+        watch_dir=data_dir / "inbox",
+        watch_settle_seconds=0.5,
         **extra,
     )
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+
 import sqlalchemy as sa
 from support import Hub, resident_id, unique, uscc, wait_until
 
 from gridhub.demo import APPROVALS_DDL
+from schemas.topics import APPLICATION_ALERTS
 
 
 def add_rows(hub: Hub, rows: list[dict[str, object]]) -> None:
@@ -83,3 +86,74 @@ def test_connector_cursor_is_persisted_with_the_topic_it_was_sent_to(hub: Hub) -
     from gridhub.broker import topic_ids
 
     assert saved["topic_id"] == topic_ids(hub.stack.bootstrap, ["raw.approvals"])["raw.approvals"]
+
+
+def test_application_for_an_item_outside_the_catalogue_is_rejected(hub: Hub) -> None:
+    stray = unique("A")
+    add_rows(hub, [{**application(stray, "submitted", person=resident_id()), "item_code": "320411-ZZ-404"}])
+    reason = wait_until(
+        lambda: hub.sql(f"SELECT stage, reason_code, reason FROM rejects WHERE source_record_id = '{stray}'"),
+        what="the reject",
+    )
+    assert reason[0][:2] == ["route", "unknown_item"]
+    assert "320411-ZZ-404" in reason[0][2]
+
+
+def test_catalogue_is_in_the_warehouse(hub: Hub) -> None:
+    assert hub.sql("SELECT level, count(*) FROM approval_items GROUP BY 1 ORDER BY 1") == [
+        ["municipal", 76],
+        ["provincial", 58],
+    ]
+
+
+def alerts_for(hub: Hub, *application_ids: str) -> list[str]:
+    return [
+        alert["application"]["application_id"]
+        for alert in hub.read_topic(APPLICATION_ALERTS, quiet_ms=1000)
+        if alert["application"]["application_id"] in application_ids
+    ]
+
+
+def long_ago(application_id: str, status: str, updated_at: str, **applicant: str | None) -> dict[str, object]:
+    """An application for 320411-XK-001 (a 3-day limit) filed on 1 January 2020."""
+    return {
+        **application(application_id, status, **applicant),
+        "submitted_at": "2020-01-01T09:00:00+08:00",
+        "updated_at": updated_at,
+    }
+
+
+def test_overdue_application_raises_one_alert_also_after_a_worker_restart(hub: Hub) -> None:
+    late, in_time = unique("A"), unique("A")
+    person, company = resident_id(), uscc()
+    add_rows(
+        hub,
+        [
+            long_ago(late, "submitted", "2020-01-01T09:00:00+08:00", person=person),
+            long_ago(in_time, "submitted", "2020-01-01T09:00:00+08:00", organisation=company),
+            long_ago(late, "accepted", "2020-01-01T10:00:00+08:00", person=person),
+            long_ago(in_time, "approved", "2020-01-03T09:00:00+08:00", organisation=company),
+        ],
+    )
+    wait_until(lambda: alerts_for(hub, late), what="the overdue alert")
+
+    def facts() -> list[list[object]]:
+        return hub.sql(
+            "SELECT application_id, status, finished, overdue, applicant_kind, "
+            "strftime(timezone('Asia/Shanghai', due_at), '%Y-%m-%d %H:%M') FROM application_facts "
+            f"WHERE application_id IN ('{late}', '{in_time}') ORDER BY application_id = '{in_time}'"
+        )
+
+    wait_until(lambda: [row[1] for row in facts()] == ["accepted", "approved"], what="both applications as facts")
+    assert facts() == [
+        [late, "accepted", False, True, "person", "2020-01-04 09:00"],
+        [in_time, "approved", True, False, "organisation", "2020-01-04 09:00"],
+    ]
+
+    hub.stack.processes["worker"].send_signal(signal.SIGKILL)
+    hub.stack.processes["worker"].wait()
+    hub.stack.restart("worker")
+    after = unique("A")
+    add_rows(hub, [long_ago(after, "in_review", "2020-01-02T09:00:00+08:00", person=resident_id())])
+    wait_until(lambda: alerts_for(hub, after), what="the clock to tick again after the restart")
+    assert sorted(alerts_for(hub, late, in_time, after)) == sorted([late, after])

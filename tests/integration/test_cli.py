@@ -53,7 +53,9 @@ def test_schemas_export_writes_json_schema_for_every_contract(hub: Hub, tmp_path
         )
     )
     person = json.loads((tmp_path / "person.v1.schema.json").read_text())
-    assert set(person["required"]) == {"id_number", "name"}
+    assert set(person["required"]) == {"name"}, "a person without an ID is matched on other fields"
+    assert {"id_number", "birth_date", "phone", "address"} <= set(person["properties"])
+    assert "match_key" not in person["properties"], "derived fields are not the publisher's to send"
 
 
 def test_second_up_on_the_same_data_dir_is_refused(hub: Hub) -> None:

@@ -89,14 +89,14 @@ def test_organisation_jsonl_with_unreadable_lines_keeps_them_as_rejects(hub: Hub
 
 
 def test_export_without_required_columns_is_refused_before_publishing(hub: Hub, tmp_path: Path) -> None:
-    path = tmp_path / "no_ids.csv"
-    path.write_text("姓名,住址\n王五,孟河镇\n", encoding="utf-8")
+    path = tmp_path / "no_names.csv"
+    path.write_text("公民身份号码,住址\n320411199001010011,孟河镇\n", encoding="utf-8")
 
     result = hub.cli("ingest", str(path), "--source", "civil-affairs-c", "--entity", "person")
 
     assert result.returncode == 2
     assert "lacks required column" in result.stderr
-    assert "公民身份号码" in result.stderr
+    assert "姓名" in result.stderr
     assert "Traceback" not in result.stderr
     assert hub.scalar("SELECT count(*) FROM intake WHERE source = 'civil-affairs-c'") == 0
 

@@ -50,7 +50,7 @@ def test_sink_killed_mid_batch_resumes_without_loss_or_duplicates(hub: Hub, tmp_
 
     wait_until(lambda: sum(run_outcomes(hub, run_id).values()) == len(ids), timeout_s=120, what="the full load")
     assert run_outcomes(hub, run_id) == {"new": len(ids)}
-    assert hub.scalar("SELECT count(*) FROM people WHERE source = 'sink-crash'") == len(ids)
+    assert hub.scalar("SELECT count(*) FROM person_sources WHERE source = 'sink-crash'") == len(ids)
     assert hub.scalar("SELECT count(DISTINCT record_uid) FROM intake WHERE run_id = '" + run_id + "'") == len(ids)
 
 
@@ -79,7 +79,7 @@ def test_restarted_embedded_broker_is_detected_and_nothing_new_is_skipped(tmp_pa
         write_register(tmp_path / "day2.csv", 20)
         day2 = publish(second.bootstrap, tmp_path / "day2.csv", "incarnation")
         wait_until(lambda: _count(settings, day2) == 20, what="day 2 despite stale offsets")
-        assert query(settings, "SELECT count(*) FROM people WHERE source = 'incarnation'")["rows"] == [[70]]
+        assert query(settings, "SELECT count(*) FROM person_sources WHERE source = 'incarnation'")["rows"] == [[70]]
     log = (settings.data_dir / "logs" / "sink.log").read_text()
     assert "topic was recreated" in log
 

@@ -69,6 +69,6 @@ def test_event_coordinates_statuses_and_missing_columns(contract: BatchContract)
 
 
 def test_a_kind_whose_rows_lack_a_checked_column_rejects_them_all(contract: BatchContract) -> None:
-    batch = batch_of("organisation", [{"name": "无码公司"}])
+    batch = batch_of("object", [{"name": "无码井盖"}])
     assert contract.enforce(batch) == 1
-    assert "uscc must be present" in batch.rejects[0]["reason"]
+    assert "object_id must be present" in batch.rejects[0]["reason"]

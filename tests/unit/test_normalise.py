@@ -173,8 +173,6 @@ def test_bad_uscc_is_rejected_with_the_expected_character(rules: RoutingRules) -
     [
         ("person", {"id_number": WOMAN_ID}, "name"),
         ("person", {"id_number": WOMAN_ID, "name": ""}, "name"),
-        ("person", {"name": "张三"}, "id_number"),
-        ("organisation", {"name": "某某有限公司"}, "uscc"),
         ("event", {k: v for k, v in REPORT.items() if k != "reported_at"}, "reported_at"),
         ("event", {k: v for k, v in REPORT.items() if k != "description"}, "description"),
         ("application", {k: v for k, v in APPLICATION.items() if k != "status"} | {"applicant_uscc": USCC}, "status"),
@@ -186,6 +184,30 @@ def test_missing_required_field_is_named_in_code_and_reason(
     stage, code, reason = rejected(normalise(raw(entity, payload), rules))
     assert (stage, code) == ("validate", f"missing_{field}")
     assert reason.startswith(f"{field}: Field required")
+
+
+@pytest.mark.parametrize(
+    ("entity", "payload", "key", "wanted"),
+    [
+        ("person", {"name": "张三"}, "id_number", "at least 2 of birth_date, phone, address (has none)"),
+        ("person", {"name": "张三", "phone": "13900000000"}, "id_number", "(has phone)"),
+        ("organisation", {"name": "某某有限公司"}, "uscc", "at least 1 of legal_representative"),
+    ],
+)
+def test_a_record_without_its_strong_key_needs_enough_to_match_it_by(
+    rules: RoutingRules, entity: EntityKind, payload: dict[str, Any], key: str, wanted: str
+) -> None:
+    stage, code, reason = rejected(normalise(raw(entity, payload), rules))
+    assert (stage, code) == ("validate", f"missing_{key}")
+    assert f"no {key}" in reason
+    assert wanted in reason
+
+
+def test_a_person_without_id_but_with_birth_date_and_phone_is_accepted_for_matching(rules: RoutingRules) -> None:
+    decision = normalise(raw("person", {"name": "王  芳", "birth_date": "1950-01-02", "phone": "13900000000"}), rules)
+    assert isinstance(decision, Accepted)
+    assert decision.record.model_dump()["match_key"] is None
+    assert decision.record.model_dump()["name"] == "王芳"
 
 
 def test_every_problem_is_in_the_reason_and_the_first_sets_the_code(rules: RoutingRules) -> None:

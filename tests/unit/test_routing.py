@@ -116,8 +116,8 @@ def test_a_table_with_no_categories_is_refused_since_every_event_would_be_reject
             "is incomplete .*could not convert string to float: 'soon'",
         ),
         ("departments: {a: A}\ncategories: [just-a-word]\n", "category entry 'just-a-word' is incomplete"),
-        ("departments: [unclosed\n", "cannot read routing rules"),
-        ("departments: {a: A}\n\tcategories: []\n", "cannot read routing rules"),
+        ("departments: [unclosed\n", "is not valid YAML"),
+        ("departments: {a: A}\n\tcategories: []\n", "is not valid YAML"),
     ],
 )
 def test_broken_rule_files_are_refused_with_the_problem(tmp_path: Path, text: str, fragment: str) -> None:

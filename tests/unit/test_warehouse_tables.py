@@ -25,6 +25,7 @@ def columns() -> dict[str, set[str]]:
 @pytest.mark.parametrize("kind", sorted(CANONICAL_MODELS))
 def test_each_canonical_kind_has_a_table_with_all_its_fields(kind: str, columns: dict[str, set[str]]) -> None:
     table, key = ENTITY_TABLES[kind]
-    wanted = {*CANONICAL_MODELS[kind].model_fields, *LINEAGE, "loaded_at"}
+    model = CANONICAL_MODELS[kind]
+    wanted = {*model.model_fields, *model.model_computed_fields, *LINEAGE, "loaded_at"}
     assert wanted - columns[table] == set(), f"{table} lacks columns for {kind}"
     assert {part.strip() for part in key.split(",")} <= columns[table]

@@ -1,0 +1,76 @@
+"""The raw ceiling of the client stack: how fast bare aiokafka moves the same records on the same broker.
+
+A scenario's records/s alone does not say whether the hub is slow or the machine is; its
+ratio to this loop does. The loop does the least any stage of the hub must do with a raw
+record (consume it, produce it on with the hub's producer guarantees) and nothing else, on
+the records the bulk scenario published, right after it, while the hub sits idle.
+
+The producer is acks=all but not idempotent: aiokafka's InitProducerId request fails on the
+embedded broker (kafka-python's, which the connectors use, does not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from gridhub.broker import admin_client
+from gridhub.settings import Settings
+
+TARGET_TOPIC = "bench.ceiling"
+
+
+def _ensure_topic(settings: Settings, bootstrap: str) -> None:
+    """The target topic, with the hub's partition count, so the producer spreads as the hub's do."""
+    from kafka.admin import NewTopic
+
+    admin = admin_client(bootstrap)
+    try:
+        if TARGET_TOPIC not in set(admin.list_topics()):
+            admin.create_topics([NewTopic(TARGET_TOPIC, settings.topic_partitions, settings.topic_replication)])
+    finally:
+        admin.close()
+
+
+async def _consume_and_produce(bootstrap: str, source: str, records: int, timeout_s: float) -> tuple[int, float]:
+    """Copy ``records`` messages of ``source`` (from its start) to the target topic; return count and seconds."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, client_id="bench-ceiling"
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, client_id="bench-ceiling")
+    await consumer.start()
+    try:
+        await producer.start()
+        try:
+            return await _copy(consumer, producer, source, records, timeout_s)
+        finally:
+            await producer.stop()
+    finally:
+        await consumer.stop()
+
+
+async def _copy(
+    consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, source: str, records: int, timeout_s: float
+) -> tuple[int, float]:
+    partitions = [TopicPartition(source, number) for number in sorted(consumer.partitions_for_topic(source) or ())]
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
+    copied = 0
+    started = time.perf_counter()
+    deadline = started + timeout_s
+    while copied < records and time.perf_counter() < deadline:
+        polled = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+        for messages in polled.values():
+            for message in messages:
+                await producer.send(TARGET_TOPIC, value=message.value, key=message.key)
+            copied += len(messages)
+    await producer.flush()
+    return copied, time.perf_counter() - started
+
+
+def measure_ceiling(settings: Settings, bootstrap: str, source: str, records: int) -> tuple[int, float]:
+    """Records copied and seconds taken by the bare loop (at most ``records``, at most 10 minutes)."""
+    _ensure_topic(settings, bootstrap)
+    return asyncio.run(_consume_and_produce(bootstrap, source, records, timeout_s=600))

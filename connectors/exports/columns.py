@@ -1,0 +1,174 @@
+"""From a department's column headers to canonical field names, as configuration.
+
+Two layers, both YAML: the standard headers of household, ID, housing and
+enterprise registers (``schemas/data/export_headers.yaml``) work for every
+source with no configuration; a department whose system names its columns
+differently gets its own entry in the export mappings file
+(``GRIDHUB_EXPORT_MAPPINGS``), which wins over the standard names for that
+source only and may set default values its exports never carry::
+
+    land-resources:
+      place:
+        columns: {宗地代码: place_id, 坐落位置: address}
+        defaults: {place_type: parcel}
+        sheet: 宗地信息        # optional: the worksheet of an .xlsx export
+
+Every cell also becomes text here (numbers without a spurious ``.0``, dates
+and datetimes in ISO form), whatever the format delivered: a CSV row, an Excel
+row and a Parquet row with the same content then become the same payload, and
+canonical text fields such as a phone number or a parcel code are not refused
+for having been typed as numbers in a spreadsheet.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, time
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+
+from connectors.base import ConnectorError
+from connectors.exports.readers import blank
+from schemas.config_file import read_yaml, validated
+from schemas.records import CANONICAL_MODELS
+
+ExportEntity = Literal["person", "organisation", "place", "object"]
+EXPORT_ENTITIES: tuple[str, ...] = get_args(ExportEntity)
+HEADERS_FILE = Path(__file__).resolve().parents[2] / "schemas" / "data" / "export_headers.yaml"
+PACKAGED_MAPPINGS = HEADERS_FILE.with_name("export_mappings.yaml")
+
+
+def squash(header: str) -> str:
+    """Header matching ignores case, spaces and underscores: 'ID Number', 'id_number', 'idnumber' are one."""
+    return header.strip().lower().replace(" ", "").replace("_", "")
+
+
+def cell_value(value: Any) -> Any:
+    """A cell as text (None when empty): the one form every format's values take in a raw payload."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
+    if isinstance(value, Decimal):
+        return str(int(value)) if value.is_finite() and value == value.to_integral_value() else str(value)
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == time() and value.tzinfo is None else value.isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, dict):
+        return {str(key): cell_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [cell_value(item) for item in value]
+    return str(value)
+
+
+@cache
+def _standard_headers() -> dict[str, Any]:
+    return yaml.safe_load(HEADERS_FILE.read_text(encoding="utf-8"))
+
+
+class DepartmentMapping(BaseModel):
+    """How one department's export of one entity kind names its columns."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    columns: dict[str, str] = Field(default_factory=dict, description="The department's header -> canonical field.")
+    defaults: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Field values to use where the export leaves them empty."
+    )
+    sheet: str | None = Field(default=None, description="The worksheet to read from an .xlsx export.")
+
+
+class ExportMappings(RootModel[dict[str, dict[ExportEntity, DepartmentMapping]]]):
+    """The whole mappings file: source (department) -> entity kind -> mapping."""
+
+    root: dict[str, dict[ExportEntity, DepartmentMapping]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fields_exist(self) -> ExportMappings:
+        """A typo in a field name would silently drop a column; refuse it when the file is read."""
+        for source, entities in self.root.items():
+            for entity, mapping in entities.items():
+                known = set(CANONICAL_MODELS[entity].model_fields)
+                unknown = sorted({*mapping.columns.values(), *mapping.defaults} - known)
+                if unknown:
+                    raise ValueError(
+                        f"{source}.{entity} names unknown field(s) {', '.join(unknown)}; "
+                        f"{entity} fields are {', '.join(sorted(known))}"
+                    )
+        return self
+
+    def columns_for(self, source: str, entity: ExportEntity) -> ColumnMap:
+        """The column map for one source's export of one entity kind (standard headers if it has no entry)."""
+        return ColumnMap(entity, self.root.get(source, {}).get(entity))
+
+
+def load_mappings(path: Path) -> ExportMappings:
+    """Read and check the export mappings file; any problem is one line naming the file and what to fix."""
+    content = read_yaml(path, "export mappings file", ConnectorError, "check GRIDHUB_EXPORT_MAPPINGS") or {}
+    return validated(ExportMappings, content, path, "export mappings file", ConnectorError)
+
+
+class ColumnMap:
+    """Names the fields of one entity kind's rows: department columns first, then the standard headers."""
+
+    def __init__(self, entity: ExportEntity, department: DepartmentMapping | None = None) -> None:
+        standard = _standard_headers()
+        self.entity = entity
+        self.department = department or DepartmentMapping()
+        self.required: list[str] = standard["required"][entity]
+        self.key_field: str = standard["keys"][entity]
+        self._lookup = {squash(name): field for field, names in standard[entity].items() for name in names}
+        self._lookup.update({squash(header): field for header, field in self.department.columns.items()})
+        self._headers: dict[str, list[str]] = {}
+        for header, field in self.department.columns.items():
+            self._headers.setdefault(field, []).append(header)
+        for field, names in standard[entity].items():
+            self._headers.setdefault(field, []).extend(names)
+        self.defaults = {field: cell_value(value) for field, value in self.department.defaults.items()}
+        self.sheet = self.department.sheet
+        self._resolved: dict[str, str] = {}
+
+    def field(self, header: str) -> str:
+        """The canonical field a header names; an unknown header stays as it is (the model ignores it)."""
+        name = self._resolved.get(header)
+        if name is None:
+            name = self._resolved[header] = self._lookup.get(squash(header), header)
+        return name
+
+    def require(self, headers: list[str], what: str) -> None:
+        """Refuse input that lacks a required column before a single record of it is published."""
+        present = {self.field(header) for header in headers} | set(self.defaults)
+        missing = [field for field in self.required if field not in present]
+        if missing:
+            wanted = "; ".join(f"{field} ({' / '.join(self._headers.get(field, [field]))})" for field in missing)
+            raise ConnectorError(
+                f"{what} lacks required column(s) for {self.entity}: {wanted}. Found columns: {', '.join(headers)}"
+            )
+
+    def apply(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Rename one row's keys to field names and its values to text; fill the department's defaults.
+
+        When two columns name one field (住址 and 地址, say), an empty cell does not hide a filled one.
+        """
+        payload: dict[str, Any] = {}
+        for header, value in row.items():
+            if header is None:
+                continue
+            name, text = self.field(str(header)), cell_value(value)
+            if name not in payload or not blank(text):
+                payload[name] = text
+        for name, value in self.defaults.items():
+            if blank(payload.get(name)):
+                payload[name] = value
+        return payload

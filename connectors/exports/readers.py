@@ -1,0 +1,206 @@
+"""One row iterator per export format, all behind the same interface.
+
+Every reader opens a file, reads its header, and hands back a :class:`Table`: the
+column names and a one-pass iterator of rows (``{header: value}``) or
+:class:`BadLine` for input that is not a row at all. Rows are produced lazily,
+so an export of millions of rows needs no more memory than one row (Parquet:
+one batch). Values stay as the format gives them (text from CSV, numbers and
+datetimes from XLSX and Parquet); :mod:`connectors.exports.columns` turns them
+into the canonical field names and text, the same way for every format.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from connectors.base import ConnectorError
+
+PARQUET_BATCH_ROWS = 10_000
+"""Rows decoded at a time from a Parquet file: large enough to be fast, small enough to keep memory flat."""
+PARQUET_BUFFER_BYTES = 1 << 20
+"""Column chunks are read through a buffer this size rather than whole, so a file written as one huge
+row group streams in as little memory as one written in many small ones."""
+_READ_ERRORS = (OSError, ValueError, csv.Error, zipfile.BadZipFile, pa.ArrowException)
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """Input that could not be read as a record at all, kept so it can be fixed and replayed."""
+
+    number: int
+    text: str
+    problem: str
+    unit: str = "line"
+
+
+Row = dict[str, Any] | BadLine
+
+
+@dataclass
+class Table:
+    """An export opened for reading: its column names and a one-pass iterator over its rows."""
+
+    headers: list[str]
+    rows: Iterator[Row]
+
+
+def blank(value: Any) -> bool:
+    """An empty cell: nothing, or only whitespace."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _detect_encoding(path: Path) -> str:
+    """UTF-8 (with or without BOM) if the head decodes as such, else GB18030, a superset of GBK."""
+    with path.open("rb") as handle:
+        head = handle.read(65536)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:
+            return "gb18030"
+    return "utf-8-sig"
+
+
+def read_csv(path: Path) -> Table:
+    """A CSV export in UTF-8 (with or without BOM) or GBK/GB18030, as department systems write them."""
+    handle = path.open(encoding=_detect_encoding(path), newline="")
+    reader = csv.DictReader(handle)
+    headers = [header for header in (reader.fieldnames or []) if header]
+
+    def rows() -> Iterator[Row]:
+        with handle:
+            for row in reader:
+                if None in row:
+                    yield BadLine(reader.line_num, json.dumps(row, ensure_ascii=False), "more cells than headers")
+                else:
+                    yield row
+
+    return Table(headers, rows())
+
+
+def read_jsonl(path: Path) -> Table:
+    """JSON Lines: one object per line; the first object's keys name the columns."""
+    headers: list[str] = []
+    with path.open(encoding="utf-8-sig") as handle:
+        for line in handle:
+            try:
+                first = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(first, dict):
+                headers = list(first)
+                break
+
+    def rows() -> Iterator[Row]:
+        with path.open(encoding="utf-8-sig") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield BadLine(number, line.rstrip("\n"), f"not valid JSON ({exc})")
+                    continue
+                if isinstance(value, dict):
+                    yield value
+                else:
+                    yield BadLine(number, line.rstrip("\n"), f"a JSON {type(value).__name__}, not an object")
+
+    return Table(headers, rows())
+
+
+def read_xlsx(path: Path, sheet: str | None = None) -> Table:
+    """An Excel workbook, streamed in read-only mode: the first sheet (or the named one).
+
+    The first row with any value is the header; empty rows are skipped, and row
+    numbers in rejects are the row numbers Excel shows. Formulas give their last
+    computed value.
+    """
+    try:
+        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (*_READ_ERRORS, KeyError) as exc:
+        raise ConnectorError(f"{path} is not a readable .xlsx workbook ({exc})") from exc
+    if sheet is not None and sheet not in workbook.sheetnames:
+        workbook.close()
+        raise ConnectorError(f"{path} has no sheet {sheet!r}; its sheets are {', '.join(workbook.sheetnames)}")
+    cells = enumerate((workbook[sheet] if sheet else workbook.worksheets[0]).iter_rows(values_only=True), start=1)
+    columns: dict[int, str] = {}
+    for _, values in cells:
+        if not all(blank(value) for value in values):
+            columns = {index: str(value).strip() for index, value in enumerate(values) if not blank(value)}
+            break
+    else:
+        workbook.close()
+
+    def rows() -> Iterator[Row]:
+        try:
+            for number, values in cells:
+                if all(blank(value) for value in values):
+                    continue
+                if any(not blank(value) and index not in columns for index, value in enumerate(values)):
+                    text = json.dumps(values, ensure_ascii=False, default=str)
+                    yield BadLine(number, text, "a value in a column without a header", unit="row")
+                    continue
+                yield {name: values[index] if index < len(values) else None for index, name in columns.items()}
+        finally:
+            workbook.close()
+
+    return Table(list(columns.values()), rows())
+
+
+def read_parquet(path: Path) -> Table:
+    """A Parquet file, decoded one row group batch at a time so memory stays flat."""
+    try:
+        parquet = pq.ParquetFile(path, buffer_size=PARQUET_BUFFER_BYTES, pre_buffer=False)
+    except _READ_ERRORS as exc:
+        raise ConnectorError(f"{path} is not a readable Parquet file ({exc})") from exc
+
+    def rows() -> Iterator[Row]:
+        try:
+            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+                yield from batch.to_pylist()
+        finally:
+            parquet.close()
+
+    return Table(list(parquet.schema_arrow.names), rows())
+
+
+READERS: dict[str, Callable[[Path], Table]] = {
+    ".csv": read_csv,
+    ".jsonl": read_jsonl,
+    ".ndjson": read_jsonl,
+    ".xlsx": read_xlsx,
+    ".parquet": read_parquet,
+}
+
+
+def _to_the_end(path: Path, rows: Iterator[Row]) -> Iterator[Row]:
+    """Turn a file that breaks off half-way (damaged, truncated, a stray encoding) into one readable error."""
+    try:
+        yield from rows
+    except _READ_ERRORS as exc:
+        raise ConnectorError(f"{path} could not be read to the end ({type(exc).__name__}: {exc})") from exc
+
+
+def read_table(path: Path, sheet: str | None = None) -> Table:
+    """Open an export by its file name's suffix; ``sheet`` picks a worksheet of an .xlsx workbook."""
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise ConnectorError(f"unsupported export format {path.suffix!r}; use one of {', '.join(READERS)}")
+    if sheet is not None and reader is not read_xlsx:
+        raise ConnectorError(f"a sheet name applies to .xlsx workbooks only, not to {path.name}")
+    try:
+        table = read_xlsx(path, sheet) if sheet is not None else reader(path)
+    except _READ_ERRORS as exc:
+        raise ConnectorError(f"{path} cannot be read ({type(exc).__name__}: {exc})") from exc
+    return Table(table.headers, _to_the_end(path, table.rows))

@@ -1,0 +1,181 @@
+"""A watched folder: departments drop export files, the hub ingests them.
+
+Layout (the folder names say who sent what, so no file needs a side-car)::
+
+    DIR/<source>/<entity>/households.csv     dropped by a department or a sync job
+    DIR/.processing/<source>/<entity>/...    claimed, being published
+    DIR/.done/<source>/<entity>/...          published (rows refused one by one are in the rejects)
+    DIR/.failed/<source>/<entity>/...        refused as a whole, with ``<name>.reason.txt`` beside it
+
+A file is taken once its size and modification time have not changed for
+``settle_seconds``. Writers that may pause longer than that write to a name
+the watcher ignores (``*.part``, ``*.tmp``, ``*.crdownload``, a dotfile, or
+Excel's ``~$`` lock file) and rename it when complete; a rename is atomic.
+
+Crash safety: a file is first *moved* into ``.processing`` (an atomic rename),
+then published and acknowledged by Kafka, then moved on to ``.done``. A file
+is therefore always in exactly one folder, and start-up first re-ingests
+whatever a crash left in ``.processing``. Such a re-ingest can resend records
+Kafka already has; the stream recognises them by source record id and content
+fingerprint and counts them as duplicates, so nothing is lost and nothing lands
+twice.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import cast
+
+import watchfiles
+
+from connectors.base import ConnectorError
+from connectors.exports import IngestReport
+from connectors.exports.columns import EXPORT_ENTITIES, ExportEntity
+from gridhub.logs import get_logger
+
+PROCESSING, DONE, FAILED = ".processing", ".done", ".failed"
+IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".reason.txt")
+log = get_logger(__name__)
+
+Ingest = Callable[[Path, str, ExportEntity], IngestReport]
+"""Publish one export file (path, source, entity) and return once Kafka has every record of it."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one dropped file."""
+
+    relative: Path
+    moved_to: Path
+    report: IngestReport | None = None
+    reason: str | None = None
+
+
+def ignored(name: str) -> bool:
+    """Names still being written, our own bookkeeping folders, and editor lock files are left alone."""
+    return name.startswith((".", "~$")) or name.lower().endswith(IGNORED_SUFFIXES)
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    for parent, folders, names in os.walk(folder):
+        folders[:] = sorted(name for name in folders if not ignored(name))
+        for name in sorted(names):
+            if not ignored(name):
+                yield Path(parent) / name
+
+
+def _address(relative: Path) -> tuple[str, ExportEntity]:
+    """Source and entity kind from the folders a file was dropped in."""
+    if len(relative.parts) != 3:
+        raise ConnectorError(
+            f"{relative} is not in a <source>/<entity>/ folder; drop exports as "
+            f"<source>/<entity>/<file> with entity one of {', '.join(EXPORT_ENTITIES)}"
+        )
+    source, entity, _ = relative.parts
+    if entity not in EXPORT_ENTITIES:
+        raise ConnectorError(
+            f"{relative}: the folder under {source}/ names the entity kind and must be one of "
+            f"{', '.join(EXPORT_ENTITIES)}, not {entity!r}"
+        )
+    return source, cast(ExportEntity, entity)
+
+
+class FolderWatcher:
+    """Ingests every complete file dropped into the folder, once, and files it away."""
+
+    def __init__(
+        self,
+        root: Path,
+        ingest: Ingest,
+        settle_seconds: float,
+        on_outcome: Callable[[Outcome], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.root = root
+        self.ingest = ingest
+        self.settle_seconds = settle_seconds
+        self.on_outcome = on_outcome
+        self.clock = clock
+        self._changing: dict[Path, tuple[tuple[int, int], float]] = {}
+
+    def recover(self) -> list[Outcome]:
+        """Finish what a crash left claimed but not filed away: ingest it again."""
+        claimed = self.root / PROCESSING
+        return [self._process(path, path.relative_to(claimed)) for path in _files(claimed)]
+
+    def scan(self) -> list[Outcome]:
+        """Take every file that has settled since the last scan."""
+        ready: list[Path] = []
+        now = self.clock()
+        present: set[Path] = set()
+        for path in _files(self.root):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            present.add(path)
+            signature = (stat.st_size, stat.st_mtime_ns)
+            seen = self._changing.get(path)
+            if seen is None or seen[0] != signature:
+                self._changing[path] = (signature, now)
+            elif now - seen[1] >= self.settle_seconds:
+                ready.append(path)
+        self._changing = {path: seen for path, seen in self._changing.items() if path in present}
+        outcomes = []
+        for path in ready:
+            del self._changing[path]
+            relative = path.relative_to(self.root)
+            claimed = self.root / PROCESSING / relative
+            if claimed.exists():
+                continue
+            claimed.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.replace(claimed)
+            except FileNotFoundError:
+                continue
+            outcomes.append(self._process(claimed, relative))
+        return outcomes
+
+    def run(self, stop: threading.Event) -> None:
+        """Recover, take what is already there, then follow the folder until ``stop`` is set."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.recover()
+        self.scan()
+        wake_ms = max(100, int(self.settle_seconds * 500))
+        for _ in watchfiles.watch(
+            self.root, stop_event=stop, rust_timeout=wake_ms, yield_on_timeout=True, raise_interrupt=False
+        ):
+            self.scan()
+
+    def _process(self, claimed: Path, relative: Path) -> Outcome:
+        try:
+            source, entity = _address(relative)
+            report = self.ingest(claimed, source, entity)
+        except ConnectorError as exc:
+            outcome = Outcome(relative, self._file_away(claimed, FAILED, relative), reason=str(exc))
+            outcome.moved_to.with_name(outcome.moved_to.name + ".reason.txt").write_text(
+                f"{datetime.now(UTC).isoformat(timespec='seconds')} {exc}\n", encoding="utf-8"
+            )
+            log.warning("export refused", file=str(relative), reason=str(exc))
+        else:
+            outcome = Outcome(relative, self._file_away(claimed, DONE, relative), report=report)
+            log.info("export ingested", file=str(relative), records=report.records, run_id=report.run_id)
+        if self.on_outcome:
+            self.on_outcome(outcome)
+        return outcome
+
+    def _file_away(self, claimed: Path, folder: str, relative: Path) -> Path:
+        """Move a claimed file to ``.done`` or ``.failed``; a name taken by an earlier file gets a time stamp."""
+        target = self.root / folder / relative
+        if target.exists():
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            target = target.with_name(f"{target.stem}.{stamp}{target.suffix}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        claimed.replace(target)
+        return target

@@ -1,0 +1,84 @@
+"""A million-row export streams: reading, mapping and envelope building take no more memory than 100,000 rows.
+
+No hub is needed: each measurement runs the connector's path (reader, column map,
+raw envelope) in a fresh interpreter and reports that process's peak resident
+memory, so nothing the test process itself holds can blur the comparison.
+Publishing a million records to Kafka is left out on purpose; it would only
+measure the broker.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from support import ROOT
+
+LARGE, SMALL = 1_000_000, 100_000
+ALLOWED_GROWTH_MIB = 50
+HEADERS = ["姓名", "公民身份号码", "出生日期", "联系电话", "住址"]
+PROBE = """
+import resource, sys
+from pathlib import Path
+from connectors.exports import ExportFile, export_records
+from schemas.records import RawEnvelope
+export = ExportFile(Path(sys.argv[1]), "person")
+envelopes = sum(isinstance(item, RawEnvelope) for item in export_records("s", export, "r"))
+print(envelopes, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def resident(number: int) -> list[object]:
+    return [
+        f"居民{number}",
+        f"32041119900101{number % 10_000:04d}",
+        "1990-01-01",
+        13_900_000_000 + number,
+        f"孟河镇{number}号",
+    ]
+
+
+def write_csv(path: Path, rows: int) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write(",".join(HEADERS) + "\n")
+        for number in range(rows):
+            handle.write(",".join(str(cell) for cell in resident(number)) + "\n")
+    return path
+
+
+def write_parquet(path: Path, rows: int) -> Path:
+    """One row group for the whole file: the worst case for a reader that loads row groups whole."""
+    columns = list(zip(*(resident(number) for number in range(rows)), strict=True))
+    pq.write_table(pa.table(dict(zip(HEADERS, columns, strict=True))), path, row_group_size=rows)
+    return path
+
+
+def peak_mib(path: Path, rows: int) -> int:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, cwd=ROOT, timeout=900, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    envelopes, peak = map(int, result.stdout.split())
+    assert envelopes == rows
+    return peak
+
+
+@pytest.mark.parametrize(
+    ("write", "suffix"), [(write_csv, ".csv"), (write_parquet, ".parquet")], ids=["csv", "parquet"]
+)
+def test_peak_memory_does_not_grow_with_the_row_count(
+    tmp_path: Path, write: Callable[[Path, int], Path], suffix: str
+) -> None:
+    small, large = write(tmp_path / f"small{suffix}", SMALL), write(tmp_path / f"large{suffix}", LARGE)
+    assert large.stat().st_size > 5 * small.stat().st_size
+
+    small_peak, large_peak = peak_mib(small, SMALL), peak_mib(large, LARGE)
+
+    assert large_peak - small_peak < ALLOWED_GROWTH_MIB, (
+        f"peak {small_peak} MiB for {SMALL:,} rows but {large_peak} MiB for {LARGE:,}: rows are being held"
+    )

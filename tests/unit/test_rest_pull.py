@@ -1,0 +1,296 @@
+"""REST pulls page through a real local HTTP server in every paging style, retry, and fail in one line."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from connectors.base import ConnectorError
+from connectors.exports import BadLine, ExportConnector, IngestReport
+from connectors.exports.columns import ColumnMap, DepartmentMapping
+from connectors.exports.rest import RestPull, RestSource, load_rest_sources, pull_periodically, rest_session
+
+PARCELS = [{"宗地代码": f"P{number:03d}", "坐落位置": f"孟河镇{number}号"} for number in range(23)]
+Answer = tuple[int, Any]
+
+
+@dataclass
+class Api:
+    """A department platform: a handler per path, and every request it received."""
+
+    url: str
+    routes: dict[str, Callable[[dict[str, str], dict[str, str]], Answer]] = field(default_factory=dict)
+    requests: list[tuple[str, dict[str, str], dict[str, str]]] = field(default_factory=list)
+
+
+@pytest.fixture
+def api() -> Iterator[Api]:
+    state = Api(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            parsed = urlparse(self.path)
+            params = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+            headers = dict(self.headers.items())
+            state.requests.append((parsed.path, params, headers))
+            status, body = state.routes[parsed.path](params, headers)
+            data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def source(api: Api, path: str, paging: dict[str, Any], **extra: Any) -> RestSource:
+    return RestSource.model_validate(
+        {
+            "name": "land-api",
+            "source": "land-resources",
+            "url": f"{api.url}{path}",
+            "entity": "place",
+            "records": "data.list",
+            "paging": paging,
+            "backoff_seconds": 0.01,
+            **extra,
+        }
+    )
+
+
+def land_columns() -> ColumnMap:
+    return ColumnMap("place", DepartmentMapping(columns={"宗地代码": "place_id", "坐落位置": "address"}))
+
+
+def rows_of(rest: RestSource, columns: ColumnMap | None = None) -> list[Any]:
+    with rest_session(rest) as session:
+        return list(RestPull(rest, columns or land_columns(), session).rows)
+
+
+def wrapped(records: list[Any], **extra: Any) -> dict[str, Any]:
+    return {"code": 0, "data": {"list": records, **extra}}
+
+
+def test_page_style_pulls_every_page_until_an_empty_one(api: Api) -> None:
+    def pages(params: dict[str, str], _: dict[str, str]) -> Answer:
+        page, size = int(params["pageNum"]), int(params["pageSize"])
+        return 200, wrapped(PARCELS[(page - 1) * size : page * size])
+
+    api.routes["/parcels"] = pages
+    rest = source(api, "/parcels", {"style": "page", "page_param": "pageNum", "size_param": "pageSize", "size": 10})
+    assert rows_of(rest) == PARCELS
+    assert [params["pageNum"] for _, params, _ in api.requests] == ["1", "2", "3", "4"]
+
+
+def test_offset_style_advances_by_what_came_back_when_the_server_caps_the_limit(api: Api) -> None:
+    def capped(params: dict[str, str], _: dict[str, str]) -> Answer:
+        offset, limit = int(params["offset"]), min(int(params["limit"]), 5)
+        return 200, wrapped(PARCELS[offset : offset + limit])
+
+    api.routes["/parcels"] = capped
+    assert rows_of(source(api, "/parcels", {"style": "offset", "size": 100})) == PARCELS
+    assert [params["offset"] for _, params, _ in api.requests] == ["0", "5", "10", "15", "20", "23"]
+
+
+def test_next_link_style_follows_relative_links_and_ends_without_one(api: Api) -> None:
+    def linked(params: dict[str, str], _: dict[str, str]) -> Answer:
+        start = int(params.get("from", 0))
+        following = f"/parcels?from={start + 10}" if start + 10 < len(PARCELS) else None
+        return 200, {"data": {"list": PARCELS[start : start + 10]}, "links": {"next": following}}
+
+    api.routes["/parcels"] = linked
+    rest = source(api, "/parcels", {"style": "next", "next_field": "links.next"}, params={"status": "active"})
+    assert rows_of(rest) == PARCELS
+    assert [params for _, params, _ in api.requests] == [{"status": "active"}, {"from": "10"}, {"from": "20"}]
+
+
+def test_cursor_style_sends_the_cursor_back_as_a_parameter(api: Api) -> None:
+    def cursor(params: dict[str, str], _: dict[str, str]) -> Answer:
+        start = int(params.get("cursor", 0))
+        more = start + 10 < len(PARCELS)
+        return 200, {"items": PARCELS[start : start + 10], "next_cursor": str(start + 10) if more else ""}
+
+    api.routes["/parcels"] = cursor
+    rest = source(
+        api, "/parcels", {"style": "next", "next_field": "next_cursor", "cursor_param": "cursor"}, records="items"
+    )
+    assert rows_of(rest) == PARCELS
+
+
+def test_a_bare_list_answer_is_the_record_list(api: Api) -> None:
+    api.routes["/all"] = lambda params, _: (200, PARCELS if params["page"] == "1" else [])
+    assert rows_of(source(api, "/all", {"style": "page", "size": 50}, records="")) == PARCELS
+
+
+def test_headers_take_tokens_from_the_environment(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    api.routes["/secure"] = lambda params, headers: (
+        (200, wrapped(PARCELS[:1] if params["page"] == "1" else []))
+        if headers.get("Authorization") == "Bearer s3cret"
+        else (401, {"error": "unauthorised"})
+    )
+    rest = source(api, "/secure", {"style": "page"}, headers={"Authorization": "Bearer ${LAND_TOKEN}"})
+    monkeypatch.setenv("LAND_TOKEN", "s3cret")
+    assert rows_of(rest) == PARCELS[:1]
+
+    monkeypatch.setenv("LAND_TOKEN", "expired")
+    with pytest.raises(ConnectorError, match=r"HTTP 401 Unauthorized; check the credentials"):
+        rows_of(rest)
+    monkeypatch.delenv("LAND_TOKEN")
+    with pytest.raises(ConnectorError, match="needs environment variable LAND_TOKEN, which is unset"):
+        rows_of(rest)
+
+
+def test_server_errors_are_retried_with_backoff_through_the_adapter(api: Api) -> None:
+    calls = iter([503, 502, 200, 200])
+
+    def flaky(params: dict[str, str], _: dict[str, str]) -> Answer:
+        status = next(calls)
+        return status, wrapped(PARCELS[:3] if params["page"] == "1" else []) if status == 200 else {"busy": 1}
+
+    api.routes["/flaky"] = flaky
+    assert rows_of(source(api, "/flaky", {"style": "page"})) == PARCELS[:3]
+    assert len(api.requests) == 4
+
+
+def test_a_server_that_stays_down_fails_after_the_retries(api: Api) -> None:
+    api.routes["/down"] = lambda *_: (503, {"busy": 1})
+    with pytest.raises(ConnectorError, match=r"REST source land-api: GET .*/down failed after 2 retries"):
+        rows_of(source(api, "/down", {"style": "page"}, retries=2))
+    assert len(api.requests) == 3
+
+
+def test_an_unreachable_server_is_one_line() -> None:
+    rest = RestSource.model_validate(
+        {"name": "gone", "url": "http://127.0.0.1:9/x", "entity": "place", "paging": {"style": "page"}, "retries": 0}
+    )
+    with pytest.raises(ConnectorError, match=r"GET http://127\.0\.0\.1:9/x failed after 0 retries"):
+        rows_of(rest)
+
+
+def test_a_non_json_answer_or_a_wrong_records_path_says_what_came_back(api: Api) -> None:
+    api.routes["/html"] = lambda *_: (200, b"<html>login</html>")
+    api.routes["/other"] = lambda *_: (200, {"result": {"rows": []}, "total": 0})
+    with pytest.raises(ConnectorError, match="did not answer JSON"):
+        rows_of(source(api, "/html", {"style": "page"}))
+    with pytest.raises(ConnectorError, match=r"has no record list at 'data.list'; it has result, total"):
+        rows_of(source(api, "/other", {"style": "page"}))
+
+
+def test_a_first_page_without_the_required_fields_publishes_nothing(api: Api) -> None:
+    api.routes["/p"] = lambda *_: (200, wrapped([{"坐落位置": "孟河镇"}]))
+    with pytest.raises(ConnectorError, match="REST source land-api lacks required column"):
+        rows_of(source(api, "/p", {"style": "page"}))
+
+
+def test_a_record_that_is_not_an_object_becomes_a_bad_line(api: Api) -> None:
+    api.routes["/p"] = lambda params, _: (200, wrapped([PARCELS[0], "junk"] if params["page"] == "1" else []))
+    first, bad = rows_of(source(api, "/p", {"style": "page"}))
+    assert first == PARCELS[0]
+    assert bad == BadLine(2, '"junk"', "record 2 of page 1 is a JSON str, not an object", unit="record")
+
+
+def test_a_server_that_never_ends_its_pages_is_an_error(api: Api) -> None:
+    api.routes["/loop"] = lambda *_: (200, wrapped(PARCELS[:1]))
+    with pytest.raises(ConnectorError, match="still had pages after 3"):
+        rows_of(source(api, "/loop", {"style": "page", "max_pages": 3}))
+
+
+class RecordingPublisher:
+    """Stands in for Kafka: keeps what would have been sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+        self.rejected: list[dict[str, Any]] = []
+
+    def publish(self, topic: str, envelope: Any) -> None:
+        self.sent.append(envelope)
+
+    def reject(self, **fields: Any) -> None:
+        self.rejected.append(fields)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_pulled_records_are_published_with_the_source_mapping_and_keys(api: Api) -> None:
+    api.routes["/p"] = lambda params, _: (200, wrapped([*PARCELS[:2], 7] if params["page"] == "1" else []))
+    rest = source(api, "/p", {"style": "page"})
+    publisher = RecordingPublisher()
+    with rest_session(rest) as session:
+        report = ExportConnector(publisher, rest.source_name).ingest(  # type: ignore[arg-type]
+            RestPull(rest, land_columns(), session), "run-1"
+        )
+    assert (report.records, report.unreadable) == (2, 1)
+    assert [(e.source, e.source_record_id, e.payload["address"]) for e in publisher.sent] == [
+        ("land-resources", "P000", "孟河镇0号"),
+        ("land-resources", "P001", "孟河镇1号"),
+    ]
+    assert publisher.rejected[0]["reason"] == "land-api record 3: record 3 of page 1 is a JSON int, not an object"
+
+
+def test_sources_file_is_checked_and_named_sources_found(tmp_path: Path) -> None:
+    path = tmp_path / "rest.yaml"
+    path.write_text(
+        "sources:\n"
+        "  - {name: a, url: 'http://x/a', entity: place, paging: {style: page}}\n"
+        "  - {name: a, url: 'ftp://x/b', entity: place, paging: {style: pages}}\n"
+    )
+    with pytest.raises(ConnectorError) as refused:
+        load_rest_sources(path)
+    assert "sources.1.url: String should match pattern" in str(refused.value)
+    assert "sources.1.paging.style: Input should be 'page', 'offset' or 'next'" in str(refused.value)
+    path.write_text("sources:\n  - {name: a, url: 'http://x/a', entity: place, paging: {style: page}}\n")
+    assert load_rest_sources(path).named("a").source_name == "a"
+    with pytest.raises(ConnectorError, match="no REST source named 'b'; configured: a"):
+        load_rest_sources(path).named("b")
+    with pytest.raises(ConnectorError, match="set GRIDHUB_REST_SOURCES"):
+        load_rest_sources(None)
+
+
+def test_the_packaged_example_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "schemas" / "data" / "rest_sources.example.yaml"
+    assert [source.name for source in load_rest_sources(example).sources]
+
+
+def test_periodic_pulls_keep_going_past_a_failing_source() -> None:
+    good = RestSource.model_validate(
+        {"name": "good", "url": "http://x/", "entity": "place", "paging": {"style": "page"}, "poll_seconds": 10}
+    )
+    bad = good.model_copy(update={"name": "bad"})
+    now = [0.0]
+    stop = threading.Event()
+    pulled: list[tuple[str, float]] = []
+
+    def pull_one(rest: RestSource) -> IngestReport:
+        pulled.append((rest.name, now[0]))
+        if len(pulled) >= 6:
+            stop.set()
+        if rest.name == "bad":
+            raise ConnectorError("platform down")
+        return IngestReport(run_id="r")
+
+    def wait(timeout: float | None = None) -> bool:
+        now[0] += timeout or 0
+        return stop.is_set()
+
+    stop.wait = wait  # type: ignore[method-assign]
+    pull_periodically([good, bad], pull_one, stop, clock=lambda: now[0])
+    assert pulled == [("good", 0.0), ("bad", 0.0), ("good", 10.0), ("bad", 10.0), ("good", 20.0), ("bad", 20.0)]

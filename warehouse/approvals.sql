@@ -1,0 +1,44 @@
+-- The one-window service centre: the catalogue of approval items and applications as facts.
+-- Runs after schema.sql (its applications table) and is idempotent: tables are created if
+-- absent, views replaced.
+
+-- The catalogue (schemas/data/approval_items.yaml, GRIDHUB_APPROVAL_ITEMS), replaced as a whole
+-- by the sink at start-up, so it always shows the catalogue the running hub judges by.
+-- time_limit_days are calendar days from submission (holidays are not modelled).
+CREATE TABLE IF NOT EXISTS approval_items (
+    code VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, level VARCHAR NOT NULL,
+    department VARCHAR NOT NULL, department_name VARCHAR, fully_online BOOLEAN NOT NULL,
+    time_limit_days INTEGER NOT NULL CHECK (time_limit_days > 0)
+);
+
+-- One row per application, as it stands, with its item and its deadline.
+--   due_at          submitted_at + the item's time limit (N calendar days = N x 24 h; the town's
+--                   time zone has no daylight saving, so this is exact and independent of the
+--                   session's TimeZone). NULL when the item is not in the catalogue (the stream
+--                   rejects such applications; only rows stored before the catalogue can lack it).
+--   finished        approved, refused or withdrawn: nothing more is owed to the applicant.
+--   finished_at     updated_at of the finishing change (the approval system's time of it).
+--   overdue         finished after due_at, or unfinished and past due_at now. The stream's alert
+--                   on alerts.applications fires for the unfinished ones only.
+--   applicant_kind  'organisation' when a unified social credit code is given, else 'person'.
+-- applicant_id_number / applicant_uscc are the keys to link people and organisations.
+CREATE OR REPLACE VIEW application_facts AS
+WITH facts AS (
+    SELECT
+        a.application_id, a.item_code, coalesce(a.item_name, i.name) AS item_name,
+        i.level, i.department, i.department_name, i.fully_online, i.time_limit_days,
+        a.status, a.submitted_at, a.updated_at,
+        a.submitted_at + to_hours(24 * i.time_limit_days) AS due_at,
+        a.status IN ('approved', 'refused', 'withdrawn') AS finished,
+        CASE WHEN a.applicant_uscc IS NOT NULL THEN 'organisation' ELSE 'person' END AS applicant_kind,
+        a.applicant_id_number, a.applicant_uscc
+    FROM applications AS a
+    LEFT JOIN approval_items AS i ON i.code = a.item_code
+)
+SELECT
+    application_id, item_code, item_name, level, department, department_name, fully_online,
+    time_limit_days, status, submitted_at, updated_at, due_at, finished,
+    CASE WHEN finished THEN updated_at END AS finished_at,
+    CASE WHEN finished THEN updated_at > due_at ELSE now() > due_at END AS overdue,
+    applicant_kind, applicant_id_number, applicant_uscc
+FROM facts;

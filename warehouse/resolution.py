@@ -1,0 +1,279 @@
+"""Entity resolution in the warehouse: source copies in, one golden record per entity out.
+
+It runs inside the sink's batch transaction, after the batch's source copies are
+stored, because a golden record is a function of every copy of the entity and the
+warehouse is the one place that holds them all (keeping them in worker memory would
+duplicate a population register per worker). Each step is set-based SQL over the
+batch, and re-running a batch gives the same tables, so a replay changes nothing.
+
+Steps for one kind:
+1. store each source's copy (``<kind>_sources``), keyed by source and record id;
+2. a copy with a strong key joins that entity; a copy without one starts as its own
+   entity ``~source:record_id``;
+3. copies without a strong key, and earlier unmatched copies that share a blocking
+   value with this batch (a register with IDs may have just arrived for them), are
+   scored against the golden records and merged, kept apart, or listed for review;
+4. the golden rows of every entity that gained or lost a copy are rebuilt with the
+   survivorship rules.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from warehouse.resolution_rules import ENTITIES, Entity, ResolutionRules
+from warehouse.upsert import upsert_rows
+
+REVIEW_CANDIDATES = 3
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One scored pairing of a copy without a strong key and an existing entity."""
+
+    key: str
+    score: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A copy being matched: its own entity key and where it currently sits."""
+
+    source: str
+    source_record_id: str
+    own_key: str
+    current_key: str
+
+
+class Resolver:
+    """Applies the resolution rules to batches of base-data rows."""
+
+    def __init__(self, rules: ResolutionRules) -> None:
+        self.rules = rules
+
+    def install(self, connection: duckdb.DuckDBPyConnection) -> None:
+        """Create the lineage views, which depend on the survivorship rules in force."""
+        observations = " UNION ALL ".join(
+            self._observations_sql(entity, field) for entity in ENTITIES.values() for field in entity.fields
+        )
+        connection.execute(f"CREATE OR REPLACE VIEW field_observations AS {observations}")
+        connection.execute(
+            "CREATE OR REPLACE VIEW field_lineage AS SELECT * EXCLUDE (source_rank, _rank) FROM ("
+            "  SELECT *, row_number() OVER (PARTITION BY kind, entity_key, field "
+            "    ORDER BY source_rank, observed_at DESC, source, source_record_id) AS _rank"
+            "  FROM field_observations) WHERE _rank = 1"
+        )
+
+    def _observations_sql(self, entity: Entity, field: str) -> str:
+        return (
+            f"SELECT '{entity.kind}' AS kind, m.entity_key, '{field}' AS field, CAST(s.{field} AS VARCHAR) AS value, "
+            f"s.source, s.source_record_id, s.received_at AS observed_at, "
+            f"{self.rules.rank_sql(entity.kind, field)} AS source_rank "
+            f"FROM {entity.sources_table} s JOIN entity_matches m ON m.kind = '{entity.kind}' "
+            f"AND m.source = s.source AND m.source_record_id = s.source_record_id WHERE s.{field} IS NOT NULL"
+        )
+
+    def apply(self, cursor: duckdb.DuckDBPyConnection, kind: str, rows: list[dict[str, Any]], now: datetime) -> None:
+        """Store one batch of copies of ``kind`` and bring its golden records up to date."""
+        entity = ENTITIES[kind]
+        upsert_rows(cursor, entity.sources_table, "source, source_record_id", rows)
+        batch = pa.table(
+            {
+                "source": [row["source"] for row in rows],
+                "source_record_id": [row["source_record_id"] for row in rows],
+            }
+        )
+        cursor.register("batch_ids", batch)
+        try:
+            touched = self._match_on_strong_keys(cursor, entity, now)
+            self._rebuild(cursor, entity, touched)
+            touched = self._match_on_similarity(cursor, entity, now)
+            self._rebuild(cursor, entity, touched)
+        finally:
+            cursor.unregister("batch_ids")
+
+    @staticmethod
+    def _match_on_strong_keys(cursor: duckdb.DuckDBPyConnection, entity: Entity, now: datetime) -> set[str]:
+        """Put each copy of the batch with its strong key's entity, or on its own; return touched entities."""
+        previous = cursor.execute(
+            "SELECT m.entity_key FROM entity_matches m JOIN batch_ids b "
+            "ON m.source = b.source AND m.source_record_id = b.source_record_id WHERE m.kind = $kind",
+            {"kind": entity.kind},
+        ).fetchall()
+        assigned = cursor.execute(
+            f"INSERT OR REPLACE INTO entity_matches "
+            f"SELECT $kind, s.source, s.source_record_id, "
+            f"  coalesce(s.match_key, '~' || s.source || ':' || s.source_record_id), "
+            f"  CASE WHEN s.match_key IS NULL THEN 'unmatched' ELSE $strong END, "
+            f"  CASE WHEN s.match_key IS NULL THEN NULL ELSE 1.0 END, $now "
+            f"FROM {entity.sources_table} s SEMI JOIN batch_ids b "
+            f"  ON s.source = b.source AND s.source_record_id = b.source_record_id "
+            f"RETURNING entity_key",
+            {"kind": entity.kind, "strong": entity.strong_method, "now": now},
+        ).fetchall()
+        return {key for (key,) in previous} | {key for (key,) in assigned}
+
+    def _probes(self, cursor: duckdb.DuckDBPyConnection, entity: Entity) -> list[Probe]:
+        """Copies to (re)match: the batch's copies without a strong key, and unmatched copies in its blocks."""
+        sources = entity.sources_table
+        blocks = self.rules.of(entity.kind).fuzzy.block
+        overlap = " OR ".join(
+            f"s.{field} IN (SELECT t.{field} FROM {sources} t SEMI JOIN batch_ids b "
+            f"ON t.source = b.source AND t.source_record_id = b.source_record_id)"
+            for field in blocks
+        )
+        cursor.execute(
+            f"CREATE OR REPLACE TEMP TABLE probes AS "
+            f"SELECT s.*, '~' || s.source || ':' || s.source_record_id AS own_key, m.entity_key AS current_key "
+            f"FROM {sources} s JOIN entity_matches m ON m.kind = $kind "
+            f"  AND m.source = s.source AND m.source_record_id = s.source_record_id "
+            f"WHERE s.match_key IS NULL AND ("
+            f"  EXISTS (SELECT 1 FROM batch_ids b "
+            f"    WHERE b.source = s.source AND b.source_record_id = s.source_record_id)"
+            f"  OR (m.method = 'unmatched' AND ({overlap})))",
+            {"kind": entity.kind},
+        )
+        rows = cursor.execute("SELECT source, source_record_id, own_key, current_key FROM probes").fetchall()
+        return [Probe(*row) for row in rows]
+
+    def _candidates(self, cursor: duckdb.DuckDBPyConnection, entity: Entity) -> dict[str, list[Candidate]]:
+        """Score every probe against the entities whose copies share a blocking value with it, best first.
+
+        Each field is compared with every copy of the candidate entity and the best agreement counts:
+        a resident's old phone number, still on one department's copy, identifies them as well as the
+        new one.
+        """
+        fuzzy = self.rules.of(entity.kind).fuzzy
+        copies = (
+            f"{entity.sources_table} s JOIN entity_matches m ON m.kind = '{entity.kind}' "
+            f"AND m.source = s.source AND m.source_record_id = s.source_record_id"
+        )
+        not_itself = "NOT (s.source = p.source AND s.source_record_id = p.source_record_id)"
+        pairs = " UNION ".join(
+            f"SELECT p.own_key, m.entity_key FROM probes p JOIN {copies} ON p.{field} = s.{field} WHERE {not_itself}"
+            for field in fuzzy.block
+        )
+        best = ", ".join(
+            f"max(CAST({self.rules.similarity_sql(field, rule, 'p', 's')} AS DOUBLE)) AS {field}_similarity"
+            for field, rule in fuzzy.compare.items()
+        )
+        rows = cursor.execute(
+            f"WITH pairs AS ({pairs}) "
+            f"SELECT p.own_key, m.entity_key, {best} "
+            f"FROM pairs JOIN probes p ON p.own_key = pairs.own_key "
+            f"JOIN {copies} ON m.entity_key = pairs.entity_key WHERE {not_itself} "
+            f"GROUP BY p.own_key, m.entity_key"
+        ).fetchall()
+        weights = [(field, rule.weight) for field, rule in fuzzy.compare.items()]
+        scored: dict[str, list[Candidate]] = defaultdict(list)
+        for own_key, candidate_key, *similarities in rows:
+            score = round(sum(weight * value for (_, weight), value in zip(weights, similarities, strict=True)), 4)
+            detail = ", ".join(
+                f"{field} {round(value, 2)}" for (field, _), value in zip(weights, similarities, strict=True)
+            )
+            scored[own_key].append(Candidate(candidate_key, score, detail))
+        for candidates in scored.values():
+            candidates.sort(key=lambda candidate: (-candidate.score, candidate.key))
+        return scored
+
+    def _decide(self, probe: Probe, candidates: list[Candidate], probe_keys: set[str]) -> str:
+        """The entity a probe joins: the clear best match at or above the threshold, else its own."""
+        if not candidates:
+            return probe.own_key
+        best = candidates[0]
+        runner_up = candidates[1].score if len(candidates) > 1 else 0.0
+        clear = best.score >= self.rules.threshold and best.score - runner_up >= self.rules.ambiguity_margin
+        if not clear:
+            return probe.own_key
+        if best.key in probe_keys and best.key > probe.own_key:
+            return probe.own_key
+        return best.key
+
+    def _match_on_similarity(self, cursor: duckdb.DuckDBPyConnection, entity: Entity, now: datetime) -> set[str]:
+        """Merge, separate or list for review every probe; return the entities that gained or lost copies."""
+        probes = self._probes(cursor, entity)
+        if not probes:
+            return set()
+        scored = self._candidates(cursor, entity)
+        own_keys = {probe.own_key for probe in probes}
+        targets = {probe.own_key: self._decide(probe, scored.get(probe.own_key, []), own_keys) for probe in probes}
+        matches: list[dict[str, Any]] = []
+        reviews: list[dict[str, Any]] = []
+        for own_key in targets:
+            while targets[own_key] in targets and targets[targets[own_key]] != targets[own_key]:
+                targets[own_key] = targets[targets[own_key]]
+        for probe in probes:
+            target = targets[probe.own_key]
+            candidates = scored.get(probe.own_key, [])
+            merged = target != probe.own_key
+            matches.append(
+                {
+                    "kind": entity.kind,
+                    "source": probe.source,
+                    "source_record_id": probe.source_record_id,
+                    "entity_key": target,
+                    "method": "fuzzy" if merged else "unmatched",
+                    "confidence": candidates[0].score if merged else None,
+                    "matched_at": now,
+                }
+            )
+            if not merged:
+                reviews.extend(
+                    {
+                        "kind": entity.kind,
+                        "source": probe.source,
+                        "source_record_id": probe.source_record_id,
+                        "candidate_key": candidate.key,
+                        "score": candidate.score,
+                        "detail": candidate.detail,
+                        "listed_at": now,
+                    }
+                    for candidate in candidates[:REVIEW_CANDIDATES]
+                    if candidate.score >= self.rules.review_floor
+                    and targets.get(candidate.key, candidate.key) == candidate.key
+                )
+        cursor.execute(
+            "DELETE FROM match_review WHERE kind = $kind AND (source, source_record_id) IN "
+            "(SELECT (source, source_record_id) FROM probes)",
+            {"kind": entity.kind},
+        )
+        upsert_rows(cursor, "match_review", "kind, source, source_record_id, candidate_key", reviews)
+        upsert_rows(cursor, "entity_matches", "kind, source, source_record_id", matches)
+        return {probe.current_key for probe in probes} | {row["entity_key"] for row in matches} | own_keys
+
+    def _rebuild(self, cursor: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str]) -> None:
+        """Recompute the golden rows of ``keys`` from their copies; drop entities left with none."""
+        if not keys:
+            return
+        golden, key = entity.golden_table, entity.key_column
+        survivors = ", ".join(
+            f"first(s.{field} ORDER BY {self.rules.rank_sql(entity.kind, field)}, s.received_at DESC, s.source, "
+            f"s.source_record_id) FILTER (WHERE s.{field} IS NOT NULL) AS {field}"
+            for field in entity.fields
+        )
+        cursor.register("touched", pa.table({"entity_key": sorted(keys)}))
+        try:
+            cursor.execute(
+                f"INSERT OR REPLACE INTO {golden} BY NAME "
+                f"SELECT m.entity_key AS {key}, {survivors}, CAST(count(*) AS INTEGER) AS source_count, "
+                f"  list(DISTINCT s.source ORDER BY s.source) AS sources, min(s.received_at) AS first_received_at, "
+                f"  max(s.received_at) AS last_received_at, now() AS resolved_at "
+                f"FROM {entity.sources_table} s JOIN entity_matches m ON m.kind = $kind "
+                f"  AND m.source = s.source AND m.source_record_id = s.source_record_id "
+                f"WHERE m.entity_key IN (SELECT entity_key FROM touched) GROUP BY m.entity_key",
+                {"kind": entity.kind},
+            )
+            cursor.execute(
+                f"DELETE FROM {golden} WHERE {key} IN (SELECT entity_key FROM touched) "
+                f"AND {key} NOT IN (SELECT entity_key FROM entity_matches WHERE kind = $kind)",
+                {"kind": entity.kind},
+            )
+        finally:
+            cursor.unregister("touched")
