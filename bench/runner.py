@@ -43,6 +43,7 @@ def run_bench(
             SCENARIOS[name](session)
     except BaseException as exc:
         failure = exc
+        console.print(f"the failed hub's folder and logs are kept under {session.root / 'runs'}")
         raise
     finally:
         session.close(failure)
