@@ -69,6 +69,34 @@ class CaseDesk:
         self.send = send
         self.cases: Any = {}
         self.reports: Any = {}
+        self._open: dict[str, dict[str, Case]] | None = None
+
+    def open_cases(self, category: str | None = None) -> list[Case]:
+        """Unfinished cases (of one category), from an index kept beside the table.
+
+        Decoding every stored case for each new report made a busy day quadratic; the index
+        is built once from the table (which a restarted worker recovers from its changelog)
+        and then follows every case this desk stores.
+        """
+        if self._open is None:
+            self._open = {}
+            for item in self.cases.values():
+                self._follow(Case.from_dict(item))
+        if category is not None:
+            return list(self._open.get(category, {}).values())
+        return [case for cases in self._open.values() for case in cases.values()]
+
+    def reindex(self) -> None:
+        """Forget the index; the next lookup rebuilds it from the table (after a rebalance recovered it)."""
+        self._open = None
+
+    def _follow(self, case: Case) -> None:
+        if self._open is None:
+            return
+        if case.status in FINISHED_STATUSES:
+            self._open.get(case.category, {}).pop(case.case_id, None)
+        else:
+            self._open.setdefault(case.category, {})[case.case_id] = case
 
     def case_record(self, case: Case) -> CaseRecord:
         """The warehouse's view of a case, with names looked up from the code tables."""
@@ -99,6 +127,7 @@ class CaseDesk:
 
     async def _store(self, envelope: RawEnvelope | None, case: Case, transitions: list[Transition]) -> None:
         self.cases[case.case_id] = case.to_dict()
+        self._follow(case)
         await self.send(
             canonical_topic("case"), case.case_id.encode(), derived_message(envelope, self.case_record(case))
         )
@@ -131,9 +160,8 @@ class CaseDesk:
             self.reports[event.event_id] = event.model_dump(mode="json")
             await self._emit_report(envelope, event, message, "update")
             return
-        open_cases = [Case.from_dict(item) for item in self.cases.values() if item["status"] not in FINISHED_STATUSES]
         match = find_duplicate(
-            open_cases,
+            self.open_cases(event.category),
             category=event.category,
             lat=event.lat,
             lon=event.lon,
@@ -196,8 +224,7 @@ class CaseDesk:
 
     async def tick(self, now: datetime) -> None:
         """Raise one alert per case the moment it passes its deadline unfinished."""
-        for stored in list(self.cases.values()):
-            case = Case.from_dict(stored)
+        for case in self.open_cases():
             if case.overdue_alerted or not is_overdue(case, now):
                 continue
             case = dataclasses.replace(case, overdue_alerted=True)
@@ -212,6 +239,11 @@ def register_case_agent(app: faust.App, settings: Settings, rules: RoutingRules,
     desk = CaseDesk(settings, rules, grid, load_flow(), send)
     desk.cases = app.Table("cases", default=None, partitions=1, key_type=str)
     desk.reports = app.Table("case-reports", default=None, partitions=1, key_type=str)
+
+    async def reindex(sender: faust.App, assigned: Any, **_: Any) -> None:
+        desk.reindex()
+
+    app.on_partitions_assigned.connect(reindex)
 
     async def handle(message: dict[str, Any], raw: bytes) -> None:
         if message["type"] == "event":
