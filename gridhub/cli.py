@@ -65,6 +65,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from warehouse.query_server import QueryRefused
     from warehouse.reader import WarehouseUnavailable
     from warehouse.resolution_rules import RulesError
+    from warehouse.writer import WarehouseSchemaError
 
     return (
         UserError,
@@ -77,6 +78,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         RulesError,
         QueryRefused,
         WarehouseUnavailable,
+        WarehouseSchemaError,
         ValidationError,
     )
 

@@ -74,12 +74,50 @@ class Batch:
                 entry.update(outcome="rejected", reason_code="contract_violation")
 
 
+WAREHOUSE_VERSION = 2
+"""Shape of the tables; bumped whenever a table changes (2: base data as source copies plus golden records)."""
+
+
+class WarehouseSchemaError(RuntimeError):
+    """The warehouse file was written by a gridhub whose tables have another shape."""
+
+
+def _check_version(connection: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse a file of another table shape before writing to it, instead of failing mid-batch.
+
+    ``CREATE TABLE IF NOT EXISTS`` keeps an old table as it is, so the first batch would
+    meet a missing column; there are no migrations yet, so say what to do instead.
+    """
+    tables = {name for (name,) in connection.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if not tables:
+        return
+    found = 1
+    if "warehouse_meta" in tables:
+        row = connection.execute("SELECT value FROM warehouse_meta WHERE key = 'version'").fetchone()
+        found = int(row[0]) if row else 1
+    if found != WAREHOUSE_VERSION:
+        raise WarehouseSchemaError(
+            f"{path} holds warehouse tables of version {found}, this gridhub writes version {WAREHOUSE_VERSION}; "
+            "move the file aside (the sink then rebuilds the warehouse from the Kafka topics) or run the "
+            "gridhub version that wrote it"
+        )
+
+
 def connect(path: Path, resolver: Resolver) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the warehouse file for writing, with its tables and views."""
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = duckdb.connect(str(path))
+    try:
+        _check_version(connection, path)
+    except WarehouseSchemaError:
+        connection.close()
+        raise
     for schema in SCHEMA_FILES:
         connection.execute(schema.read_text())
+    connection.execute(
+        "CREATE TABLE IF NOT EXISTS warehouse_meta (key VARCHAR PRIMARY KEY, value VARCHAR);"
+        f"INSERT OR REPLACE INTO warehouse_meta VALUES ('version', '{WAREHOUSE_VERSION}')"
+    )
     resolver.install(connection)
     return connection
 
