@@ -80,7 +80,8 @@ def export_records(source: str, rows: RowSource, run_id: str) -> Iterator[RawEnv
 
     A row's source record id is its key field (resident ID, credit code, parcel
     code...), so every resend of the same record is recognised downstream;
-    without one it is the row's position in its origin.
+    without one it is the department's own row id (the mapping's ``record_id``
+    column), and failing that the row's position in its origin.
     """
     for number, item in enumerate(rows.rows, start=1):
         if isinstance(item, BadLine):
@@ -88,6 +89,8 @@ def export_records(source: str, rows: RowSource, run_id: str) -> Iterator[RawEnv
             continue
         payload: dict[str, Any] = rows.columns.apply(item)
         key = str(payload.get(rows.columns.key_field) or "").strip().upper()
+        if not key and rows.columns.record_id:
+            key = str(payload.get(rows.columns.record_id) or "").strip()
         yield make_envelope(source, key or f"{rows.origin}:{number}", rows.entity, payload, run_id)
 
 

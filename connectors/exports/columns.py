@@ -12,6 +12,7 @@ source only and may set default values its exports never carry::
         columns: {宗地代码: place_id, 坐落位置: address}
         defaults: {place_type: parcel}
         sheet: 宗地信息        # optional: the worksheet of an .xlsx export
+        record_id: 档案编号    # optional: row id for rows without the key (no resident ID)
 
 Every cell also becomes text here (numbers without a spurious ``.0``, dates
 and datetimes in ISO form), whatever the format delivered: a CSV row, an Excel
@@ -87,6 +88,11 @@ class DepartmentMapping(BaseModel):
         default_factory=dict, description="Field values to use where the export leaves them empty."
     )
     sheet: str | None = Field(default=None, description="The worksheet to read from an .xlsx export.")
+    record_id: str | None = Field(
+        default=None,
+        description="The department's own row id column (档案编号...), identifying rows that lack the "
+        "entity's key (a register without resident IDs) across deliveries.",
+    )
 
 
 class ExportMappings(RootModel[dict[str, dict[ExportEntity, DepartmentMapping]]]):
@@ -137,6 +143,7 @@ class ColumnMap:
             self._headers.setdefault(field, []).extend(names)
         self.defaults = {field: cell_value(value) for field, value in self.department.defaults.items()}
         self.sheet = self.department.sheet
+        self.record_id = self.department.record_id
         self._resolved: dict[str, str] = {}
 
     def field(self, header: str) -> str:

@@ -144,3 +144,15 @@ def test_an_empty_mappings_file_means_standard_headers_everywhere(tmp_path: Path
 )
 def test_cells_become_text(value: object, text: str | None) -> None:
     assert cell_value(value) == text
+
+
+def test_rows_without_a_resident_id_are_identified_by_the_mapped_record_id_column(tmp_path: Path) -> None:
+    mappings = load_mappings(mappings_file(tmp_path, "community:\n  person:\n    record_id: 档案编号\n"))
+    export = tmp_path / "community.csv"
+    export.write_text("档案编号,姓名,联系电话,住址\nSQ-0042,王芳,13900000000,孟河镇通江路12号\n,李强,13800000000,\n")
+    columns = mappings.columns_for("community", "person")
+    ids = [
+        envelope.source_record_id
+        for envelope in export_records("community", ExportFile(export, "person", columns), "r")
+    ]
+    assert ids == ["SQ-0042", "community.csv:2"]
