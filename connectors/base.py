@@ -18,9 +18,10 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 
+from schemas.decisions import MatchDecision
 from schemas.messages import reject_message
 from schemas.records import EntityKind, RawEnvelope, Reject, RejectStage
-from schemas.topics import REJECTS
+from schemas.topics import MATCH_DECISIONS, REJECTS
 
 
 class ConnectorError(RuntimeError):
@@ -105,6 +106,12 @@ class RawPublisher:
             run_id=run_id,
         )
         return self._producer.send(REJECTS, key=reject.record_uid.encode(), value=reject_message(reject))
+
+    def decide(self, decision: MatchDecision) -> FutureRecordMetadata:
+        """Send a reviewer's match decision to the sink."""
+        return self._producer.send(
+            MATCH_DECISIONS, key=decision.key.encode(), value=decision.model_dump_json().encode()
+        )
 
     def flush(self, timeout_s: float = 30.0) -> None:
         """Block until everything sent so far is acknowledged."""

@@ -33,6 +33,8 @@ dispatch_app = typer.Typer(help="A department desk's work orders.", no_args_is_h
 app.add_typer(dispatch_app, name="dispatch")
 grid_app = typer.Typer(help="The town's governance grid.", no_args_is_help=True)
 app.add_typer(grid_app, name="grid")
+review_app = typer.Typer(help="Weak entity matches waiting for a person's decision.", no_args_is_help=True)
+app.add_typer(review_app, name="review")
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
@@ -58,6 +60,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
     from connectors.base import ConnectorError
     from gridhub.broker import BrokerError
+    from gridhub.review import ReviewError
     from gridhub.services import ServiceError
     from gridhub.supervisor import SupervisorError
     from schemas.approvals import CatalogueError
@@ -78,6 +81,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         RulesError,
         QueryRefused,
         WarehouseUnavailable,
+        ReviewError,
         WarehouseSchemaError,
         ValidationError,
     )
@@ -367,6 +371,59 @@ def show(
     for title, rows in sections:
         if rows:
             print_result({"columns": list(rows[0]), "rows": [list(row.values()) for row in rows]}, title=title)
+
+
+KINDS = ("person", "organisation", "place", "object")
+Kind = Annotated[str, typer.Argument(help="person, organisation, place or object.")]
+Source = Annotated[str, typer.Argument(help="The source of the copy, as listed.")]
+RecordId = Annotated[str, typer.Argument(help="The copy's source record id, as listed.")]
+DecidedBy = Annotated[str, typer.Option("--by", help="Who decides, for the record.")]
+
+
+def _kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise UserError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    return kind
+
+
+@review_app.command("list")
+def review_list(
+    kind: Annotated[str | None, typer.Option(help="Only this kind.")] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="table, csv or json.")] = "table",
+    data_dir: DataDir = None,
+) -> None:
+    """Copies kept apart because their best match was not sure enough, with each candidate and its score."""
+    from gridhub.review import pending_sql
+    from warehouse.reader import query as run
+
+    result = run(_settings(data_dir=data_dir), pending_sql(_kind(kind) if kind else None))
+    print_result(result, output, title="weak matches waiting for review")
+
+
+@review_app.command("merge")
+def review_merge(
+    kind: Kind, source: Source, record_id: RecordId,
+    into: Annotated[str, typer.Argument(help="The entity key to merge the copy into.")],
+    by: DecidedBy = "command-centre", data_dir: DataDir = None,
+) -> None:  # fmt: skip
+    """Merge a listed copy into an entity; the decision holds when the copy is sent again."""
+    from gridhub.review import decide, decision
+
+    settings = _settings(data_dir=data_dir)
+    entity = decide(settings, decision(_kind(kind), source, record_id, into, by))
+    console.print(f"{source}/{record_id} now belongs to {kind} {entity}")
+
+
+@review_app.command("separate")
+def review_separate(
+    kind: Kind, source: Source, record_id: RecordId, by: DecidedBy = "command-centre", data_dir: DataDir = None
+) -> None:
+    """Keep a listed copy as an entity of its own; it is not listed again."""
+    from gridhub.review import decide, decision
+
+    settings = _settings(data_dir=data_dir)
+    entity = decide(settings, decision(_kind(kind), source, record_id, None, by))
+    console.print(f"{source}/{record_id} stays apart as {kind} {entity}")
 
 
 @grid_app.command("load")

@@ -20,6 +20,8 @@ APPLICATION_ALERTS = "alerts.applications"
 SINGLE_PARTITION_TOPICS = frozenset({CASE_COMMANDS, APPLICATION_CHANGES})
 REJECTS = "rejects"
 DUPLICATES = "ledger.duplicates"
+MATCH_DECISIONS = "resolution.decisions"
+"""Reviewers' answers to weak matches (:mod:`schemas.decisions`), applied by the sink."""
 DISPATCH_PREFIX = "dispatch."
 
 
@@ -38,4 +40,4 @@ def dispatch_topic(department: str) -> str:
 
 def sink_topics() -> tuple[str, ...]:
     """Everything the warehouse sink consumes."""
-    return (*CANONICAL_TOPICS, REJECTS, DUPLICATES)
+    return (*CANONICAL_TOPICS, REJECTS, DUPLICATES, MATCH_DECISIONS)

@@ -6,7 +6,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.topics import DUPLICATES, REJECTS
+from schemas.decisions import MatchDecision
+from schemas.topics import DUPLICATES, MATCH_DECISIONS, REJECTS
 from warehouse.writer import Batch
 
 LINEAGE = ("source", "source_record_id", "record_uid", "fingerprint", "received_at")
@@ -56,6 +57,8 @@ def add_message(batch: Batch, topic: str, offset: int, value: bytes, now: dateti
             batch.rejects.append(document)
             meta = {**document, "processed_at": document.get("rejected_at")}
             batch.intake.append(_intake(meta, "rejected", document["reason_code"], now))
+        elif topic == MATCH_DECISIONS:
+            batch.decisions.append(MatchDecision.model_validate_json(value).model_dump())
         elif topic == DUPLICATES:
             batch.intake.append(_intake(document["meta"], "duplicate", None, now))
         else:

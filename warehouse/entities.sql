@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS object_sources (
     PRIMARY KEY (source, source_record_id)
 );
 -- method: the strong key that matched (id_number, uscc, address_in_cell, object_code),
--- fuzzy (confidence = score), or unmatched (its own entity, keyed ~source:record).
+-- fuzzy (confidence = score), manual (a reviewer decided), or unmatched (its own entity,
+-- keyed ~source:record).
 CREATE TABLE IF NOT EXISTS entity_matches (
     kind VARCHAR, source VARCHAR, source_record_id VARCHAR, entity_key VARCHAR NOT NULL,
     method VARCHAR NOT NULL, confidence DOUBLE, matched_at TIMESTAMPTZ,
@@ -45,6 +46,12 @@ CREATE TABLE IF NOT EXISTS match_review (
     kind VARCHAR, source VARCHAR, source_record_id VARCHAR, candidate_key VARCHAR,
     score DOUBLE, detail VARCHAR, listed_at TIMESTAMPTZ,
     PRIMARY KEY (kind, source, source_record_id, candidate_key)
+);
+-- Reviewers' decisions (gridhub review): they override similarity for the copy they name.
+CREATE TABLE IF NOT EXISTS match_decisions (
+    kind VARCHAR, source VARCHAR, source_record_id VARCHAR, decision VARCHAR NOT NULL,
+    entity_key VARCHAR, decided_by VARCHAR, decided_at TIMESTAMPTZ,
+    PRIMARY KEY (kind, source, source_record_id)
 );
 CREATE TABLE IF NOT EXISTS people (
     person_key VARCHAR PRIMARY KEY, id_number VARCHAR, name VARCHAR, gender VARCHAR, birth_date DATE,

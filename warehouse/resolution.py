@@ -110,11 +110,14 @@ class Resolver:
         assigned = cursor.execute(
             f"INSERT OR REPLACE INTO entity_matches "
             f"SELECT $kind, s.source, s.source_record_id, "
-            f"  coalesce(s.match_key, '~' || s.source || ':' || s.source_record_id), "
-            f"  CASE WHEN s.match_key IS NULL THEN 'unmatched' ELSE $strong END, "
-            f"  CASE WHEN s.match_key IS NULL THEN NULL ELSE 1.0 END, $now "
+            f"  coalesce(s.match_key, d.entity_key, '~' || s.source || ':' || s.source_record_id), "
+            f"  CASE WHEN s.match_key IS NOT NULL THEN $strong WHEN d.decision IS NOT NULL THEN 'manual' "
+            f"    ELSE 'unmatched' END, "
+            f"  CASE WHEN s.match_key IS NOT NULL OR d.decision IS NOT NULL THEN 1.0 END, $now "
             f"FROM {entity.sources_table} s SEMI JOIN batch_ids b "
             f"  ON s.source = b.source AND s.source_record_id = b.source_record_id "
+            f"LEFT JOIN match_decisions d ON d.kind = $kind "
+            f"  AND d.source = s.source AND d.source_record_id = s.source_record_id "
             f"RETURNING entity_key",
             {"kind": entity.kind, "strong": entity.strong_method, "now": now},
         ).fetchall()
@@ -134,7 +137,7 @@ class Resolver:
             f"SELECT s.*, '~' || s.source || ':' || s.source_record_id AS own_key, m.entity_key AS current_key "
             f"FROM {sources} s JOIN entity_matches m ON m.kind = $kind "
             f"  AND m.source = s.source AND m.source_record_id = s.source_record_id "
-            f"WHERE s.match_key IS NULL AND ("
+            f"WHERE s.match_key IS NULL AND m.method <> 'manual' AND ("
             f"  EXISTS (SELECT 1 FROM batch_ids b "
             f"    WHERE b.source = s.source AND b.source_record_id = s.source_record_id)"
             f"  OR (m.method = 'unmatched' AND ({overlap})))",
@@ -247,6 +250,26 @@ class Resolver:
         upsert_rows(cursor, "match_review", "kind, source, source_record_id, candidate_key", reviews)
         upsert_rows(cursor, "entity_matches", "kind, source, source_record_id", matches)
         return {probe.current_key for probe in probes} | {row["entity_key"] for row in matches} | own_keys
+
+    def apply_decisions(
+        self, cursor: duckdb.DuckDBPyConnection, decisions: list[dict[str, Any]], now: datetime
+    ) -> None:
+        """Record reviewers' decisions and move the copies they name; a strong key still outranks a reviewer."""
+        upsert_rows(cursor, "match_decisions", "kind, source, source_record_id", decisions)
+        for kind in sorted({decision["kind"] for decision in decisions}):
+            entity = ENTITIES[kind]
+            named = [decision for decision in decisions if decision["kind"] == kind]
+            cursor.register("batch_ids", pa.Table.from_pylist(named).select(["source", "source_record_id"]))
+            try:
+                touched = self._match_on_strong_keys(cursor, entity, now)
+                cursor.execute(
+                    "DELETE FROM match_review WHERE kind = $kind AND (source, source_record_id) IN "
+                    "(SELECT (source, source_record_id) FROM batch_ids)",
+                    {"kind": kind},
+                )
+                self._rebuild(cursor, entity, touched)
+            finally:
+                cursor.unregister("batch_ids")
 
     def _rebuild(self, cursor: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str]) -> None:
         """Recompute the golden rows of ``keys`` from their copies; drop entities left with none."""

@@ -46,6 +46,7 @@ class Batch:
     entities: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     rejects: list[dict[str, Any]] = field(default_factory=list)
     intake: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -144,6 +145,8 @@ class WarehouseWriter:
                 else:
                     table, key = ENTITY_TABLES[kind]
                     upsert_rows(cursor, table, key, rows)
+            if batch.decisions:
+                self.resolver.apply_decisions(cursor, batch.decisions, now)
             insert_new_rows(cursor, "rejects", batch.rejects)
             insert_new_rows(cursor, "intake", batch.intake)
             cases = {row["case_id"] for kind in ("case", "case_transition") for row in batch.entities.get(kind, [])}

@@ -12,7 +12,7 @@ HEADERS = ["姓名", "公民身份号码", "出生日期", "联系电话", "住�
 
 
 def ingest(hub: Hub, folder: Path, source: str, entity: str, headers: list[str], rows: list[list[str]]) -> None:
-    path = folder / f"{source}-{entity}.csv"
+    path = folder / f"{unique(source)}-{entity}.csv"  # rows without an ID are known by file and line
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(headers)
@@ -76,6 +76,37 @@ def test_a_register_without_ids_merges_when_sure_and_asks_for_review_when_not(hu
     )
     assert [code for code, _ in rejected] == ["missing_id_number"]
     assert "at least 2 of birth_date, phone, address" in rejected[0][1]
+
+
+def test_a_reviewer_merges_a_listed_copy_through_the_cli(hub: Hub, tmp_path: Path) -> None:
+    person = resident_id()
+    phone = "137" + person[-8:]
+    name = unique("孔")[:6]
+    ingest(hub, tmp_path, "public-security", "person", HEADERS, [[name, person, "", phone, "孟河镇富民村3号"]])
+    ingest(hub, tmp_path, "community", "person", ["姓名", "联系电话", "住址"], [[name, phone, "孟河镇富民村3号"]])
+
+    listed = hub.cli("review", "list", "--kind", "person", "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    mine = [row for row in json.loads(listed.stdout) if row["candidate_key"] == person]
+    assert [(row["source"], row["candidate"], row["score"]) for row in mine] == [("community", name, 0.7)]
+
+    merged = hub.cli("review", "merge", "person", "community", mine[0]["source_record_id"], person, "--by", "王科长")
+    assert merged.returncode == 0, merged.stderr
+    assert f"now belongs to person {person}" in merged.stdout
+    assert hub.sql(f"SELECT source_count FROM people WHERE person_key = '{person}'") == [[2]]
+    assert hub.scalar(f"SELECT count(*) FROM match_review WHERE candidate_key = '{person}'") == 0
+    assert hub.sql(
+        f"SELECT decision, decided_by FROM match_decisions WHERE source_record_id = '{mine[0]['source_record_id']}'"
+    ) == [["merge", "王科长"]]
+
+
+def test_a_decision_about_a_copy_with_its_own_id_is_refused_in_one_line(hub: Hub, tmp_path: Path) -> None:
+    person = resident_id()
+    ingest(hub, tmp_path, "civil-affairs", "person", HEADERS, [["吴用", person, "", "", ""]])
+    refused = hub.cli("review", "separate", "person", "civil-affairs", person)
+    assert refused.returncode == 2
+    assert "carries its own key" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_show_gathers_fields_sources_and_links_of_a_person(hub: Hub, tmp_path: Path) -> None:

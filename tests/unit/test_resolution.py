@@ -57,6 +57,12 @@ class Warehouse:
         with transaction(self.db) as cursor:
             self.resolver.apply(cursor, kind, rows, T0)
 
+    def decide(self, kind: str, source: str, record_id: str, decision: str, entity_key: str | None = None) -> None:
+        row = {"kind": kind, "source": source, "source_record_id": record_id, "decision": decision,
+               "entity_key": entity_key, "decided_by": "reviewer", "decided_at": T0}  # fmt: skip
+        with transaction(self.db) as cursor:
+            self.resolver.apply_decisions(cursor, [row], T0)
+
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         return self.db.execute(sql).fetchall()
 
@@ -163,6 +169,34 @@ def test_a_weak_match_is_kept_apart_and_listed_for_review(warehouse: Warehouse) 
     review = warehouse.rows("SELECT source_record_id, candidate_key, score, detail FROM match_review")
     assert review == [("m8", WANG, 0.7, "name 1.0, birth_date 0.0, phone 1.0, address_norm 1.0")]
     assert warehouse.rows("SELECT count(*) FROM people") == [(2,)]
+
+
+def test_a_reviewer_merges_a_listed_copy_and_it_stays_merged_when_resent(warehouse: Warehouse) -> None:
+    weak = {"source": "community", "rid": "m8", "name": "王芳", "phone": "13900000003", "address": "孟河镇通江路12号"}
+    three_departments(warehouse)
+    warehouse.load("person", dict(weak))
+    warehouse.decide("person", "community", "m8", "merge", WANG)
+    assert warehouse.match("community", "m8") == (WANG, "manual", 1.0)
+    assert warehouse.rows("SELECT count(*) FROM match_review") == [(0,)]
+    assert warehouse.rows("SELECT person_key, source_count FROM people") == [(WANG, 4)]
+    warehouse.load("person", {**weak, "phone": "13900000009", "hours": 5})
+    assert warehouse.match("community", "m8") == (WANG, "manual", 1.0)
+
+
+def test_a_reviewer_keeps_a_copy_apart_and_it_is_not_listed_again(warehouse: Warehouse) -> None:
+    three_departments(warehouse)
+    warehouse.load("person", {"source": "community", "rid": "m8", "name": "王芳", "phone": "13900000003",
+                              "address": "孟河镇通江路12号"})  # fmt: skip
+    warehouse.decide("person", "community", "m8", "separate")
+    warehouse.load("person", {"source": "housing", "rid": "h9", "id_number": WANG, "name": "王芳", "hours": 6})
+    assert warehouse.match("community", "m8") == ("~community:m8", "manual", 1.0)
+    assert warehouse.rows("SELECT count(*) FROM match_review") == [(0,)]
+
+
+def test_a_decision_cannot_override_a_strong_key(warehouse: Warehouse) -> None:
+    three_departments(warehouse)
+    warehouse.decide("person", "housing", "h1", "separate")
+    assert warehouse.match("housing", "h1") == (WANG, "id_number", 1.0)
 
 
 def test_a_match_below_the_review_floor_is_neither_merged_nor_listed(warehouse: Warehouse) -> None:

@@ -1,0 +1,102 @@
+"""``gridhub review``: the weak matches waiting for a person, and that person's decisions.
+
+A decision is checked against the warehouse first (the copy exists, has no strong
+key, and the entity to merge into exists), then sent through Kafka to the sink,
+the warehouse's only writer; the command waits until the warehouse shows it.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from connectors.base import RawPublisher
+from gridhub.ingest import running_bootstrap
+from gridhub.settings import Settings
+from schemas.decisions import MatchDecision
+from warehouse.reader import query
+from warehouse.resolution_rules import ENTITIES
+
+
+class ReviewError(ValueError):
+    """A decision that cannot apply; the message says why."""
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def pending_sql(kind: str | None) -> str:
+    """The review list, strongest candidates first, with each candidate's name."""
+    names = " UNION ALL ".join(
+        f"SELECT '{entity.kind}' AS kind, {entity.key_column} AS key, name FROM {entity.golden_table}"
+        if entity.kind != "place"
+        else "SELECT 'place', place_key, coalesce(name, address) FROM places"
+        for entity in ENTITIES.values()
+    )
+    where = f"WHERE r.kind = {_literal(kind)}" if kind else ""
+    return (
+        f"WITH names AS ({names}) "
+        f"SELECT r.kind, r.source, r.source_record_id, r.candidate_key, names.name AS candidate, r.score, r.detail "
+        f"FROM match_review r LEFT JOIN names ON names.kind = r.kind AND names.key = r.candidate_key {where} "
+        f"ORDER BY r.score DESC, r.kind, r.source, r.source_record_id"
+    )
+
+
+def _count(settings: Settings, sql: str) -> int:
+    return int(query(settings, sql)["rows"][0][0])
+
+
+def _check(settings: Settings, decision: MatchDecision) -> None:
+    entity = ENTITIES[decision.kind]
+    copy = (
+        f"FROM {entity.sources_table} WHERE source = {_literal(decision.source)} "
+        f"AND source_record_id = {_literal(decision.source_record_id)}"
+    )
+    if not _count(settings, f"SELECT count(*) {copy}"):
+        raise ReviewError(f"no {decision.kind} copy {decision.source}/{decision.source_record_id} in the warehouse")
+    if _count(settings, f"SELECT count(*) {copy} AND match_key IS NOT NULL"):
+        raise ReviewError(
+            f"{decision.source}/{decision.source_record_id} carries its own key, which decides its entity; "
+            "correct the record at its source instead"
+        )
+    target = decision.entity_key
+    if target and not _count(
+        settings, f"SELECT count(*) FROM {entity.golden_table} WHERE {entity.key_column} = {_literal(target)}"
+    ):
+        raise ReviewError(f"no {decision.kind} {target!r} to merge into; `gridhub review` lists the candidates")
+
+
+def decide(settings: Settings, decision: MatchDecision, timeout_s: float = 60) -> str:
+    """Check, send and wait for one decision; return the entity the copy now belongs to."""
+    _check(settings, decision)
+    publisher = RawPublisher(running_bootstrap(settings), client_id="gridhub-review")
+    try:
+        publisher.decide(decision).get(timeout=30)
+    finally:
+        publisher.close()
+    applied = (
+        f"SELECT entity_key FROM entity_matches WHERE kind = {_literal(decision.kind)} "
+        f"AND source = {_literal(decision.source)} AND source_record_id = {_literal(decision.source_record_id)} "
+        f"AND method = 'manual' AND matched_at >= {_literal(decision.decided_at.isoformat())}"
+    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        rows = query(settings, applied)["rows"]
+        if rows:
+            return str(rows[0][0])
+        time.sleep(0.5)
+    raise ReviewError(f"the decision was sent but the warehouse has not applied it within {timeout_s:.0f}s")
+
+
+def decision(kind: str, source: str, record_id: str, entity_key: str | None, decided_by: str) -> MatchDecision:
+    """A decision made now: merge when an entity is named, else keep the copy apart."""
+    return MatchDecision(
+        kind=kind,  # type: ignore[arg-type]
+        source=source,
+        source_record_id=record_id,
+        decision="merge" if entity_key else "separate",
+        entity_key=entity_key,
+        decided_by=decided_by,
+        decided_at=datetime.now(UTC),
+    )
