@@ -14,7 +14,8 @@ from connectors.base import RawPublisher
 from gridhub.ingest import running_bootstrap
 from gridhub.settings import Settings
 from schemas.decisions import MatchDecision
-from warehouse.reader import query
+from warehouse.profile import labels_sql
+from warehouse.reader import query, sql_literal
 from warehouse.resolution_rules import ENTITIES
 
 
@@ -22,23 +23,13 @@ class ReviewError(ValueError):
     """A decision that cannot apply; the message says why."""
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def pending_sql(kind: str | None) -> str:
     """The review list, strongest candidates first, with each candidate's name."""
-    names = " UNION ALL ".join(
-        f"SELECT '{entity.kind}' AS kind, {entity.key_column} AS key, name FROM {entity.golden_table}"
-        if entity.kind != "place"
-        else "SELECT 'place', place_key, coalesce(name, address) FROM places"
-        for entity in ENTITIES.values()
-    )
-    where = f"WHERE r.kind = {_literal(kind)}" if kind else ""
+    where = f"WHERE r.kind = {sql_literal(kind)}" if kind else ""
     return (
-        f"WITH names AS ({names}) "
-        f"SELECT r.kind, r.source, r.source_record_id, r.candidate_key, names.name AS candidate, r.score, r.detail "
-        f"FROM match_review r LEFT JOIN names ON names.kind = r.kind AND names.key = r.candidate_key {where} "
+        f"WITH labels AS ({labels_sql(tuple(ENTITIES))}) "
+        f"SELECT r.kind, r.source, r.source_record_id, r.candidate_key, labels.label AS candidate, r.score, r.detail "
+        f"FROM match_review r LEFT JOIN labels ON labels.kind = r.kind AND labels.key = r.candidate_key {where} "
         f"ORDER BY r.score DESC, r.kind, r.source, r.source_record_id"
     )
 
@@ -50,8 +41,8 @@ def _count(settings: Settings, sql: str) -> int:
 def _check(settings: Settings, decision: MatchDecision) -> None:
     entity = ENTITIES[decision.kind]
     copy = (
-        f"FROM {entity.sources_table} WHERE source = {_literal(decision.source)} "
-        f"AND source_record_id = {_literal(decision.source_record_id)}"
+        f"FROM {entity.sources_table} WHERE source = {sql_literal(decision.source)} "
+        f"AND source_record_id = {sql_literal(decision.source_record_id)}"
     )
     if not _count(settings, f"SELECT count(*) {copy}"):
         raise ReviewError(f"no {decision.kind} copy {decision.source}/{decision.source_record_id} in the warehouse")
@@ -62,7 +53,7 @@ def _check(settings: Settings, decision: MatchDecision) -> None:
         )
     target = decision.entity_key
     if target and not _count(
-        settings, f"SELECT count(*) FROM {entity.golden_table} WHERE {entity.key_column} = {_literal(target)}"
+        settings, f"SELECT count(*) FROM {entity.golden_table} WHERE {entity.key_column} = {sql_literal(target)}"
     ):
         raise ReviewError(f"no {decision.kind} {target!r} to merge into; `gridhub review` lists the candidates")
 
@@ -76,9 +67,9 @@ def decide(settings: Settings, decision: MatchDecision, timeout_s: float = 60) -
     finally:
         publisher.close()
     applied = (
-        f"SELECT entity_key FROM entity_matches WHERE kind = {_literal(decision.kind)} "
-        f"AND source = {_literal(decision.source)} AND source_record_id = {_literal(decision.source_record_id)} "
-        f"AND method = 'manual' AND matched_at >= {_literal(decision.decided_at.isoformat())}"
+        f"SELECT entity_key FROM entity_matches WHERE kind = {sql_literal(decision.kind)} "
+        f"AND source = {sql_literal(decision.source)} AND source_record_id = {sql_literal(decision.source_record_id)} "
+        f"AND method = 'manual' AND matched_at >= {sql_literal(decision.decided_at.isoformat())}"
     )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -14,7 +14,7 @@ from typing import Any
 from gridhub.settings import Settings
 from schemas.address import normalise_address
 from schemas.identity import InvalidCode, normalise_resident_id, normalise_uscc
-from warehouse.reader import query
+from warehouse.reader import query, sql_literal
 from warehouse.resolution_rules import ENTITIES, Entity
 
 LABELS: dict[str, tuple[str, str, str]] = {
@@ -26,6 +26,14 @@ LABELS: dict[str, tuple[str, str, str]] = {
     "application": ("applications", "application_id", "coalesce(item_name, item_code) || ' (' || status || ')'"),
 }
 """How to name the other end of a link: table, key column, label expression."""
+
+
+def labels_sql(kinds: tuple[str, ...] = tuple(LABELS)) -> str:
+    """A (kind, key, label) row for every entity of ``kinds``: how listings name what they point at."""
+    return " UNION ALL ".join(
+        f"SELECT '{kind}' AS kind, {LABELS[kind][1]} AS key, {LABELS[kind][2]} AS label FROM {LABELS[kind][0]}"
+        for kind in kinds
+    )
 
 
 class EntityNotFound(LookupError):
@@ -42,10 +50,6 @@ class Profile:
     copies: list[dict[str, Any]] = field(default_factory=list)
     links: list[dict[str, Any]] = field(default_factory=list)
     reviews: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _rows(settings: Settings, sql: str) -> list[dict[str, Any]]:
@@ -66,7 +70,7 @@ def _strong_form(kind: str, key: str) -> str:
 
 def _resolve_key(settings: Settings, entity: Entity, key: str) -> str:
     """The entity key for what the user typed: an entity key, any source's own id of it, or a place's address."""
-    wanted = _literal(_strong_form(entity.kind, key))
+    wanted = sql_literal(_strong_form(entity.kind, key))
     found = _rows(
         settings,
         f"SELECT {entity.key_column} AS key FROM {entity.golden_table} WHERE {entity.key_column} = {wanted} "
@@ -76,7 +80,7 @@ def _resolve_key(settings: Settings, entity: Entity, key: str) -> str:
     )
     address = normalise_address(key) if entity.kind == "place" else None
     if address and not found:
-        found = _rows(settings, f"SELECT place_key AS key FROM places WHERE address_norm = {_literal(address)}")
+        found = _rows(settings, f"SELECT place_key AS key FROM places WHERE address_norm = {sql_literal(address)}")
     keys = sorted({row["key"] for row in found})
     if not keys:
         raise EntityNotFound(f"no {entity.kind} with key or source id {key!r} in the warehouse")
@@ -89,7 +93,7 @@ def entity_profile(settings: Settings, kind: str, key: str) -> Profile:
     """Gather one entity's profile from the warehouse."""
     entity = ENTITIES[kind]
     resolved = _resolve_key(settings, entity, key)
-    target = _literal(resolved)
+    target = sql_literal(resolved)
     profile = Profile(kind=kind, key=resolved)
     profile.lineage = _rows(
         settings,
@@ -103,13 +107,9 @@ def entity_profile(settings: Settings, kind: str, key: str) -> Profile:
         f"  AND m.source_record_id = s.source_record_id "
         f"WHERE m.kind = '{kind}' AND m.entity_key = {target} ORDER BY s.received_at, m.source",
     )
-    labels = " UNION ALL ".join(
-        f"SELECT '{other}' AS kind, {column} AS key, {label} AS label FROM {table}"
-        for other, (table, column, label) in LABELS.items()
-    )
     profile.links = _rows(
         settings,
-        f"WITH labels AS ({labels}) "
+        f"WITH labels AS ({labels_sql()}) "
         f"SELECT l.relation, l.direction, l.other_kind, l.other_key, labels.label, l.evidence "
         f"FROM linked_to('{kind}', {target}) l LEFT JOIN labels "
         f"  ON labels.kind = l.other_kind AND labels.key = l.other_key "

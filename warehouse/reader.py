@@ -14,6 +14,11 @@ from gridhub.settings import Settings
 from warehouse.query_server import QueryRefused, run_query
 
 
+def sql_literal(text: str) -> str:
+    """``text`` as a SQL string literal, for the few queries built from what a user typed."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 class WarehouseUnavailable(RuntimeError):
     """Neither a running sink nor a warehouse file could answer."""
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.config_file import load_yaml_model
 from schemas.records import CANONICAL_MODELS, Canonical
+from warehouse.reader import sql_literal
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "schemas" / "data" / "resolution.yaml"
 METRES_PER_DEGREE = 111_320.0
@@ -135,7 +136,7 @@ class ResolutionRules(BaseModel):
         order = survivorship.fields.get(field, survivorship.default)
         if order == "newest" or not order:
             return "0"
-        cases = " ".join(f"WHEN '{_quote(source)}' THEN {rank}" for rank, source in enumerate(order))
+        cases = " ".join(f"WHEN {sql_literal(source)} THEN {rank}" for rank, source in enumerate(order))
         return f"CASE {alias}.source {cases} ELSE {len(order)} END"
 
     def similarity_sql(self, field: str, comparison: Comparison, left: str = "p", right: str = "g") -> str:
@@ -152,7 +153,3 @@ class ResolutionRules(BaseModel):
                 f"CAST({right}.{field} AS VARCHAR)), 0.0)"
             )
         return f"CASE WHEN {left}.{field} = {right}.{field} THEN 1.0 ELSE 0.0 END"
-
-
-def _quote(text: str) -> str:
-    return text.replace("'", "''")
