@@ -146,6 +146,21 @@ def resident_id(division: str = "320411") -> str:
             return code
 
 
+def mobile() -> str:
+    """A valid mainland mobile number never issued before in this session.
+
+    Deriving one from a resident ID is tempting but wrong one time in eleven: the ID's check
+    character may be X.
+    """
+    import random
+
+    while True:
+        number = f"1{random.choice('3456789')}{random.randint(0, 999_999_999):09d}"
+        if number not in _issued:
+            _issued.add(number)
+            return number
+
+
 def uscc() -> str:
     """A valid unified social credit code never issued before in this session."""
     import random

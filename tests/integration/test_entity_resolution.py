@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from support import Hub, resident_id, spot, unique
+from support import Hub, mobile, resident_id, spot, unique
 
 HEADERS = ["姓名", "公民身份号码", "出生日期", "联系电话", "住址"]
 
@@ -23,7 +23,7 @@ def ingest(hub: Hub, folder: Path, source: str, entity: str, headers: list[str],
 
 def test_three_departments_with_conflicting_fields_make_one_golden_person(hub: Hub, tmp_path: Path) -> None:
     person = resident_id()
-    phone = "139" + person[-8:]
+    phone = mobile()
     ingest(hub, tmp_path, "civil-affairs", "person", HEADERS, [["周 敏", person, "", "13000000001", "孟河镇通江路3号"]])
     ingest(
         hub, tmp_path, "public-security", "person", HEADERS, [["周敏", person, "", "13000000002", "孟河镇通江路5号"]]
@@ -50,7 +50,7 @@ def test_three_departments_with_conflicting_fields_make_one_golden_person(hub: H
 def test_a_register_without_ids_merges_when_sure_and_asks_for_review_when_not(hub: Hub, tmp_path: Path) -> None:
     person = resident_id()
     born = f"{person[6:10]}-{person[10:12]}-{person[12:14]}"
-    phone = "138" + person[-8:]
+    phone = mobile()
     name = unique("钱")[:6]
     ingest(hub, tmp_path, "public-security", "person", HEADERS, [[name, person, "", phone, "孟河镇小河村8号"]])
     ingest(
@@ -80,7 +80,7 @@ def test_a_register_without_ids_merges_when_sure_and_asks_for_review_when_not(hu
 
 def test_a_reviewer_merges_a_listed_copy_through_the_cli(hub: Hub, tmp_path: Path) -> None:
     person = resident_id()
-    phone = "137" + person[-8:]
+    phone = mobile()
     name = unique("孔")[:6]
     ingest(hub, tmp_path, "public-security", "person", HEADERS, [[name, person, "", phone, "孟河镇富民村3号"]])
     ingest(hub, tmp_path, "community", "person", ["姓名", "联系电话", "住址"], [[name, phone, "孟河镇富民村3号"]])
