@@ -1,9 +1,10 @@
 """The raw ceiling of the client stack: how fast bare aiokafka moves the same records on the same broker.
 
 A scenario's records/s alone does not say whether the hub is slow or the machine is; its
-ratio to this loop does. The loop does the least any stage of the hub must do with a raw
-record (consume it, produce it on with the hub's producer guarantees) and nothing else, on
-the records the bulk scenario published, right after it, while the hub sits idle.
+ratio to this loop does. The loop does the least any stage of the hub must do with the raw
+records (consume them, produce them on with the hub's producer guarantees) and nothing
+else, on the messages the bulk scenario published (its Arrow batches, as they travel),
+right after it, while the hub sits idle.
 
 The producer is acks=all but not idempotent: aiokafka's InitProducerId request fails on the
 embedded broker (kafka-python's, which the connectors use, does not).
@@ -34,8 +35,8 @@ def _ensure_topic(settings: Settings, bootstrap: str) -> None:
         admin.close()
 
 
-async def _consume_and_produce(bootstrap: str, source: str, records: int, timeout_s: float) -> tuple[int, float]:
-    """Copy ``records`` messages of ``source`` (from its start) to the target topic; return count and seconds."""
+async def _consume_and_produce(bootstrap: str, source: str, timeout_s: float) -> tuple[int, float]:
+    """Copy every message of ``source`` to the target topic; return their count and the seconds taken."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, client_id="bench-ceiling"
     )
@@ -44,7 +45,7 @@ async def _consume_and_produce(bootstrap: str, source: str, records: int, timeou
     try:
         await producer.start()
         try:
-            return await _copy(consumer, producer, source, records, timeout_s)
+            return await _copy(consumer, producer, source, timeout_s)
         finally:
             await producer.stop()
     finally:
@@ -52,11 +53,14 @@ async def _consume_and_produce(bootstrap: str, source: str, records: int, timeou
 
 
 async def _copy(
-    consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, source: str, records: int, timeout_s: float
+    consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, source: str, timeout_s: float
 ) -> tuple[int, float]:
     partitions = [TopicPartition(source, number) for number in sorted(consumer.partitions_for_topic(source) or ())]
     consumer.assign(partitions)
     await consumer.seek_to_beginning(*partitions)
+    ends = await consumer.end_offsets(partitions)
+    starts = await consumer.beginning_offsets(partitions)
+    records = sum(ends[partition] - starts[partition] for partition in partitions)
     copied = 0
     started = time.perf_counter()
     deadline = started + timeout_s
@@ -70,7 +74,7 @@ async def _copy(
     return copied, time.perf_counter() - started
 
 
-def measure_ceiling(settings: Settings, bootstrap: str, source: str, records: int) -> tuple[int, float]:
-    """Records copied and seconds taken by the bare loop (at most ``records``, at most 10 minutes)."""
+def measure_ceiling(settings: Settings, bootstrap: str, source: str) -> tuple[int, float]:
+    """Messages copied and seconds taken by the bare loop (everything on ``source``, at most 10 minutes)."""
     _ensure_topic(settings, bootstrap)
-    return asyncio.run(_consume_and_produce(bootstrap, source, records, timeout_s=600))
+    return asyncio.run(_consume_and_produce(bootstrap, source, timeout_s=600))

@@ -21,7 +21,7 @@ from bench.hub import BenchError, BenchHub, IngestRun
 from bench.probes import ProcessSampler, ProcessUsage
 from bench.report import Result
 from gridhub.settings import Settings
-from schemas.topics import RAW_EXPORTS
+from schemas.topics import RAW_BATCHES
 
 SOURCE = "civil-affairs"
 """The department the person export comes from (the household register's keeper)."""
@@ -122,15 +122,19 @@ class Session:
         """The bare aiokafka loop over the raw records the first load left on the hub's broker."""
         if self.ceiling is None:
             with ProcessSampler(hub.processes()) as sampler, self.console.status("measuring the aiokafka ceiling..."):
-                copied, seconds = measure_ceiling(hub.settings, hub.bootstrap, RAW_EXPORTS, self.records)
+                messages, seconds = measure_ceiling(hub.settings, hub.bootstrap, RAW_BATCHES)
             self.ceiling = self.record(
                 Result(
                     "ceiling",
                     "aiokafka consume → produce",
-                    copied,
+                    self.records,
                     seconds,
                     processes=sampler.usage(),
-                    details={"source_topic": RAW_EXPORTS, "producer": "aiokafka, acks=all, linger 5 ms"},
+                    details={
+                        "source_topic": RAW_BATCHES,
+                        "messages": messages,
+                        "producer": "aiokafka, acks=all, linger 5 ms",
+                    },
                 )
             )
         return self.ceiling

@@ -18,6 +18,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 
+from schemas.batches import MAX_MESSAGE_BYTES
 from schemas.decisions import MatchDecision
 from schemas.messages import reject_message
 from schemas.records import EntityKind, RawEnvelope, Reject, RejectStage
@@ -64,7 +65,9 @@ def partition_key(envelope: RawEnvelope) -> bytes:
 class RawPublisher:
     """An idempotent, acks=all producer of raw envelopes and connector-side rejects."""
 
-    def __init__(self, bootstrap: str, client_id: str) -> None:
+    def __init__(self, bootstrap: str, client_id: str, batch_rows: int = 5000) -> None:
+        self.batch_rows = batch_rows
+        """Rows per message on the bulk lane (``GRIDHUB_BULK_BATCH_ROWS``)."""
         try:
             self._producer = KafkaProducer(
                 bootstrap_servers=bootstrap,
@@ -73,6 +76,7 @@ class RawPublisher:
                 enable_idempotence=True,
                 linger_ms=5,
                 max_in_flight_requests_per_connection=5,
+                max_request_size=MAX_MESSAGE_BYTES,
             )
         except KafkaError as exc:
             raise ConnectorError(f"cannot reach Kafka at {bootstrap} ({exc}); is gridhub up running?") from exc
@@ -80,6 +84,17 @@ class RawPublisher:
     def publish(self, topic: str, envelope: RawEnvelope) -> FutureRecordMetadata:
         """Send one raw record; the returned future resolves when all replicas have it."""
         return self._producer.send(topic, key=partition_key(envelope), value=envelope.model_dump_json().encode())
+
+    def partitions(self, topic: str) -> int:
+        """How many partitions ``topic`` has (asked once per run: the count changes only by an operator)."""
+        count = len(self._producer.partitions_for(topic) or ())
+        if not count:
+            raise ConnectorError(f"topic {topic} has no partitions; is gridhub up running?")
+        return count
+
+    def publish_batch(self, topic: str, partition: int, value: bytes) -> FutureRecordMetadata:
+        """Send one encoded batch of rows (:mod:`schemas.batches`) to the partition its rows hash to."""
+        return self._producer.send(topic, partition=partition, value=value)
 
     def reject(
         self,

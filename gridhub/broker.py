@@ -27,6 +27,7 @@ from schemas.topics import (
     CASE_COMMANDS,
     DISPATCH_PREFIX,
     OVERDUE_ALERTS,
+    RAW_BATCHES,
     RAW_TOPICS,
     SINGLE_PARTITION_TOPICS,
     sink_topics,
@@ -135,7 +136,7 @@ def all_topics(settings: Settings) -> list[str]:
     departments = load_rules(settings.routing_rules).departments
     dispatch = (f"{DISPATCH_PREFIX}{name}" for name in departments)
     alerts = (OVERDUE_ALERTS, APPLICATION_ALERTS)
-    return [*RAW_TOPICS, CASE_COMMANDS, APPLICATION_CHANGES, *alerts, *sink_topics(), *dispatch]
+    return [*RAW_TOPICS, RAW_BATCHES, CASE_COMMANDS, APPLICATION_CHANGES, *alerts, *sink_topics(), *dispatch]
 
 
 def ensure_topics(settings: Settings, bootstrap: str) -> None:

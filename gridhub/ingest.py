@@ -67,7 +67,7 @@ def ingest_file(
 ) -> IngestReport:
     """Publish an export to the hub that runs on this data dir (or the configured cluster)."""
     export = open_export(settings, path, source, entity, sheet)
-    publisher = RawPublisher(running_bootstrap(settings), client_id="gridhub-ingest")
+    publisher = RawPublisher(running_bootstrap(settings), "gridhub-ingest", settings.bulk_batch_rows)
     try:
         return publish_export(publisher, export, source, run_id, console)
     finally:
@@ -78,7 +78,7 @@ def watch_folder(
     settings: Settings, folder: Path, stop: threading.Event, on_outcome: Callable[[Outcome], None] | None = None
 ) -> None:
     """Ingest every export dropped into ``folder`` (as ``<source>/<entity>/<file>``) until ``stop`` is set."""
-    publisher = RawPublisher(running_bootstrap(settings), client_id="gridhub-watch")
+    publisher = RawPublisher(running_bootstrap(settings), "gridhub-watch", settings.bulk_batch_rows)
 
     def ingest(path: Path, source: str, entity: ExportEntity) -> IngestReport:
         export = open_export(settings, path, source, entity)
@@ -103,7 +103,7 @@ def rest_puller(settings: Settings, publisher: RawPublisher) -> Callable[[RestSo
 def pull_source(settings: Settings, name: str) -> IngestReport:
     """One full pull of the named REST source into the running hub."""
     source = load_rest_sources(settings.rest_sources).named(name)
-    publisher = RawPublisher(running_bootstrap(settings), client_id="gridhub-pull")
+    publisher = RawPublisher(running_bootstrap(settings), "gridhub-pull", settings.bulk_batch_rows)
     try:
         return rest_puller(settings, publisher)(source)
     finally:

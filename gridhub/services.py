@@ -84,7 +84,8 @@ def run_sink(settings: Settings) -> None:
     connection = connect(settings.warehouse_file, resolver)
     replace_approval_items(connection, catalogue)
     ids = topic_ids(bootstrap, list(sink_topics()))
-    sink = Sink(settings, bootstrap, WarehouseWriter(connection, resolver), BatchContract(), ids)
+    contract = BatchContract()
+    sink = Sink(settings, bootstrap, WarehouseWriter(connection, resolver, contract.table_violations), contract, ids)
     server = QueryServer(connection, settings.sink_query_host, settings.sink_query_port)
     url = server.start()
     runtime.announce(settings, "sink", url=url, warehouse=str(settings.warehouse_file.resolve()))
@@ -110,7 +111,10 @@ def run_worker(settings: Settings) -> None:
             await super().on_startup_finished()
             runtime.announce(settings, "worker", bootstrap=bootstrap)
 
-    worker = AnnouncingWorker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
+    # override_logging=False keeps gridhub's own logging (configure_logging, already run): left to
+    # itself, Faust reconfigures the root logger and, for its console spinner, sets it to DEBUG, so
+    # faust and aiokafka built a debug LogRecord for every message sent only for the handler to drop it.
+    worker = AnnouncingWorker(app, quiet=True, redirect_stdouts=False, override_logging=False)
     try:
         worker.execute_from_commandline()
     finally:
@@ -209,7 +213,7 @@ def run_pull(settings: Settings) -> None:
     sources = load_rest_sources(settings.rest_sources).sources
     bootstrap = _bootstrap(settings)
     stop = _stop_event()
-    publisher = RawPublisher(bootstrap, client_id="gridhub-pull")
+    publisher = RawPublisher(bootstrap, "gridhub-pull", settings.bulk_batch_rows)
     runtime.announce(settings, "pull", sources=[source.name for source in sources])
     try:
         pull_periodically(sources, rest_puller(settings, publisher), stop)

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     )
     sink_batch_records: int = Field(default=5000, ge=1, description="Most records per DuckDB txn.")
     sink_batch_wait_ms: int = Field(default=200, ge=1, description="Longest wait to fill a batch.")
+    sink_bulk_rows: int = Field(
+        default=100_000, ge=1, description="Most bulk-lane rows (department exports) per DuckDB txn."
+    )
+    bulk_batch_rows: int = Field(
+        default=5000, ge=1, description="Export rows per Kafka message on the bulk lane (Arrow batches)."
+    )
 
     approvals_db_url: str | None = Field(
         default=None,

@@ -58,6 +58,7 @@ EntityKind = Literal[
     "case",
     "case_transition",
 ]
+ENTITY_KINDS: tuple[str, ...] = get_args(EntityKind)
 ActorRole = Literal["grid_worker", "desk", "command_centre", "system"]
 
 EventStatus = Literal[

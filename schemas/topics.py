@@ -8,6 +8,12 @@ RAW_PATROL = "raw.patrol"
 RAW_APPROVALS = "raw.approvals"
 RAW_EXPORTS = "raw.exports"
 RAW_TOPICS = (RAW_PATROL, RAW_APPROVALS, RAW_EXPORTS)
+RAW_BATCHES = "raw.batches"
+"""The bulk lane's input: department exports as Arrow batches (:mod:`schemas.batches`), partitioned
+like ``raw.exports`` so every version of a record stays in one partition, in order."""
+CANONICAL_BATCHES = "canonical.batches"
+"""The bulk lane's validated rows, in the partition their raw batch came from; the sink decides
+new, update or duplicate against the copies it holds."""
 
 CASE_COMMANDS = "cases.commands"
 """Reports and updates re-keyed by case, on ONE partition: one agent sees every open case, which
@@ -40,4 +46,4 @@ def dispatch_topic(department: str) -> str:
 
 def sink_topics() -> tuple[str, ...]:
     """Everything the warehouse sink consumes."""
-    return (*CANONICAL_TOPICS, REJECTS, DUPLICATES, MATCH_DECISIONS)
+    return (*CANONICAL_TOPICS, CANONICAL_BATCHES, REJECTS, DUPLICATES, MATCH_DECISIONS)

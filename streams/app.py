@@ -8,6 +8,10 @@ application changes go to the application agent (:mod:`streams.applications`),
 which dedups them by change number and watches their time limits. The dedup
 memory is a Faust table backed by a changelog topic, so a restarted worker
 recovers it from Kafka instead of letting resends through again.
+
+Department exports come in batches (:mod:`schemas.batches`): the integrate-batches
+agent validates a whole batch at once (:mod:`streams.bulk`) and forwards its valid
+rows as one canonical batch into the same partition; the sink dedups them.
 """
 
 from __future__ import annotations
@@ -16,14 +20,16 @@ import faust
 
 from gridhub.settings import Settings
 from schemas.approvals import load_catalogue
+from schemas.batches import BatchFormatError, decode_batch, encode_within
 from schemas.grid import Grid
 from schemas.messages import canonical_message, duplicate_message, reject_message
 from schemas.records import CANONICAL_MODELS, Application, Event, EventUpdate, Reject
-from schemas.topics import DUPLICATES, RAW_TOPICS, REJECTS, canonical_topic
+from schemas.topics import CANONICAL_BATCHES, DUPLICATES, RAW_BATCHES, RAW_TOPICS, REJECTS, canonical_topic
 from streams.applications import change_message, register_application_agent
+from streams.bulk import failed_batch, normalise_batch
 from streams.cases import command_message, register_case_agent
 from streams.codec import RAW_CODEC
-from streams.normalise import Accepted, Rejected, internal_failure, normalise
+from streams.normalise import Accepted, Rejected, internal_failure, normalise, rejection
 from streams.routing import load_rules
 
 
@@ -91,5 +97,28 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
                     await decide(decision)
             except Exception as exc:  # noqa: BLE001 - an agent exception would skip the record silently
                 await emit_reject(internal_failure(value, exc).reject)
+
+    raw_batches = app.topic(RAW_BATCHES, **RAW_CODEC)
+    canonical_batches = app.topic(CANONICAL_BATCHES, **RAW_CODEC)
+
+    @app.agent(raw_batches, name="integrate-batches")
+    async def integrate_batches(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            value: bytes = event.value
+            try:
+                batch = decode_batch(value)
+            except BatchFormatError as exc:
+                reason = f"message on {RAW_BATCHES} is not a record batch: {exc}"
+                await emit_reject(rejection(value, "decode", "bad_batch", reason).reject)
+                continue
+            try:
+                outcome = normalise_batch(batch, rules, grid, catalogue)
+            except Exception as exc:  # noqa: BLE001 - an agent exception would skip the batch silently
+                outcome = failed_batch(batch, exc)
+            for reject in outcome.rejects:
+                await emit_reject(reject)
+            if outcome.accepted is not None:
+                for part in encode_within(outcome.accepted):
+                    await canonical_batches.send(value=part, partition=event.message.partition)
 
     return app

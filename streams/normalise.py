@@ -138,10 +138,21 @@ def normalise(
     try:
         envelope = RawEnvelope.model_validate_json(raw)
     except ValidationError as exc:
-        code, reason = describe_validation_error(exc)
+        _, reason = describe_validation_error(exc)
         if any(item["type"] == "json_invalid" for item in exc.errors()):
             return rejection(raw, "decode", "bad_json", f"message is not valid JSON: {reason}")
         return rejection(raw, "decode", "bad_envelope", f"raw envelope does not match schema: {reason}")
+    return normalise_envelope(envelope, rules, grid, catalogue, raw)
+
+
+def normalise_envelope(
+    envelope: RawEnvelope,
+    rules: RoutingRules,
+    grid: Grid | None = None,
+    catalogue: ApprovalCatalogue | None = None,
+    raw: bytes = b"",
+) -> Accepted | Rejected:
+    """Validate, classify and place a decoded envelope (a raw message's, or a row of a bulk batch)."""
     if envelope.entity in DERIVED_KINDS:
         reason = f"entity {envelope.entity!r} is derived by gridhub from reports and updates; publish those instead"
         return rejection(raw, "decode", "bad_envelope", reason, envelope)

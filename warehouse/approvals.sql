@@ -6,7 +6,7 @@
 -- by the sink at start-up, so it always shows the catalogue the running hub judges by.
 -- time_limit_days are calendar days from submission (holidays are not modelled).
 CREATE TABLE IF NOT EXISTS approval_items (
-    code VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, level VARCHAR NOT NULL,
+    code VARCHAR, name VARCHAR NOT NULL, level VARCHAR NOT NULL,
     department VARCHAR NOT NULL, department_name VARCHAR, fully_online BOOLEAN NOT NULL,
     time_limit_days INTEGER NOT NULL CHECK (time_limit_days > 0)
 );

@@ -1,8 +1,8 @@
 -- The "one grid" loop in the warehouse: cases, their transition log, patrol tracks, and the
 -- KPI views the command centre is judged by (domain-standards §3.4 case flow, §3.6 indicators).
 -- Runs after schema.sql and is idempotent: tables are created if absent, views replaced.
--- Entity tables keep the provenance of the record that last set the row, as in schema.sql,
--- and have a primary key so the writer can upsert them (INSERT OR REPLACE ... BY NAME).
+-- Entity tables keep the provenance of the record that last set the row, as in schema.sql;
+-- their keys are kept unique by the single writer (warehouse/upsert.py), not by an index.
 -- Needs schema.sql first: the patrol views read its patrol_tracks table.
 --
 -- Statuses are the canonical event statuses (schemas/records.py EventStatus, case flow in
@@ -16,7 +16,7 @@
 -- A case (案卷) is the current state of one problem. Several reports (rows of `events`, linked by
 -- events.case_id) can belong to one case; report_count says how many did.
 CREATE TABLE IF NOT EXISTS cases (
-    case_id VARCHAR PRIMARY KEY, category VARCHAR, category_name VARCHAR, department VARCHAR,
+    case_id VARCHAR, category VARCHAR, category_name VARCHAR, department VARCHAR,
     squad VARCHAR, grid_code VARCHAR, community VARCHAR, reporter_id VARCHAR, status VARCHAR NOT NULL,
     reported_at TIMESTAMPTZ NOT NULL, due_at TIMESTAMPTZ, accepted_at TIMESTAMPTZ, dispatched_at TIMESTAMPTZ,
     handled_at TIMESTAMPTZ, verified_at TIMESTAMPTZ, closed_at TIMESTAMPTZ,
@@ -34,8 +34,7 @@ CREATE TABLE IF NOT EXISTS case_transitions (
     action VARCHAR, actor VARCHAR, actor_role VARCHAR, "at" TIMESTAMPTZ NOT NULL, due_at TIMESTAMPTZ,
     note VARCHAR, photo_ref VARCHAR,
     source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
-    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ,
-    PRIMARY KEY (case_id, seq)
+    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
 );
 -- Patrol tracks are the `patrol_tracks` table of schema.sql (worker_id, recorded_at, lat, lon,
 -- grid_code, provenance; key worker_id, recorded_at), filled by the writer from track_point

@@ -6,8 +6,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas.batches import BatchFormatError, decode_batch
 from schemas.decisions import MatchDecision
-from schemas.topics import DUPLICATES, MATCH_DECISIONS, REJECTS
+from schemas.topics import CANONICAL_BATCHES, DUPLICATES, MATCH_DECISIONS, REJECTS
 from warehouse.writer import Batch
 
 LINEAGE = ("source", "source_record_id", "record_uid", "fingerprint", "received_at")
@@ -51,6 +52,14 @@ def _undecodable(batch: Batch, topic: str, offset: int, value: bytes, problem: s
 def add_message(batch: Batch, topic: str, offset: int, value: bytes, now: datetime | None = None) -> None:
     """Decode one message into the batch's rows and ledger entries."""
     now = now or datetime.now(UTC)
+    if topic == CANONICAL_BATCHES:
+        try:
+            part = decode_batch(value)
+        except BatchFormatError as exc:
+            _undecodable(batch, topic, offset, value, str(exc), now)
+        else:
+            batch.bulk.setdefault(part.kind, []).append(part)
+        return
     try:
         document = json.loads(value)
         if topic == REJECTS:

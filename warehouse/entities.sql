@@ -10,69 +10,62 @@ CREATE TABLE IF NOT EXISTS person_sources (
     source VARCHAR, source_record_id VARCHAR, match_key VARCHAR,
     id_number VARCHAR, name VARCHAR NOT NULL, gender VARCHAR, birth_date DATE,
     phone VARCHAR, address VARCHAR, address_norm VARCHAR, employer_uscc VARCHAR,
-    record_uid VARCHAR, fingerprint VARCHAR, received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ,
-    PRIMARY KEY (source, source_record_id)
+    record_uid VARCHAR, fingerprint VARCHAR, received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS organisation_sources (
     source VARCHAR, source_record_id VARCHAR, match_key VARCHAR,
     uscc VARCHAR, name VARCHAR NOT NULL, legal_representative VARCHAR, legal_representative_id VARCHAR,
     registered_address VARCHAR, address_norm VARCHAR, phone VARCHAR,
-    record_uid VARCHAR, fingerprint VARCHAR, received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ,
-    PRIMARY KEY (source, source_record_id)
+    record_uid VARCHAR, fingerprint VARCHAR, received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS place_sources (
     source VARCHAR, source_record_id VARCHAR, match_key VARCHAR,
     place_id VARCHAR NOT NULL, place_type VARCHAR, name VARCHAR, address VARCHAR, address_norm VARCHAR,
     grid_code VARCHAR, lon DOUBLE, lat DOUBLE,
-    record_uid VARCHAR, fingerprint VARCHAR, received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ,
-    PRIMARY KEY (source, source_record_id)
+    record_uid VARCHAR, fingerprint VARCHAR, received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS object_sources (
     source VARCHAR, source_record_id VARCHAR, match_key VARCHAR,
     object_id VARCHAR NOT NULL, name VARCHAR NOT NULL, category_code VARCHAR, state VARCHAR,
     place_id VARCHAR, lon DOUBLE, lat DOUBLE,
-    record_uid VARCHAR, fingerprint VARCHAR, received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ,
-    PRIMARY KEY (source, source_record_id)
+    record_uid VARCHAR, fingerprint VARCHAR, received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
 );
 -- method: the strong key that matched (id_number, uscc, address_in_cell, object_code),
 -- fuzzy (confidence = score), manual (a reviewer decided), or unmatched (its own entity,
 -- keyed ~source:record).
 CREATE TABLE IF NOT EXISTS entity_matches (
     kind VARCHAR, source VARCHAR, source_record_id VARCHAR, entity_key VARCHAR NOT NULL,
-    method VARCHAR NOT NULL, confidence DOUBLE, matched_at TIMESTAMPTZ,
-    PRIMARY KEY (kind, source, source_record_id)
+    method VARCHAR NOT NULL, confidence DOUBLE, matched_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS match_review (
     kind VARCHAR, source VARCHAR, source_record_id VARCHAR, candidate_key VARCHAR,
-    score DOUBLE, detail VARCHAR, listed_at TIMESTAMPTZ,
-    PRIMARY KEY (kind, source, source_record_id, candidate_key)
+    score DOUBLE, detail VARCHAR, listed_at TIMESTAMPTZ
 );
 -- Reviewers' decisions (gridhub review): they override similarity for the copy they name.
 CREATE TABLE IF NOT EXISTS match_decisions (
     kind VARCHAR, source VARCHAR, source_record_id VARCHAR, decision VARCHAR NOT NULL,
-    entity_key VARCHAR, decided_by VARCHAR, decided_at TIMESTAMPTZ,
-    PRIMARY KEY (kind, source, source_record_id)
+    entity_key VARCHAR, decided_by VARCHAR, decided_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS people (
-    person_key VARCHAR PRIMARY KEY, id_number VARCHAR, name VARCHAR, gender VARCHAR, birth_date DATE,
+    person_key VARCHAR, id_number VARCHAR, name VARCHAR, gender VARCHAR, birth_date DATE,
     phone VARCHAR, address VARCHAR, address_norm VARCHAR, employer_uscc VARCHAR,
     source_count INTEGER, sources VARCHAR[], first_received_at TIMESTAMPTZ, last_received_at TIMESTAMPTZ,
     resolved_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS organisations (
-    organisation_key VARCHAR PRIMARY KEY, uscc VARCHAR, name VARCHAR, legal_representative VARCHAR,
+    organisation_key VARCHAR, uscc VARCHAR, name VARCHAR, legal_representative VARCHAR,
     legal_representative_id VARCHAR, registered_address VARCHAR, address_norm VARCHAR, phone VARCHAR,
     source_count INTEGER, sources VARCHAR[], first_received_at TIMESTAMPTZ, last_received_at TIMESTAMPTZ,
     resolved_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS places (
-    place_key VARCHAR PRIMARY KEY, place_id VARCHAR, place_type VARCHAR, name VARCHAR, address VARCHAR,
+    place_key VARCHAR, place_id VARCHAR, place_type VARCHAR, name VARCHAR, address VARCHAR,
     address_norm VARCHAR, grid_code VARCHAR, lon DOUBLE, lat DOUBLE,
     source_count INTEGER, sources VARCHAR[], first_received_at TIMESTAMPTZ, last_received_at TIMESTAMPTZ,
     resolved_at TIMESTAMPTZ
 );
 CREATE TABLE IF NOT EXISTS objects (
-    object_key VARCHAR PRIMARY KEY, object_id VARCHAR, name VARCHAR, category_code VARCHAR, state VARCHAR,
+    object_key VARCHAR, object_id VARCHAR, name VARCHAR, category_code VARCHAR, state VARCHAR,
     place_id VARCHAR, lon DOUBLE, lat DOUBLE,
     source_count INTEGER, sources VARCHAR[], first_received_at TIMESTAMPTZ, last_received_at TIMESTAMPTZ,
     resolved_at TIMESTAMPTZ

@@ -28,7 +28,7 @@ import duckdb
 import pyarrow as pa
 
 from warehouse.resolution_rules import ENTITIES, Entity, ResolutionRules
-from warehouse.upsert import upsert_rows
+from warehouse.upsert import Rows, as_arrow, replace_keyed, upsert_rows
 
 REVIEW_CANDIDATES = 3
 
@@ -80,17 +80,12 @@ class Resolver:
             f"AND m.source = s.source AND m.source_record_id = s.source_record_id WHERE s.{field} IS NOT NULL"
         )
 
-    def apply(self, cursor: duckdb.DuckDBPyConnection, kind: str, rows: list[dict[str, Any]], now: datetime) -> None:
+    def apply(self, cursor: duckdb.DuckDBPyConnection, kind: str, rows: Rows, now: datetime) -> None:
         """Store one batch of copies of ``kind`` and bring its golden records up to date."""
         entity = ENTITIES[kind]
-        upsert_rows(cursor, entity.sources_table, "source, source_record_id", rows)
-        batch = pa.table(
-            {
-                "source": [row["source"] for row in rows],
-                "source_record_id": [row["source_record_id"] for row in rows],
-            }
-        )
-        cursor.register("batch_ids", batch)
+        table = as_arrow(rows)
+        upsert_rows(cursor, entity.sources_table, "source, source_record_id", table)
+        cursor.register("batch_ids", table.select(["source", "source_record_id"]))
         try:
             touched = self._match_on_strong_keys(cursor, entity, now)
             self._rebuild(cursor, entity, touched)
@@ -107,19 +102,28 @@ class Resolver:
             "ON m.source = b.source AND m.source_record_id = b.source_record_id WHERE m.kind = $kind",
             {"kind": entity.kind},
         ).fetchall()
-        assigned = cursor.execute(
-            f"INSERT OR REPLACE INTO entity_matches "
-            f"SELECT $kind, s.source, s.source_record_id, "
-            f"  coalesce(s.match_key, d.entity_key, '~' || s.source || ':' || s.source_record_id), "
+        replace_keyed(
+            cursor,
+            "entity_matches",
+            "kind, source, source_record_id",
+            f"SELECT $kind AS kind, s.source, s.source_record_id, "
+            f"  coalesce(s.match_key, d.entity_key, '~' || s.source || ':' || s.source_record_id) AS entity_key, "
             f"  CASE WHEN s.match_key IS NOT NULL THEN $strong WHEN d.decision IS NOT NULL THEN 'manual' "
-            f"    ELSE 'unmatched' END, "
-            f"  CASE WHEN s.match_key IS NOT NULL OR d.decision IS NOT NULL THEN 1.0 END, $now "
+            f"    ELSE 'unmatched' END AS method, "
+            f"  CASE WHEN s.match_key IS NOT NULL OR d.decision IS NOT NULL THEN 1.0 END AS confidence, "
+            f"  $now AS matched_at "
             f"FROM {entity.sources_table} s SEMI JOIN batch_ids b "
             f"  ON s.source = b.source AND s.source_record_id = b.source_record_id "
             f"LEFT JOIN match_decisions d ON d.kind = $kind "
-            f"  AND d.source = s.source AND d.source_record_id = s.source_record_id "
-            f"RETURNING entity_key",
-            {"kind": entity.kind, "strong": entity.strong_method, "now": now},
+            f"  AND d.source = s.source AND d.source_record_id = s.source_record_id",
+            kind=entity.kind,
+            strong=entity.strong_method,
+            now=now,
+        )
+        assigned = cursor.execute(
+            "SELECT DISTINCT m.entity_key FROM entity_matches m JOIN batch_ids b "
+            "ON m.source = b.source AND m.source_record_id = b.source_record_id WHERE m.kind = $kind",
+            {"kind": entity.kind},
         ).fetchall()
         return {key for (key,) in previous} | {key for (key,) in assigned}
 
@@ -283,15 +287,17 @@ class Resolver:
         )
         cursor.register("touched", pa.table({"entity_key": sorted(keys)}))
         try:
-            cursor.execute(
-                f"INSERT OR REPLACE INTO {golden} BY NAME "
+            replace_keyed(
+                cursor,
+                golden,
+                key,
                 f"SELECT m.entity_key AS {key}, {survivors}, CAST(count(*) AS INTEGER) AS source_count, "
                 f"  list(DISTINCT s.source ORDER BY s.source) AS sources, min(s.received_at) AS first_received_at, "
                 f"  max(s.received_at) AS last_received_at, now() AS resolved_at "
                 f"FROM {entity.sources_table} s JOIN entity_matches m ON m.kind = $kind "
                 f"  AND m.source = s.source AND m.source_record_id = s.source_record_id "
                 f"WHERE m.entity_key IN (SELECT entity_key FROM touched) GROUP BY m.entity_key",
-                {"kind": entity.kind},
+                kind=entity.kind,
             )
             cursor.execute(
                 f"DELETE FROM {golden} WHERE {key} IN (SELECT entity_key FROM touched) "

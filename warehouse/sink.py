@@ -72,7 +72,11 @@ class Sink:
         """Poll until the batch is full or the wait budget is spent."""
         batch = Batch()
         deadline = time.monotonic() + self.settings.sink_batch_wait_ms / 1000
-        while len(batch) < self.settings.sink_batch_records and not stop.is_set():
+        while (
+            len(batch) < self.settings.sink_batch_records
+            and batch.bulk_rows < self.settings.sink_bulk_rows
+            and not stop.is_set()
+        ):
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if remaining_ms <= 0:
                 break
@@ -96,5 +100,5 @@ class Sink:
                     log.warning("rows broke the warehouse contract and went to rejects", rows=refused)
                 self.writer.write(batch, self.topic_ids)
                 self.batches_written += 1
-                log.info("batch written", records=len(batch))
+                log.info("batch written", records=len(batch), bulk_rows=batch.bulk_rows)
         self.consumer.close()

@@ -9,34 +9,68 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+Rows = list[dict[str, Any]] | pa.Table
+"""Python rows from the per-record lane, or an Arrow table from the bulk lane."""
 
-def upsert_rows(cursor: duckdb.DuckDBPyConnection, table: str, key: str, rows: list[dict[str, Any]]) -> None:
+
+def as_arrow(rows: Rows) -> pa.Table:
+    """The rows as an Arrow table (bulk-lane tables pass through untouched)."""
+    return rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows)
+
+
+def _matching(key: str, left: str, right: str) -> str:
+    return " AND ".join(f"{left}.{name.strip()} = {right}.{name.strip()}" for name in key.split(","))
+
+
+def replace_keyed(cursor: duckdb.DuckDBPyConnection, table: str, key: str, relation: str, **params: Any) -> None:
+    """Replace the rows of ``table`` whose ``key`` the SQL ``relation`` yields with its rows.
+
+    Keys are kept unique by this single writer, not by a primary-key index: DuckDB's indexes
+    cost ten times the write itself when a million random keys go in (see bench/PROFILE.md).
+    """
+    cursor.execute(f"CREATE OR REPLACE TEMP TABLE _replacing AS {relation}", params)
+    cursor.execute(f"DELETE FROM {table} USING _replacing WHERE {_matching(key, table, '_replacing')}")
+    cursor.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _replacing")
+    cursor.execute("DROP TABLE _replacing")
+
+
+def upsert_rows(cursor: duckdb.DuckDBPyConnection, table: str, key: str, rows: Rows) -> None:
     """Keyed upsert; within one call the last version of a key wins, so a batch may carry several."""
-    if not rows:
+    if len(rows) == 0:
         return
-    arrow = pa.Table.from_pylist(rows).append_column("_seq", pa.array(range(len(rows)), pa.int64()))
+    arrow = as_arrow(rows).append_column("_seq", pa.array(range(len(rows)), pa.int64()))
     cursor.register("incoming", arrow)
     try:
-        cursor.execute(
-            f"INSERT OR REPLACE INTO {table} BY NAME SELECT * EXCLUDE (_seq) FROM incoming "
-            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _seq DESC) = 1"
+        replace_keyed(
+            cursor,
+            table,
+            key,
+            "SELECT * EXCLUDE (_seq) FROM incoming "
+            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _seq DESC) = 1",
         )
     finally:
         cursor.unregister("incoming")
+
+
+def insert_new(cursor: duckdb.DuckDBPyConnection, table: str, relation: str, **params: Any) -> None:
+    """Append the rows of ``relation`` whose ``record_uid`` is not stored yet: the first outcome of a record stands."""
+    cursor.execute(
+        f"INSERT INTO {table} BY NAME SELECT * FROM ({relation}) AS incoming "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.record_uid = incoming.record_uid) "
+        "QUALIFY row_number() OVER (PARTITION BY record_uid) = 1",
+        params,
+    )
 
 
 def insert_new_rows(cursor: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
-    """Append ledger rows whose ``record_uid`` is not stored yet: the first outcome of a record stands."""
+    """Append ledger rows whose ``record_uid`` is not stored yet (see :func:`insert_new`)."""
     if not rows:
         return
-    cursor.register("incoming", pa.Table.from_pylist(rows))
+    cursor.register("incoming_rows", pa.Table.from_pylist(rows))
     try:
-        cursor.execute(
-            f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM incoming "
-            "QUALIFY row_number() OVER (PARTITION BY record_uid) = 1"
-        )
+        insert_new(cursor, table, "SELECT * FROM incoming_rows")
     finally:
-        cursor.unregister("incoming")
+        cursor.unregister("incoming_rows")
 
 
 @contextmanager

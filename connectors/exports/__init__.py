@@ -1,9 +1,11 @@
 """Department exports: register tables delivered as files (CSV, JSON Lines, XLSX, Parquet) or pulled over REST.
 
-Rows stream one at a time (Parquet: one batch) from reader to Kafka, so an
-export of millions of rows needs no more memory than a few rows. Headers are
-mapped to canonical field names by configuration (:mod:`.columns`); input that
-lacks a required column is refused before a single row is published.
+Rows stream from the reader into Arrow batches of a few thousand (the bulk
+lane, :mod:`.batching`), so an export of millions of rows needs no more memory
+than a few batches; a CSV pyarrow parses cleanly is read and mapped column-wise
+(:mod:`.columnar`). Headers are mapped to canonical field names by
+configuration (:mod:`.columns`); input that lacks a required column is refused
+before a single row is published.
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from connectors.base import Connector, ConnectorError, make_envelope
+import pyarrow as pa
+
+from connectors.base import Connector, ConnectorError, content_hash, make_envelope
+from connectors.exports.batching import PartitionedBatches, batchable, block
+from connectors.exports.columnar import content_hashes, mapped, record_ids
 from connectors.exports.columns import ColumnMap, ExportEntity
 from connectors.exports.readers import BadLine, Row, read_table
 from schemas.records import RawEnvelope
@@ -53,6 +59,9 @@ class RowSource(Protocol):
     columns: ColumnMap
     rows: Iterable[Row]
 
+    def blocks(self) -> Iterator[pa.Table] | None:
+        """The rows as Arrow blocks of text columns named by their headers, or None to read them row by row."""
+
 
 class ExportFile:
     """An export file checked up front: it exists, has a known format and the required columns."""
@@ -73,10 +82,15 @@ class ExportFile:
         self.origin = path.name
         self.entity = entity
         self.rows: Iterable[Row] = table.rows
+        self._blocks = table.blocks
+
+    def blocks(self) -> Iterator[pa.Table] | None:
+        """Arrow blocks of a file pyarrow reads cleanly (see :mod:`.readers`), else None."""
+        return self._blocks()
 
 
-def export_records(source: str, rows: RowSource, run_id: str) -> Iterator[RawEnvelope | BadLine]:
-    """Each row as the raw envelope to publish, or the bad line to keep as a reject.
+def export_rows(rows: RowSource) -> Iterator[tuple[str, dict[str, Any]] | BadLine]:
+    """Each row as its source record id and payload, or the bad line to keep as a reject.
 
     A row's source record id is its key field (resident ID, credit code, parcel
     code...), so every resend of the same record is recognised downstream;
@@ -91,7 +105,25 @@ def export_records(source: str, rows: RowSource, run_id: str) -> Iterator[RawEnv
         key = str(payload.get(rows.columns.key_field) or "").strip().upper()
         if not key and rows.columns.record_id:
             key = str(payload.get(rows.columns.record_id) or "").strip()
-        yield make_envelope(source, key or f"{rows.origin}:{number}", rows.entity, payload, run_id)
+        yield key or f"{rows.origin}:{number}", payload
+
+
+def export_records(source: str, rows: RowSource, run_id: str) -> Iterator[RawEnvelope | BadLine]:
+    """Each row as the raw envelope the per-record lane would publish, or the bad line to keep as a reject."""
+    for item in export_rows(rows):
+        if isinstance(item, BadLine):
+            yield item
+        else:
+            yield make_envelope(source, item[0], rows.entity, item[1], run_id)
+
+
+def column_block(raw: pa.Table, rows: RowSource, first_number: int) -> pa.Table:
+    """A block of raw cells as a raw batch's rows: mapped, keyed and hashed column-wise."""
+    payload = mapped(raw, rows.columns)
+    hashes = content_hashes(payload)
+    if hashes is None:
+        hashes = pa.array([content_hash(row) for row in payload.to_pylist()], pa.string())
+    return block(payload, record_ids(payload, rows.columns, rows.origin, first_number), hashes)
 
 
 class ExportConnector(Connector):
@@ -100,9 +132,23 @@ class ExportConnector(Connector):
     topic = RAW_EXPORTS
 
     def ingest(self, rows: RowSource, run_id: str, progress: Callable[[int], None] | None = None) -> IngestReport:
-        """Publish every row, wait for Kafka to acknowledge them all, and report the counts."""
+        """Publish every row, wait for Kafka to acknowledge them all, and report the counts.
+
+        Rows travel in Arrow batches on the bulk lane; a row with nested values (JSON Lines)
+        keeps the per-record lane, whose envelopes carry any JSON.
+        """
         report = IngestReport(run_id=run_id)
-        for item in export_records(self.source, rows, run_id):
+        batches = PartitionedBatches(self.publisher, self.source, rows.entity, run_id)
+        blocks = rows.blocks()
+        if blocks is not None:
+            for raw in blocks:
+                batches.add_block(column_block(raw, rows, report.records + 1))
+                report.records += raw.num_rows
+                if progress:
+                    progress(report.total)
+            batches.close()
+            return report
+        for item in export_rows(rows):
             if isinstance(item, BadLine):
                 self.publisher.reject(
                     source=self.source,
@@ -116,11 +162,15 @@ class ExportConnector(Connector):
                 )
                 report.unreadable += 1
             else:
-                self.send(item)
+                source_record_id, payload = item
+                if batchable(payload):
+                    batches.add(source_record_id, payload)
+                else:
+                    self.send(self.envelope(source_record_id, rows.entity, payload, run_id))
                 report.records += 1
             if progress and report.total % 1000 == 0:
                 progress(report.total)
-        self.publisher.flush()
+        batches.close()
         if progress:
             progress(report.total)
         return report

@@ -21,10 +21,13 @@ from typing import Any
 
 import openpyxl
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from connectors.base import ConnectorError
 
+CSV_BLOCK_BYTES = 4 << 20
+"""CSV bytes parsed per Arrow block: about 20,000 register rows, so memory stays flat."""
 PARQUET_BATCH_ROWS = 10_000
 """Rows decoded at a time from a Parquet file: large enough to be fast, small enough to keep memory flat."""
 PARQUET_BUFFER_BYTES = 1 << 20
@@ -48,10 +51,15 @@ Row = dict[str, Any] | BadLine
 
 @dataclass
 class Table:
-    """An export opened for reading: its column names and a one-pass iterator over its rows."""
+    """An export opened for reading: its column names and a one-pass iterator over its rows.
+
+    A format pyarrow reads natively may also offer ``blocks``: the same rows as Arrow tables
+    of text columns named by the headers, or None when the file must be read row by row.
+    """
 
     headers: list[str]
     rows: Iterator[Row]
+    blocks: Callable[[], Iterator[pa.Table] | None] = lambda: None
 
 
 def blank(value: Any) -> bool:
@@ -71,21 +79,49 @@ def _detect_encoding(path: Path) -> str:
     return "utf-8-sig"
 
 
+def _arrow_csv(path: Path, encoding: str, headers: list[str]) -> pacsv.CSVStreamingReader:
+    return pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(
+            encoding="utf8" if encoding == "utf-8-sig" else encoding, block_size=CSV_BLOCK_BYTES, use_threads=False
+        ),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(headers, pa.string())),
+    )
+
+
+def _csv_blocks(path: Path, encoding: str, headers: list[str]) -> Iterator[pa.Table] | None:
+    """The file's rows a block at a time, every cell as text, if pyarrow parses every row cleanly.
+
+    One quick pass in C++ decides: duplicate or empty headers, or a row with more or fewer
+    cells than headers, leave the file to ``csv.DictReader``, which reports each bad line.
+    """
+    if len(set(headers)) != len(headers) or not all(headers):
+        return None
+    try:
+        for _ in _arrow_csv(path, encoding, headers):
+            pass
+    except (pa.ArrowInvalid, UnicodeDecodeError, OSError):
+        return None
+    return (pa.Table.from_batches([batch]) for batch in _arrow_csv(path, encoding, headers))
+
+
 def read_csv(path: Path) -> Table:
     """A CSV export in UTF-8 (with or without BOM) or GBK/GB18030, as department systems write them."""
-    handle = path.open(encoding=_detect_encoding(path), newline="")
-    reader = csv.DictReader(handle)
-    headers = [header for header in (reader.fieldnames or []) if header]
+    encoding = _detect_encoding(path)
+    with path.open(encoding=encoding, newline="") as handle:
+        fieldnames = list(csv.DictReader(handle).fieldnames or [])
 
     def rows() -> Iterator[Row]:
-        with handle:
+        with path.open(encoding=encoding, newline="") as handle:
+            reader = csv.DictReader(handle)
             for row in reader:
                 if None in row:
                     yield BadLine(reader.line_num, json.dumps(row, ensure_ascii=False), "more cells than headers")
                 else:
                     yield row
 
-    return Table(headers, rows())
+    return Table([header for header in fieldnames if header], rows(), lambda: _csv_blocks(path, encoding, fieldnames))
 
 
 def read_jsonl(path: Path) -> Table:
@@ -203,4 +239,4 @@ def read_table(path: Path, sheet: str | None = None) -> Table:
         table = read_xlsx(path, sheet) if sheet is not None else reader(path)
     except _READ_ERRORS as exc:
         raise ConnectorError(f"{path} cannot be read ({type(exc).__name__}: {exc})") from exc
-    return Table(table.headers, _to_the_end(path, table.rows))
+    return Table(table.headers, _to_the_end(path, table.rows), table.blocks)

@@ -174,6 +174,10 @@ class RestPull:
         self.session = session
         self.rows: Iterator[Row] = self._rows()
 
+    def blocks(self) -> None:
+        """Pages of JSON records are read row by row."""
+        return None
+
     def _get(self, url: str, params: dict[str, Any]) -> Any:
         name = self.source.name
         try:

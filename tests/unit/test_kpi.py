@@ -15,6 +15,8 @@ import duckdb
 import pytest
 
 from warehouse.kpi import GROUPINGS, kpi_sql, patrol_sql
+from warehouse.upsert import upsert_rows
+from warehouse.writer import ENTITY_TABLES
 
 WAREHOUSE = Path(__file__).resolve().parents[2] / "warehouse"
 TOWN = ZoneInfo("Asia/Shanghai")
@@ -353,12 +355,12 @@ def test_ddl_is_idempotent_and_keeps_rows(warehouse: duckdb.DuckDBPyConnection) 
     ],
 )
 def test_tables_are_keyed_for_the_writer_upsert(table: str, row: dict[str, Any]) -> None:
-    """The writer replays batches with INSERT OR REPLACE, which needs the primary key."""
+    """A replayed batch replaces the rows it wrote before, by the key the writer upserts on."""
     connection = connect()
+    key = next(key for name, key in ENTITY_TABLES.values() if name == table)
     insert(connection, table, [row])
-    columns = ", ".join(f'"{name}"' for name in row)
-    marks = ", ".join("?" for _ in row)
-    connection.execute(f"INSERT OR REPLACE INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
+    upsert_rows(connection, table, key, [row, row])
+    upsert_rows(connection, table, key, [row])
     assert connection.execute(f"SELECT count(*) FROM {table}").fetchone() == (1,)
 
 

@@ -12,11 +12,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from kafka.future import Future
 
 from connectors.base import ConnectorError
 from connectors.exports import BadLine, ExportConnector, IngestReport
 from connectors.exports.columns import ColumnMap, DepartmentMapping
 from connectors.exports.rest import RestPull, RestSource, load_rest_sources, pull_periodically, rest_session
+from schemas.batches import RecordBatch, decode_batch
 
 PARCELS = [{"宗地代码": f"P{number:03d}", "坐落位置": f"孟河镇{number}号"} for number in range(23)]
 Answer = tuple[int, Any]
@@ -214,14 +216,20 @@ def test_a_server_that_never_ends_its_pages_is_an_error(api: Api) -> None:
 
 
 class RecordingPublisher:
-    """Stands in for Kafka: keeps what would have been sent."""
+    """Stands in for Kafka: keeps the batches that would have been sent, decoded."""
+
+    batch_rows = 1000
 
     def __init__(self) -> None:
-        self.sent: list[Any] = []
+        self.sent: list[RecordBatch] = []
         self.rejected: list[dict[str, Any]] = []
 
-    def publish(self, topic: str, envelope: Any) -> None:
-        self.sent.append(envelope)
+    def partitions(self, topic: str) -> int:
+        return 1
+
+    def publish_batch(self, topic: str, partition: int, value: bytes) -> Future:
+        self.sent.append(decode_batch(value))
+        return Future().success(None)
 
     def reject(self, **fields: Any) -> None:
         self.rejected.append(fields)
@@ -239,9 +247,11 @@ def test_pulled_records_are_published_with_the_source_mapping_and_keys(api: Api)
             RestPull(rest, land_columns(), session), "run-1"
         )
     assert (report.records, report.unreadable) == (2, 1)
-    assert [(e.source, e.source_record_id, e.payload["address"]) for e in publisher.sent] == [
-        ("land-resources", "P000", "孟河镇0号"),
-        ("land-resources", "P001", "孟河镇1号"),
+    [batch] = publisher.sent
+    assert batch.source == "land-resources"
+    assert [(row["source_record_id"], row["address"]) for row in batch.rows.to_pylist()] == [
+        ("P000", "孟河镇0号"),
+        ("P001", "孟河镇1号"),
     ]
     assert publisher.rejected[0]["reason"] == "land-api record 3: record 3 of page 1 is a JSON int, not an object"
 

@@ -39,7 +39,7 @@ def test_a_warehouse_of_another_table_shape_is_refused_with_what_to_do(tmp_path:
     old = tmp_path / "old.duckdb"
     with duckdb.connect(str(old)) as connection:
         connection.execute("CREATE TABLE people (id_number VARCHAR PRIMARY KEY, name VARCHAR)")
-    with pytest.raises(WarehouseSchemaError, match="version 1, this gridhub writes version 2; move the file aside"):
+    with pytest.raises(WarehouseSchemaError, match="version 1, this gridhub writes version 3; move the file aside"):
         connect(old, Resolver(ResolutionRules.load()))
 
 
@@ -47,5 +47,5 @@ def test_a_new_warehouse_records_its_version_and_opens_again(tmp_path: Path) -> 
     path = tmp_path / "new.duckdb"
     connect(path, Resolver(ResolutionRules.load())).close()
     connection = connect(path, Resolver(ResolutionRules.load()))
-    assert connection.execute("SELECT value FROM warehouse_meta WHERE key = 'version'").fetchall() == [("2",)]
+    assert connection.execute("SELECT value FROM warehouse_meta WHERE key = 'version'").fetchall() == [("3",)]
     connection.close()

@@ -1,0 +1,125 @@
+"""The worker's bulk lane: validate a whole Arrow batch of export rows at once.
+
+A kind with a vectorised fast path (people, the bulk of every register) has the rows it
+is sure of checked column-wise; every other row goes through the same canonical model
+and placement as a single record on the per-record lane, so a row is accepted or refused
+for the same reason whichever lane brought it. Deciding new, update or duplicate is left
+to the sink, which holds every source's last copy and compares fingerprints for a whole
+batch in one join: a per-row dedup table would cost a changelog write per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.approvals import ApprovalCatalogue
+from schemas.batches import PROVENANCE_COLUMNS, RecordBatch
+from schemas.grid import Grid
+from schemas.records import RawEnvelope, Reject, RejectStage
+from streams.batch_people import PeopleBatch, normalise_people
+from streams.normalise import Accepted, normalise_envelope, rejection
+from streams.routing import RoutingRules
+
+BULK_KINDS = frozenset({"person", "organisation", "place", "object"})
+"""Base data: the kinds department exports carry. Reports, updates and applications need the
+per-record lane's case and change-number desks."""
+
+
+FAST_PATHS: dict[str, Callable[[pa.Table], PeopleBatch]] = {"person": normalise_people}
+"""Kinds with a vectorised validation: it returns the rows it accepted (with their input index) and
+the rows it leaves to the canonical model."""
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What one raw batch became: its canonical rows (possibly none) and its rejects."""
+
+    accepted: RecordBatch | None
+    rejects: list[Reject]
+
+
+def _envelope(batch: RecordBatch, row: dict[str, Any]) -> RawEnvelope:
+    payload = {name: value for name, value in row.items() if name not in (*PROVENANCE_COLUMNS, "content_hash")}
+    return RawEnvelope(
+        record_uid=row["record_uid"],
+        source=batch.source,
+        source_record_id=row["source_record_id"],
+        entity=batch.kind,  # type: ignore[arg-type]
+        received_at=batch.received_at,
+        content_hash=row.get("content_hash") or "",
+        run_id=batch.run_id,
+        payload=payload,
+    )
+
+
+def _canonical_row(accepted: Accepted, index: int) -> dict[str, Any]:
+    return {
+        "row": index,
+        "record_uid": accepted.envelope.record_uid,
+        "source_record_id": accepted.envelope.source_record_id,
+        **accepted.record.model_dump(mode="json"),
+        "fingerprint": accepted.fingerprint,
+    }
+
+
+def _reject_all(batch: RecordBatch, stage: RejectStage, code: str, reason: str) -> list[Reject]:
+    return [rejection(b"", stage, code, reason, _envelope(batch, row)).reject for row in batch.rows.to_pylist()]
+
+
+def failed_batch(batch: RecordBatch, error: Exception) -> BatchOutcome:
+    """Keep every row of a batch that hit a bug, so the batch can be replayed after the fix."""
+    reason = f"gridhub could not process this record's batch ({type(error).__name__}: {error}); report it as a bug"
+    return BatchOutcome(None, _reject_all(batch, "internal", "internal_error", reason))
+
+
+def normalise_batch(
+    batch: RecordBatch, rules: RoutingRules, grid: Grid | None = None, catalogue: ApprovalCatalogue | None = None
+) -> BatchOutcome:
+    """Validate, normalise and place every row of a raw batch; rows keep their order."""
+    if batch.kind not in BULK_KINDS:
+        reason = (
+            f"{batch.kind!r} records cannot travel in batches (only {', '.join(sorted(BULK_KINDS))} can); "
+            "publish them one by one to their raw topic"
+        )
+        return BatchOutcome(None, _reject_all(batch, "decode", "bad_envelope", reason))
+    parts: list[pa.Table] = []
+    remaining = pa.array(range(batch.rows.num_rows), pa.int64())
+    fast_path = FAST_PATHS.get(batch.kind)
+    if fast_path is not None:
+        fast = fast_path(batch.rows)
+        provenance = batch.rows.select(list(PROVENANCE_COLUMNS)).take(fast.accepted.column("row"))
+        accepted = fast.accepted
+        for name in reversed(PROVENANCE_COLUMNS):
+            accepted = accepted.add_column(1, name, provenance.column(name))
+        parts.append(accepted)
+        remaining = fast.undecided
+    rows: list[dict[str, Any]] = []
+    rejects: list[Reject] = []
+    for index, row in zip(remaining.to_pylist(), batch.rows.take(remaining).to_pylist(), strict=True):
+        decision = normalise_envelope(_envelope(batch, row), rules, grid, catalogue)
+        if isinstance(decision, Accepted):
+            rows.append(_canonical_row(decision, index))
+        else:
+            rejects.append(decision.reject)
+    if rows:
+        parts.append(pa.Table.from_pylist(rows))
+    parts = [part for part in parts if part.num_rows]
+    if not parts:
+        return BatchOutcome(None, rejects)
+    table = pa.concat_tables(parts, promote_options="permissive")
+    table = table.take(pc.sort_indices(table.column("row"))).drop_columns(["row"])
+    canonical = RecordBatch(
+        kind=batch.kind,
+        source=batch.source,
+        run_id=batch.run_id,
+        received_at=batch.received_at,
+        rows=table,
+        processed_at=datetime.now(UTC),
+    )
+    return BatchOutcome(canonical, rejects)

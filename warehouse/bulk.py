@@ -1,0 +1,138 @@
+"""Bulk-lane batches into the warehouse: dedup, contract, resolution and ledger, set-based.
+
+The worker validated the rows; what is left needs the warehouse. Each row is compared
+with the copy its source sent last (or with an earlier row of the same record in the same
+transaction): an equal fingerprint is a duplicate, a missing copy is new, anything else an
+update. Only new and updated rows go through the contract and the resolver, so a
+re-sync of an unchanged register costs one join. All of it runs in the sink's batch
+transaction, so the outcome of every row commits with the offsets it came from, and a
+replayed batch finds its copies already stored and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from schemas.batches import RecordBatch
+from warehouse.resolution import Resolver
+from warehouse.resolution_rules import ENTITIES
+from warehouse.upsert import insert_new, insert_new_rows
+
+Screen = Callable[[str, pa.Table], dict[int, list[str]]]
+"""The warehouse contract: row index → the rules that row breaks."""
+
+_BOOKKEEPING = ("_seq", "previous_fingerprint", "outcome", "run_id", "processed_at", "content_hash")
+
+
+def _constant(value: Any, rows: int, kind: pa.DataType) -> pa.Array:
+    return pa.repeat(pa.scalar(value, kind), rows)
+
+
+def combined(parts: list[RecordBatch]) -> pa.Table:
+    """One table of a kind's batches, each row carrying the provenance its batch held once."""
+    stamp = pa.timestamp("us", tz="UTC")
+    tables = []
+    for part in parts:
+        rows = len(part)
+        tables.append(
+            part.rows.append_column("source", _constant(part.source, rows, pa.string()))
+            .append_column("run_id", _constant(part.run_id, rows, pa.string()))
+            .append_column("received_at", _constant(part.received_at.astimezone(UTC), rows, stamp))
+            .append_column("processed_at", _constant(part.processed_at, rows, stamp))
+        )
+    table = pa.concat_tables(tables, promote_options="permissive")
+    return table.append_column("_seq", pa.array(range(table.num_rows), pa.int64()))
+
+
+class BulkWriter:
+    """Writes a kind's bulk batches inside the caller's transaction."""
+
+    def __init__(self, resolver: Resolver, screen: Screen | None = None) -> None:
+        self.resolver = resolver
+        self.screen = screen
+
+    def write(self, cursor: duckdb.DuckDBPyConnection, kind: str, parts: list[RecordBatch], now: datetime) -> None:
+        """Decide, screen, store and account for every row of ``parts``."""
+        entity = ENTITIES[kind]
+        cursor.register("bulk_in", combined(parts))
+        try:
+            cursor.execute(
+                "CREATE OR REPLACE TEMP TABLE bulk_outcomes AS "
+                "SELECT *, CASE WHEN previous_fingerprint IS NULL THEN 'new' "
+                "  WHEN previous_fingerprint = fingerprint THEN 'duplicate' ELSE 'update' END AS outcome, "
+                "  CAST(NULL AS VARCHAR) AS reason_code FROM ("
+                "  SELECT i.*, coalesce("
+                "    lag(i.fingerprint) OVER (PARTITION BY i.source, i.source_record_id ORDER BY i._seq), "
+                "    s.fingerprint) AS previous_fingerprint "
+                f"  FROM bulk_in i LEFT JOIN {entity.sources_table} s "
+                "    ON s.source = i.source AND s.source_record_id = i.source_record_id)"
+            )
+        finally:
+            cursor.unregister("bulk_in")
+        changed = cursor.sql("SELECT * FROM bulk_outcomes WHERE outcome <> 'duplicate' ORDER BY _seq").to_arrow_table()
+        changed = self._screened(cursor, kind, changed, now)
+        if changed.num_rows:
+            self.resolver.apply(cursor, kind, self._copies(cursor, entity.sources_table, changed, now), now)
+        insert_new(
+            cursor,
+            "intake",
+            "SELECT record_uid, run_id, source, source_record_id, $kind AS entity, outcome, reason_code, "
+            "  received_at, processed_at, $now AS written_at "
+            "FROM bulk_outcomes QUALIFY row_number() OVER (PARTITION BY record_uid ORDER BY _seq) = 1",
+            kind=kind,
+            now=now,
+        )
+        cursor.execute("DROP TABLE bulk_outcomes")
+
+    @staticmethod
+    def _copies(cursor: duckdb.DuckDBPyConnection, table: str, changed: pa.Table, now: datetime) -> pa.Table:
+        """The columns of the source-copies table, stamped with the load time."""
+        stored = {name for (name,) in cursor.execute(f"SELECT name FROM pragma_table_info('{table}')").fetchall()}
+        copies = changed.select([name for name in changed.column_names if name in stored])
+        return copies.append_column("loaded_at", _constant(now, copies.num_rows, pa.timestamp("us", tz="UTC")))
+
+    def _screened(self, cursor: duckdb.DuckDBPyConnection, kind: str, changed: pa.Table, now: datetime) -> pa.Table:
+        """The rows that keep the warehouse contract; the others become rejects with the rules they break."""
+        if self.screen is None or not changed.num_rows:
+            return changed
+        broken = self.screen(kind, changed)
+        if not broken:
+            return changed
+        indices = sorted(broken)
+        rows = changed.take(pa.array(indices, pa.int64())).to_pylist()
+        rejects = [
+            {
+                "record_uid": row["record_uid"],
+                "source": row["source"],
+                "source_record_id": row["source_record_id"],
+                "entity": kind,
+                "stage": "warehouse",
+                "reason_code": "contract_violation",
+                "reason": "warehouse contract: " + "; ".join(broken[index]),
+                "payload": json.dumps(
+                    {name: value for name, value in row.items() if name not in _BOOKKEEPING},
+                    ensure_ascii=False,
+                    default=str,
+                ),
+                "run_id": row["run_id"],
+                "rejected_at": now,
+            }
+            for index, row in zip(indices, rows, strict=True)
+        ]
+        insert_new_rows(cursor, "rejects", rejects)
+        cursor.register("broken", pa.table({"record_uid": [row["record_uid"] for row in rows]}))
+        try:
+            cursor.execute(
+                "UPDATE bulk_outcomes SET outcome = 'rejected', reason_code = 'contract_violation' "
+                "WHERE record_uid IN (SELECT record_uid FROM broken)"
+            )
+        finally:
+            cursor.unregister("broken")
+        keep = pa.array([index not in broken for index in range(changed.num_rows)])
+        return changed.filter(keep)
