@@ -24,7 +24,7 @@ from connectors.photos import PhotoRejected, PhotoStore
 from schemas.grid import Grid
 from schemas.records import EntityKind, EventUpdate
 from schemas.topics import RAW_PATROL
-from streams.normalise import Rejected, normalise
+from streams.normalise import Rejected, normalise_envelope
 from streams.routing import RoutingRules
 
 JSON_TYPES = {"application/json"}
@@ -148,7 +148,7 @@ class PatrolGateway(Connector):
                 return _error(422, "invalid_points", f"point {number} is not an object")
             payload = {**point, "worker_id": worker}
             envelope = self.envelope(f"{worker}|{point.get('at')}", "track_point", payload)
-            decision = normalise(envelope.model_dump_json().encode(), self.rules, self.grid)
+            decision = normalise_envelope(envelope, self.rules, self.grid)
             if isinstance(decision, Rejected):
                 return _error(422, decision.reject.reason_code, f"point {number}: {decision.reject.reason}")
             envelopes.append(envelope)
@@ -171,7 +171,8 @@ class PatrolGateway(Connector):
         elif references:
             payload["photo_ref"] = references[0]
         envelope = self.envelope(record_id, entity, payload)
-        decision = normalise(envelope.model_dump_json().encode(), self.rules, self.grid)
+        # The envelope is checked as built: the stream will read the same envelope from its JSON.
+        decision = normalise_envelope(envelope, self.rules, self.grid)
         if isinstance(decision, Rejected):
             return _error(422, decision.reject.reason_code, decision.reject.reason)
         if self.cases is not None and isinstance(decision.record, EventUpdate):

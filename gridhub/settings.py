@@ -49,7 +49,9 @@ class Settings(BaseSettings):
         default=None, description="URL of a running sink's SQL endpoint (else read the run file)."
     )
     sink_batch_records: int = Field(default=5000, ge=1, description="Most records per DuckDB txn.")
-    sink_batch_wait_ms: int = Field(default=200, ge=1, description="Longest wait to fill a batch.")
+    sink_batch_wait_ms: int = Field(
+        default=500, ge=1, description="Longest wait to fill a batch (each batch costs a fixed contract check)."
+    )
     sink_bulk_rows: int = Field(
         default=100_000, ge=1, description="Most bulk-lane rows (department exports) per DuckDB txn."
     )

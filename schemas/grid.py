@@ -27,7 +27,7 @@ from typing import Any, Literal, get_args
 
 import shapely
 from shapely.errors import GEOSException, ShapelyError
-from shapely.geometry import MultiPolygon, Point, Polygon, mapping, shape
+from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.strtree import STRtree
 from shapely.validation import explain_validity
 
@@ -321,7 +321,7 @@ class Grid:
         answer never depends on load order.
         """
         wgs_lat, wgs_lon = to_wgs84(lat, lon, system)
-        hits = self._tree.query(Point(wgs_lon, wgs_lat), predicate="covered_by")
+        hits = self._tree.query(shapely.points(wgs_lon, wgs_lat), predicate="covered_by")
         if len(hits) == 0:
             return None
         candidates = [self._ordered[int(i)] for i in hits]

@@ -49,6 +49,7 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
         broker_session_timeout=settings.worker_rebalance_timeout_s,
         broker_heartbeat_interval=max(settings.worker_rebalance_timeout_s / 4, 0.5),
         producer_acks=-1,
+        producer_linger=0.005,
         web_enabled=False,
         datadir=str(settings.data_dir / "faust"),
     )

@@ -25,10 +25,10 @@ from schemas.records import CaseRecord, CaseTransition, Event, EventUpdate, RawE
 from schemas.topics import CASE_COMMANDS, OVERDUE_ALERTS, canonical_topic, dispatch_topic
 from streams.clocked import Send, register_clocked_agent, topic_sender
 from streams.lifecycle import (
-    FINISHED_STATUSES,
     Case,
     CaseFlow,
     IllegalTransition,
+    OpenCases,
     Transition,
     apply,
     auto_advance,
@@ -41,6 +41,9 @@ from streams.lifecycle import (
 )
 from streams.normalise import Accepted, rejection
 from streams.routing import RoutingRules
+
+OPENING_REPORT = "opening_report"
+"""Key, in a case's table entry, of the report that opened the case."""
 
 
 def command_message(accepted: Accepted, outcome: str, limit_hours: float | None) -> bytes:
@@ -69,34 +72,33 @@ class CaseDesk:
         self.send = send
         self.cases: Any = {}
         self.reports: Any = {}
-        self._open: dict[str, dict[str, Case]] | None = None
+        self._open: OpenCases | None = None
 
-    def open_cases(self, category: str | None = None) -> list[Case]:
-        """Unfinished cases (of one category), from an index kept beside the table.
+    def _index(self) -> OpenCases:
+        """The open cases, indexed by place, built from the table on first use.
 
-        Decoding every stored case for each new report made a busy day quadratic; the index
-        is built once from the table (which a restarted worker recovers from its changelog)
-        and then follows every case this desk stores.
+        Decoding every stored case for each new report made a busy day quadratic, and so did
+        comparing the report with every open case of its category; the index is built once
+        from the table (which a restarted worker recovers from its changelog), then follows
+        every case this desk stores, and hands :func:`find_duplicate` only the cases near a report.
         """
         if self._open is None:
-            self._open = {}
+            self._open = OpenCases(self.settings.duplicate_distance_m)
             for item in self.cases.values():
-                self._follow(Case.from_dict(item))
-        if category is not None:
-            return list(self._open.get(category, {}).values())
-        return [case for cases in self._open.values() for case in cases.values()]
+                self._open.follow(Case.from_dict(item))
+        return self._open
+
+    def open_cases(self, category: str | None = None) -> list[Case]:
+        """Unfinished cases (of one category)."""
+        return self._index().cases(category)
 
     def reindex(self) -> None:
         """Forget the index; the next lookup rebuilds it from the table (after a rebalance recovered it)."""
         self._open = None
 
     def _follow(self, case: Case) -> None:
-        if self._open is None:
-            return
-        if case.status in FINISHED_STATUSES:
-            self._open.get(case.category, {}).pop(case.case_id, None)
-        else:
-            self._open.setdefault(case.category, {})[case.case_id] = case
+        if self._open is not None:
+            self._open.follow(case)
 
     def case_record(self, case: Case) -> CaseRecord:
         """The warehouse's view of a case, with names looked up from the code tables."""
@@ -125,8 +127,24 @@ class CaseDesk:
             overdue_alerted=case.overdue_alerted,
         )
 
-    async def _store(self, envelope: RawEnvelope | None, case: Case, transitions: list[Transition]) -> None:
-        self.cases[case.case_id] = case.to_dict()
+    async def _store(
+        self, envelope: RawEnvelope | None, case: Case, transitions: list[Transition], first_report: Event | None = None
+    ) -> None:
+        """Keep the case, publish it and its transitions, and a work order for each dispatch.
+
+        The case's entry in the table also carries the report that opened it (``first_report``
+        when the caller holds it, a fresh report, else what the entry held): a report that
+        opens a case then costs one table write and one changelog message, not two.
+        """
+        entry = case.to_dict()
+        opening = (
+            first_report.model_dump(mode="json")
+            if first_report
+            else (self.cases.get(case.case_id) or {}).get(OPENING_REPORT)
+        )
+        if opening is not None:
+            entry[OPENING_REPORT] = opening
+        self.cases[case.case_id] = entry
         self._follow(case)
         await self.send(
             canonical_topic("case"), case.case_id.encode(), derived_message(envelope, self.case_record(case))
@@ -137,10 +155,10 @@ class CaseDesk:
                 canonical_topic("case_transition"), case.case_id.encode(), derived_message(envelope, record)
             )
             if transition.to_status == "dispatched":
-                await self._work_order(case)
+                await self._work_order(case, first_report)
 
-    async def _work_order(self, case: Case) -> None:
-        report = Event.model_validate(self.reports[case.report_ids[0]])
+    async def _work_order(self, case: Case, first_report: Event | None) -> None:
+        report = first_report or Event.model_validate(self._report(case.report_ids[0]))
         category = self.rules.categories.get(case.category)
         limit = category.limit_hours if category else (case.due_at - case.reported_at).total_seconds() / 3600
         message = work_order_message(report.model_copy(update={"status": "dispatched"}), case.department, limit)
@@ -154,14 +172,14 @@ class CaseDesk:
         """A new report opens a case (accepted and dispatched at once) or joins an open one."""
         envelope = RawEnvelope.model_validate(message["envelope"])
         event = Event.model_validate(message["record"])
-        known = self.reports.get(event.event_id)
+        known = self._report(event.event_id)
         if message["outcome"] == "update" and known is not None:
             event = event.model_copy(update={"case_id": known["case_id"]})
-            self.reports[event.event_id] = event.model_dump(mode="json")
+            self._keep_report(event)
             await self._emit_report(envelope, event, message, "update")
             return
         match = find_duplicate(
-            self.open_cases(event.category),
+            self._index().near(event.category, event.lat, event.lon),
             category=event.category,
             lat=event.lat,
             lon=event.lon,
@@ -189,9 +207,30 @@ class CaseDesk:
             transitions = [opened, *(transition for _, transition in steps)]
             case = steps[-1][0] if steps else case
         event = event.model_copy(update={"case_id": case.case_id, "status": case.status})
-        self.reports[event.event_id] = event.model_dump(mode="json")
+        if match is not None:
+            self._keep_report(event)
         await self._emit_report(envelope, event, message, "new")
-        await self._store(envelope, case, transitions)
+        await self._store(envelope, case, transitions, event if match is None else None)
+
+    def _report(self, report_id: str) -> dict[str, Any] | None:
+        """A stored report: in its case's entry if it opened the case, else in the reports table.
+
+        The case's entry is asked first because a report that opened its case is kept there
+        (older tables kept every report in the reports table, which still answers for them).
+        """
+        opened = self.cases.get(report_id)
+        if opened is not None and OPENING_REPORT in opened:
+            return dict(opened[OPENING_REPORT])
+        return self.reports.get(report_id)
+
+    def _keep_report(self, event: Event) -> None:
+        """Store a report (already filed in its case) where :meth:`_report` finds it."""
+        document = event.model_dump(mode="json")
+        stored = self.cases.get(event.event_id)
+        if event.case_id == event.event_id and stored is not None:
+            self.cases[event.event_id] = {**stored, OPENING_REPORT: document}
+        else:
+            self.reports[event.event_id] = document
 
     async def _emit_report(self, envelope: RawEnvelope, event: Event, message: dict[str, Any], outcome: str) -> None:
         body = canonical_message(envelope, event, message["fingerprint"], outcome)  # type: ignore[arg-type]
@@ -201,7 +240,7 @@ class CaseDesk:
         """An update moves its case along the flow, or is rejected with the reason it is illegal."""
         envelope = RawEnvelope.model_validate(message["envelope"])
         update = EventUpdate.model_validate(message["record"])
-        report = self.reports.get(update.event_id)
+        report = self._report(update.event_id)
         stored = self.cases.get(report["case_id"]) if report else None
         if stored is None:
             await self._reject(

@@ -9,34 +9,49 @@ skip the record silently.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import faust
 
+from gridhub.logs import get_logger
 from schemas import TOWN_TIMEZONE
 from schemas.records import Reject
 from schemas.topics import REJECTS
 from streams.codec import RAW_CODEC
 from streams.normalise import internal_failure
 
+log = get_logger(__name__)
 Send = Callable[[str, bytes, bytes], Awaitable[None]]
 Handler = Callable[[dict[str, Any], bytes], Awaitable[None]]
 Tick = Callable[[datetime], Awaitable[None]]
 
 
 def topic_sender(app: faust.App) -> Send:
-    """A ``send(topic, key, value)`` that declares each output topic once, on first use."""
-    topics: dict[str, faust.TopicT] = {}
+    """A ``send(topic, key, value)`` that hands each message straight to the app's producer.
+
+    Faust's ``Topic.send`` took about 220 µs of CPU per message against the embedded broker,
+    the producer's own send about 25 µs: Faust adds channel, future and sensor bookkeeping, and
+    it yields to the event loop, so each message went out in a produce request of its own,
+    where sent this way the messages one record causes share one. Nothing is weakened: it is
+    the producer Faust flushes before it commits the offsets of the records consumed, and a
+    message the broker finally refuses is logged, as Faust logs it.
+    """
 
     async def send(topic: str, key: bytes, value: bytes) -> None:
-        if topic not in topics:
-            topics[topic] = app.topic(topic, **RAW_CODEC)
-        await topics[topic].send(key=key, value=value)
+        delivery = await app.producer.send(topic, key, value, partition=None, timestamp=None, headers=None)
+        cast(asyncio.Future, delivery).add_done_callback(partial(_log_failure, topic))
 
     return send
+
+
+def _log_failure(topic: str, delivery: asyncio.Future) -> None:
+    if not delivery.cancelled() and delivery.exception() is not None:
+        log.warning("the broker refused a message", topic=topic, error=str(delivery.exception()))
 
 
 def _envelope_bytes(raw: bytes) -> bytes:

@@ -82,6 +82,8 @@ class Resolver:
 
     def apply(self, cursor: duckdb.DuckDBPyConnection, kind: str, rows: Rows, now: datetime) -> None:
         """Store one batch of copies of ``kind`` and bring its golden records up to date."""
+        if len(rows) == 0:
+            return
         entity = ENTITIES[kind]
         table = as_arrow(rows)
         upsert_rows(cursor, entity.sources_table, "source, source_record_id", table)

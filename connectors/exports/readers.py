@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import openpyxl
 import pyarrow as pa
@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 
 from connectors.base import ConnectorError
 
-CSV_BLOCK_BYTES = 4 << 20
-"""CSV bytes parsed per Arrow block: about 20,000 register rows, so memory stays flat."""
+CSV_BLOCK_BYTES = 1 << 20
+"""CSV bytes parsed per Arrow block: about 15,000 register rows, so memory stays flat."""
 PARQUET_BATCH_ROWS = 10_000
 """Rows decoded at a time from a Parquet file: large enough to be fast, small enough to keep memory flat."""
 PARQUET_BUFFER_BYTES = 1 << 20
@@ -79,9 +79,10 @@ def _detect_encoding(path: Path) -> str:
     return "utf-8-sig"
 
 
-def _arrow_csv(path: Path, encoding: str, headers: list[str]) -> pacsv.CSVStreamingReader:
+def _arrow_csv(handle: BinaryIO, encoding: str, headers: list[str]) -> pacsv.CSVStreamingReader:
+    """pyarrow's streaming reader over an open file: given a path instead, its peak memory grows with the file."""
     return pacsv.open_csv(
-        path,
+        handle,
         read_options=pacsv.ReadOptions(
             encoding="utf8" if encoding == "utf-8-sig" else encoding, block_size=CSV_BLOCK_BYTES, use_threads=False
         ),
@@ -99,11 +100,18 @@ def _csv_blocks(path: Path, encoding: str, headers: list[str]) -> Iterator[pa.Ta
     if len(set(headers)) != len(headers) or not all(headers):
         return None
     try:
-        for _ in _arrow_csv(path, encoding, headers):
-            pass
+        with path.open("rb") as handle:
+            for _ in _arrow_csv(handle, encoding, headers):
+                pass
     except (pa.ArrowInvalid, UnicodeDecodeError, OSError):
         return None
-    return (pa.Table.from_batches([batch]) for batch in _arrow_csv(path, encoding, headers))
+
+    def blocks() -> Iterator[pa.Table]:
+        with path.open("rb") as handle:
+            for batch in _arrow_csv(handle, encoding, headers):
+                yield pa.Table.from_batches([batch])
+
+    return blocks()
 
 
 def read_csv(path: Path) -> Table:

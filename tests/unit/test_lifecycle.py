@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from streams.lifecycle import (
     Command,
     FlowError,
     IllegalTransition,
+    OpenCases,
     Transition,
     apply,
     auto_advance,
@@ -499,6 +501,75 @@ def test_equally_near_duplicates_go_to_the_earlier_report() -> None:
 
 def test_duplicates_in_progress_still_match() -> None:
     assert dup([at_status("handled")]).case_id == "C-1"
+
+
+def scattered(lat: float, lon: float, offsets: list[tuple[float, float, int]]) -> list[Case]:
+    """Cases around a point: (metres north, metres east, category number) each."""
+    metres_per_degree = 111_195
+    return [
+        fresh(
+            f"C-{number}",
+            lat=max(-90.0, min(90.0, lat + north / metres_per_degree)),
+            lon=lon + east / (metres_per_degree * max(math.cos(math.radians(lat)), 1e-6)),
+            category=f"010{category}",
+        )
+        for number, (north, east, category) in enumerate(offsets)
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lat=st.floats(-89.9, 89.9),
+    lon=st.floats(-179.99, 179.99),
+    metres=st.sampled_from([1.0, 50.0, 400.0]),
+    offsets=st.lists(st.tuples(st.floats(-150, 150), st.floats(-150, 150), st.integers(1, 2)), max_size=25),
+)
+@example(lat=LAT, lon=LON, metres=50.0, offsets=[(50.0, 0.0, 1), (0.0, 49.99, 1), (-35.0, 35.0, 1)])
+@example(lat=89.9, lon=0.0, metres=400.0, offsets=[(0.0, 150.0, 1)])
+@example(lat=0.0, lon=179.9999, metres=50.0, offsets=[(0.0, 30.0, 1)])
+def test_the_open_case_index_finds_the_duplicate_a_full_scan_finds(
+    lat: float, lon: float, metres: float, offsets: list[tuple[float, float, int]]
+) -> None:
+    cases = scattered(lat, lon, offsets)
+    index = OpenCases(metres)
+    for case in cases:
+        index.follow(case)
+    for category in ("0101", "0102"):
+        wanted = find_duplicate(
+            cases, category=category, lat=lat, lon=lon, at=T0, max_distance_m=metres, max_minutes=60
+        )
+        found = find_duplicate(
+            index.near(category, lat, lon),
+            category=category,
+            lat=lat,
+            lon=lon,
+            at=T0,
+            max_distance_m=metres,
+            max_minutes=60,
+        )
+        assert found == wanted
+
+
+def test_the_open_case_index_looks_only_near_the_report() -> None:
+    index = OpenCases(50)
+    for case in scattered(
+        LAT, LON, [(north, east, 2) for north in range(-2000, 2001, 100) for east in range(-2000, 2001, 100)]
+    ):
+        index.follow(case)
+    assert 0 < len(index.near("0102", LAT, LON)) <= 9
+    assert len(index.cases("0102")) == 41 * 41
+
+
+def test_the_open_case_index_follows_moves_and_drops_finished_cases() -> None:
+    index = OpenCases(50)
+    case = fresh("C-1")
+    index.follow(case)
+    moved = replace(case, lat=LAT + 0.01)
+    index.follow(moved)
+    assert index.near("0102", LAT, LON) == []
+    assert index.near("0102", LAT + 0.01, LON) == [moved]
+    index.follow(replace(moved, status="closed"))
+    assert index.cases() == [] and index.near("0102", LAT + 0.01, LON) == []
 
 
 def test_merge_report_adds_once() -> None:

@@ -308,3 +308,11 @@ def test_rules_naming_an_unknown_field_are_refused_with_the_field(tmp_path: Path
     broken.write_text(text, encoding="utf-8")
     with pytest.raises(RulesError, match=r"unknown field.*mobile"):
         ResolutionRules.load(broken)
+
+
+def test_a_batch_left_without_copies_changes_nothing() -> None:
+    """The contract may refuse every copy of a kind in a batch; resolving none is a no-op, not a crash."""
+    warehouse = Warehouse()
+    warehouse.load("person", {"source": "police", "rid": "1", "id_number": WANG, "name": "王芳"})
+    warehouse.load("person")
+    assert warehouse.rows("SELECT person_key, source_count FROM people") == [(WANG, 1)]
