@@ -53,7 +53,7 @@ class Settings(BaseSettings):
         default=500, ge=1, description="Longest wait to fill a batch (each batch costs a fixed contract check)."
     )
     sink_bulk_rows: int = Field(
-        default=100_000, ge=1, description="Most bulk-lane rows (department exports) per DuckDB txn."
+        default=250_000, ge=1, description="Most bulk-lane rows (department exports) per DuckDB txn."
     )
     bulk_batch_rows: int = Field(
         default=5000, ge=1, description="Export rows per Kafka message on the bulk lane (Arrow batches)."
