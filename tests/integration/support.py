@@ -26,12 +26,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def hub_settings(data_dir: Path, **extra: Any) -> Settings:
-    """Settings for a test hub: free ports, short batch waits, fast polling."""
+    """Settings for a test hub: free ports, short batch waits, fast polling, small bulk transactions.
+
+    Small bulk transactions make a test's few thousand export rows span several, so a crash
+    can land between two of them, as it does in a million-row load.
+    """
     return Settings(
         data_dir=data_dir,
         http_port=0,
         sink_query_port=0,
         sink_batch_wait_ms=100,
+        sink_bulk_rows=1000,
+        bulk_batch_rows=500,
         approvals_poll_seconds=0.2,
         overdue_check_seconds=1,
         approvals_overdue_check_seconds=1,
