@@ -20,10 +20,9 @@ import duckdb
 import pyarrow as pa
 
 from schemas.batches import RecordBatch
-from warehouse.reader import sql_literal
 from warehouse.resolution import Resolver
 from warehouse.resolution_rules import ENTITIES
-from warehouse.upsert import insert_new_rows
+from warehouse.upsert import insert_new, insert_new_rows
 
 Screen = Callable[[str, pa.Table], dict[int, list[str]]]
 """The warehouse contract: row index → the rules that row breaks."""
@@ -85,20 +84,17 @@ class BulkWriter:
 
     @staticmethod
     def _account(cursor: duckdb.DuckDBPyConnection, kind: str, now: datetime) -> None:
-        """One intake row per record received; a record seen before (a replayed batch) keeps its first.
-
-        A record id belongs to one run, so only the ledger rows of the batch's runs can hold it:
-        naming them lets DuckDB skip the rest of a ledger that grows by millions a re-sync.
-        """
+        """One intake row per record received; a record seen before (a replayed batch) keeps its first."""
         runs = [run for (run,) in cursor.execute("SELECT DISTINCT run_id FROM bulk_outcomes").fetchall()]
-        same_run = f"AND t.run_id IN ({', '.join(map(sql_literal, runs))}) " if runs and None not in runs else ""
-        cursor.execute(
-            "INSERT INTO intake BY NAME "
+        insert_new(
+            cursor,
+            "intake",
             "SELECT record_uid, run_id, source, source_record_id, $kind AS entity, outcome, reason_code, "
-            "  received_at, processed_at, $now AS written_at FROM bulk_outcomes o "
-            f"WHERE NOT EXISTS (SELECT 1 FROM intake t WHERE t.record_uid = o.record_uid {same_run}) "
+            "  received_at, processed_at, $now AS written_at FROM bulk_outcomes "
             "QUALIFY row_number() OVER (PARTITION BY record_uid ORDER BY _seq) = 1",
-            {"kind": kind, "now": now},
+            runs=None if None in runs else runs,
+            kind=kind,
+            now=now,
         )
 
     @staticmethod

@@ -99,11 +99,18 @@ class Resolver:
     @staticmethod
     def _match_on_strong_keys(cursor: duckdb.DuckDBPyConnection, entity: Entity, now: datetime) -> set[str]:
         """Put each copy of the batch with its strong key's entity, or on its own; return touched entities."""
-        previous = cursor.execute(
-            "SELECT m.entity_key FROM entity_matches m JOIN batch_ids b "
-            "ON m.source = b.source AND m.source_record_id = b.source_record_id WHERE m.kind = $kind",
-            {"kind": entity.kind},
-        ).fetchall()
+
+        def entities_of_batch() -> set[str]:
+            return {
+                key
+                for (key,) in cursor.execute(
+                    "SELECT DISTINCT m.entity_key FROM entity_matches m JOIN batch_ids b "
+                    "ON m.source = b.source AND m.source_record_id = b.source_record_id WHERE m.kind = $kind",
+                    {"kind": entity.kind},
+                ).fetchall()
+            }
+
+        previous = entities_of_batch()
         replace_keyed(
             cursor,
             "entity_matches",
@@ -122,12 +129,7 @@ class Resolver:
             strong=entity.strong_method,
             now=now,
         )
-        assigned = cursor.execute(
-            "SELECT DISTINCT m.entity_key FROM entity_matches m JOIN batch_ids b "
-            "ON m.source = b.source AND m.source_record_id = b.source_record_id WHERE m.kind = $kind",
-            {"kind": entity.kind},
-        ).fetchall()
-        return {key for (key,) in previous} | {key for (key,) in assigned}
+        return previous | entities_of_batch()
 
     def _probes(self, cursor: duckdb.DuckDBPyConnection, entity: Entity) -> list[Probe]:
         """Copies to (re)match: the batch's copies without a strong key, and unmatched copies in its blocks."""

@@ -9,6 +9,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from warehouse.reader import sql_literal
+
 Rows = list[dict[str, Any]] | pa.Table
 """Python rows from the per-record lane, or an Arrow table from the bulk lane."""
 
@@ -52,11 +54,18 @@ def upsert_rows(cursor: duckdb.DuckDBPyConnection, table: str, key: str, rows: R
         cursor.unregister("incoming")
 
 
-def insert_new(cursor: duckdb.DuckDBPyConnection, table: str, relation: str, **params: Any) -> None:
-    """Append the rows of ``relation`` whose ``record_uid`` is not stored yet: the first outcome of a record stands."""
+def insert_new(
+    cursor: duckdb.DuckDBPyConnection, table: str, relation: str, runs: list[str] | None = None, **params: Any
+) -> None:
+    """Append the rows of ``relation`` whose ``record_uid`` is not stored yet: the first outcome of a record stands.
+
+    A record id belongs to one run, so given the runs of the rows only their ledger rows are searched:
+    DuckDB then skips the rest of a ledger that grows by millions a re-sync.
+    """
+    same_run = f"AND t.run_id IN ({', '.join(map(sql_literal, runs))}) " if runs else ""
     cursor.execute(
         f"INSERT INTO {table} BY NAME SELECT * FROM ({relation}) AS incoming "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.record_uid = incoming.record_uid) "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.record_uid = incoming.record_uid {same_run}) "
         "QUALIFY row_number() OVER (PARTITION BY record_uid) = 1",
         params,
     )
