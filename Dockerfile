@@ -25,16 +25,17 @@ WORKDIR /app
 COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project
 
-# Then the project itself (README.md is the package's readme, needed to build it).
+# Then the product itself (README.md is the package's readme, needed to build it). The town
+# simulation and the benchmark are applications for a checkout, not for a server: they stay out.
 COPY README.md ./
-COPY gridhub ./gridhub
+COPY foundation ./foundation
+COPY schemas ./schemas
 COPY connectors ./connectors
 COPY streams ./streams
-COPY schemas ./schemas
 COPY warehouse ./warehouse
-COPY bench ./bench
+COPY gridhub ./gridhub
 RUN uv sync --frozen --no-dev \
-    && .venv/bin/python -m compileall -q gridhub connectors streams schemas warehouse bench
+    && .venv/bin/python -m compileall -q foundation schemas connectors streams warehouse gridhub
 
 ENV PATH="/app/.venv/bin:${PATH}" \
     GRIDHUB_DATA_DIR=/data

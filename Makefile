@@ -14,7 +14,7 @@ ARGS ?=
 # process would otherwise recompile pandas, faust and GX from source at each start (~6 s).
 sync: | $(UV)
 	$(UV) sync --frozen --quiet --compile-bytecode
-	$(UV) run --frozen python -m compileall -q gridhub connectors streams schemas warehouse bench
+	$(UV) run --frozen python -m compileall -q foundation schemas connectors streams warehouse gridhub simulation bench
 
 demo: sync
 	$(UV) run --frozen gridhub demo $(ARGS)
@@ -25,6 +25,7 @@ up: sync
 lint: sync
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen lint-imports
 
 test: lint
 	$(UV) run --frozen pytest $(ARGS)

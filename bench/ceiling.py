@@ -17,8 +17,8 @@ import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from foundation.settings import Settings
 from gridhub.broker import admin_client
-from gridhub.settings import Settings
 
 TARGET_TOPIC = "bench.ceiling"
 

@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from gridhub.town_day import _FEMALE_CHARS, _MALE_CHARS, _MOBILE_PREFIXES, _SURNAMES, VILLAGES
+from schemas.identity import RESIDENT_ID_CHECK_CHARS, RESIDENT_ID_WEIGHTS
+from simulation.town import FEMALE_GIVEN_CHARS, MALE_GIVEN_CHARS, MOBILE_PREFIXES, SURNAMES, VILLAGES
 
 DUPLICATE_SHARE = 0.05
 INVALID_SHARE = 0.01
@@ -35,8 +36,7 @@ _DIVISIONS = np.array([320411, 320402, 320412, 320481, 321181], dtype=np.int64)
 _DIVISION_WEIGHTS = np.array([80, 5, 5, 4, 6], dtype=np.float64) / 100
 _FIRST_BIRTH = np.datetime64("1935-01-01")
 _BIRTH_DAYS = int((np.datetime64("2015-12-31") - _FIRST_BIRTH).astype(int))
-_ID_WEIGHTS = np.array([pow(2, 17 - i, 11) for i in range(17)], dtype=np.int64)
-_ID_CHECK = "10X98765432"
+_ID_WEIGHTS = np.array(RESIDENT_ID_WEIGHTS, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -118,18 +118,18 @@ def _people(rng: np.random.Generator, people: int, invalid: int) -> pa.Table:
     check[people - invalid :] = (check[people - invalid :] + rng.integers(1, 11, size=invalid)) % 11
     male = (sequence % 2).astype(np.int64)
     # Given-name characters: male ones first, then female ones, then "" for a one-character given name.
-    given = _MALE_CHARS + _FEMALE_CHARS
-    offset = np.where(male == 1, 0, len(_MALE_CHARS))
-    width = np.where(male == 1, len(_MALE_CHARS), len(_FEMALE_CHARS))
+    given = MALE_GIVEN_CHARS + FEMALE_GIVEN_CHARS
+    offset = np.where(male == 1, 0, len(MALE_GIVEN_CHARS))
+    width = np.where(male == 1, len(MALE_GIVEN_CHARS), len(FEMALE_GIVEN_CHARS))
     first = offset + (rng.random(people) * width).astype(np.int64)
     second = np.where(rng.random(people) < 2 / 3, offset + (rng.random(people) * width).astype(np.int64), len(given))
     return pa.table(
         {
-            "姓名": _join(_pick(rng, _SURNAMES, people), _take(given, first), _take([*given, ""], second)),
-            "公民身份号码": _join(_digits(first17, 17), _take(_ID_CHECK, check)),
+            "姓名": _join(_pick(rng, SURNAMES, people), _take(given, first), _take([*given, ""], second)),
+            "公民身份号码": _join(_digits(first17, 17), _take(RESIDENT_ID_CHECK_CHARS, check)),
             "性别": _take(("女", "男"), male),
             "出生日期": pc.cast(pa.array(born.astype("datetime64[D]")), pa.string()),
-            "联系电话": _join(_pick(rng, _MOBILE_PREFIXES, people), _digits(rng.integers(0, 10**8, people), 8)),
+            "联系电话": _join(_pick(rng, MOBILE_PREFIXES, people), _digits(rng.integers(0, 10**8, people), 8)),
             "住址": _join(
                 "江苏省常州市新北区孟河镇",
                 _pick(rng, tuple(VILLAGES), people),

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gridhub import runtime
+from foundation import runfiles
+from foundation.errors import GridhubError
+from foundation.settings import Settings
 from gridhub.ingest import outcome_counts
-from gridhub.settings import Settings
 from gridhub.supervisor import Stack, settings_env
 from warehouse.reader import query
 
@@ -37,8 +38,14 @@ _RUN_ID = re.compile(r"as run ([0-9a-f]+)")
 PROGRESS_EVERY_S = 3.0
 
 
-class BenchError(RuntimeError):
-    """The run is invalid: a service died, a feed failed, or the warehouse holds the wrong counts."""
+class BenchError(GridhubError):
+    """The run is invalid: a service died, a feed failed, or the warehouse holds the wrong counts.
+
+    A verdict of the benchmark on the hub, not a failure to retry or a setting to fix.
+    """
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"benchmark invalid: {problem}")
 
 
 @dataclass(frozen=True)
@@ -113,9 +120,9 @@ class BenchHub:
     def processes(self) -> dict[str, int]:
         """Pid of every process of the hub (and of the benchmark itself), by name."""
         pids = {name: process.pid for name, process in self.stack.processes.items() if process.poll() is None}
-        broker = getattr(self.stack.broker, "_process", None)  # EmbeddedBroker keeps its Popen to itself
+        broker = self.stack.broker.pid if self.stack.broker else None
         if broker is not None:
-            pids["broker"] = broker.pid
+            pids["broker"] = broker
         for number, process in enumerate(self.extra_workers, start=2):
             pids[f"worker-{number}"] = process.pid
         pids["bench"] = os.getpid()
@@ -220,7 +227,7 @@ class BenchHub:
             )
         self.extra_workers.append(process)
         deadline = time.monotonic() + timeout_s
-        while (runtime.discover(self.settings, "worker") or {}).get("pid") != process.pid:
+        while (runfiles.discover(self.settings, "worker") or {}).get("pid") != process.pid:
             self.check_alive()
             if time.monotonic() > deadline:
                 raise BenchError(f"worker-{number} did not start within {timeout_s:.0f}s")

@@ -29,9 +29,10 @@ from bench.hub import BenchError, BenchHub
 from bench.probes import ProcessSampler
 from bench.report import Result, percentiles
 from bench.session import Session, expect
-from gridhub.town_day import CATEGORIES, CST, REPORT_BOX, VILLAGES
+from schemas import TOWN_TIMEZONE
 from schemas.grid import Grid
 from schemas.topics import dispatch_topic
+from simulation.town import REPORT_BOX, VILLAGES, ReportedCategory, reported_categories
 from streams.routing import load_rules
 from warehouse.reader import query
 
@@ -48,23 +49,25 @@ LATTICE_DEG = 0.0012
 """Spacing of report locations: ~133 m north-south, ~113 m east-west at Menghe, over the 50 m merge distance."""
 
 
-def report_bodies(grid: Grid, count: int, prefix: str) -> list[dict[str, Any]]:
+def report_bodies(
+    grid: Grid, categories: tuple[ReportedCategory, ...], count: int, prefix: str
+) -> list[dict[str, Any]]:
     """``count`` valid report bodies, each with its own (category, location) pair inside the town grid."""
-    lat_min, lat_max, lon_min, lon_max = REPORT_BOX
-    needed = math.ceil(count / len(CATEGORIES))
+    box = REPORT_BOX
+    needed = math.ceil(count / len(categories))
     points: list[tuple[float, float]] = []
-    for row in range(int((lat_max - lat_min) / LATTICE_DEG)):
-        for column in range(int((lon_max - lon_min) / LATTICE_DEG)):
-            lat, lon = round(lat_min + row * LATTICE_DEG, 6), round(lon_min + column * LATTICE_DEG, 6)
+    for row in range(int((box.lat_max - box.lat_min) / LATTICE_DEG)):
+        for column in range(int((box.lon_max - box.lon_min) / LATTICE_DEG)):
+            lat, lon = round(box.lat_min + row * LATTICE_DEG, 6), round(box.lon_min + column * LATTICE_DEG, 6)
             if len(points) < needed and grid.locate(lat, lon) is not None:
                 points.append((lat, lon))
     if len(points) < needed:
-        raise BenchError(f"the town grid has room for {len(points) * len(CATEGORIES)} separate reports, not {count}")
+        raise BenchError(f"the town grid has room for {len(points) * len(categories)} separate reports, not {count}")
     villages = list(VILLAGES)
     bodies = []
     for number in range(count):
-        spec = CATEGORIES[number % len(CATEGORIES)]
-        lat, lon = points[number // len(CATEGORIES)]
+        spec = categories[number % len(categories)]
+        lat, lon = points[number // len(categories)]
         place = villages[number % len(villages)] + "村口"
         bodies.append(
             {
@@ -178,7 +181,7 @@ async def _send_all(url: str, bodies: list[dict[str, Any]], rate: float, clocks:
             due = start + number / rate
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             clocks.worst_send_lag_s = max(clocks.worst_send_lag_s, time.monotonic() - due)
-            body = {**body, "reported_at": datetime.now(CST).isoformat(timespec="seconds")}
+            body = {**body, "reported_at": datetime.now(TOWN_TIMEZONE).isoformat(timespec="seconds")}
             clocks.scheduled[body["report_id"]] = due
             sending = asyncio.create_task(post(body))
             pending.add(sending)
@@ -223,7 +226,8 @@ def run(session: Session) -> None:
     """Send reports at 200/s for 60 s; record both latencies, errors and losses; check the warehouse."""
     hub = session.main_hub()
     prefix = f"BENCH-{uuid.uuid4().hex[:8]}-"
-    bodies = report_bodies(Grid.load(hub.settings.grid_path), RATE_PER_S * DURATION_S, prefix)
+    categories = reported_categories(load_rules(hub.settings.routing_rules))
+    bodies = report_bodies(Grid.load(hub.settings.grid_path), categories, RATE_PER_S * DURATION_S, prefix)
     with ProcessSampler(hub.processes()) as sampler:
         clocks = asyncio.run(_drive(hub, bodies, prefix, session))
     accepted = clocks.accepted()

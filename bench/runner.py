@@ -11,7 +11,7 @@ from bench import bulk, incidents, resync, scale_out
 from bench.hub import BenchError
 from bench.report import Result, show, write_json
 from bench.session import ScenarioRunner, Session
-from gridhub.settings import Settings
+from foundation.settings import Settings
 
 SCENARIOS: dict[str, ScenarioRunner] = {
     "bulk": bulk.run,

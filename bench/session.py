@@ -20,7 +20,7 @@ from bench.data import PersonExport, person_export
 from bench.hub import BenchError, BenchHub, IngestRun
 from bench.probes import ProcessSampler, ProcessUsage
 from bench.report import Result
-from gridhub.settings import Settings
+from foundation.settings import Settings
 from schemas.topics import RAW_BATCHES
 
 SOURCE = "civil-affairs"

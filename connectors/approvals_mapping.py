@@ -15,11 +15,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.base import ConnectorError
+from foundation import packaged
+from foundation.errors import ConfigurationError, InputRejected
 from schemas.config_file import read_yaml
 from schemas.records import APPLICATION_STATUSES
 
-PACKAGED_MAPPING = Path(__file__).resolve().parent.parent / "schemas" / "data" / "approvals_mapping.yaml"
 MAPPED_FIELDS = (
     "application_id",
     "item_code",
@@ -34,12 +34,14 @@ REQUIRED_FIELDS = ("application_id", "item_code", "status", "submitted_at", "upd
 APPLICANT_FIELDS = ("applicant_id_number", "applicant_uscc")
 
 
-class MappingError(ConnectorError):
+class MappingError(ConfigurationError):
     """The mapping file is wrong, or does not fit the table it names."""
 
 
-class UnmappedStatus(ValueError):
+class UnmappedStatus(InputRejected):
     """A row's status code is neither a canonical status nor listed in ``status_values``."""
+
+    reason_code = "unmapped_status"
 
 
 def _plain(value: Any) -> Any:
@@ -103,7 +105,7 @@ def _text(document: dict[str, Any], key: str, path: Path) -> str:
     return value.strip()
 
 
-def load_mapping(path: Path = PACKAGED_MAPPING) -> ApprovalsMapping:
+def load_mapping(path: Path = packaged.APPROVALS_MAPPING) -> ApprovalsMapping:
     """Read and check the mapping file: known fields only, required ones present, statuses canonical."""
     document = read_yaml(path, "the approvals mapping", MappingError, "check GRIDHUB_APPROVALS_MAPPING")
     if not isinstance(document, dict) or not isinstance(document.get("columns"), dict):

@@ -29,8 +29,8 @@ from kafka.producer.future import FutureRecordMetadata
 from connectors.approvals_mapping import ApprovalsMapping, MappingError, UnmappedStatus
 from connectors.base import Connector, RawPublisher
 from connectors.cursor import Cursor, CursorStore
-from gridhub.logs import get_logger
-from gridhub.settings import Settings
+from foundation.logs import get_logger
+from foundation.settings import Settings
 from schemas.approvals import CHANGE_SEQ_FIELD
 from schemas.topics import RAW_APPROVALS
 

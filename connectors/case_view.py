@@ -21,7 +21,7 @@ import threading
 
 from kafka import KafkaConsumer, TopicPartition
 
-from gridhub.logs import get_logger
+from foundation.logs import get_logger
 from schemas.records import CaseRecord, EventUpdate
 from schemas.topics import canonical_topic
 from streams.lifecycle import Case, CaseFlow, IllegalTransition, apply, command_for

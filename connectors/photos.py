@@ -17,15 +17,17 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from foundation.errors import InputRejected
+
 FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 REFERENCE = re.compile(r"^sha256:([0-9a-f]{64})$")
 
 
-class PhotoRejected(ValueError):
+class PhotoRejected(InputRejected):
     """A photo that is not stored; ``code`` names the problem for the HTTP answer."""
 
     def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(reason, code)
         self.code = code
 
 

@@ -1,3 +1,3 @@
-"""gridhub: the entry package (command line, settings, process supervision)."""
+"""gridhub: the command line, the process supervisor and the service entry points."""
 
 __version__ = "0.1.0"

@@ -20,7 +20,8 @@ from types import TracebackType
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from gridhub.settings import Settings
+from foundation.errors import RetryableError
+from foundation.settings import Settings
 from schemas.topics import (
     APPLICATION_ALERTS,
     APPLICATION_CHANGES,
@@ -35,7 +36,7 @@ from schemas.topics import (
 from streams.routing import load_rules
 
 
-class BrokerError(RuntimeError):
+class BrokerError(RetryableError):
     """The broker could not be started or reached; the message says what to check."""
 
 
@@ -102,6 +103,11 @@ class EmbeddedBroker:
             self.stop()
             raise BrokerError(f"the embedded broker did not start on {self.bootstrap}; see {self._log_path}")
         return self.bootstrap
+
+    @property
+    def pid(self) -> int | None:
+        """The broker process's pid while it runs, else None."""
+        return self._process.pid if self._process and self._process.poll() is None else None
 
     def stop(self) -> None:
         """Terminate the broker (its data is in memory and goes with it)."""

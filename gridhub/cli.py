@@ -1,7 +1,9 @@
 """The ``gridhub`` command: run the hub, feed it, and query the warehouse.
 
 Heavy imports (Faust, DuckDB, pyarrow) happen inside the commands that need
-them, so ``gridhub --help`` and ``gridhub sql`` start quickly.
+them, so ``gridhub --help`` and ``gridhub sql`` start quickly. Applications built on
+gridhub add their own commands through the ``gridhub.commands`` entry points (the
+town simulation's ``demo``, the benchmark's ``bench``): the product never imports them.
 """
 
 from __future__ import annotations
@@ -9,15 +11,24 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from gridhub.logs import configure_logging
-from gridhub.settings import Settings, load_settings
+from foundation.errors import GridhubError
+from foundation.logs import get_logger
+from foundation.settings import Settings
+from gridhub.cli_common import (
+    Bootstrap,
+    DataDir,
+    UsageError,
+    console,
+    errors,
+    print_result,
+)
+from gridhub.cli_common import command_settings as _settings
 
 if TYPE_CHECKING:
     from connectors.exports import IngestReport
@@ -35,95 +46,7 @@ grid_app = typer.Typer(help="The town's governance grid.", no_args_is_help=True)
 app.add_typer(grid_app, name="grid")
 review_app = typer.Typer(help="Weak entity matches waiting for a person's decision.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
-console = Console(soft_wrap=True)
-errors = Console(stderr=True, soft_wrap=True)
-
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="State folder [env GRIDHUB_DATA_DIR].")]
-Bootstrap = Annotated[
-    str | None,
-    typer.Option("--bootstrap", help="Kafka host:port; unset = embedded broker [env GRIDHUB_KAFKA_BOOTSTRAP]."),
-]
-
-
-class UserError(Exception):
-    """Raised for problems the user can fix; shown as one line, no traceback."""
-
-
-def _settings(**overrides: object) -> Settings:
-    settings = load_settings(**overrides)
-    configure_logging(settings)
-    return settings
-
-
-def _known_errors() -> tuple[type[BaseException], ...]:
-    from pydantic import ValidationError
-
-    from connectors.base import ConnectorError
-    from gridhub.broker import BrokerError
-    from gridhub.review import ReviewError
-    from gridhub.services import ServiceError
-    from gridhub.supervisor import SupervisorError
-    from schemas.approvals import CatalogueError
-    from streams.routing import RoutingError
-    from warehouse.query_server import QueryRefused
-    from warehouse.reader import WarehouseUnavailable
-    from warehouse.resolution_rules import RulesError
-    from warehouse.writer import WarehouseSchemaError
-
-    return (
-        UserError,
-        ConnectorError,
-        BrokerError,
-        ServiceError,
-        SupervisorError,
-        RoutingError,
-        CatalogueError,
-        RulesError,
-        QueryRefused,
-        WarehouseUnavailable,
-        ReviewError,
-        WarehouseSchemaError,
-        ValidationError,
-    )
-
-
-def print_result(result: dict[str, Any], output: str = "table", title: str | None = None) -> None:
-    """Show query results as a table, CSV or JSON."""
-    if output == "json":
-        console.print_json(
-            json.dumps(
-                [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]],
-                ensure_ascii=False,
-                default=str,
-            )
-        )
-        return
-    if output == "csv":
-        import csv
-        import sys
-
-        writer = csv.writer(sys.stdout)
-        writer.writerow(result["columns"])
-        writer.writerows(result["rows"])
-        return
-    table = Table(*result["columns"], title=title)
-    for row in result["rows"]:
-        table.add_row(*("" if value is None else str(value) for value in row))
-    console.print(table)
-
-
-@app.command()
-def demo(
-    events: Annotated[int, typer.Option(help="Distinct incident reports in the simulated day.", min=1)] = 200,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated day.")] = 20261125,
-    data_dir: DataDir = None,
-    bootstrap: Bootstrap = None,
-) -> None:
-    """Run the hub and drive a simulated town day through it, then print a summary."""
-    from gridhub.demo import run_demo
-
-    settings = _settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
-    run_demo(settings, events=events, seed=seed, console=console)
+log = get_logger(__name__)
 
 
 @app.command()
@@ -173,7 +96,7 @@ def sql(
     from warehouse.reader import query as run
 
     if output not in ("table", "csv", "json"):
-        raise UserError("--output must be table, csv or json")
+        raise UsageError("--output must be table, csv or json")
     print_result(run(_settings(data_dir=data_dir), query), output)
 
 
@@ -208,7 +131,7 @@ def ingest(
     from gridhub.ingest import ingest_file
 
     if entity not in ("person", "organisation", "place", "object"):
-        raise UserError(f"--entity must be person, organisation, place or object, not {entity!r}")
+        raise UsageError(f"--entity must be person, organisation, place or object, not {entity!r}")
     settings = _settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
     report = ingest_file(settings, path, source, entity, uuid.uuid4().hex, console, sheet)  # type: ignore[arg-type]
     _published(settings, report, "lines", wait, timeout)
@@ -231,7 +154,7 @@ def watch(
     settings = _settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
     chosen = folder or settings.watch_dir
     if chosen is None:
-        raise UserError("name the folder to watch (gridhub watch DIR) or set GRIDHUB_WATCH_DIR")
+        raise UsageError("name the folder to watch (gridhub watch DIR) or set GRIDHUB_WATCH_DIR")
 
     def show(outcome: Outcome) -> None:
         if outcome.report is None:
@@ -328,11 +251,11 @@ def kpi(
     from warehouse.reader import query as run
 
     if by is not None and by not in GROUPINGS:
-        raise UserError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
+        raise UsageError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
     try:
         chosen = date.fromisoformat(day) if day else None
     except ValueError as exc:
-        raise UserError(f"--date must look like 2026-11-25 ({exc})") from exc
+        raise UsageError(f"--date must look like 2026-11-25 ({exc})") from exc
     sql = patrol_sql(chosen) if patrol else kpi_sql(by, chosen)  # type: ignore[arg-type]
     title = "patrol compliance" if patrol else f"case KPIs{' by ' + by if by else ''}"
     print_result(run(_settings(data_dir=data_dir), sql), output, title=f"{title}{' on ' + day if day else ''}")
@@ -348,16 +271,13 @@ def show(
     """Everything about one person, organisation, place or object: fields and their sources, links, reviews."""
     from dataclasses import asdict
 
-    from warehouse.profile import EntityNotFound, entity_profile
+    from warehouse.profile import entity_profile
 
     if kind not in ("person", "organisation", "place", "object"):
-        raise UserError(f"kind must be person, organisation, place or object, not {kind!r}")
+        raise UsageError(f"kind must be person, organisation, place or object, not {kind!r}")
     if output not in ("table", "json"):
-        raise UserError("--output must be table or json")
-    try:
-        profile = entity_profile(_settings(data_dir=data_dir), kind, key)
-    except EntityNotFound as exc:
-        raise UserError(str(exc)) from exc
+        raise UsageError("--output must be table or json")
+    profile = entity_profile(_settings(data_dir=data_dir), kind, key)
     if output == "json":
         console.print_json(json.dumps(asdict(profile), ensure_ascii=False, default=str))
         return
@@ -382,7 +302,7 @@ DecidedBy = Annotated[str, typer.Option("--by", help="Who decides, for the recor
 
 def _kind(kind: str) -> str:
     if kind not in KINDS:
-        raise UserError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        raise UsageError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     return kind
 
 
@@ -434,13 +354,10 @@ def grid_load(
     """Check a town's grid and install it as the grid every service places points with."""
     from collections import Counter
 
-    from schemas.grid import Grid, GridError
+    from schemas.grid import Grid
 
     settings = _settings(data_dir=data_dir)
-    try:
-        grid = Grid.load(path)
-    except GridError as exc:
-        raise UserError(str(exc)) from exc
+    grid = Grid.load(path)
     settings.installed_grid.parent.mkdir(parents=True, exist_ok=True)
     settings.installed_grid.write_text(json.dumps(grid.to_geojson(), ensure_ascii=False), encoding="utf-8")
     kinds = Counter(cell.kind for cell in grid.cells.values())
@@ -453,27 +370,6 @@ def grid_load(
     console.print(f"-> {settings.installed_grid.resolve()}; running services use it from their next start")
 
 
-@app.command()
-def bench(
-    scenario: Annotated[str, typer.Option(help="bulk, incidents, resync, scale-out or all.")] = "all",
-    records: Annotated[int, typer.Option(help="Rows of the person export (bulk, resync, scale-out).", min=100)] = (
-        1_000_000
-    ),
-    output: Annotated[Path | None, typer.Option(help="JSON results (default: DATA_DIR/bench/results.json).")] = None,
-    data_dir: DataDir = None,
-) -> None:
-    """Measure throughput, latency and memory on throwaway hubs (embedded broker); goals of issue 5."""
-    from bench.runner import SCENARIOS, BenchError, run_bench
-
-    if scenario != "all" and scenario not in SCENARIOS:
-        raise UserError(f"--scenario must be all or one of {', '.join(SCENARIOS)}, not {scenario!r}")
-    settings = _settings(data_dir=data_dir)
-    try:
-        run_bench(settings, scenario, records, output or settings.data_dir / "bench" / "results.json", console)
-    except BenchError as exc:
-        raise UserError(f"benchmark invalid: {exc}") from exc
-
-
 @app.command("service", hidden=True)
 def service(name: Annotated[str, typer.Argument(help="sink, worker, patrol or approvals.")]) -> None:
     """Run one service in this process (used by `gridhub up` and docker-compose)."""
@@ -481,12 +377,36 @@ def service(name: Annotated[str, typer.Argument(help="sink, worker, patrol or ap
 
     runner = RUNNERS.get(name)  # type: ignore[call-overload]
     if runner is None:
-        raise UserError(f"unknown service {name!r}; choose one of {', '.join(RUNNERS)}")
+        raise UsageError(f"unknown service {name!r}; choose one of {', '.join(RUNNERS)}")
     runner(_settings())
 
 
+COMMAND_PLUGINS = "gridhub.commands"
+"""Entry-point group of applications that add commands: each entry is a function taking the Typer app."""
+
+
+def add_plugin_commands(cli: typer.Typer) -> None:
+    """Let every installed application add its commands (an application whose package is absent adds none).
+
+    A deployment image ships the product alone, without the town simulation or the benchmark; their
+    entry points then name packages that are not there, which is expected and only logged.
+    """
+    for entry in entry_points(group=COMMAND_PLUGINS):
+        try:
+            register = entry.load()
+        except ModuleNotFoundError as exc:
+            if exc.name != entry.module.split(".")[0]:
+                raise
+            log.debug("command plugin not installed", plugin=entry.name, module=entry.module)
+            continue
+        register(cli)
+
+
+add_plugin_commands(app)
+
+
 def main() -> None:
-    """Run the CLI, turning known errors into one readable line and exit code 2."""
+    """Run the CLI: a gridhub error becomes one readable line and exit code 2, Ctrl-C exit code 130."""
     import click
 
     try:
@@ -496,7 +416,7 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         raise SystemExit(exc.exit_code) from None
-    except _known_errors() as exc:
+    except GridhubError as exc:
         from rich.markup import escape
 
         errors.print(f"[red]error:[/red] {escape(str(exc))}")

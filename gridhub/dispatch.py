@@ -16,9 +16,9 @@ from typing import Any
 from kafka import KafkaConsumer
 
 from connectors.base import ConnectorError
-from gridhub import runtime
+from foundation import runfiles
+from foundation.settings import Settings
 from gridhub.ingest import running_bootstrap
-from gridhub.settings import Settings
 from schemas import TOWN_TIMEZONE
 from schemas.topics import dispatch_topic
 from streams.routing import load_rules
@@ -101,7 +101,7 @@ def post_update(
     """Post a lifecycle update (with an optional photo) to the patrol gateway, as the desk's app would."""
     if photo is not None and not photo.is_file():
         raise ConnectorError(f"no such photo: {photo}")
-    gateway = settings.patrol_url or (runtime.discover(settings, "patrol") or {}).get("url")
+    gateway = settings.patrol_url or (runfiles.discover(settings, "patrol") or {}).get("url")
     if not gateway:
         raise ConnectorError("no running patrol gateway found: start `gridhub up` or set GRIDHUB_PATROL_URL")
     update = {

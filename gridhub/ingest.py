@@ -21,8 +21,8 @@ from connectors.exports import ExportConnector, ExportEntity, ExportFile, Ingest
 from connectors.exports.columns import load_mappings
 from connectors.exports.rest import RestSource, load_rest_sources, pull
 from connectors.exports.watch import FolderWatcher, Outcome
-from gridhub import runtime
-from gridhub.settings import Settings
+from foundation import runfiles
+from foundation.settings import Settings
 from warehouse.reader import query
 
 
@@ -30,7 +30,7 @@ def running_bootstrap(settings: Settings) -> str:
     """The configured Kafka address, or the one a local ``gridhub up`` announced."""
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap
-    broker = runtime.discover(settings, "broker")
+    broker = runfiles.discover(settings, "broker")
     if broker is None:
         raise ConnectorError(
             f"no running gridhub found in {settings.data_dir}: start `gridhub up` first or set GRIDHUB_KAFKA_BOOTSTRAP"

@@ -11,16 +11,19 @@ import time
 from datetime import UTC, datetime
 
 from connectors.base import RawPublisher
+from foundation.errors import InputRejected
+from foundation.settings import Settings
 from gridhub.ingest import running_bootstrap
-from gridhub.settings import Settings
 from schemas.decisions import MatchDecision
 from warehouse.profile import labels_sql
 from warehouse.reader import query, sql_literal
 from warehouse.resolution_rules import ENTITIES
 
 
-class ReviewError(ValueError):
+class ReviewError(InputRejected):
     """A decision that cannot apply; the message says why."""
+
+    reason_code = "decision_refused"
 
 
 def pending_sql(kind: str | None) -> str:

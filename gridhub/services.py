@@ -16,17 +16,18 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from gridhub import runtime
+from foundation import runfiles
+from foundation.errors import ConfigurationError
+from foundation.logs import get_logger
+from foundation.settings import Settings
 from gridhub.broker import ensure_topics, topic_ids
-from gridhub.logs import get_logger
-from gridhub.settings import Settings
 
 ServiceName = Literal["worker", "sink", "patrol", "approvals", "watch", "pull"]
 SERVICES: tuple[ServiceName, ...] = ("sink", "worker", "patrol", "approvals")
 log = get_logger(__name__)
 
 
-class ServiceError(RuntimeError):
+class ServiceError(ConfigurationError):
     """A service cannot run with the configuration it was given."""
 
 
@@ -88,11 +89,11 @@ def run_sink(settings: Settings) -> None:
     sink = Sink(settings, bootstrap, WarehouseWriter(connection, resolver, contract.table_violations), contract, ids)
     server = QueryServer(connection, settings.sink_query_host, settings.sink_query_port)
     url = server.start()
-    runtime.announce(settings, "sink", url=url, warehouse=str(settings.warehouse_file.resolve()))
+    runfiles.announce(settings, "sink", url=url, warehouse=str(settings.warehouse_file.resolve()))
     try:
         sink.run(stop)
     finally:
-        runtime.withdraw(settings, "sink")
+        runfiles.withdraw(settings, "sink")
         server.stop()
         connection.close()
 
@@ -109,7 +110,7 @@ def run_worker(settings: Settings) -> None:
     class AnnouncingWorker(faust.Worker):
         async def on_startup_finished(self) -> None:
             await super().on_startup_finished()
-            runtime.announce(settings, "worker", bootstrap=bootstrap)
+            runfiles.announce(settings, "worker", bootstrap=bootstrap)
 
     # override_logging=False keeps gridhub's own logging (configure_logging, already run): left to
     # itself, Faust reconfigures the root logger and, for its console spinner, sets it to DEBUG, so
@@ -118,7 +119,7 @@ def run_worker(settings: Settings) -> None:
     try:
         worker.execute_from_commandline()
     finally:
-        runtime.withdraw(settings, "worker")
+        runfiles.withdraw(settings, "worker")
 
 
 def run_patrol(settings: Settings) -> None:
@@ -152,13 +153,13 @@ def run_patrol(settings: Settings) -> None:
         site = web.TCPSite(runner, settings.http_host, settings.http_port)
         await site.start()
         port = runner.addresses[0][1]
-        runtime.announce(settings, "patrol", url=f"http://{settings.http_host}:{port}")
+        runfiles.announce(settings, "patrol", url=f"http://{settings.http_host}:{port}")
         stopped = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopped.set)
         await stopped.wait()
-        runtime.withdraw(settings, "patrol")
+        runfiles.withdraw(settings, "patrol")
         await runner.cleanup()
 
     try:
@@ -182,10 +183,10 @@ def run_approvals(settings: Settings) -> None:
     connector = ApprovalsConnector(publisher, settings, mapping, topic_ids(bootstrap, [RAW_APPROVALS])[RAW_APPROVALS])
     try:
         connector.prepare()
-        runtime.announce(settings, "approvals", table=mapping.qualified_table)
+        runfiles.announce(settings, "approvals", table=mapping.qualified_table)
         connector.run(stop)
     finally:
-        runtime.withdraw(settings, "approvals")
+        runfiles.withdraw(settings, "approvals")
         publisher.close()
 
 
@@ -197,11 +198,11 @@ def run_watch(settings: Settings) -> None:
         raise ServiceError("set GRIDHUB_WATCH_DIR to the folder departments drop their exports into")
     _bootstrap(settings)
     stop = _stop_event()
-    runtime.announce(settings, "watch", folder=str(settings.watch_dir.resolve()))
+    runfiles.announce(settings, "watch", folder=str(settings.watch_dir.resolve()))
     try:
         watch_folder(settings, settings.watch_dir, stop)
     finally:
-        runtime.withdraw(settings, "watch")
+        runfiles.withdraw(settings, "watch")
 
 
 def run_pull(settings: Settings) -> None:
@@ -214,11 +215,11 @@ def run_pull(settings: Settings) -> None:
     bootstrap = _bootstrap(settings)
     stop = _stop_event()
     publisher = RawPublisher(bootstrap, "gridhub-pull", settings.bulk_batch_rows)
-    runtime.announce(settings, "pull", sources=[source.name for source in sources])
+    runfiles.announce(settings, "pull", sources=[source.name for source in sources])
     try:
         pull_periodically(sources, rest_puller(settings, publisher), stop)
     finally:
-        runtime.withdraw(settings, "pull")
+        runfiles.withdraw(settings, "pull")
         publisher.close()
 
 

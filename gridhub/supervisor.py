@@ -15,17 +15,18 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from gridhub import runtime
+from foundation import runfiles
+from foundation.errors import ConfigurationError
+from foundation.logs import get_logger
+from foundation.settings import Settings
 from gridhub.broker import EmbeddedBroker, ensure_topics
-from gridhub.logs import get_logger
 from gridhub.services import ServiceName, enabled_services
-from gridhub.settings import Settings
 
 log = get_logger(__name__)
 STOP_ORDER: tuple[ServiceName, ...] = ("patrol", "approvals", "watch", "pull", "worker", "sink")
 
 
-class SupervisorError(RuntimeError):
+class SupervisorError(ConfigurationError):
     """The stack could not start; the message points at the log to read."""
 
 
@@ -61,7 +62,7 @@ class Stack:
 
     def start(self, timeout_s: float = 120) -> None:
         """Start the broker and services and wait until each announces itself ready."""
-        running = runtime.discover(self.settings, "sink")
+        running = runfiles.discover(self.settings, "sink")
         if running:
             raise SupervisorError(
                 f"gridhub already runs on {self.settings.data_dir} (sink pid {running['pid']}); "
@@ -71,7 +72,7 @@ class Stack:
         if not self.bootstrap:
             self.broker = EmbeddedBroker(self.log_dir / "broker.log")
             self.bootstrap = self.broker.start()
-        runtime.announce(self.settings, "broker", bootstrap=self.bootstrap, embedded=self.broker is not None)
+        runfiles.announce(self.settings, "broker", bootstrap=self.bootstrap, embedded=self.broker is not None)
         ensure_topics(self.settings, self.bootstrap)
         for name in self.services:
             self._spawn(name)
@@ -93,7 +94,7 @@ class Stack:
         pending = set(names)
         while pending:
             for name in list(pending):
-                info = runtime.discover(self.settings, name)
+                info = runfiles.discover(self.settings, name)
                 if info and info["pid"] == self.processes[name].pid:
                     pending.discard(name)
                 elif self.processes[name].poll() is not None:
@@ -110,7 +111,7 @@ class Stack:
 
     def url(self, name: ServiceName) -> str:
         """The announced URL of a running service."""
-        info = runtime.discover(self.settings, name)
+        info = runfiles.discover(self.settings, name)
         if not info or "url" not in info:
             raise SupervisorError(f"service {name} is not running")
         return str(info["url"])
@@ -153,7 +154,7 @@ class Stack:
                     process.kill()
                     process.wait()
             if self.processes:
-                runtime.withdraw(self.settings, "broker")
+                runfiles.withdraw(self.settings, "broker")
             if self.broker:
                 self.broker.stop()
         finally:

@@ -14,10 +14,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from foundation import packaged
+from foundation.errors import ConfigurationError
 from schemas.config_file import read_yaml
 from schemas.records import Application
 
-APPROVAL_ITEMS_FILE = Path(__file__).resolve().parent / "data" / "approval_items.yaml"
 ItemLevel = Literal["provincial", "municipal"]
 LEVELS: tuple[ItemLevel, ...] = ("provincial", "municipal")
 CHANGE_SEQ_FIELD = "change_seq"
@@ -28,7 +29,7 @@ Not part of the canonical application: the stream uses it to tell a re-sent old 
 """
 
 
-class CatalogueError(ValueError):
+class CatalogueError(ConfigurationError):
     """The catalogue file is wrong; services must not start on it."""
 
 
@@ -95,7 +96,7 @@ def _item(entry: Any, departments: dict[str, str], path: Path) -> ApprovalItem:
     return ApprovalItem(code, name, level, department, departments[department], online, limit)  # type: ignore[arg-type]
 
 
-def load_catalogue(path: Path = APPROVAL_ITEMS_FILE) -> ApprovalCatalogue:
+def load_catalogue(path: Path = packaged.APPROVAL_ITEMS) -> ApprovalCatalogue:
     """Read and check the catalogue; every problem is one :class:`CatalogueError` naming the file."""
     document = read_yaml(path, "the approval catalogue", CatalogueError, "check GRIDHUB_APPROVAL_ITEMS")
     if not isinstance(document, dict) or not isinstance(document.get("departments"), dict):

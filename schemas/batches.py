@@ -16,6 +16,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
+from foundation.errors import InputRejected
 from schemas import SCHEMA_VERSION
 from schemas.records import ENTITY_KINDS
 
@@ -26,8 +27,10 @@ PROVENANCE_COLUMNS = ("record_uid", "source_record_id")
 _COMPRESSION = "zstd"
 
 
-class BatchFormatError(ValueError):
+class BatchFormatError(InputRejected):
     """A message on a batch topic that is not a batch gridhub can read."""
+
+    reason_code = "bad_batch"
 
 
 @dataclass(frozen=True)

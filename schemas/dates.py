@@ -17,6 +17,8 @@ from typing import Annotated
 
 from pydantic import BeforeValidator
 
+from foundation.errors import InputRejected
+
 ACCEPTED_FORMS = (
     "2018-05-03, 2018/5/3, 2018.5.3, 2018年5月3日, 20180503 or an Excel serial day number such as 43223, "
     "optionally followed by a time"
@@ -37,8 +39,13 @@ _DATE_PATTERNS = (
 _SERIAL_TEXT = re.compile(r"\d{1,5}(?:\.\d+)?")
 
 
-class DateFormatError(ValueError):
-    """A value that is not a date in any form registers use; the message names the value and the forms."""
+class DateFormatError(InputRejected, ValueError):
+    """A value that is not a date in any form registers use; the message names the value and the forms.
+
+    Also a :class:`ValueError`, so a pydantic validator that meets one reports it as a field error.
+    """
+
+    reason_code = "invalid_date"
 
     def __init__(self, value: object, problem: str = "is not a date") -> None:
         super().__init__(f"{value!r} {problem}; write dates as {ACCEPTED_FORMS}")

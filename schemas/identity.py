@@ -12,12 +12,19 @@ import re
 import unicodedata
 from datetime import date, datetime
 
+from foundation.errors import InputRejected
 from schemas import TOWN_TIMEZONE
 
-_RESIDENT_WEIGHTS = [pow(2, 17 - i, 11) for i in range(17)]
-_RESIDENT_CHECK = "10X98765432"
-_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_USCC_WEIGHTS = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
+RESIDENT_ID_WEIGHTS: tuple[int, ...] = tuple(pow(2, 17 - i, 11) for i in range(17))
+"""GB 11643 (ISO 7064 MOD 11-2) weight of each of the first 17 digits of a resident ID."""
+RESIDENT_ID_CHECK_CHARS = "10X98765432"
+"""The check character for each remainder 0..10 of the weighted sum modulo 11."""
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+"""GB 32100's 31 characters (no I, O, S, V, Z), in the order that gives each its value."""
+USCC_WEIGHTS: tuple[int, ...] = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+"""GB 32100 weight of each of the first 17 characters (3 to the power of the position, modulo 31)."""
+ORGANISATION_CODE_WEIGHTS: tuple[int, ...] = (3, 7, 9, 10, 5, 8, 4, 2)
+"""GB 11714 weight of each of the first 8 characters of an organisation code (USCC characters 9-16)."""
 _SEPARATORS = re.compile(r"[\s\-]+")
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
@@ -31,14 +38,19 @@ def _digits(text: str) -> bool:
     return _DIGITS.fullmatch(text) is not None
 
 
-class InvalidCode(ValueError):
-    """A national code that fails its format or check-character rule."""
+class InvalidCode(InputRejected, ValueError):
+    """A national code that fails its format or check-character rule.
+
+    Also a :class:`ValueError`, so a pydantic validator that meets one reports it as a field error.
+    """
+
+    reason_code = "invalid_code"
 
 
 def resident_id_check_char(first17: str) -> str:
     """ISO 7064 MOD 11-2 check character of the first 17 digits (GB 11643)."""
-    total = sum(int(digit) * weight for digit, weight in zip(first17, _RESIDENT_WEIGHTS, strict=True))
-    return _RESIDENT_CHECK[total % 11]
+    total = sum(int(digit) * weight for digit, weight in zip(first17, RESIDENT_ID_WEIGHTS, strict=True))
+    return RESIDENT_ID_CHECK_CHARS[total % 11]
 
 
 def _birth_date(yyyymmdd: str) -> date:
@@ -86,8 +98,18 @@ def resident_id_gender(code: str) -> str:
 
 def uscc_check_char(first17: str) -> str:
     """GB 32100 MOD 31 check character of the first 17 characters."""
-    total = sum(_USCC_ALPHABET.index(char) * weight for char, weight in zip(first17, _USCC_WEIGHTS, strict=True))
-    return _USCC_ALPHABET[(31 - total % 31) % 31]
+    total = sum(USCC_ALPHABET.index(char) * weight for char, weight in zip(first17, USCC_WEIGHTS, strict=True))
+    return USCC_ALPHABET[(31 - total % 31) % 31]
+
+
+def organisation_code_check_char(first8: str) -> str:
+    """GB 11714 MOD 11 check character of an organisation code's first 8 characters (digits or letters)."""
+    total = sum(
+        (int(char) if char.isdigit() else ord(char) - 55) * weight
+        for char, weight in zip(first8, ORGANISATION_CODE_WEIGHTS, strict=True)
+    )
+    check = 11 - total % 11
+    return {10: "X", 11: "0"}.get(check, str(check))
 
 
 def normalise_uscc(value: str) -> str:
@@ -95,7 +117,7 @@ def normalise_uscc(value: str) -> str:
     code = _clean(value)
     if len(code) != 18:
         raise InvalidCode(f"unified social credit code must have 18 characters, got {len(code)}")
-    bad = sorted({char for char in code if char not in _USCC_ALPHABET})
+    bad = sorted({char for char in code if char not in USCC_ALPHABET})
     if bad:
         raise InvalidCode(f"unified social credit code contains characters not allowed by GB 32100: {''.join(bad)}")
     if not _digits(code[2:8]):

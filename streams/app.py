@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import faust
 
-from gridhub.settings import Settings
+from foundation.settings import Settings
 from schemas.approvals import load_catalogue
 from schemas.batches import BatchFormatError, decode_batch, encode_within
 from schemas.grid import Grid

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import faust
 
-from gridhub.settings import Settings
+from foundation.settings import Settings
 from schemas.approvals import CHANGE_SEQ_FIELD, ApprovalCatalogue
 from schemas.messages import canonical_message, duplicate_message
 from schemas.records import Application, RawEnvelope

@@ -26,6 +26,7 @@ from pydantic_core import to_json
 
 from schemas import TOWN_TIMEZONE
 from schemas.address import normalise_address
+from schemas.identity import RESIDENT_ID_CHECK_CHARS, RESIDENT_ID_WEIGHTS
 
 INPUT_FIELDS = ("id_number", "name", "gender", "birth_date", "phone", "address", "employer_uscc")
 """Person's input fields, in the order ``model_dump`` writes them; every other column is ignored, as the model does."""
@@ -42,8 +43,8 @@ _PHONE = r"^\+?[0-9\- ]{5,20}$"
 _GENDER_WORDS = pa.array(["男", "女", "male", "female", "m", "f"])
 _GENDER_CODES = pa.array(["M", "F", "M", "F", "M", "F"])
 """``Person._gender_words``: matched after ASCII lower-casing, which on these words is what ``str.lower`` does."""
-_ID_WEIGHTS = np.array([pow(2, 17 - i, 11) for i in range(17)], dtype=np.int64)
-_ID_CHECK = np.frombuffer(b"10X98765432", np.uint8)
+_ID_WEIGHTS = np.array(RESIDENT_ID_WEIGHTS, dtype=np.int64)
+_ID_CHECK = np.frombuffer(RESIDENT_ID_CHECK_CHARS.encode(), np.uint8)
 _FIRST_BIRTH_YEAR = 1880
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 _ISO_PARTS = ((6, 10), (10, 12), (12, 14))

@@ -18,7 +18,7 @@ from typing import Any
 
 import faust
 
-from gridhub.settings import Settings
+from foundation.settings import Settings
 from schemas.grid import Grid
 from schemas.messages import alert_message, canonical_message, derived_message, work_order_message
 from schemas.records import CaseRecord, CaseTransition, Event, EventUpdate, RawEnvelope

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import faust
 
-from gridhub.logs import get_logger
+from foundation.logs import get_logger
 from schemas import TOWN_TIMEZONE
 from schemas.records import Reject
 from schemas.topics import REJECTS

@@ -22,13 +22,14 @@ from typing import Any, get_args
 
 import yaml
 
+from foundation import packaged
+from foundation.errors import ConfigurationError, InputRejected
 from schemas import TOWN_TIMEZONE
 from schemas.records import EVENT_STATUSES, ActorRole, EventUpdate
 
 Role = ActorRole
 ROLES: tuple[str, ...] = get_args(Role)
 
-DEFAULT_FLOW_PATH = Path(__file__).resolve().parent.parent / "schemas" / "data" / "case_flow.yaml"
 INITIAL_STATUS = "reported"
 # Statuses in which a case is finished whatever the flow file says: overdue checks, duplicate
 # matching and report merging need no flow, and the canonical records know only these two endings.
@@ -40,11 +41,11 @@ CLOSED_STATUS = "closed"
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG), good to ~0.5 % for haversine distances
 
 
-class FlowError(ValueError):
+class FlowError(ConfigurationError):
     """The case flow file itself is wrong; the worker must not start on it."""
 
 
-class IllegalTransition(ValueError):
+class IllegalTransition(InputRejected):
     """A command the case cannot take; ``str(exc)`` is a sentence a desk clerk can act on.
 
     ``code`` is stable for programs: ``illegal_transition`` (no such move from this status),
@@ -54,7 +55,7 @@ class IllegalTransition(ValueError):
     """
 
     def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(reason, code)
         self.code = code
         self.reason = reason
 
@@ -201,7 +202,7 @@ def load_flow(path: Path | None = None) -> CaseFlow:
     records cannot carry, roles no caller has, two edges for one move, a terminal status that leads
     somewhere, a status with no way out, or a status no case can ever reach.
     """
-    path = DEFAULT_FLOW_PATH if path is None else path
+    path = packaged.CASE_FLOW if path is None else path
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:

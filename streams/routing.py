@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from foundation.errors import ConfigurationError
 from schemas.config_file import read_yaml
 
 
-class RoutingError(ValueError):
+class RoutingError(ConfigurationError):
     """The rules file itself is wrong; the worker must not start on it."""
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gridhub.settings import Settings
+from foundation.errors import InputRejected
+from foundation.settings import Settings
 from schemas.address import normalise_address
 from schemas.identity import InvalidCode, normalise_resident_id, normalise_uscc
 from warehouse.reader import query, sql_literal
@@ -36,8 +37,10 @@ def labels_sql(kinds: tuple[str, ...] = tuple(LABELS)) -> str:
     )
 
 
-class EntityNotFound(LookupError):
+class EntityNotFound(InputRejected):
     """No entity answers to the key; the message says what was tried."""
+
+    reason_code = "not_found"
 
 
 @dataclass

@@ -17,14 +17,18 @@ from typing import Any
 
 import duckdb
 
+from foundation.errors import InputRejected
+
 READ_ONLY_STATEMENTS = {
     duckdb.StatementType.SELECT,
     duckdb.StatementType.EXPLAIN,
 }
 
 
-class QueryRefused(ValueError):
+class QueryRefused(InputRejected):
     """The SQL is not a read-only query or does not parse."""
+
+    reason_code = "query_refused"
 
 
 def check_read_only(sql: str) -> None:

@@ -9,8 +9,9 @@ from typing import Any
 
 import duckdb
 
-from gridhub import runtime
-from gridhub.settings import Settings
+from foundation import runfiles
+from foundation.errors import RetryableError
+from foundation.settings import Settings
 from warehouse.query_server import QueryRefused, run_query
 
 
@@ -19,7 +20,7 @@ def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-class WarehouseUnavailable(RuntimeError):
+class WarehouseUnavailable(RetryableError):
     """Neither a running sink nor a warehouse file could answer."""
 
 
@@ -39,7 +40,7 @@ def _ask_sink(url: str, sql: str) -> dict[str, Any]:
 
 def query(settings: Settings, sql: str) -> dict[str, Any]:
     """Run ``sql`` against the running sink, or the warehouse file if nothing runs."""
-    sink = runtime.discover(settings, "sink")
+    sink = runfiles.discover(settings, "sink")
     url = settings.sink_url or (sink or {}).get("url")
     if url:
         return _ask_sink(str(url), sql)

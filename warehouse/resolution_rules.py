@@ -13,15 +13,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from foundation import packaged
+from foundation.errors import ConfigurationError
 from schemas.config_file import load_yaml_model
 from schemas.records import CANONICAL_MODELS, Canonical
 from warehouse.reader import sql_literal
 
-DEFAULT_RULES = Path(__file__).resolve().parent.parent / "schemas" / "data" / "resolution.yaml"
 METRES_PER_DEGREE = 111_320.0
 
 
-class RulesError(ValueError):
+class RulesError(ConfigurationError):
     """The resolution rules file is unusable; the message says where and why."""
 
 
@@ -124,7 +125,7 @@ class ResolutionRules(BaseModel):
         return rules
 
     @classmethod
-    def load(cls, path: Path = DEFAULT_RULES) -> ResolutionRules:
+    def load(cls, path: Path = packaged.RESOLUTION_RULES) -> ResolutionRules:
         """Read and check a rules file."""
         return load_yaml_model(path, cls, "resolution rules", RulesError, "check GRIDHUB_RESOLUTION_RULES")
 

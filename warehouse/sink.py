@@ -14,8 +14,8 @@ import time
 
 from kafka import KafkaConsumer, TopicPartition
 
-from gridhub.logs import get_logger
-from gridhub.settings import Settings
+from foundation.logs import get_logger
+from foundation.settings import Settings
 from schemas.topics import sink_topics
 from warehouse.contract import BatchContract
 from warehouse.decode import add_message

@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 
+from foundation.errors import ConfigurationError
 from schemas.batches import RecordBatch
 from warehouse.bulk import BulkWriter, Screen
 from warehouse.resolution import Resolver
@@ -88,7 +89,7 @@ WAREHOUSE_VERSION = 3
 3: no primary-key indexes, keys kept unique by the writer)."""
 
 
-class WarehouseSchemaError(RuntimeError):
+class WarehouseSchemaError(ConfigurationError):
     """The warehouse file was written by a gridhub whose tables have another shape."""
 
 

@@ -35,13 +35,12 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from connectors.base import ConnectorError
 from connectors.exports.readers import blank
+from foundation import packaged
 from schemas.config_file import read_yaml, validated
 from schemas.records import CANONICAL_MODELS
 
 ExportEntity = Literal["person", "organisation", "place", "object"]
 EXPORT_ENTITIES: tuple[str, ...] = get_args(ExportEntity)
-HEADERS_FILE = Path(__file__).resolve().parents[2] / "schemas" / "data" / "export_headers.yaml"
-PACKAGED_MAPPINGS = HEADERS_FILE.with_name("export_mappings.yaml")
 
 
 def squash(header: str) -> str:
@@ -76,7 +75,7 @@ def cell_value(value: Any) -> Any:
 
 @cache
 def _standard_headers() -> dict[str, Any]:
-    return yaml.safe_load(HEADERS_FILE.read_text(encoding="utf-8"))
+    return yaml.safe_load(packaged.EXPORT_HEADERS.read_text(encoding="utf-8"))
 
 
 class DepartmentMapping(BaseModel):

@@ -47,7 +47,7 @@ from connectors.base import ConnectorError, RawPublisher
 from connectors.exports import ExportConnector, IngestReport
 from connectors.exports.columns import ColumnMap, ExportEntity
 from connectors.exports.readers import BadLine, Row
-from gridhub.logs import get_logger
+from foundation.logs import get_logger
 from schemas.config_file import load_yaml_model
 
 RETRIED_STATUSES = (429, 500, 502, 503, 504)

@@ -37,7 +37,7 @@ import watchfiles
 from connectors.base import ConnectorError
 from connectors.exports import IngestReport
 from connectors.exports.columns import EXPORT_ENTITIES, ExportEntity
-from gridhub.logs import get_logger
+from foundation.logs import get_logger
 
 PROCESSING, DONE, FAILED = ".processing", ".done", ".failed"
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".reason.txt")

@@ -18,7 +18,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from gridhub.settings import Settings
+from foundation.settings import Settings
 from gridhub.supervisor import Stack
 from warehouse.reader import query
 

@@ -7,8 +7,8 @@ import signal
 import sqlalchemy as sa
 from support import Hub, resident_id, unique, uscc, wait_until
 
-from gridhub.demo import APPROVALS_DDL
 from schemas.topics import APPLICATION_ALERTS
+from simulation.demo import APPROVALS_DDL
 
 
 def add_rows(hub: Hub, rows: list[dict[str, object]]) -> None:

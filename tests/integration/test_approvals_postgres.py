@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from support import ROOT, Hub, resident_id, uscc, wait_until
 
-from gridhub.settings import Settings
+from foundation.settings import Settings
 from gridhub.supervisor import settings_env
 from schemas import TOWN_TIMEZONE
 from schemas.approvals import load_catalogue

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from support import Hub, wait_until
 
-from gridhub import runtime
+from foundation import runfiles
 
 
 def test_sql_answers_while_the_sink_holds_the_warehouse(hub: Hub) -> None:
@@ -62,7 +62,7 @@ def test_second_up_on_the_same_data_dir_is_refused(hub: Hub) -> None:
     result = hub.cli("up", timeout=60)
     assert result.returncode == 2
     assert "already runs" in result.stderr
-    assert runtime.discover(hub.settings, "broker") is not None, "the refused start must not unannounce the hub"
+    assert runfiles.discover(hub.settings, "broker") is not None, "the refused start must not unannounce the hub"
 
 
 def test_rows_published_around_the_worker_meet_the_warehouse_contract(hub: Hub) -> None:

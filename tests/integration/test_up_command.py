@@ -12,9 +12,9 @@ from pathlib import Path
 
 from support import ROOT, wait_until
 
-from gridhub import runtime
+from foundation import runfiles
+from foundation.settings import Settings
 from gridhub.services import SERVICES
-from gridhub.settings import Settings
 
 
 def up_env(data_dir: Path) -> dict[str, str]:
@@ -43,12 +43,12 @@ def start_up(data_dir: Path) -> tuple[subprocess.Popen[bytes], list[int]]:
         stderr=subprocess.STDOUT,
     )
     wait_until(
-        lambda: all(runtime.discover(settings, name) for name in SERVICES) or up.poll() is not None,
+        lambda: all(runfiles.discover(settings, name) for name in SERVICES) or up.poll() is not None,
         timeout_s=240,
         what="up",
     )
     assert up.poll() is None, up.communicate()[0].decode()
-    return up, [runtime.discover(settings, name)["pid"] for name in SERVICES]
+    return up, [runfiles.discover(settings, name)["pid"] for name in SERVICES]
 
 
 def test_up_serves_until_ctrl_c_then_stops_everything_and_sql_reads_the_file(tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ def test_up_serves_until_ctrl_c_then_stops_everything_and_sql_reads_the_file(tmp
             "reporter_id": "GW002",
         }
         request = urllib.request.Request(
-            runtime.discover(settings, "patrol")["url"] + "/v1/reports",
+            runfiles.discover(settings, "patrol")["url"] + "/v1/reports",
             data=json.dumps(report).encode(),
             headers={"Content-Type": "application/json"},
         )
@@ -92,7 +92,7 @@ def test_up_serves_until_ctrl_c_then_stops_everything_and_sql_reads_the_file(tmp
     assert up.returncode == 0, output
     assert "gridhub stopped cleanly" in output
     assert "Traceback" not in output
-    assert all(not runtime.pid_alive(pid) for pid in pids)
+    assert all(not runfiles.pid_alive(pid) for pid in pids)
     assert not list((tmp_path / "run").glob("*.json"))
     after = sql("SELECT event_id, department, status FROM events")
     assert after.returncode == 0, after.stderr
@@ -109,9 +109,9 @@ def test_ctrl_c_during_the_demo_stops_every_process_it_started(tmp_path: Path) -
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_until(lambda: runtime.discover(settings, "sink") or demo.poll() is not None, timeout_s=240, what="sink")
+        wait_until(lambda: runfiles.discover(settings, "sink") or demo.poll() is not None, timeout_s=240, what="sink")
         assert demo.poll() is None, demo.communicate()[0].decode()
-        pids = [info["pid"] for name in ("sink", "broker") if (info := runtime.discover(settings, name))]
+        pids = [info["pid"] for name in ("sink", "broker") if (info := runfiles.discover(settings, name))]
         broker_log = (demo_dir / "logs" / "broker.log").read_text()
     finally:
         demo.send_signal(signal.SIGINT)
@@ -121,7 +121,7 @@ def test_ctrl_c_during_the_demo_stops_every_process_it_started(tmp_path: Path) -
     assert demo.returncode == 130, output
     assert "interrupted" in output
     assert "Traceback" not in output
-    assert all(not runtime.pid_alive(pid) for pid in pids)
+    assert all(not runfiles.pid_alive(pid) for pid in pids)
     port = broker_log.split("listening on: tcp://127.0.0.1:")[1].split()[0]
     assert not broker_running(port)
 
@@ -133,5 +133,5 @@ def test_services_and_broker_stop_when_up_is_killed_outright(tmp_path: Path) -> 
     up.kill()
     up.communicate(timeout=30)
 
-    wait_until(lambda: not any(runtime.pid_alive(pid) for pid in pids), timeout_s=60, what="the services to stop")
+    wait_until(lambda: not any(runfiles.pid_alive(pid) for pid in pids), timeout_s=60, what="the services to stop")
     assert not broker_running(port), "the embedded broker outlived gridhub up"

@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from gridhub.town_day import APPROVAL_ITEMS
 from schemas.approvals import ApprovalCatalogue, CatalogueError, load_catalogue
 from schemas.records import Application
+from simulation.day import APPROVAL_ITEMS
 from warehouse.approvals import replace_approval_items
 from warehouse.writer import SCHEMA_FILES
 

@@ -11,17 +11,17 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.approvals_mapping import (
-    PACKAGED_MAPPING,
     ApprovalsMapping,
     MappingError,
     UnmappedStatus,
     load_mapping,
 )
 from connectors.approvals_sql import ApprovalsConnector, GapGuard
-from gridhub.demo import APPROVALS_DDL
-from gridhub.settings import Settings
+from foundation.packaged import APPROVALS_MAPPING
+from foundation.settings import Settings
 from schemas.approvals import CHANGE_SEQ_FIELD
 from schemas.records import Application, RawEnvelope
+from simulation.demo import APPROVALS_DDL
 
 CUSTOM = """
 table: sp_bj_change
@@ -51,7 +51,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_packaged_mapping_fits_the_simulated_days_table() -> None:
-    mapping = load_mapping(PACKAGED_MAPPING)
+    mapping = load_mapping(APPROVALS_MAPPING)
     engine = sa.create_engine("sqlite://")
     with engine.begin() as connection:
         connection.exec_driver_sql(APPROVALS_DDL)

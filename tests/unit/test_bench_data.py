@@ -13,9 +13,9 @@ import pytest
 from pydantic import ValidationError
 
 from bench.data import CHANGED_PHONE_PREFIX, HEADERS, person_export, person_table
-from gridhub.town_day import PEOPLE_HEADERS
 from schemas.identity import InvalidCode, normalise_resident_id
 from schemas.records import Person
+from simulation.town import PEOPLE_HEADERS
 
 RECORDS = 4000
 SEED = 11

@@ -19,7 +19,7 @@ from kafka.future import Future
 from connectors.base import ConnectorError
 from connectors.exports import ExportConnector, ExportFile, export_records
 from connectors.exports.columns import ColumnMap, DepartmentMapping
-from gridhub.settings import Settings
+from foundation.settings import Settings
 from schemas.batches import BatchFormatError, RecordBatch, decode_batch, encode_batch, encode_within
 from schemas.grid import Grid
 from schemas.records import RawEnvelope

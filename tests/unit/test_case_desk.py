@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gridhub.settings import Settings
+from foundation.settings import Settings
 from schemas.grid import Grid
 from schemas.records import RawEnvelope
 from streams.cases import CaseDesk, command_message

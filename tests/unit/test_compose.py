@@ -28,10 +28,10 @@ import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 
-from gridhub import runtime
+from foundation import runfiles
+from foundation.settings import Settings
 from gridhub.broker import free_port
 from gridhub.services import SERVICES
-from gridhub.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -493,11 +493,11 @@ def test_announcement_health_check_follows_the_services_run_file(
     assert run_check(argv, env=env) != 0, "healthy before the service announced itself"
     settings = Settings(data_dir=tmp_path)
     other = next(service for service in SERVICES if service != name)
-    runtime.announce(settings, other)
+    runfiles.announce(settings, other)
     assert run_check(argv, env=env) != 0, f"{name}'s check is satisfied by {other}'s announcement"
-    runtime.announce(settings, name)  # this test process stands in for the live service
+    runfiles.announce(settings, name)  # this test process stands in for the live service
     assert run_check(argv, env=env) == 0
-    runtime.withdraw(settings, name)
+    runfiles.withdraw(settings, name)
     assert run_check(argv, env=env) != 0, "still healthy after the service withdrew"
 
 

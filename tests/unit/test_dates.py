@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from gridhub.settings import Settings
+from foundation.settings import Settings
 from schemas.dates import ACCEPTED_FORMS, DateFormatError, RegisterDate, parse_date
 from schemas.records import Person, RawEnvelope
 from streams.normalise import Rejected, normalise

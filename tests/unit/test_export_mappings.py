@@ -8,8 +8,9 @@ import pytest
 
 from connectors.base import ConnectorError
 from connectors.exports import ExportFile, export_records
-from connectors.exports.columns import PACKAGED_MAPPINGS, ColumnMap, cell_value, load_mappings
-from gridhub.settings import Settings
+from connectors.exports.columns import ColumnMap, cell_value, load_mappings
+from foundation.packaged import EXPORT_MAPPINGS
+from foundation.settings import Settings
 from schemas.records import Place
 
 LAND = """
@@ -99,8 +100,8 @@ def test_the_mapped_sheet_does_not_stop_the_same_source_sending_csv(tmp_path: Pa
 
 
 def test_the_packaged_example_is_the_default_and_valid() -> None:
-    assert Settings().export_mappings == PACKAGED_MAPPINGS
-    land = load_mappings(PACKAGED_MAPPINGS).columns_for("land-resources", "place")
+    assert Settings().export_mappings == EXPORT_MAPPINGS
+    land = load_mappings(EXPORT_MAPPINGS).columns_for("land-resources", "place")
     assert land.apply({"宗地代码": "1", "坐落位置": "孟河镇"}) == {
         "place_id": "1",
         "address": "孟河镇",

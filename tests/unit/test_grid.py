@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 from shapely.geometry import Point, Polygon, box
 
-from gridhub.town_day import simulate_day
-from gridhub.town_grid import synthetic_grid, write_synthetic_grid
-from schemas.grid import MENGHE_GRID_FILE, Grid, GridCell, GridError, from_wgs84, to_wgs84
+from foundation.packaged import MENGHE_GRID
+from schemas.grid import Grid, GridCell, GridError, from_wgs84, to_wgs84
+from simulation.day import simulate_day
+from simulation.grid import synthetic_grid, write_synthetic_grid
 
 LAT_MIN, LAT_MAX, LON_MIN, LON_MAX = 31.95, 32.03, 119.82, 119.925
 EARTH_RADIUS_M = 6_371_008.8
@@ -29,7 +30,7 @@ EARTH_RADIUS_M = 6_371_008.8
 
 @pytest.fixture(scope="module")
 def grid() -> Grid:
-    return Grid.load(MENGHE_GRID_FILE)
+    return Grid.load(MENGHE_GRID)
 
 
 def _basic(grid: Grid) -> list[GridCell]:
@@ -52,7 +53,7 @@ def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 def test_shipped_file_is_the_generated_grid(tmp_path: Path) -> None:
-    shipped = MENGHE_GRID_FILE.read_bytes()
+    shipped = MENGHE_GRID.read_bytes()
     assert json.loads(shipped) == synthetic_grid()
     # byte for byte, so regenerating never produces a spurious diff
     assert write_synthetic_grid(tmp_path / "grid.geojson").read_bytes() == shipped

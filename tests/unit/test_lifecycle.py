@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from schemas.records import EVENT_STATUSES
 from streams.lifecycle import (
-    DEFAULT_FLOW_PATH,
     ROLES,
     Case,
     CaseFlow,
@@ -159,8 +158,7 @@ def test_packaged_flow_speaks_the_canonical_event_statuses_and_roles() -> None:
 
 
 def test_default_path_is_the_packaged_file() -> None:
-    assert DEFAULT_FLOW_PATH == FLOW_FILE
-    assert load_flow(FLOW_FILE) == FLOW
+    assert load_flow() == load_flow(FLOW_FILE) == FLOW
 
 
 def test_allowed_from_keeps_file_order_and_terminals_have_none() -> None:

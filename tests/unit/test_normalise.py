@@ -410,9 +410,10 @@ def test_an_undecodable_record_that_hits_a_bug_is_still_kept() -> None:
 
 
 def test_with_the_grid_an_event_gets_its_cell_and_an_outside_point_is_refused(rules: RoutingRules) -> None:
-    from schemas.grid import MENGHE_GRID_FILE, Grid
+    from foundation.packaged import MENGHE_GRID
+    from schemas.grid import Grid
 
-    grid = Grid.load(MENGHE_GRID_FILE)
+    grid = Grid.load(MENGHE_GRID)
     placed = normalise(raw("event", REPORT, source="patrol"), rules, grid)
     assert isinstance(placed, Accepted)
     cell = grid.locate(REPORT["lat"], REPORT["lon"])

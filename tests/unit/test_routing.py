@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from foundation.errors import ConfigurationError
 from streams.routing import Category, RoutingError, RoutingRules, load_rules
 
 RULES_FILE = Path(__file__).resolve().parents[2] / "schemas" / "data" / "categories.yaml"
@@ -134,8 +135,8 @@ def test_missing_rules_file_is_refused_naming_the_path(tmp_path: Path) -> None:
     assert str(path) in str(excinfo.value)
 
 
-def test_routing_error_is_a_value_error() -> None:
-    assert issubclass(RoutingError, ValueError)
+def test_a_broken_rules_file_stops_the_hub_as_a_configuration_error() -> None:
+    assert issubclass(RoutingError, ConfigurationError)
 
 
 @pytest.mark.parametrize(

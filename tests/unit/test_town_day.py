@@ -21,17 +21,17 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from gridhub.town_day import (
-    CATEGORIES,
+from schemas.identity import InvalidCode, normalise_resident_id, normalise_uscc
+from schemas.records import Application, Event, EventUpdate, Organisation, Person
+from simulation.day import TownDay, simulate_day, write_exports
+from simulation.town import (
     GRID_WORKERS,
     ORGANISATION_HEADERS,
     PEOPLE_HEADERS,
-    TownDay,
-    simulate_day,
-    write_exports,
+    REPORTING,
+    UNKNOWN_CATEGORY_CODES,
+    reported_categories,
 )
-from schemas.identity import InvalidCode, normalise_resident_id, normalise_uscc
-from schemas.records import Application, Event, EventUpdate, Organisation, Person
 from streams.routing import RoutingRules, load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,7 +154,7 @@ def test_another_seed_gives_another_day() -> None:
 def test_day_does_not_depend_on_hash_randomisation() -> None:
     """A set iterated into the output would differ between interpreter runs; none must."""
     script = (
-        "import dataclasses, hashlib, json; from gridhub.town_day import simulate_day; "
+        "import dataclasses, hashlib, json; from simulation.day import simulate_day; "
         "day = dataclasses.asdict(simulate_day(60, seed=3)); "
         "day['malformed_reports'] = [body.decode() for body in day['malformed_reports']]; "
         "print(hashlib.sha256(json.dumps(day, ensure_ascii=False).encode()).hexdigest())"
@@ -281,11 +281,20 @@ def test_malformed_reports_are_not_json_objects(day: TownDay) -> None:
         assert not isinstance(parsed, dict)
 
 
-def test_categories_table_agrees_with_the_routing_rules(rules: RoutingRules) -> None:
-    for spec in CATEGORIES:
+def test_reported_categories_are_named_and_routed_by_the_routing_rules(rules: RoutingRules) -> None:
+    categories = reported_categories(rules)
+    assert [spec.code for spec in categories] == list(REPORTING)
+    for spec in categories:
         category = rules.categories[spec.code]
         assert (category.name, category.department) == (spec.name, spec.department)
         assert all("{place}" in text for text in spec.descriptions)
+    assert all(rules.resolve(code) is None for code in UNKNOWN_CATEGORY_CODES)
+
+
+def test_a_routing_table_without_a_simulated_category_is_refused(rules: RoutingRules) -> None:
+    fewer = RoutingRules(rules.departments, {code: c for code, c in rules.categories.items() if code != "0102"})
+    with pytest.raises(ValueError, match="lacks the simulated categories 0102"):
+        reported_categories(fewer)
 
 
 # --- lifecycle updates ---------------------------------------------------------------------

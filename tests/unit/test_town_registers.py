@@ -6,11 +6,11 @@ from collections import Counter
 
 import pytest
 
-from gridhub.town_day import simulate_day
-from gridhub.town_registers import town_registers
 from schemas.address import normalise_address
 from schemas.identity import InvalidCode, normalise_resident_id
 from schemas.records import Person, Place
+from simulation.day import simulate_day
+from simulation.registers import town_registers
 
 SEED = 20261125
 

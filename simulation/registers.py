@@ -1,6 +1,6 @@
 """Other departments' copies of the simulated town's residents, for entity resolution.
 
-The household register of :mod:`gridhub.town_day` is one department's view. Here the
+The household register of :mod:`simulation.day` is one department's view. Here the
 police hold part of the same people with their own spelling (names padded, short
 addresses, some newer phones), a community office keeps a list without resident IDs,
 the housing office registers the houses they live in, and the tax bureau knows the
@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connectors.exports import ExportEntity
-from gridhub.town_day import VILLAGES, TownDay
 from schemas.address import normalise_address
 from schemas.identity import InvalidCode, normalise_resident_id, normalise_uscc
+from simulation.day import TownDay
+from simulation.town import VILLAGES
 
 SECURITY_SHARE = 0.4
 COMMUNITY_SHARE = 0.1

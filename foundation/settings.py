@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_PACKAGED_DATA = Path(__file__).resolve().parent.parent / "schemas" / "data"
-_PACKAGED_RULES = _PACKAGED_DATA / "categories.yaml"
+from foundation import packaged
+from foundation.errors import ConfigurationError
 
 
 class Settings(BaseSettings):
@@ -65,7 +65,7 @@ class Settings(BaseSettings):
         "defaults to sqlite:///DATA_DIR/approvals.sqlite.",
     )
     approvals_mapping: Path = Field(
-        default=_PACKAGED_DATA / "approvals_mapping.yaml",
+        default=packaged.APPROVALS_MAPPING,
         description="Table, change-number column, column per application field and status codes to poll.",
     )
     approvals_poll_seconds: float = Field(default=1.0, gt=0, description="Polling interval.")
@@ -76,14 +76,14 @@ class Settings(BaseSettings):
         description="How long a missing change number (a transaction not committed yet) holds the cursor back.",
     )
     approval_items: Path = Field(
-        default=_PACKAGED_DATA / "approval_items.yaml", description="Catalogue of approval items with time limits."
+        default=packaged.APPROVAL_ITEMS, description="Catalogue of approval items with time limits."
     )
     approvals_overdue_check_seconds: float = Field(
         default=60.0, gt=0, description="How often open applications are checked against their time limit."
     )
 
     export_mappings: Path = Field(
-        default=_PACKAGED_DATA / "export_mappings.yaml",
+        default=packaged.EXPORT_MAPPINGS,
         description="Per-department column mappings of exports (source -> entity -> columns, defaults, sheet).",
     )
     watch_dir: Path | None = Field(
@@ -96,9 +96,9 @@ class Settings(BaseSettings):
         default=None, description="YAML list of department REST APIs to pull; unset = none."
     )
 
-    routing_rules: Path = Field(default=_PACKAGED_RULES, description="Category routing table.")
+    routing_rules: Path = Field(default=packaged.CATEGORIES, description="Category routing table.")
     resolution_rules: Path = Field(
-        default=_PACKAGED_DATA / "resolution.yaml",
+        default=packaged.RESOLUTION_RULES,
         description="Entity resolution: source ranking per field, fuzzy matching weights and thresholds.",
     )
     grid_file: Path | None = Field(
@@ -150,9 +150,7 @@ class Settings(BaseSettings):
             return self.grid_file
         if self.installed_grid.exists():
             return self.installed_grid
-        from schemas.grid import MENGHE_GRID_FILE
-
-        return MENGHE_GRID_FILE
+        return packaged.MENGHE_GRID
 
     @property
     def photo_store(self) -> Path:
@@ -171,6 +169,15 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read the environment, letting command-line flags win over it."""
+    """Read the environment, letting command-line flags win over it.
+
+    A value that does not fit its setting stops the process with one line naming the variable.
+    """
     cleaned = {key: value for key, value in overrides.items() if value is not None}
-    return Settings(**cleaned)
+    try:
+        return Settings(**cleaned)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"GRIDHUB_{'_'.join(str(part) for part in item['loc']).upper()}: {item['msg']}" for item in exc.errors()
+        )
+        raise ConfigurationError(f"a setting is wrong: {problems}") from exc

@@ -4,9 +4,9 @@ The town's surveyed grid layer is not public, so this module draws a stand-in wi
 figures of the article (reference BRIEF): 128 basic cells worked by GW001..GW128 and 18
 dedicated cells (8 schools, 4 hospitals, 6 parks) worked by GW129..GW146, about 88 km²,
 three enforcement squads by area. The layout is illustrative, not surveyed: basic cells are
-a 16 × 8 lattice over the WGS84 box phones report from (gridhub.town_day), each village or
+a 16 × 8 lattice over the town's box (:data:`simulation.town.TOWN_BOX`), each village or
 community owns a rectangular block of the lattice containing its centre in
-``town_day.VILLAGES``, and squads split the town into west, middle and east thirds.
+:data:`simulation.town.VILLAGES`, and squads split the town into west, middle and east thirds.
 
 Codes follow reference/domain-standards.md §3.2: ``320411`` (新北区) + ``101`` (孟河镇) +
 community ``001``.. + a per-community sequence numbered west→east, north→south (as DB11
@@ -14,7 +14,7 @@ does), dedicated cells continuing their community's sequence. When the real laye
 it replaces the file; nothing else depends on this module.
 
 The output is a pure function with no randomness, so the shipped file can be regenerated
-byte for byte (``python -m gridhub.town_grid``) and a test checks it is in sync.
+byte for byte (``python -m simulation.grid``) and a test checks it is in sync.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from schemas.grid import MENGHE_GRID_FILE, Grid
+from foundation.packaged import MENGHE_GRID
+from schemas.grid import Grid
+from simulation.town import TOWN_BOX
 
 TOWN_PREFIX = "320411101"
 """320411 新北区 (GB/T 2260) + 101 孟河镇 (confirmed in domain-standards §3.2)."""
-LAT_MIN, LAT_MAX = 31.95, 32.03
-LON_MIN, LON_MAX = 119.82, 119.925
 COLUMNS, ROWS = 16, 8
 """16 × 8 = 128 basic cells, each about 620 m (east-west) by 1,110 m (north-south)."""
 _DECIMALS = 7
@@ -45,7 +45,7 @@ class _Community:
     columns: range
 
 
-# In code order. Each block contains the village centre gridhub.town_day uses for it, and no
+# In code order. Each block contains the village centre simulation.town gives it, and no
 # block straddles a squad boundary (columns 0–4 west, 5–10 middle, 11–15 east), because a
 # village is served by the enforcement squad of its area.
 COMMUNITIES: tuple[_Community, ...] = (
@@ -92,12 +92,12 @@ _DEDICATED_HALF_SIZE: dict[str, tuple[float, float]] = {
 
 def _lat(row_edge: int) -> float:
     """Latitude of the northern edge of lattice row ``row_edge`` (row 0 is the northernmost)."""
-    return round(LAT_MAX - row_edge * (LAT_MAX - LAT_MIN) / ROWS, _DECIMALS)
+    return round(TOWN_BOX.lat_max - row_edge * (TOWN_BOX.lat_max - TOWN_BOX.lat_min) / ROWS, _DECIMALS)
 
 
 def _lon(column_edge: int) -> float:
     """Longitude of the western edge of lattice column ``column_edge``."""
-    return round(LON_MIN + column_edge * (LON_MAX - LON_MIN) / COLUMNS, _DECIMALS)
+    return round(TOWN_BOX.lon_min + column_edge * (TOWN_BOX.lon_max - TOWN_BOX.lon_min) / COLUMNS, _DECIMALS)
 
 
 def squad_of_column(column: int) -> str:
@@ -194,4 +194,4 @@ def write_synthetic_grid(path: Path) -> Path:
 
 
 if __name__ == "__main__":  # pragma: no cover - regeneration entry point
-    print(write_synthetic_grid(MENGHE_GRID_FILE))
+    print(write_synthetic_grid(MENGHE_GRID))

@@ -1,20 +1,21 @@
 """One simulated working day of Menghe town, for ``gridhub demo`` and the integration tests.
 
 No record-level open data of Chinese grid cases exists (reference/domain-standards.md §8),
-so the pipeline is exercised with a synthetic day driven by the category table, the
-146 grid workers and their two daily patrols, the case flow of §5 and the identity
+so the pipeline is exercised with a synthetic day driven by the routing table's categories,
+the 146 grid workers and their two daily patrols, the case flow of §5 and the identity
 standards of §6. Every feed carries the faults the real feeds carry (phone retries,
 unknown categories, broken JSON, duplicated and mistyped register rows) so that
 dedup, validation and the reject path are tested on every run.
 
-The generator is a pure function of ``(events, seed)``: one seeded :class:`random.Random`
-is consumed in a fixed order and no set or hash order ever reaches the output, so a test
-can assert exact counts and a failing demo can be replayed byte for byte. The only I/O
-is :func:`write_exports`, which lays the two register exports out as files.
+The generator is a pure function of ``(events, seed)`` and the routing table: one seeded
+:class:`random.Random` is consumed in a fixed order and no set or hash order ever reaches the
+output, so a test can assert exact counts and a failing demo can be replayed byte for byte.
+Its only I/O is reading the routing table and :func:`write_exports`, which lays the two register
+exports out as files.
 
 The counts in :attr:`TownDay.expected` are recomputed from the generated rows (with the
-national check-character rules), not copied from the plan, so they stay right whatever
-the mix of faults turns out to be.
+national check-character rules and the routing table), not copied from the plan, so they stay
+right whatever the mix of faults turns out to be.
 """
 
 from __future__ import annotations
@@ -24,131 +25,38 @@ import csv
 import json
 import random
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from schemas.identity import InvalidCode, normalise_resident_id, normalise_uscc, resident_id_check_char, uscc_check_char
+from foundation import packaged
+from schemas import TOWN_TIMEZONE
+from schemas.identity import InvalidCode, normalise_resident_id, normalise_uscc, uscc_check_char
+from simulation.people import (
+    CHECK_CHARACTERS,
+    enterprise_register,
+    household_register,
+    organisation_code,
+    resident_id,
+    valid_resident_ids,
+    weighted,
+    wrong_check,
+)
+from simulation.town import (
+    DAY,
+    GRID_WORKERS,
+    LANDMARKS,
+    PEOPLE_HEADERS,
+    REPORT_BOX,
+    UNKNOWN_CATEGORY_CODES,
+    VILLAGES,
+    ReportedCategory,
+    reported_categories,
+)
 from streams.lifecycle import distance_m
+from streams.routing import RoutingRules, load_rules
 
 Row = dict[str, Any]
-
-DAY = date(2026, 11, 25)
-"""The simulated day; report and application ids carry it."""
-CST = timezone(timedelta(hours=8))
-"""China Standard Time: every feed in the town reports with a ``+08:00`` offset."""
-
-GRID_WORKERS = 146
-"""128 basic-grid workers plus 18 for dedicated grids (schools, hospitals, parks)."""
-REPORT_BOX = (31.95, 32.03, 119.82, 119.92)
-"""(lat_min, lat_max, lon_min, lon_max): the WGS84 box phones report from around Menghe."""
-
-PEOPLE_HEADERS: dict[str, str] = {
-    "姓名": "name",
-    "公民身份号码": "id_number",
-    "性别": "gender",
-    "出生日期": "birth_date",
-    "联系电话": "phone",
-    "住址": "address",
-}
-"""Household-register export header → :class:`schemas.records.Person` field."""
-ORGANISATION_HEADERS: dict[str, str] = {
-    "单位名称": "name",
-    "统一社会信用代码": "uscc",
-    "法定代表人": "legal_representative",
-    "注册地址": "registered_address",
-    "联系电话": "phone",
-}
-"""Enterprise-register export header → :class:`schemas.records.Organisation` field."""
-
-
-@dataclass(frozen=True)
-class _CategorySpec:
-    """A category of ``schemas/data/categories.yaml`` plus how often and how it is reported.
-
-    Kept as code rather than read from the YAML so that the generator does no I/O; a unit
-    test checks every entry against the YAML so the two cannot drift apart unnoticed.
-    """
-
-    code: str
-    name: str
-    department: str
-    weight: int
-    descriptions: tuple[str, ...]
-
-
-# Weights reflect a rural town in late November: rubbish, parking, shop-front trading and
-# the burning of straw and leaves dominate; pipe bursts and mass incidents are rare.
-CATEGORIES: tuple[_CategorySpec, ...] = (
-    _CategorySpec(
-        "0101",
-        "私搭乱建",
-        "enforcement",
-        5,
-        ("{place}有人未经审批搭建彩钢棚", "{place}民房旁新建违章简易房", "{place}店铺门前私自加盖雨棚"),
-    ),
-    _CategorySpec(
-        "0102",
-        "暴露垃圾",
-        "sanitation",
-        16,
-        ("{place}路边堆放生活垃圾未清运", "{place}垃圾桶满溢，周边散落垃圾", "{place}绿化带内有暴露垃圾"),
-    ),
-    _CategorySpec(
-        "0103",
-        "积存垃圾渣土",
-        "sanitation",
-        6,
-        ("{place}空地堆积建筑渣土", "{place}河坡积存垃圾多日未清理"),
-    ),
-    _CategorySpec("0104", "道路不洁", "sanitation", 8, ("{place}路面泥土洒落严重", "{place}道路油污未清扫")),
-    _CategorySpec("0105", "水域不洁", "water", 4, ("{place}河面漂浮垃圾和水草", "{place}池塘水面有大量漂浮物")),
-    _CategorySpec("0114", "焚烧垃圾树叶", "environment", 6, ("{place}田头有人焚烧秸秆", "{place}村民露天焚烧垃圾树叶")),
-    _CategorySpec("0115", "油烟污染", "environment", 2, ("{place}烧烤摊油烟直排", "{place}饭店油烟净化器未开启")),
-    _CategorySpec("0201", "非法小广告", "enforcement", 7, ("{place}电线杆上张贴小广告", "{place}墙面喷涂办证小广告")),
-    _CategorySpec(
-        "0203", "违规户外广告", "enforcement", 3, ("{place}店招破损存在坠落隐患", "{place}擅自设置落地广告牌")
-    ),
-    _CategorySpec(
-        "0301", "施工扰民", "construction", 3, ("{place}工地施工噪音扰民", "{place}装修施工噪音大，居民反映")
-    ),
-    _CategorySpec(
-        "0303", "工地扬尘", "environment", 4, ("{place}工地裸土未覆盖，扬尘明显", "{place}渣土车未密闭运输，沿路扬尘")
-    ),
-    _CategorySpec("0306", "无证掘路", "land", 2, ("{place}有人擅自开挖路面铺设管道",)),
-    _CategorySpec("0401", "路面塌陷", "emergency", 1, ("{place}路面出现塌陷坑，存在安全隐患",)),
-    _CategorySpec("0402", "自来水管破裂", "water", 2, ("{place}自来水管破裂，路面积水",)),
-    _CategorySpec("0403", "燃气管道破裂", "emergency", 1, ("{place}闻到燃气味，疑似管道泄漏",)),
-    _CategorySpec("0404", "下水道堵塞或破损", "water", 4, ("{place}下水道堵塞，污水外溢", "{place}窨井盖破损")),
-    _CategorySpec("0409", "群体性事件", "police", 1, ("{place}多名村民聚集，情绪激动",)),
-    _CategorySpec("0501", "无照经营游商", "market", 5, ("{place}流动摊贩占道售卖水果", "{place}无照经营早点摊")),
-    _CategorySpec(
-        "0504", "店外经营", "enforcement", 7, ("{place}汽配店跨门经营，配件堆放人行道", "{place}商户占道摆放商品")
-    ),
-    _CategorySpec("0509", "机动车乱停放", "police", 8, ("{place}车辆乱停占用消防通道", "{place}货车违停堵塞路口")),
-    _CategorySpec("0601", "违法占用耕地", "land", 2, ("{place}有人在耕地上堆放建材、硬化地面",)),
-    _CategorySpec("0602", "河道违法排污", "environment", 2, ("{place}排口向河道排放不明污水",)),
-)
-_KNOWN_CATEGORY_WORDS: dict[str, str] = {
-    **{spec.code: spec.code for spec in CATEGORIES},
-    **{spec.name: spec.code for spec in CATEGORIES},
-}
-UNKNOWN_CATEGORY_CODES: tuple[str, ...] = ("9999", "0999", "9901")
-"""Codes no routing table knows: a phone with an outdated category list sends them."""
-
-# Village name → an illustrative centre inside REPORT_BOX (not surveyed coordinates).
-VILLAGES: dict[str, tuple[float, float]] = {
-    "万绥村": (32.018, 119.842),
-    "小河村": (32.021, 119.903),
-    "孟城村": (31.994, 119.874),
-    "南兴村": (31.962, 119.866),
-    "东兵村": (31.985, 119.906),
-    "通江村": (32.008, 119.885),
-    "石桥湾村": (31.971, 119.834),
-    "富民村": (31.977, 119.897),
-    "新庄村": (31.999, 119.848),
-}
-_LANDMARKS = ("村口", "桥头", "菜场旁", "主路边", "河边", "公交站台旁", "小学门口", "厂区旁", "文化广场")
 
 # Applications: (item code, item name, who applies: person, org or either).
 APPROVAL_ITEMS: tuple[tuple[str, str, str], ...] = (
@@ -173,19 +81,6 @@ _APPLICATION_PATHS: tuple[tuple[tuple[str, ...], int], ...] = (
     (("submitted", "accepted", "refused"), 3),
 )
 
-# Identity material. Xinbei (320411) dominates; others moved in from elsewhere in Jiangsu.
-_DIVISIONS = (("320411", 80), ("320402", 5), ("320412", 5), ("320481", 4), ("321181", 6))
-_SURNAMES = "王张陈周吴徐孙朱蒋钱沈许恽巢史庄汤杨刘黄顾邵"
-_MALE_CHARS = "建国伟军强明华平志勇俊杰斌涛兵荣林"
-_FEMALE_CHARS = "芳英红梅丽霞燕萍娟琴玉兰秀敏婷静娜"
-_MOBILE_PREFIXES = ("130", "133", "135", "136", "138", "139", "150", "151", "152", "158", "177", "180", "187", "189")
-_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_RESIDENT_CHECKS = "0123456789X"
-_ORG_CODE_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
-_BRAND_CHARS = "恒泰鑫达华翔永盛金诚宏远万通瑞丰天马新龙"
-_INDUSTRIES = ("汽车配件", "摩托车配件", "机械制造", "灯具", "塑业", "五金", "精密铸造", "电器", "物流", "建材")
-_SHOPS = ("汽配经营部", "五金店", "小吃店", "便利店", "理发店", "农资店", "饭店")
-_COOPERATIVES = ("葡萄种植", "水稻种植", "蔬菜种植", "水产养殖", "苗木种植")
 
 # Lifecycle: who posts each status, and what a department desk writes.
 _COMMAND_DESK = "command-centre"
@@ -230,24 +125,26 @@ class TownDay:
     """Report ids of second reports of an open case's problem by another worker: one case, two reports."""
 
 
-def simulate_day(events: int = 200, seed: int = 20261125) -> TownDay:
+def simulate_day(events: int = 200, seed: int = 20261125, rules: RoutingRules | None = None) -> TownDay:
     """Generate one day of Menghe town with ``events`` distinct valid incident reports.
 
     The same ``(events, seed)`` always yields the same day, so the demo and the tests are
-    reproducible; different seeds give different days with the same shape.
+    reproducible; different seeds give different days with the same shape. ``rules`` is the routing
+    table the hub runs with (default: the packaged one); it names the reported categories.
     """
     if events < 1:
         raise ValueError(f"a town day needs at least one event, got {events}")
     rng = random.Random(seed)  # noqa: S311 -- simulation, not cryptography; seeded for replay
-    people = _people(rng, max(50, events))
-    organisations = _organisations(rng, max(20, events // 5), people)
-    reports, valid_reports = _reports(rng, events)
+    rules = rules or load_rules(packaged.CATEGORIES)
+    people = household_register(rng, max(50, events))
+    organisations = enterprise_register(rng, max(20, events // 5), people)
+    reports, valid_reports = _reports(rng, events, reported_categories(rules))
     updates = _updates(rng, valid_reports)
     seconds = _corroborations(rng, valid_reports, {update["event_id"] for update in updates})
     reports = [*reports, *seconds]
     applications = _applications(rng, max(1, events // 2), people, organisations)
     malformed = _malformed(rng)
-    expected = _tally(reports, malformed, updates, applications, people, organisations)
+    expected = _tally(rules, reports, malformed, updates, applications, people, organisations)
     tracks = _tracks(random.Random(seed + 1))  # noqa: S311 -- own stream, so the rest of the day is unchanged
     expected["patrol_points"] = sum(len(body["points"]) for body in tracks)
     expected["workers_compliant"] = _compliant_workers(tracks)
@@ -288,7 +185,7 @@ def write_exports(day: TownDay, folder: Path) -> tuple[Path, Path]:
 
 def _at(hour: int, minute: int = 0, second: int = 0) -> datetime:
     """A wall-clock time of the simulated day in China Standard Time."""
-    return datetime.combine(DAY, time(hour, minute, second), tzinfo=CST)
+    return datetime.combine(DAY, time(hour, minute, second), tzinfo=TOWN_TIMEZONE)
 
 
 def _iso(moment: datetime) -> str:
@@ -314,174 +211,6 @@ def _steps(start: datetime, gaps: list[int], end: datetime) -> list[datetime]:
     return moments
 
 
-# --- identity material ---------------------------------------------------------------------
-
-
-def _weighted(rng: random.Random, table: tuple[tuple[Any, int], ...]) -> Any:
-    """Pick one value of a (value, weight) table."""
-    values = [value for value, _ in table]
-    weights = [weight for _, weight in table]
-    return rng.choices(values, weights=weights)[0]
-
-
-def _name(rng: random.Random, male: bool) -> str:
-    """A Chinese name whose given name fits the gender, as a register would hold it."""
-    chars = _MALE_CHARS if male else _FEMALE_CHARS
-    given = "".join(rng.choice(chars) for _ in range(rng.choice((1, 2, 2))))
-    return rng.choice(_SURNAMES) + given
-
-
-def _mobile(rng: random.Random) -> str:
-    """An 11-digit mainland mobile number."""
-    return rng.choice(_MOBILE_PREFIXES) + f"{rng.randrange(10**8):08d}"
-
-
-def _address(rng: random.Random, village: str | None = None) -> str:
-    """A rural address in Menghe: village, production group and house number."""
-    village = village or rng.choice(list(VILLAGES))
-    return f"江苏省常州市新北区孟河镇{village}{rng.randint(1, 18)}组{rng.randint(1, 120)}号"
-
-
-def _resident_id(rng: random.Random, born: date, male: bool, force_x: bool, taken: dict[str, None]) -> str:
-    """A valid GB 11643 ID not yet used: division, birth date, sequence (odd = male), check char.
-
-    ``force_x`` draws sequences until the check character is X, so the lower-case ``x``
-    fault can be planted on an ID where it is legitimate.
-    """
-    division = _weighted(rng, _DIVISIONS)
-    while True:
-        sequence = rng.randrange(1000)
-        if sequence % 2 != int(male):
-            sequence ^= 1
-        first17 = f"{division}{born:%Y%m%d}{sequence:03d}"
-        code = first17 + resident_id_check_char(first17)
-        if code not in taken and (not force_x or code.endswith("X")):
-            taken[code] = None
-            return code
-
-
-def _wrong_check(code: str, alphabet: str, rng: random.Random) -> str:
-    """The same code with a different, therefore wrong, check character: a typo at the desk."""
-    return code[:17] + rng.choice([char for char in alphabet if char != code[17]])
-
-
-def _org_code(rng: random.Random) -> str:
-    """A 9-character GB 11714 organisation code with its own check character.
-
-    Older enterprises carry the 8-digit pre-2015 codes; newer ones the ``MA`` series.
-    The check lets the warehouse link pre-2015 records that only know this code.
-    """
-    if rng.random() < 0.6:
-        body = "MA" + "".join(rng.choice(_USCC_ALPHABET) for _ in range(6))
-    else:
-        body = f"{rng.randrange(10**8):08d}"
-    total = sum(
-        (int(char) if char.isdigit() else ord(char) - 55) * weight
-        for char, weight in zip(body, _ORG_CODE_WEIGHTS, strict=True)
-    )
-    check = 11 - total % 11
-    return body + {10: "X", 11: "0"}.get(check, str(check))
-
-
-# --- registers -----------------------------------------------------------------------------
-
-
-def _people(rng: random.Random, rows: int) -> list[dict[str, str]]:
-    """The household register: distinct residents plus duplicated, lower-case-x and invalid rows."""
-    duplicates = max(1, round(rows * 0.05))
-    lower_x = max(1, round(rows * 0.02))
-    wrong_check = max(1, round(rows * 0.02))
-    valid = rows - duplicates - wrong_check - 1  # the 1 is the row without a name
-    taken: dict[str, None] = {}
-    register: list[dict[str, str]] = []
-    for index in range(valid + wrong_check + 1):
-        male = rng.random() < 0.5
-        born = date(1935, 1, 1) + timedelta(days=rng.randrange((date(2015, 12, 31) - date(1935, 1, 1)).days))
-        id_number = _resident_id(rng, born, male, force_x=index < lower_x, taken=taken)
-        if index < lower_x:
-            id_number = id_number[:17] + "x"
-        elif valid <= index < valid + wrong_check:
-            id_number = _wrong_check(id_number, _RESIDENT_CHECKS, rng)
-        register.append(
-            {
-                "姓名": "" if index == valid + wrong_check else _name(rng, male),
-                "公民身份号码": id_number,
-                "性别": "男" if male else "女",
-                "出生日期": born.isoformat(),
-                "联系电话": _mobile(rng),
-                "住址": _address(rng),
-            }
-        )
-    register += [dict(rng.choice(register[:valid])) for _ in range(duplicates)]
-    rng.shuffle(register)
-    return register
-
-
-def _valid_people_ids(people: list[dict[str, str]]) -> list[str]:
-    """Normalised IDs of the register's valid residents, in register order, once each."""
-    found: dict[str, None] = {}
-    for row in people:
-        if row["姓名"]:
-            try:
-                found[normalise_resident_id(row["公民身份号码"])] = None
-            except InvalidCode:
-                continue
-    return list(found)
-
-
-def _organisation_name(rng: random.Random, category: str) -> str:
-    """A name that fits the USCC category: company (1), individual business (2), cooperative (3)."""
-    brand = "".join(rng.sample(_BRAND_CHARS, 2))
-    if category == "1":
-        return f"常州市{brand}{rng.choice(_INDUSTRIES)}有限公司"
-    if category == "2":
-        return f"新北区孟河{brand}{rng.choice(_SHOPS)}"
-    return f"常州市新北区孟河镇{rng.choice(list(VILLAGES))[:-1]}{brand}{rng.choice(_COOPERATIVES)}专业合作社"
-
-
-def _organisations(rng: random.Random, rows: int, people: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The enterprise register: distinct organisations plus duplicated rows and one mistyped code.
-
-    Half the legal representatives are residents of the household register, so the
-    warehouse has people to link organisations to.
-    """
-    duplicates = max(1, round(rows * 0.05))
-    valid = rows - duplicates - 1
-    residents = [row["姓名"] for row in people if row["姓名"]]
-    taken: dict[str, None] = {}
-    names: dict[str, None] = {}
-    register: list[dict[str, str]] = []
-    for index in range(valid + 1):
-        category = _weighted(rng, (("1", 6), ("2", 3), ("3", 1)))
-        while True:
-            first17 = f"9{category}320411{_org_code(rng)}"
-            uscc = first17 + uscc_check_char(first17)
-            if uscc not in taken:
-                taken[uscc] = None
-                break
-        if index == valid:
-            uscc = _wrong_check(uscc, _USCC_ALPHABET, rng)
-        name = _organisation_name(rng, category)
-        for _ in range(20):  # names are unique in a register; give up quietly on huge days
-            if name not in names:
-                break
-            name = _organisation_name(rng, category)
-        names[name] = None
-        phone = f"0519-8{rng.randrange(10**7):07d}" if rng.random() < 0.5 else _mobile(rng)
-        register.append(
-            {
-                "单位名称": name,
-                "统一社会信用代码": uscc,
-                "法定代表人": rng.choice(residents) if rng.random() < 0.5 else _name(rng, rng.random() < 0.7),
-                "注册地址": f"江苏省常州市新北区孟河镇{rng.choice(list(VILLAGES))}{rng.randint(1, 300)}号",
-                "联系电话": phone,
-            }
-        )
-    register += [dict(rng.choice(register[:valid])) for _ in range(duplicates)]
-    rng.shuffle(register)
-    return register
-
-
 # --- patrol reports and their lifecycle ----------------------------------------------------
 
 
@@ -492,14 +221,15 @@ def _photo(rng: random.Random) -> str:
 
 def _point(rng: random.Random, village: str) -> tuple[float, float]:
     """A WGS84 point near the village centre, kept inside the Menghe box."""
-    lat_min, lat_max, lon_min, lon_max = REPORT_BOX
     lat, lon = VILLAGES[village]
-    lat = min(max(lat + rng.uniform(-0.008, 0.008), lat_min), lat_max)
-    lon = min(max(lon + rng.uniform(-0.008, 0.008), lon_min), lon_max)
+    lat = min(max(lat + rng.uniform(-0.008, 0.008), REPORT_BOX.lat_min), REPORT_BOX.lat_max)
+    lon = min(max(lon + rng.uniform(-0.008, 0.008), REPORT_BOX.lon_min), REPORT_BOX.lon_max)
     return round(lat, 6), round(lon, 6)
 
 
-def _reports(rng: random.Random, events: int) -> tuple[list[Row], list[tuple[Row, _CategorySpec]]]:
+def _reports(
+    rng: random.Random, events: int, categories: tuple[ReportedCategory, ...]
+) -> tuple[list[Row], list[tuple[Row, ReportedCategory]]]:
     """Reports in send order, and the distinct valid ones with their category.
 
     Each worker patrols twice (an hour in the morning, an hour in the afternoon), so
@@ -525,18 +255,18 @@ def _reports(rng: random.Random, events: int) -> tuple[list[Row], list[tuple[Row
         start = morning if rng.random() < 0.5 else afternoon
         drafts.append((start + timedelta(seconds=rng.randrange(3600)), worker, village, slot in unknown_slots))
     drafts.sort(key=lambda draft: (draft[0], draft[1]))
-    weights = [spec.weight for spec in CATEGORIES]
+    weights = [spec.weight for spec in categories]
     distinct: list[Row] = []
-    valid: list[tuple[Row, _CategorySpec]] = []
+    valid: list[tuple[Row, ReportedCategory]] = []
     for number, (reported_at, worker, village, is_unknown) in enumerate(drafts, start=1):
-        place = village + rng.choice(_LANDMARKS)
+        place = village + rng.choice(LANDMARKS)
         lat, lon = _point(rng, village)
-        spec: _CategorySpec | None = None
+        spec: ReportedCategory | None = None
         if is_unknown:
             category = rng.choice(UNKNOWN_CATEGORY_CODES)
             description = f"{place}发现其他问题，请核实"
         else:
-            spec = rng.choices(CATEGORIES, weights=weights)[0]
+            spec = rng.choices(categories, weights=weights)[0]
             category = spec.name if rng.random() < 0.1 else spec.code
             description = rng.choice(spec.descriptions).format(place=place)
             while _looks_like_a_second_report(valid, spec, lat, lon, reported_at):
@@ -570,7 +300,7 @@ SEPARATION = timedelta(hours=3)
 
 
 def _looks_like_a_second_report(
-    valid: list[tuple[Row, _CategorySpec]], spec: _CategorySpec, lat: float, lon: float, at: datetime
+    valid: list[tuple[Row, ReportedCategory]], spec: ReportedCategory, lat: float, lon: float, at: datetime
 ) -> bool:
     """Whether a fresh problem would land so close to an earlier one that the hub must merge them.
 
@@ -587,7 +317,7 @@ def _looks_like_a_second_report(
 
 def _chain(rng: random.Random, returned: bool) -> list[str]:
     """The statuses one event goes through today, following the case flow of §5."""
-    end = _weighted(rng, _CHAIN_ENDS)
+    end = weighted(rng, _CHAIN_ENDS)
     if returned and end == "accepted":
         end = "dispatched"
     statuses = list(_MAIN_CHAIN[: _MAIN_CHAIN.index(end) + 1])
@@ -616,7 +346,7 @@ _GAP_SECONDS = {
 }
 
 
-def _corroborations(rng: random.Random, valid: list[tuple[Row, _CategorySpec]], updated: set[str]) -> list[Row]:
+def _corroborations(rng: random.Random, valid: list[tuple[Row, ReportedCategory]], updated: set[str]) -> list[Row]:
     """Second reports of still-open problems by another worker, about 10 m away and minutes later.
 
     Only cases nobody updates today are chosen, so each stays open and the second report must join it.
@@ -631,8 +361,12 @@ def _corroborations(rng: random.Random, valid: list[tuple[Row, _CategorySpec]], 
                 **report,
                 "report_id": f"{report['report_id']}-2",
                 "reporter_id": f"GW{rng.randint(1, GRID_WORKERS):03d}",
-                "lat": round(min(max(report["lat"] + rng.uniform(-0.0001, 0.0001), 31.95), 32.03), 6),
-                "lon": round(min(max(report["lon"] + rng.uniform(-0.0001, 0.0001), 119.82), 119.92), 6),
+                "lat": round(
+                    min(max(report["lat"] + rng.uniform(-0.0001, 0.0001), REPORT_BOX.lat_min), REPORT_BOX.lat_max), 6
+                ),
+                "lon": round(
+                    min(max(report["lon"] + rng.uniform(-0.0001, 0.0001), REPORT_BOX.lon_min), REPORT_BOX.lon_max), 6
+                ),
                 "reported_at": _iso(min(later, _at(17, 59, 59))),
                 "photos": [_photo(rng)],
             }
@@ -661,8 +395,8 @@ def _tracks(rng: random.Random) -> list[Row]:
         for start in starts:
             points = []
             for step in range(minutes // 2 + 1):
-                lat = min(max(lat + rng.uniform(-0.0003, 0.0003), REPORT_BOX[0]), REPORT_BOX[1])
-                lon = min(max(lon + rng.uniform(-0.0003, 0.0003), REPORT_BOX[2]), REPORT_BOX[3])
+                lat = min(max(lat + rng.uniform(-0.0003, 0.0003), REPORT_BOX.lat_min), REPORT_BOX.lat_max)
+                lon = min(max(lon + rng.uniform(-0.0003, 0.0003), REPORT_BOX.lon_min), REPORT_BOX.lon_max)
                 points.append({"at": _iso(start + step * TRACK_STEP), "lat": round(lat, 6), "lon": round(lon, 6)})
             bodies.append({"worker_id": worker, "points": points})
     return bodies
@@ -683,7 +417,7 @@ def _automatic_steps(chain: list[str]) -> set[int]:
     return {chain.index(status) for status in ("accepted", "dispatched") if status in chain}
 
 
-def _updates(rng: random.Random, valid: list[tuple[Row, _CategorySpec]]) -> list[Row]:
+def _updates(rng: random.Random, valid: list[tuple[Row, ReportedCategory]]) -> list[Row]:
     """Lifecycle updates for about 60% of the valid events, in the order they are posted.
 
     The command centre's automation accepts and dispatches a fresh report, so those first
@@ -762,7 +496,7 @@ def _applications(
     as people from outside the town also apply. The mistyped rows are single-row
     applications whose applicant ID fails its check character.
     """
-    residents = _valid_people_ids(people)
+    residents = valid_resident_ids(people)
     enterprises: list[str] = []
     for row in organisations:
         try:
@@ -785,17 +519,17 @@ def _applications(
             if is_invalid or rng.random() >= 0.8:
                 male = rng.random() < 0.5
                 born = date(1950, 1, 1) + timedelta(days=rng.randrange(365 * 55))
-                id_number = _resident_id(rng, born, male, force_x=False, taken=taken)
+                id_number = resident_id(rng, born, male, force_x=False, taken=taken)
             else:
                 id_number = rng.choice(residents)
             if is_invalid:
-                id_number = _wrong_check(id_number, _RESIDENT_CHECKS, rng)
+                id_number = wrong_check(id_number, CHECK_CHARACTERS, rng)
         elif rng.random() < 0.8:
             uscc = rng.choice(enterprises)
         else:
-            first17 = f"91320411{_org_code(rng)}"
+            first17 = f"91320411{organisation_code(rng)}"
             uscc = first17 + uscc_check_char(first17)
-        path = ("submitted",) if is_invalid else _weighted(rng, _APPLICATION_PATHS)
+        path = ("submitted",) if is_invalid else weighted(rng, _APPLICATION_PATHS)
         submitted = _at(8, 30) + timedelta(seconds=rng.randrange(8 * 3600))
         gaps = [rng.randint(300, 3600) if status == "accepted" else rng.randint(1800, 10800) for status in path[1:]]
         changes = [submitted, *_steps(submitted, gaps, close)]
@@ -829,6 +563,7 @@ def _valid_code(value: str | None, normalise: Any) -> str | None:
 
 
 def _tally(
+    rules: RoutingRules,
     reports: list[Row],
     malformed: list[bytes],
     updates: list[Row],
@@ -838,7 +573,7 @@ def _tally(
 ) -> dict[str, int]:
     """Count what a correct pipeline must end with, from the generated rows themselves."""
     distinct = {body["report_id"]: body for body in reports}
-    unknown = sum(1 for body in distinct.values() if body["category"] not in _KNOWN_CATEGORY_WORDS)
+    unknown = sum(1 for body in distinct.values() if rules.resolve(body["category"]) is None)
 
     valid_application_ids: dict[str, None] = {}
     invalid_application_rows = 0

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gridhub.settings import Settings
+from foundation.settings import Settings
 
 
 def _path(settings: Settings, name: str) -> Path:

@@ -26,13 +26,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from connectors.base import RawPublisher
 from connectors.exports import ExportEntity, ExportFile
+from foundation.errors import GridhubError
+from foundation.settings import Settings
 from gridhub.broker import count_messages
+from gridhub.cli_common import print_result
 from gridhub.ingest import publish_export
-from gridhub.settings import Settings
 from gridhub.supervisor import Stack
-from gridhub.town_day import TownDay, simulate_day, write_exports
-from gridhub.town_registers import TownRegisters, town_registers, write_registers
 from schemas.topics import OVERDUE_ALERTS, dispatch_topic
+from simulation.day import TownDay, simulate_day, write_exports
+from simulation.registers import TownRegisters, town_registers, write_registers
 from streams.routing import load_rules
 from warehouse.kpi import kpi_sql
 from warehouse.reader import query
@@ -48,7 +50,7 @@ CREATE TABLE IF NOT EXISTS applications (
 """
 
 
-class DemoFailed(RuntimeError):
+class DemoFailed(GridhubError):
     """The warehouse does not hold what the simulated day must produce."""
 
 
@@ -285,11 +287,9 @@ def _check(day: TownDay, registers: TownRegisters, rows: dict[str, int], tally: 
 
 def run_demo(settings: Settings, events: int, seed: int, console: Console) -> None:
     """Start the hub, feed the day, wait for the warehouse, print the summary, stop."""
-    from gridhub.cli import print_result
-
     settings = _demo_settings(settings)
     started = time.monotonic()
-    day = simulate_day(events=events, seed=seed)
+    day = simulate_day(events=events, seed=seed, rules=load_rules(settings.routing_rules))
     registers = town_registers(day, seed)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:

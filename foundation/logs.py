@@ -7,7 +7,7 @@ import sys
 
 import structlog
 
-from gridhub.settings import Settings
+from foundation.settings import Settings
 
 
 def configure_logging(settings: Settings) -> None:
