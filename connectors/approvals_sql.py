@@ -17,21 +17,26 @@ pass (a rolled-back transaction leaves a number that never appears).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 
 from connectors.approvals_mapping import ApprovalsMapping, MappingError, UnmappedStatus
-from connectors.base import Connector, RawPublisher
+from connectors.base import Connector, SourceUnavailable
 from connectors.cursor import Cursor, CursorStore
+from connectors.publisher import RawPublisher
+from foundation.errors import ConfigurationError, RetryableError
 from foundation.logs import get_logger
+from foundation.retrying import retrying
 from foundation.settings import Settings
 from schemas.approvals import CHANGE_SEQ_FIELD
+from schemas.rejects import Reject
 from schemas.topics import RAW_APPROVALS
 
 log = get_logger(__name__)
@@ -63,13 +68,35 @@ class GapGuard:
         return len(numbers)
 
 
+@contextmanager
+def _database(url: object) -> Iterator[None]:
+    """Sort the approval database's failures into the taxonomy.
+
+    A database that cannot be reached or times out may come back (retryable); one that refuses
+    the query (no such table or column, no permission) will refuse it again until the mapping or
+    the grants are fixed (configuration).
+    """
+    try:
+        yield
+    except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as exc:
+        raise SourceUnavailable(
+            f"the approval database at {url} did not answer ({exc.__class__.__name__}: {exc})"
+        ) from exc
+    except sa.exc.SQLAlchemyError as exc:
+        raise ConfigurationError(
+            f"the approval database at {url} refused the query ({exc.__class__.__name__}: {exc}); "
+            "check GRIDHUB_APPROVALS_MAPPING and the account's grants"
+        ) from exc
+
+
 class ApprovalsConnector(Connector):
     """Polls the change table and publishes each change row as an application record."""
 
+    source = "approvals"
     topic = RAW_APPROVALS
 
     def __init__(self, publisher: RawPublisher, settings: Settings, mapping: ApprovalsMapping, topic_id: str) -> None:
-        super().__init__(publisher, source="approvals")
+        super().__init__(publisher)
         self.engine = sa.create_engine(settings.approvals_url)
         self.mapping = mapping
         self.batch_rows = settings.approvals_batch_rows
@@ -85,9 +112,10 @@ class ApprovalsConnector(Connector):
         if self._table is not None:
             return self._table
         mapping = self.mapping
-        if not sa.inspect(self.engine).has_table(mapping.table, schema=mapping.schema):
-            return None
-        table = sa.Table(mapping.table, sa.MetaData(), schema=mapping.schema, autoload_with=self.engine)
+        with _database(self.engine.url):
+            if not sa.inspect(self.engine).has_table(mapping.table, schema=mapping.schema):
+                return None
+            table = sa.Table(mapping.table, sa.MetaData(), schema=mapping.schema, autoload_with=self.engine)
         mapping.check_columns(table.c.keys())
         if not isinstance(table.c[mapping.cursor_column].type, sa.Integer | sa.Numeric):
             raise MappingError(
@@ -97,7 +125,7 @@ class ApprovalsConnector(Connector):
         self._table = table
         return table
 
-    def prepare(self) -> None:
+    def prepare(self) -> dict[str, Any]:
         """Check the mapping against the table before the service calls itself ready.
 
         A mapping that does not fit fails the start with one :class:`MappingError`; a database
@@ -105,8 +133,9 @@ class ApprovalsConnector(Connector):
         """
         try:
             self.reflect()
-        except sa.exc.SQLAlchemyError as exc:
-            log.error("approval database not reachable yet; polling until it is", error=str(exc), url=self.engine.url)
+        except SourceUnavailable as exc:
+            log.error("approval database not reachable yet; polling until it is", error=str(exc))
+        return {"table": self.mapping.qualified_table}
 
     def _publish(self, row: dict[str, Any], number: int) -> FutureRecordMetadata:
         """Send one change row, or reject it here when its status code is not mapped."""
@@ -115,16 +144,17 @@ class ApprovalsConnector(Connector):
         try:
             payload = self.mapping.payload(row)
         except UnmappedStatus as exc:
-            return self.publisher.reject(
+            reject = Reject.build(
+                "validate",
+                exc.reason_code,
+                str(exc),
+                row,
+                record_uid=uuid.uuid4().hex,
                 source=self.source,
                 source_record_id=record_id,
                 entity="application",
-                stage="validate",
-                reason_code="unmapped_status",
-                reason=str(exc),
-                payload=json.dumps(row, ensure_ascii=False, default=str),
-                run_id=None,
             )
+            return self.publisher.reject(reject)
         payload[CHANGE_SEQ_FIELD] = number
         return self.send(self.envelope(record_id, "application", payload))
 
@@ -138,27 +168,36 @@ class ApprovalsConnector(Connector):
             return 0
         column = table.c[self.mapping.cursor_column]
         query = sa.select(table).where(column > self.cursor.position).order_by(column).limit(self.batch_rows)
-        with self.engine.connect() as connection:
+        with _database(self.engine.url), self.engine.connect() as connection:
             rows = [dict(row._mapping) for row in connection.execute(query)]
         numbers = [int(row[self.mapping.cursor_column]) for row in rows]
         ready = self.gaps.publishable(self.cursor.position, numbers, time.monotonic())
         if not ready:
             return 0
-        futures = [self._publish(row, number) for row, number in zip(rows[:ready], numbers[:ready], strict=True)]
-        for future in futures:
-            future.get(timeout=30)
+        sent = [self._publish(row, number) for row, number in zip(rows[:ready], numbers[:ready], strict=True)]
+        self.publisher.acknowledged(sent, f"publishing {ready} approval changes")
         self.cursor = Cursor(position=numbers[ready - 1], topic_id=self.cursor.topic_id)
         self.store.save(self.cursor)
         log.info("approvals published", rows=ready, cursor=self.cursor.position)
         return ready
 
     def run(self, stop: threading.Event) -> None:
-        """Poll until ``stop`` is set; a full batch polls again at once."""
+        """Poll until ``stop`` is set; a full batch polls again at once, a failure that may heal with back-off.
+
+        The cursor moves only after Kafka acknowledged every row before it, so a retried poll
+        starts where the failed one did.
+        """
         while not stop.is_set():
             try:
-                sent = self.poll_once()
-            except (sa.exc.SQLAlchemyError, KafkaError) as exc:
-                log.error("approvals poll failed; retrying, cursor unchanged", error=str(exc), url=self.engine.url)
-                sent = 0
+                for attempt in retrying(stop, "polling the approval system", first_wait_s=self.poll_seconds):
+                    with attempt:
+                        sent = self.poll_once()
+            except RetryableError:
+                return
             if sent < self.batch_rows:
                 stop.wait(self.poll_seconds)
+
+    def close(self) -> None:
+        """Release the database connections and the producer."""
+        self.engine.dispose()
+        super().close()

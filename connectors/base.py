@@ -1,150 +1,51 @@
-"""What every connector shares: provenance, the idempotent producer, direct rejects.
+"""The base every connector stands on: one lifecycle, one publisher, one delivery guarantee.
 
-A connector's promise is *at least once*: a record it has accepted (answered a
-phone with 202, advanced a cursor past, counted in an ingest) is acknowledged by
-all in-sync replicas first. Resends that this may cause are absorbed downstream
-by the stream's dedup table and the warehouse's keyed upserts.
+A connector is a door through which one source family's records enter the hub: the patrol
+gateway (phones over HTTP), the approvals poller (the service centre's database), the watched
+folder and the REST poller (department exports). The base owns what they share; a connector
+writes only how it takes its records in (:meth:`Connector.run`).
+
+Lifecycle, driven by :func:`foundation.service.run_service`: :meth:`~Connector.prepare` checks
+the configuration and takes what the connector needs (a port, a cursor), the connector is
+announced ready, :meth:`~Connector.run` takes records in until told to stop, and
+:meth:`~Connector.close` flushes and releases the publisher.
+
+Delivery guarantee: *at least once*. A record is accepted (answered 202, passed by a cursor,
+filed as done) only after Kafka has acknowledged it; a crash in between resends it, and the
+stream and the warehouse absorb the copy as a duplicate.
+
+Errors decide by type: what may heal (:class:`~foundation.errors.RetryableError`) is tried
+again with back-off and keeps its place; input that is wrong
+(:class:`~foundation.errors.InputRejected`) is refused or kept as a reject with its reason,
+never retried; a wrong set-up (:class:`~foundation.errors.ConfigurationError`) stops the connector.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import uuid
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 
-from schemas.batches import MAX_MESSAGE_BYTES
-from schemas.decisions import MatchDecision
-from schemas.messages import reject_message
-from schemas.records import EntityKind, RawEnvelope, Reject, RejectStage
-from schemas.topics import MATCH_DECISIONS, REJECTS
+from connectors.publisher import RawPublisher, make_envelope
+from foundation.errors import RetryableError
+from foundation.service import Service
+from schemas.records import EntityKind, RawEnvelope
 
 
-class ConnectorError(RuntimeError):
-    """Input a connector cannot take at all; the message tells the user what to fix."""
+class SourceUnavailable(RetryableError):
+    """The source system (a database, a department's API) did not answer; ask it again later."""
 
 
-def content_hash(payload: dict[str, Any]) -> str:
-    """sha256 of the payload's canonical JSON: the provenance fingerprint of what was received."""
-    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+class Connector(Service):
+    """A source family's door into the hub; subclasses implement :meth:`run` (and :meth:`prepare` if needed)."""
 
+    source: ClassVar[str]
+    """The source its records come from, for connectors with one (the export doors take it from each export)."""
+    topic: ClassVar[str]
+    """The raw topic :meth:`send` publishes to."""
 
-def make_envelope(
-    source: str, source_record_id: str, entity: EntityKind, payload: dict[str, Any], run_id: str | None = None
-) -> RawEnvelope:
-    """Wrap a received payload with its provenance."""
-    return RawEnvelope(
-        record_uid=uuid.uuid4().hex,
-        source=source,
-        source_record_id=source_record_id,
-        entity=entity,
-        received_at=datetime.now(UTC),
-        content_hash=content_hash(payload),
-        run_id=run_id,
-        payload=payload,
-    )
-
-
-def partition_key(envelope: RawEnvelope) -> bytes:
-    """Kafka key of a raw record: every version of a source record lands in one partition.
-
-    Reports and the updates of a report share the report's id, so a report is always
-    processed before the updates sent after it.
-    """
-    if envelope.entity in ("event", "event_update"):
-        return f"{envelope.source}|{envelope.payload.get('event_id')}".encode()
-    return f"{envelope.source}|{envelope.source_record_id}".encode()
-
-
-class RawPublisher:
-    """An idempotent, acks=all producer of raw envelopes and connector-side rejects."""
-
-    def __init__(self, bootstrap: str, client_id: str, batch_rows: int = 5000) -> None:
-        self.batch_rows = batch_rows
-        """Rows per message on the bulk lane (``GRIDHUB_BULK_BATCH_ROWS``)."""
-        try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=bootstrap,
-                client_id=client_id,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=5,
-                max_in_flight_requests_per_connection=5,
-                max_request_size=MAX_MESSAGE_BYTES,
-            )
-        except KafkaError as exc:
-            raise ConnectorError(f"cannot reach Kafka at {bootstrap} ({exc}); is gridhub up running?") from exc
-
-    def publish(self, topic: str, envelope: RawEnvelope) -> FutureRecordMetadata:
-        """Send one raw record; the returned future resolves when all replicas have it."""
-        return self._producer.send(topic, key=partition_key(envelope), value=envelope.model_dump_json().encode())
-
-    def partitions(self, topic: str) -> int:
-        """How many partitions ``topic`` has (asked once per run: the count changes only by an operator)."""
-        count = len(self._producer.partitions_for(topic) or ())
-        if not count:
-            raise ConnectorError(f"topic {topic} has no partitions; is gridhub up running?")
-        return count
-
-    def publish_batch(self, topic: str, partition: int, value: bytes) -> FutureRecordMetadata:
-        """Send one encoded batch of rows (:mod:`schemas.batches`) to the partition its rows hash to."""
-        return self._producer.send(topic, partition=partition, value=value)
-
-    def reject(
-        self,
-        *,
-        source: str,
-        source_record_id: str,
-        entity: str,
-        stage: RejectStage,
-        reason_code: str,
-        reason: str,
-        payload: str,
-        run_id: str | None,
-    ) -> FutureRecordMetadata:
-        """Record input the connector could not even wrap (an undecodable line, say) as a reject."""
-        reject = Reject(
-            record_uid=uuid.uuid4().hex,
-            source=source,
-            source_record_id=source_record_id,
-            entity=entity,
-            stage=stage,
-            reason_code=reason_code,
-            reason=reason,
-            payload=payload,
-            run_id=run_id,
-        )
-        return self._producer.send(REJECTS, key=reject.record_uid.encode(), value=reject_message(reject))
-
-    def decide(self, decision: MatchDecision) -> FutureRecordMetadata:
-        """Send a reviewer's match decision to the sink."""
-        return self._producer.send(
-            MATCH_DECISIONS, key=decision.key.encode(), value=decision.model_dump_json().encode()
-        )
-
-    def flush(self, timeout_s: float = 30.0) -> None:
-        """Block until everything sent so far is acknowledged."""
-        self._producer.flush(timeout=timeout_s)
-
-    def close(self) -> None:
-        """Flush and release the connection."""
-        self._producer.close(timeout=30)
-
-
-class Connector:
-    """A source family: it names its raw topic and publishes payloads with provenance."""
-
-    topic: str
-
-    def __init__(self, publisher: RawPublisher, source: str) -> None:
+    def __init__(self, publisher: RawPublisher) -> None:
         self.publisher = publisher
-        self.source = source
 
     def envelope(
         self, source_record_id: str, entity: EntityKind, payload: dict[str, Any], run_id: str | None = None
@@ -155,3 +56,7 @@ class Connector:
     def send(self, envelope: RawEnvelope) -> FutureRecordMetadata:
         """Send to this connector's raw topic; the caller decides when to wait for the acknowledgement."""
         return self.publisher.publish(self.topic, envelope)
+
+    def close(self) -> None:
+        """Flush what was sent and release the producer."""
+        self.publisher.close()

@@ -2,9 +2,11 @@
 
 The case agent decides every transition, but it answers through the rejects, after the
 desk's app has moved on. The gateway therefore follows ``canonical.case`` (the agent's
-output) and checks each update against the same case flow before accepting it: an update
-for an unknown case gets 404, an illegal step 409, each with the agent's own reason. The
-agent still re-checks, so a race between two gateways ends in a reject, never in a wrong case.
+output), rebuilds each case from its record (``streams.case_state``) and checks each update
+against the same case flow with the same state machine (``streams.case_machine``) before
+accepting it: an update for an unknown case gets 404, an illegal step 409, each with the
+agent's own reason. The agent still re-checks, so a race between two gateways ends in a
+reject, never in a wrong case.
 
 The copy may trail the agent by a moment. Updates this gateway accepts are applied to the
 copy at once (so a desk can post "in handling" then "handled" back to back), and a record
@@ -24,7 +26,9 @@ from kafka import KafkaConsumer, TopicPartition
 from foundation.logs import get_logger
 from schemas.records import CaseRecord, EventUpdate
 from schemas.topics import canonical_topic
-from streams.lifecycle import Case, CaseFlow, IllegalTransition, apply, command_for
+from streams.case_flow import CaseFlow
+from streams.case_machine import IllegalTransition, apply, command_for
+from streams.case_state import Case
 
 log = get_logger(__name__)
 QUIET_MS = 1000
@@ -38,30 +42,6 @@ let through until the case appears, and the agent re-checks every update anyway.
 """
 FETCH_MIN_BYTES = 256 * 1024
 """...unless this much is waiting already (a backlog is read at full speed)."""
-
-
-def case_from_record(record: CaseRecord) -> Case:
-    """The state-machine view of a warehouse case record (its last transition time is not carried)."""
-    return Case(
-        case_id=record.case_id,
-        category=record.category,
-        department=record.department,
-        squad=record.squad,
-        grid_code=record.grid_code,
-        lat=record.lat,
-        lon=record.lon,
-        reporter_id=record.reporter_id,
-        status=record.status,
-        reported_at=record.reported_at,
-        due_at=record.due_at,
-        updated_at=record.reported_at,
-        report_ids=tuple(record.report_ids),
-        seq=record.seq,
-        rework_count=record.rework_count,
-        return_count=record.return_count,
-        closed_at=record.closed_at,
-        overdue_alerted=record.overdue_alerted,
-    )
 
 
 class CaseView:
@@ -128,7 +108,7 @@ class CaseView:
             known = self._cases.get(record.case_id)
             if known is not None and known.seq > record.seq:
                 return
-            self._cases[record.case_id] = case_from_record(record)
+            self._cases[record.case_id] = Case.from_dict(record.model_dump())
             for report_id in record.report_ids:
                 self._report_case[report_id] = record.case_id
                 self._pending.discard(report_id)

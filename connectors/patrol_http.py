@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import BodyPartReader, web
-from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 
-from connectors.base import Connector, RawPublisher
+from connectors.base import Connector
 from connectors.case_view import CaseView
 from connectors.photos import PhotoRejected, PhotoStore
+from connectors.publisher import RawPublisher, kafka_failure
+from foundation.errors import BrokerUnavailable, GridhubError, InputRejected
+from foundation.logs import get_logger
 from schemas.grid import Grid
 from schemas.records import EntityKind, EventUpdate
 from schemas.topics import RAW_PATROL
@@ -28,6 +32,9 @@ from streams.normalise import Rejected, normalise_envelope
 from streams.routing import RoutingRules
 
 JSON_TYPES = {"application/json"}
+ACK_TIMEOUT_S = 15.0
+"""How long a phone waits for Kafka's acknowledgement before it is told to retry (503)."""
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,18 +50,30 @@ def _error(status: int, code: str, reason: str) -> web.Response:
     return web.json_response({"error": code, "reason": reason}, status=status)
 
 
-async def _acknowledged(future: FutureRecordMetadata, timeout_s: float) -> None:
-    """Wait for kafka-python's delivery future without blocking the event loop."""
+async def _acknowledged(future: FutureRecordMetadata, what: str) -> None:
+    """Wait for kafka-python's delivery future without blocking the event loop; failures in the taxonomy."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
 
     def settle(error: BaseException | None) -> None:
         if not done.done():
-            done.set_exception(error) if error else done.set_result(None)
+            done.set_exception(kafka_failure(error, what)) if error else done.set_result(None)
 
     future.add_callback(lambda _metadata: loop.call_soon_threadsafe(settle, None))
     future.add_errback(lambda error: loop.call_soon_threadsafe(settle, error))
-    await asyncio.wait_for(done, timeout_s)
+    try:
+        await asyncio.wait_for(done, ACK_TIMEOUT_S)
+    except TimeoutError as exc:
+        raise BrokerUnavailable(f"{what}: Kafka did not acknowledge within {ACK_TIMEOUT_S:g}s") from exc
+
+
+def _unstored(error: GridhubError, what: str) -> web.Response:
+    """The answer when Kafka did not take a record: too large is the phone's to fix, anything else a retry later."""
+    if isinstance(error, InputRejected):
+        return _error(413, error.reason_code, str(error))
+    if not isinstance(error, BrokerUnavailable):
+        log.error("Kafka refused a record; the gateway cannot store anything until this is fixed", error=str(error))
+    return _error(503, "kafka_unavailable", f"{what} not stored, retry later ({error})")
 
 
 @dataclass
@@ -68,6 +87,7 @@ class Submission:
 class PatrolGateway(Connector):
     """The HTTP endpoint for patrol terminals."""
 
+    source = "patrol"
     topic = RAW_PATROL
 
     def __init__(
@@ -78,13 +98,45 @@ class PatrolGateway(Connector):
         photos: PhotoStore,
         limits: Limits,
         cases: CaseView | None = None,
+        address: tuple[str, int] = ("127.0.0.1", 0),
     ) -> None:
-        super().__init__(publisher, source="patrol")
+        super().__init__(publisher)
         self.rules = rules
         self.grid = grid
         self.cases = cases
         self.photos = photos
         self.limits = limits
+        self.address = address
+        self._socket: socket.socket | None = None
+
+    def prepare(self) -> dict[str, Any]:
+        """Start following the cases and take the port, so the announced URL already answers."""
+        if self.cases is not None:
+            self.cases.start()
+        host, port = self.address
+        self._socket = socket.create_server((host, port))
+        return {"url": f"http://{host}:{self._socket.getsockname()[1]}"}
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve until ``stop`` is set; requests in flight are answered before the server closes."""
+        asyncio.run(self._serve(stop))
+
+    async def _serve(self, stop: threading.Event) -> None:
+        if self._socket is None:
+            raise RuntimeError("prepare() binds the gateway's socket before run()")
+        runner = web.AppRunner(self.application(), access_log=None)
+        await runner.setup()
+        await web.SockSite(runner, self._socket).start()
+        await asyncio.to_thread(stop.wait)
+        await runner.cleanup()
+
+    def close(self) -> None:
+        """Stop following the cases, release the port and the producer."""
+        if self.cases is not None:
+            self.cases.stop()
+        if self._socket is not None:
+            self._socket.close()
+        super().close()
 
     def application(self) -> web.Application:
         """The aiohttp application with the gateway's routes."""
@@ -153,9 +205,10 @@ class PatrolGateway(Connector):
                 return _error(422, decision.reject.reason_code, f"point {number}: {decision.reject.reason}")
             envelopes.append(envelope)
         try:
-            await asyncio.gather(*(_acknowledged(self.send(envelope), timeout_s=15) for envelope in envelopes))
-        except (KafkaError, TimeoutError) as exc:
-            return _error(503, "kafka_unavailable", f"track not stored, retry later ({type(exc).__name__})")
+            stored = (_acknowledged(self.send(envelope), "storing a track point") for envelope in envelopes)
+            await asyncio.gather(*stored)
+        except GridhubError as exc:
+            return _unstored(exc, "track")
         return web.json_response({"status": "accepted", "points": len(envelopes)}, status=202)
 
     async def _publish(
@@ -180,9 +233,9 @@ class PatrolGateway(Connector):
             if refusal is not None:
                 return _error(*refusal)
         try:
-            await _acknowledged(self.send(envelope), timeout_s=15)
-        except (KafkaError, TimeoutError) as exc:
-            return _error(503, "kafka_unavailable", f"record not stored, retry later ({type(exc).__name__})")
+            await _acknowledged(self.send(envelope), f"storing {id_field} {record_id}")
+        except GridhubError as exc:
+            return _unstored(exc, "record")
         if self.cases is not None and entity == "event":
             self.cases.note_report(record_id)
         answer = {"status": "accepted", id_field: record_id, "record_uid": envelope.record_uid, "photos": references}

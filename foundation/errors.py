@@ -41,3 +41,7 @@ class InputRejected(GridhubError):
 
 class ConfigurationError(GridhubError):
     """The hub's own set-up is wrong: stop, and say in one line what to fix."""
+
+
+class BrokerUnavailable(RetryableError):
+    """Kafka did not answer or did not acknowledge in time: nothing was lost, send the same again later."""

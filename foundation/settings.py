@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     sink_bulk_rows: int = Field(
         default=250_000, ge=1, description="Most bulk-lane rows (department exports) per DuckDB txn."
     )
+    publish_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a connector waits for Kafka to acknowledge what it sent before it tries again.",
+    )
     bulk_batch_rows: int = Field(
         default=5000, ge=1, description="Export rows per Kafka message on the bulk lane (Arrow batches)."
     )

@@ -20,7 +20,8 @@ from types import TracebackType
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from foundation.errors import RetryableError
+from connectors.publisher import kafka_failure
+from foundation.errors import BrokerUnavailable, ConfigurationError
 from foundation.settings import Settings
 from schemas.topics import (
     APPLICATION_ALERTS,
@@ -36,8 +37,8 @@ from schemas.topics import (
 from streams.routing import load_rules
 
 
-class BrokerError(RetryableError):
-    """The broker could not be started or reached; the message says what to check."""
+class BrokerError(ConfigurationError):
+    """The embedded broker could not be started; the message points at its log."""
 
 
 def free_port() -> int:
@@ -130,11 +131,11 @@ class EmbeddedBroker:
 
 
 def admin_client(bootstrap: str) -> KafkaAdminClient:
-    """An admin client, or a :class:`BrokerError` that says which address failed."""
+    """An admin client, or a :class:`BrokerUnavailable` that says which address failed."""
     try:
         return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="gridhub-admin")
     except KafkaError as exc:
-        raise BrokerError(f"cannot reach Kafka at {bootstrap} ({exc}); check GRIDHUB_KAFKA_BOOTSTRAP") from exc
+        raise BrokerUnavailable(f"cannot reach Kafka at {bootstrap} ({exc}); check GRIDHUB_KAFKA_BOOTSTRAP") from exc
 
 
 def all_topics(settings: Settings) -> list[str]:
@@ -166,6 +167,8 @@ def ensure_topics(settings: Settings, bootstrap: str) -> None:
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
+    except KafkaError as exc:
+        raise kafka_failure(exc, f"creating gridhub's topics at {bootstrap}") from exc
     finally:
         admin.close()
 
@@ -175,6 +178,8 @@ def topic_ids(bootstrap: str, topics: list[str]) -> dict[str, str]:
     admin = admin_client(bootstrap)
     try:
         return {item["name"]: str(item["topic_id"]) for item in admin.describe_topics(topics)}
+    except KafkaError as exc:
+        raise kafka_failure(exc, f"asking {bootstrap} for the ids of gridhub's topics") from exc
     finally:
         admin.close()
 

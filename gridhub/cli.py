@@ -146,8 +146,6 @@ def watch(
     bootstrap: Bootstrap = None,
 ) -> None:
     """Ingest every export dropped into a folder until Ctrl-C (`gridhub up` does it when GRIDHUB_WATCH_DIR is set)."""
-    import threading
-
     from connectors.exports.watch import Outcome
     from gridhub.ingest import watch_folder
 
@@ -157,14 +155,16 @@ def watch(
         raise UsageError("name the folder to watch (gridhub watch DIR) or set GRIDHUB_WATCH_DIR")
 
     def show(outcome: Outcome) -> None:
-        if outcome.report is None:
-            errors.print(f"[red]refused[/red] {outcome.relative}: {outcome.reason} (moved to {outcome.moved_to})")
-        else:
+        if outcome.status == "done" and outcome.report is not None:
             done = outcome.report
             console.print(f"{outcome.relative}: published {done.records} records as run {done.run_id}")
+        elif outcome.status == "failed":
+            errors.print(f"[red]refused[/red] {outcome.relative}: {outcome.reason} (moved to {outcome.location})")
+        else:
+            errors.print(f"[yellow]{outcome.status}[/yellow] {outcome.relative}: {outcome.reason}")
 
     console.print(f"watching {chosen.resolve()} for <source>/<entity>/<file>; Ctrl-C to stop")
-    watch_folder(settings, chosen, threading.Event(), show)
+    watch_folder(settings, chosen, show)
 
 
 @app.command()
@@ -371,14 +371,11 @@ def grid_load(
 
 
 @app.command("service", hidden=True)
-def service(name: Annotated[str, typer.Argument(help="sink, worker, patrol or approvals.")]) -> None:
+def service(name: Annotated[str, typer.Argument(help="sink, worker, patrol, approvals, watch or pull.")]) -> None:
     """Run one service in this process (used by `gridhub up` and docker-compose)."""
-    from gridhub.services import RUNNERS
+    from gridhub.services import run
 
-    runner = RUNNERS.get(name)  # type: ignore[call-overload]
-    if runner is None:
-        raise UsageError(f"unknown service {name!r}; choose one of {', '.join(RUNNERS)}")
-    runner(_settings())
+    run(_settings(), name)
 
 
 COMMAND_PLUGINS = "gridhub.commands"

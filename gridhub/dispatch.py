@@ -15,10 +15,10 @@ from typing import Any
 
 from kafka import KafkaConsumer
 
-from connectors.base import ConnectorError
-from foundation import runfiles
+from foundation.errors import InputRejected, RetryableError
 from foundation.settings import Settings
-from gridhub.ingest import running_bootstrap
+from gridhub.cli_common import UsageError
+from gridhub.running import running_bootstrap, running_gateway
 from schemas import TOWN_TIMEZONE
 from schemas.topics import dispatch_topic
 from streams.routing import load_rules
@@ -40,7 +40,7 @@ def listen(
     """
     departments = load_rules(settings.routing_rules).departments
     if department not in departments:
-        raise ConnectorError(f"unknown department {department!r}; known: {', '.join(sorted(departments))}")
+        raise UsageError(f"unknown department {department!r}; known: {', '.join(sorted(departments))}")
     timeout_ms = int(settings.worker_rebalance_timeout_s * 1000)
     consumer = KafkaConsumer(
         dispatch_topic(department),
@@ -100,10 +100,8 @@ def post_update(
 ) -> dict[str, Any]:
     """Post a lifecycle update (with an optional photo) to the patrol gateway, as the desk's app would."""
     if photo is not None and not photo.is_file():
-        raise ConnectorError(f"no such photo: {photo}")
-    gateway = settings.patrol_url or (runfiles.discover(settings, "patrol") or {}).get("url")
-    if not gateway:
-        raise ConnectorError("no running patrol gateway found: start `gridhub up` or set GRIDHUB_PATROL_URL")
+        raise UsageError(f"no such photo: {photo}")
+    gateway = running_gateway(settings)
     update = {
         "update_id": uuid.uuid4().hex,
         "event_id": case_id,
@@ -121,6 +119,9 @@ def post_update(
             return dict(json.loads(response.read()))
     except urllib.error.HTTPError as exc:
         answer = json.loads(exc.read() or b"{}")
-        raise ConnectorError(f"the gateway refused the update: {answer.get('reason', exc.reason)}") from exc
+        reason = answer.get("reason", exc.reason)
+        if exc.code >= 500:
+            raise RetryableError(f"the gateway could not take the update now, try again: {reason}") from exc
+        raise InputRejected(f"the gateway refused the update: {reason}", answer.get("error")) from exc
     except urllib.error.URLError as exc:
-        raise ConnectorError(f"the patrol gateway at {gateway} did not answer ({exc.reason})") from exc
+        raise RetryableError(f"the patrol gateway at {gateway} did not answer ({exc.reason})") from exc

@@ -1,14 +1,14 @@
 """Department feeds into a running hub: ``gridhub ingest`` (one file), ``watch`` (a folder), ``pull`` (a REST API).
 
 All three open their input with the department's column mapping (the ``--source``,
-the source folder, or the REST source's ``source``) and publish it the same way.
+the source folder, or the REST source's ``source``) and publish it through the same
+:class:`~connectors.exports.ExportPublisher`; the folder and the API are the connectors
+the services run, driven here in the foreground.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,26 +16,18 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
-from connectors.base import ConnectorError, RawPublisher
-from connectors.exports import ExportConnector, ExportEntity, ExportFile, IngestReport
+from connectors.exports import ExportEntity, ExportFile, ExportPublisher, IngestReport
 from connectors.exports.columns import load_mappings
-from connectors.exports.rest import RestSource, load_rest_sources, pull
-from connectors.exports.watch import FolderWatcher, Outcome
-from foundation import runfiles
+from connectors.exports.rest import RestPoller, load_rest_sources
+from connectors.exports.watch import Outcome, WatchedFolder
+from connectors.publisher import RawPublisher
+from foundation.errors import RetryableError
+from foundation.service import stop_on_signals
 from foundation.settings import Settings
+from gridhub.cli_common import UsageError
+from gridhub.running import hub_publisher
 from warehouse.reader import query
-
-
-def running_bootstrap(settings: Settings) -> str:
-    """The configured Kafka address, or the one a local ``gridhub up`` announced."""
-    if settings.kafka_bootstrap:
-        return settings.kafka_bootstrap
-    broker = runfiles.discover(settings, "broker")
-    if broker is None:
-        raise ConnectorError(
-            f"no running gridhub found in {settings.data_dir}: start `gridhub up` first or set GRIDHUB_KAFKA_BOOTSTRAP"
-        )
-    return str(broker["bootstrap"])
+from warehouse.sql import sql_literal
 
 
 def publish_export(
@@ -44,16 +36,9 @@ def publish_export(
     """Publish a checked export with a progress bar."""
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"publishing {export.path.name}", total=None)
-        return ExportConnector(publisher, source).ingest(
+        return ExportPublisher(publisher, source).publish(
             export, run_id, progress=lambda done: progress.update(task, completed=done)
         )
-
-
-def open_export(
-    settings: Settings, path: Path, source: str, entity: ExportEntity, sheet: str | None = None
-) -> ExportFile:
-    """Check an export file against the source's column mapping (or the standard headers)."""
-    return ExportFile(path, entity, load_mappings(settings.export_mappings).columns_for(source, entity), sheet)
 
 
 def ingest_file(
@@ -65,61 +50,50 @@ def ingest_file(
     console: Console,
     sheet: str | None = None,
 ) -> IngestReport:
-    """Publish an export to the hub that runs on this data dir (or the configured cluster)."""
-    export = open_export(settings, path, source, entity, sheet)
-    publisher = RawPublisher(running_bootstrap(settings), "gridhub-ingest", settings.bulk_batch_rows)
+    """Check an export against the source's column mapping, then publish it to the running hub."""
+    export = ExportFile(path, entity, load_mappings(settings.export_mappings).columns_for(source, entity), sheet)
+    publisher = hub_publisher(settings, "gridhub-ingest")
     try:
         return publish_export(publisher, export, source, run_id, console)
     finally:
         publisher.close()
 
 
-def watch_folder(
-    settings: Settings, folder: Path, stop: threading.Event, on_outcome: Callable[[Outcome], None] | None = None
-) -> None:
-    """Ingest every export dropped into ``folder`` (as ``<source>/<entity>/<file>``) until ``stop`` is set."""
-    publisher = RawPublisher(running_bootstrap(settings), "gridhub-watch", settings.bulk_batch_rows)
+def watch_folder(settings: Settings, folder: Path, on_outcome: Callable[[Outcome], None]) -> None:
+    """Publish every export dropped into ``folder`` (as ``<source>/<entity>/<file>``) until Ctrl-C.
 
-    def ingest(path: Path, source: str, entity: ExportEntity) -> IngestReport:
-        export = open_export(settings, path, source, entity)
-        return ExportConnector(publisher, source).ingest(export, uuid.uuid4().hex)
-
+    Ctrl-C lets the file in hand finish (or stay claimed, if the broker is away) before the watcher stops.
+    """
+    publisher = hub_publisher(settings, "gridhub-watch")
+    watcher = WatchedFolder(publisher, folder, settings.export_mappings, settings.watch_settle_seconds, on_outcome)
+    stop = stop_on_signals()
     try:
-        FolderWatcher(folder, ingest, settings.watch_settle_seconds, on_outcome).run(stop)
+        watcher.prepare()
+        watcher.run(stop)
     finally:
-        publisher.close()
-
-
-def rest_puller(settings: Settings, publisher: RawPublisher) -> Callable[[RestSource], IngestReport]:
-    """A function doing one full pull of a source, with its department's column mapping, as a new run."""
-
-    def pull_one(source: RestSource) -> IngestReport:
-        columns = load_mappings(settings.export_mappings).columns_for(source.source_name, source.entity)
-        return pull(publisher, source, columns, uuid.uuid4().hex)
-
-    return pull_one
+        watcher.close()
 
 
 def pull_source(settings: Settings, name: str) -> IngestReport:
     """One full pull of the named REST source into the running hub."""
     source = load_rest_sources(settings.rest_sources).named(name)
-    publisher = RawPublisher(running_bootstrap(settings), "gridhub-pull", settings.bulk_batch_rows)
+    poller = RestPoller(hub_publisher(settings, "gridhub-pull"), [source], settings.export_mappings)
     try:
-        return rest_puller(settings, publisher)(source)
+        return poller.pull(source)
     finally:
-        publisher.close()
+        poller.close()
 
 
 def outcome_counts(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
     """Intake outcomes (new, update, duplicate, rejected) of one run or of everything."""
-    where = f"WHERE run_id = '{run_id}'" if run_id else ""
+    where = f"WHERE run_id = {sql_literal(run_id)}" if run_id else ""
     return query(settings, f"SELECT outcome, count(*) AS records FROM intake {where} GROUP BY outcome ORDER BY 1")
 
 
 def wait_for_run(settings: Settings, run_id: str, expected: int, timeout_s: float, console: Console) -> dict[str, Any]:
     """Wait until the warehouse accounts for ``expected`` records of the run; return their outcomes."""
     if not all(char in "0123456789abcdef" for char in run_id):
-        raise ConnectorError("run ids are hexadecimal")
+        raise UsageError("run ids are hexadecimal")
     deadline = time.monotonic() + timeout_s
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("waiting for the warehouse", total=expected)
@@ -130,7 +104,7 @@ def wait_for_run(settings: Settings, run_id: str, expected: int, timeout_s: floa
             if done >= expected:
                 return counts
             if time.monotonic() > deadline:
-                raise ConnectorError(
+                raise RetryableError(
                     f"only {done} of {expected} records reached the warehouse within {timeout_s:.0f}s; "
                     "check that the worker and sink run (gridhub up) and their logs"
                 )

@@ -10,14 +10,14 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from connectors.base import RawPublisher
-from foundation.errors import InputRejected
+from foundation.errors import InputRejected, RetryableError
 from foundation.settings import Settings
-from gridhub.ingest import running_bootstrap
+from gridhub.running import hub_publisher
 from schemas.decisions import MatchDecision
 from warehouse.profile import labels_sql
-from warehouse.reader import query, sql_literal
+from warehouse.reader import query
 from warehouse.resolution_rules import ENTITIES
+from warehouse.sql import sql_literal
 
 
 class ReviewError(InputRejected):
@@ -64,9 +64,9 @@ def _check(settings: Settings, decision: MatchDecision) -> None:
 def decide(settings: Settings, decision: MatchDecision, timeout_s: float = 60) -> str:
     """Check, send and wait for one decision; return the entity the copy now belongs to."""
     _check(settings, decision)
-    publisher = RawPublisher(running_bootstrap(settings), client_id="gridhub-review")
+    publisher = hub_publisher(settings, "gridhub-review")
     try:
-        publisher.decide(decision).get(timeout=30)
+        publisher.acknowledged([publisher.decide(decision)], "sending the decision")
     finally:
         publisher.close()
     applied = (
@@ -80,7 +80,10 @@ def decide(settings: Settings, decision: MatchDecision, timeout_s: float = 60) -
         if rows:
             return str(rows[0][0])
         time.sleep(0.5)
-    raise ReviewError(f"the decision was sent but the warehouse has not applied it within {timeout_s:.0f}s")
+    raise RetryableError(
+        f"the decision was sent but the warehouse has not applied it within {timeout_s:.0f}s; "
+        "check that the sink runs (gridhub up) and list the reviews again"
+    )
 
 
 def decision(kind: str, source: str, record_id: str, entity_key: str | None, decided_by: str) -> MatchDecision:

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from schemas import SCHEMA_VERSION
-from schemas.records import CANONICAL_MODELS, RawEnvelope, Reject
+from schemas.records import CANONICAL_MODELS, RawEnvelope
+from schemas.rejects import Reject
 
 
 def export_json_schemas(folder: Path) -> list[Path]:

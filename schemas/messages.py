@@ -11,7 +11,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from schemas.records import Canonical, CaseRecord, RawEnvelope, Reject
+from schemas.records import Canonical, CaseRecord, RawEnvelope
+from schemas.rejects import Reject
 
 Outcome = Literal["new", "update", "duplicate", "rejected"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
@@ -461,22 +461,3 @@ class RawEnvelope(BaseModel):
     content_hash: str = Field(description="sha256 of the canonical JSON of the payload.")
     run_id: str | None = Field(default=None, description="Groups one ingest run, for --wait and audits.")
     payload: dict[str, Any]
-
-
-RejectStage = Literal["decode", "validate", "route", "lifecycle", "internal"]
-
-
-class Reject(BaseModel):
-    """A record that could not be accepted, kept with the reason a person can act on."""
-
-    model_config = ConfigDict(frozen=True)
-    record_uid: str
-    source: str
-    source_record_id: str
-    entity: str
-    stage: RejectStage
-    reason_code: str
-    reason: str
-    payload: str = Field(description="The original bytes or payload, as text, for fixing and replay.")
-    run_id: str | None = None
-    rejected_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -53,7 +53,7 @@ from simulation.town import (
     ReportedCategory,
     reported_categories,
 )
-from streams.lifecycle import distance_m
+from streams.nearby import distance_m
 from streams.routing import RoutingRules, load_rules
 
 Row = dict[str, Any]

@@ -24,8 +24,8 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from connectors.base import RawPublisher
 from connectors.exports import ExportEntity, ExportFile
+from connectors.publisher import RawPublisher
 from foundation.errors import GridhubError
 from foundation.settings import Settings
 from gridhub.broker import count_messages
@@ -141,7 +141,7 @@ def _feed(
     _load_approvals(settings.approvals_url, day.applications)
     progress.advance(task, len(day.applications))
     people_file, organisations_file = write_exports(day, settings.data_dir / "exports")
-    publisher = RawPublisher(stack.bootstrap, "gridhub-demo", settings.bulk_batch_rows)
+    publisher = RawPublisher(stack.bootstrap, "gridhub-demo", settings.bulk_batch_rows, settings.publish_timeout_s)
     exported = 0
     try:
         feeds: list[tuple[Path, str, ExportEntity]] = [
@@ -289,7 +289,8 @@ def run_demo(settings: Settings, events: int, seed: int, console: Console) -> No
     """Start the hub, feed the day, wait for the warehouse, print the summary, stop."""
     settings = _demo_settings(settings)
     started = time.monotonic()
-    day = simulate_day(events=events, seed=seed, rules=load_rules(settings.routing_rules))
+    rules = load_rules(settings.routing_rules)
+    day = simulate_day(events=events, seed=seed, rules=rules)
     registers = town_registers(day, seed)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
@@ -301,7 +302,7 @@ def run_demo(settings: Settings, events: int, seed: int, console: Console) -> No
             _wait_for_overdue_alerts(settings)
             results = {title: query(settings, sql) for title, sql in SUMMARY_QUERIES.items()}
             merged = _merged_reports(settings, day.corroborating)
-            departments = list(load_rules(settings.routing_rules).departments)
+            departments = list(rules.departments)
             dispatched = count_messages(
                 stack.bootstrap, [*(dispatch_topic(name) for name in departments), OVERDUE_ALERTS]
             )

@@ -23,7 +23,8 @@ from schemas.approvals import load_catalogue
 from schemas.batches import BatchFormatError, decode_batch, encode_within
 from schemas.grid import Grid
 from schemas.messages import canonical_message, duplicate_message, reject_message
-from schemas.records import CANONICAL_MODELS, Application, Event, EventUpdate, Reject
+from schemas.records import CANONICAL_MODELS, Application, Event, EventUpdate
+from schemas.rejects import Reject
 from schemas.topics import CANONICAL_BATCHES, DUPLICATES, RAW_BATCHES, RAW_TOPICS, REJECTS, canonical_topic
 from streams.applications import change_message, register_application_agent
 from streams.bulk import failed_batch, normalise_batch

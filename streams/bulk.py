@@ -21,9 +21,10 @@ import pyarrow.compute as pc
 from schemas.approvals import ApprovalCatalogue
 from schemas.batches import PROVENANCE_COLUMNS, RecordBatch
 from schemas.grid import Grid
-from schemas.records import RawEnvelope, Reject, RejectStage
+from schemas.records import RawEnvelope
+from schemas.rejects import Reject, RejectStage
 from streams.batch_people import PeopleBatch, normalise_people
-from streams.normalise import Accepted, normalise_envelope, rejection
+from streams.normalise import Accepted, normalise_envelope
 from streams.routing import RoutingRules
 
 BULK_KINDS = frozenset({"person", "organisation", "place", "object"})
@@ -44,8 +45,12 @@ class BatchOutcome:
     rejects: list[Reject]
 
 
+def _payload(row: dict[str, Any]) -> dict[str, Any]:
+    """A raw row's values as its source sent them, without the provenance the batch added."""
+    return {name: value for name, value in row.items() if name not in (*PROVENANCE_COLUMNS, "content_hash")}
+
+
 def _envelope(batch: RecordBatch, row: dict[str, Any]) -> RawEnvelope:
-    payload = {name: value for name, value in row.items() if name not in (*PROVENANCE_COLUMNS, "content_hash")}
     return RawEnvelope(
         record_uid=row["record_uid"],
         source=batch.source,
@@ -54,7 +59,7 @@ def _envelope(batch: RecordBatch, row: dict[str, Any]) -> RawEnvelope:
         received_at=batch.received_at,
         content_hash=row.get("content_hash") or "",
         run_id=batch.run_id,
-        payload=payload,
+        payload=_payload(row),
     )
 
 
@@ -69,7 +74,20 @@ def _canonical_row(accepted: Accepted, index: int) -> dict[str, Any]:
 
 
 def _reject_all(batch: RecordBatch, stage: RejectStage, code: str, reason: str) -> list[Reject]:
-    return [rejection(b"", stage, code, reason, _envelope(batch, row)).reject for row in batch.rows.to_pylist()]
+    return [
+        Reject.build(
+            stage,
+            code,
+            reason,
+            _payload(row),
+            record_uid=row["record_uid"],
+            source=batch.source,
+            source_record_id=row["source_record_id"],
+            entity=batch.kind,
+            run_id=batch.run_id,
+        )
+        for row in batch.rows.to_pylist()
+    ]
 
 
 def failed_batch(batch: RecordBatch, error: Exception) -> BatchOutcome:

@@ -6,7 +6,10 @@ problem (same category, close in space and time) and it applies transitions in
 order. Its state lives in Faust tables backed by changelog topics. Every outcome
 leaves as messages: the report or update for the warehouse (with the intake
 ledger's provenance), the case and each transition it took, the work order on the
-department's dispatch topic, or a reject naming the illegal step.
+department's dispatch topic, or a reject naming the illegal step. What may happen
+to a case is decided by pure modules this agent calls: ``streams.case_flow`` (the
+flow file), ``streams.case_machine`` (each step) and ``streams.nearby`` (duplicate
+reports); a case's table entry is ``Case.to_dict`` with its opening report beside it.
 """
 
 from __future__ import annotations
@@ -23,22 +26,19 @@ from schemas.grid import Grid
 from schemas.messages import alert_message, canonical_message, derived_message, work_order_message
 from schemas.records import CaseRecord, CaseTransition, Event, EventUpdate, RawEnvelope
 from schemas.topics import CASE_COMMANDS, OVERDUE_ALERTS, canonical_topic, dispatch_topic
-from streams.clocked import Send, register_clocked_agent, topic_sender
-from streams.lifecycle import (
-    Case,
-    CaseFlow,
+from streams.case_flow import CaseFlow, load_flow
+from streams.case_machine import (
     IllegalTransition,
-    OpenCases,
-    Transition,
     apply,
     auto_advance,
     command_for,
-    find_duplicate,
     is_overdue,
-    load_flow,
     merge_report,
     open_case,
 )
+from streams.case_state import Case, Transition
+from streams.clocked import Send, register_clocked_agent, topic_sender
+from streams.nearby import OpenCases, find_duplicate
 from streams.normalise import Accepted, rejection
 from streams.routing import RoutingRules
 
@@ -104,28 +104,7 @@ class CaseDesk:
         """The warehouse's view of a case, with names looked up from the code tables."""
         category = self.rules.categories.get(case.category)
         cell = self.grid.cells.get(case.grid_code or "")
-        return CaseRecord(
-            case_id=case.case_id,
-            category=case.category,
-            category_name=category.name if category else None,
-            department=case.department,
-            squad=case.squad,
-            grid_code=case.grid_code,
-            community=cell.community if cell else None,
-            reporter_id=case.reporter_id,
-            status=case.status,  # type: ignore[arg-type]  # the flow only holds event statuses
-            reported_at=case.reported_at,
-            due_at=case.due_at,
-            closed_at=case.closed_at,
-            report_ids=list(case.report_ids),
-            report_count=len(case.report_ids),
-            seq=case.seq,
-            rework_count=case.rework_count,
-            return_count=case.return_count,
-            lat=case.lat,
-            lon=case.lon,
-            overdue_alerted=case.overdue_alerted,
-        )
+        return case.to_record(category.name if category else None, cell.community if cell else None)
 
     async def _store(
         self, envelope: RawEnvelope | None, case: Case, transitions: list[Transition], first_report: Event | None = None

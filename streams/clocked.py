@@ -20,7 +20,7 @@ import faust
 
 from foundation.logs import get_logger
 from schemas import TOWN_TIMEZONE
-from schemas.records import Reject
+from schemas.rejects import Reject
 from schemas.topics import REJECTS
 from streams.codec import RAW_CODEC
 from streams.normalise import internal_failure

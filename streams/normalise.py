@@ -9,7 +9,6 @@ before any agent sees it, which would drop it silently.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -25,9 +24,8 @@ from schemas.records import (
     PatrolPoint,
     Place,
     RawEnvelope,
-    Reject,
-    RejectStage,
 )
+from schemas.rejects import Reject, RejectStage
 from streams.routing import Category, RoutingRules
 
 
@@ -74,22 +72,20 @@ def fingerprint(record: Canonical) -> str:
 
 
 def rejection(raw: bytes, stage: RejectStage, code: str, reason: str, envelope: RawEnvelope | None = None) -> Rejected:
-    payload = (
-        json.dumps(envelope.payload, ensure_ascii=False, default=str)
-        if envelope is not None
-        else raw.decode("utf-8", errors="replace")
-    )
+    """Refuse a record with the provenance of its envelope; without one, the raw bytes are all there is to keep."""
+    if envelope is None:
+        return Rejected(Reject.build(stage, code, reason, raw))
     return Rejected(
-        Reject(
-            record_uid=envelope.record_uid if envelope else hashlib.sha256(raw).hexdigest(),
-            source=envelope.source if envelope else "unknown",
-            source_record_id=envelope.source_record_id if envelope else "unknown",
-            entity=envelope.entity if envelope else "unknown",
-            stage=stage,
-            reason_code=code,
-            reason=reason,
-            payload=payload,
-            run_id=envelope.run_id if envelope else None,
+        Reject.build(
+            stage,
+            code,
+            reason,
+            envelope.payload,
+            record_uid=envelope.record_uid,
+            source=envelope.source,
+            source_record_id=envelope.source_record_id,
+            entity=envelope.entity,
+            run_id=envelope.run_id,
         )
     )
 

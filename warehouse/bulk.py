@@ -11,7 +11,6 @@ replayed batch finds its copies already stored and changes nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from schemas.batches import RecordBatch
+from schemas.rejects import Reject
 from warehouse.resolution import Resolver
 from warehouse.resolution_rules import ENTITIES
 from warehouse.upsert import insert_new, insert_new_rows
@@ -114,22 +114,18 @@ class BulkWriter:
         indices = sorted(broken)
         rows = changed.take(pa.array(indices, pa.int64())).to_pylist()
         rejects = [
-            {
-                "record_uid": row["record_uid"],
-                "source": row["source"],
-                "source_record_id": row["source_record_id"],
-                "entity": kind,
-                "stage": "warehouse",
-                "reason_code": "contract_violation",
-                "reason": "warehouse contract: " + "; ".join(broken[index]),
-                "payload": json.dumps(
-                    {name: value for name, value in row.items() if name not in _BOOKKEEPING},
-                    ensure_ascii=False,
-                    default=str,
-                ),
-                "run_id": row["run_id"],
-                "rejected_at": now,
-            }
+            Reject.build(
+                "warehouse",
+                "contract_violation",
+                "warehouse contract: " + "; ".join(broken[index]),
+                {name: value for name, value in row.items() if name not in _BOOKKEEPING},
+                record_uid=row["record_uid"],
+                source=row["source"],
+                source_record_id=row["source_record_id"],
+                entity=kind,
+                run_id=row["run_id"],
+                rejected_at=now,
+            ).model_dump(mode="json")
             for index, row in zip(indices, rows, strict=True)
         ]
         insert_new_rows(cursor, "rejects", rejects)

@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS cases (
     received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
 );
 -- The transition log: one row per state change, with who did it, when, and the deadline in force
--- then (streams/lifecycle.py Transition.to_dict is one row). The KPIs count from here (§5: "KPIs
+-- then (streams/case_state.py Transition.to_dict is one row). The KPIs count from here (§5: "KPIs
 -- are pure queries over transitions"). `at` is a reserved word in DuckDB (AT TIME ZONE): quote it.
 CREATE TABLE IF NOT EXISTS case_transitions (
     case_id VARCHAR NOT NULL, seq INTEGER NOT NULL, from_status VARCHAR, to_status VARCHAR NOT NULL,

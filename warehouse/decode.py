@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 from schemas.batches import BatchFormatError, decode_batch
 from schemas.decisions import MatchDecision
+from schemas.rejects import Reject
 from schemas.topics import CANONICAL_BATCHES, DUPLICATES, MATCH_DECISIONS, REJECTS
 from warehouse.writer import Batch
 
@@ -29,34 +31,42 @@ def _intake(meta: dict[str, Any], outcome: str, reason_code: str | None, now: da
     }
 
 
-def _undecodable(batch: Batch, topic: str, offset: int, value: bytes, problem: str, now: datetime) -> None:
-    """A message the sink cannot read is kept as a reject too: the sink never drops silently."""
-    uid = f"{topic}@{offset}"
-    batch.rejects.append(
-        {
-            "record_uid": uid,
-            "source": "unknown",
-            "source_record_id": uid,
-            "entity": "unknown",
-            "stage": "sink",
-            "reason_code": "undecodable_at_sink",
-            "reason": f"the warehouse sink could not read this message from {topic}: {problem}",
-            "payload": value.decode("utf-8", errors="replace"),
-            "run_id": None,
-            "rejected_at": now,
-        }
+def _undecodable(
+    batch: Batch, topic: str, partition: int, offset: int, value: bytes, problem: str, now: datetime
+) -> None:
+    """A message the sink cannot read is kept as a reject too: the sink never drops silently.
+
+    It is known by where it sits and what it holds, so reading it again (a replayed topic) finds the
+    same reject, while another unreadable message never takes its place: not one at the same offset
+    of another partition, nor one of a later incarnation of the topic (a restarted embedded broker).
+    """
+    uid = f"{topic}[{partition}]@{offset}#{hashlib.sha256(value).hexdigest()[:16]}"
+    reason = f"the warehouse sink could not read this message from {topic}: {problem}"
+    reject = Reject.build(
+        "sink", "undecodable_at_sink", reason, value, record_uid=uid, source_record_id=uid, rejected_at=now
     )
+    batch.rejects.append(reject.model_dump(mode="json"))
     batch.intake.append(_intake({"record_uid": uid}, "rejected", "undecodable_at_sink", now))
 
 
-def add_message(batch: Batch, topic: str, offset: int, value: bytes, now: datetime | None = None) -> None:
+def decode_message(topic: str, partition: int, offset: int, value: bytes, now: datetime | None = None) -> Batch:
+    """One message as a batch of its own, holding the offset after it.
+
+    The sink weighs each message before it joins a transaction, and the offsets a transaction
+    stores are then exactly those of the messages it holds.
+    """
+    batch = Batch(offsets={(topic, partition): offset + 1})
+    _add(batch, topic, partition, offset, value, now or datetime.now(UTC))
+    return batch
+
+
+def _add(batch: Batch, topic: str, partition: int, offset: int, value: bytes, now: datetime) -> None:
     """Decode one message into the batch's rows and ledger entries."""
-    now = now or datetime.now(UTC)
     if topic == CANONICAL_BATCHES:
         try:
             part = decode_batch(value)
         except BatchFormatError as exc:
-            _undecodable(batch, topic, offset, value, str(exc), now)
+            _undecodable(batch, topic, partition, offset, value, str(exc), now)
         else:
             batch.bulk.setdefault(part.kind, []).append(part)
         return
@@ -78,4 +88,4 @@ def add_message(batch: Batch, topic: str, offset: int, value: bytes, now: dateti
             if not meta.get("derived_kind"):
                 batch.intake.append(_intake(meta, meta["outcome"], None, now))
     except (ValueError, KeyError, TypeError) as exc:
-        _undecodable(batch, topic, offset, value, f"{type(exc).__name__}: {exc}", now)
+        _undecodable(batch, topic, partition, offset, value, f"{type(exc).__name__}: {exc}", now)

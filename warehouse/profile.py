@@ -15,8 +15,9 @@ from foundation.errors import InputRejected
 from foundation.settings import Settings
 from schemas.address import normalise_address
 from schemas.identity import InvalidCode, normalise_resident_id, normalise_uscc
-from warehouse.reader import query, sql_literal
+from warehouse.reader import query
 from warehouse.resolution_rules import ENTITIES, Entity
+from warehouse.sql import sql_literal
 
 LABELS: dict[str, tuple[str, str, str]] = {
     "person": ("people", "person_key", "name"),

@@ -10,14 +10,9 @@ from typing import Any
 import duckdb
 
 from foundation import runfiles
-from foundation.errors import RetryableError
+from foundation.errors import ConfigurationError, RetryableError
 from foundation.settings import Settings
 from warehouse.query_server import QueryRefused, run_query
-
-
-def sql_literal(text: str) -> str:
-    """``text`` as a SQL string literal, for the few queries built from what a user typed."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 class WarehouseUnavailable(RetryableError):
@@ -33,6 +28,8 @@ def _ask_sink(url: str, sql: str) -> dict[str, Any]:
             return dict(json.loads(response.read()))
     except urllib.error.HTTPError as exc:
         body = json.loads(exc.read() or b"{}")
+        if exc.code >= 500:
+            raise WarehouseUnavailable(f"the sink at {url} could not answer now ({exc})") from exc
         raise QueryRefused(body.get("reason", str(exc))) from exc
     except urllib.error.URLError as exc:
         raise WarehouseUnavailable(f"the sink at {url} did not answer ({exc.reason})") from exc
@@ -50,7 +47,7 @@ def query(settings: Settings, sql: str) -> dict[str, Any]:
     try:
         connection = duckdb.connect(str(path), read_only=True)
     except duckdb.IOException as exc:
-        raise WarehouseUnavailable(
+        raise ConfigurationError(
             f"{path} is held by another process that does not announce a SQL endpoint; "
             f"set GRIDHUB_SINK_URL to that sink's endpoint ({exc})"
         ) from exc

@@ -17,7 +17,7 @@ from foundation import packaged
 from foundation.errors import ConfigurationError
 from schemas.config_file import load_yaml_model
 from schemas.records import CANONICAL_MODELS, Canonical
-from warehouse.reader import sql_literal
+from warehouse.sql import sql_literal
 
 METRES_PER_DEGREE = 111_320.0
 

@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from warehouse.reader import sql_literal
+from warehouse.sql import sql_literal
 
 Rows = list[dict[str, Any]] | pa.Table
 """Python rows from the per-record lane, or an Arrow table from the bulk lane."""

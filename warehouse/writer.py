@@ -8,7 +8,6 @@ topic is replayed from the start) leaves the tables as they were.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ import duckdb
 
 from foundation.errors import ConfigurationError
 from schemas.batches import RecordBatch
+from schemas.rejects import Reject
 from warehouse.bulk import BulkWriter, Screen
 from warehouse.resolution import Resolver
 from warehouse.resolution_rules import ENTITIES
@@ -44,7 +44,11 @@ ENTITY_TABLES: dict[str, tuple[str, str]] = {
 
 @dataclass
 class Batch:
-    """Everything one sink poll decoded, grouped by destination table."""
+    """What one sink transaction writes: its messages' rows by destination table, and the offsets after them.
+
+    Reject rows are kept as the ``rejects`` topic carries them (JSON values, times as ISO text),
+    so the worker's rejects and the sink's own fit in one Arrow table.
+    """
 
     entities: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     rejects: list[dict[str, Any]] = field(default_factory=list)
@@ -61,24 +65,33 @@ class Batch:
         """Rows that came in bulk-lane batches (counted apart: one message holds thousands)."""
         return sum(len(part) for parts in self.bulk.values() for part in parts)
 
+    def absorb(self, other: Batch) -> None:
+        """Take in another batch's rows and offsets (the sink's next message, decoded on its own)."""
+        for kind, rows in other.entities.items():
+            self.entities.setdefault(kind, []).extend(rows)
+        self.rejects.extend(other.rejects)
+        self.intake.extend(other.intake)
+        self.decisions.extend(other.decisions)
+        for kind, parts in other.bulk.items():
+            self.bulk.setdefault(kind, []).extend(parts)
+        self.offsets.update(other.offsets)
+
     def reject_row(self, kind: str, row: dict[str, Any], reason: str) -> None:
         """Turn an entity row into a reject, and its ledger entry into a rejected outcome."""
         uid = row.get("record_uid")
-        payload = {key: value for key, value in row.items() if key != "loaded_at"}
-        self.rejects.append(
-            {
-                "record_uid": uid,
-                "source": row.get("source"),
-                "source_record_id": row.get("source_record_id"),
-                "entity": kind,
-                "stage": "warehouse",
-                "reason_code": "contract_violation",
-                "reason": reason,
-                "payload": json.dumps(payload, ensure_ascii=False, default=str),
-                "run_id": next((entry["run_id"] for entry in self.intake if entry["record_uid"] == uid), None),
-                "rejected_at": row.get("loaded_at"),
-            }
+        reject = Reject.build(
+            "warehouse",
+            "contract_violation",
+            reason,
+            {key: value for key, value in row.items() if key != "loaded_at"},
+            record_uid=uid,
+            source=row.get("source"),
+            source_record_id=row.get("source_record_id"),
+            entity=kind,
+            run_id=next((entry["run_id"] for entry in self.intake if entry["record_uid"] == uid), None),
+            rejected_at=row.get("loaded_at"),
         )
+        self.rejects.append(reject.model_dump(mode="json"))
         for entry in self.intake:
             if entry["record_uid"] == uid:
                 entry.update(outcome="rejected", reason_code="contract_violation")

@@ -10,27 +10,32 @@ before a single row is published.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
+from kafka.producer.future import FutureRecordMetadata
 
-from connectors.base import Connector, ConnectorError, content_hash, make_envelope
 from connectors.exports.batching import PartitionedBatches, batchable, block
 from connectors.exports.columnar import content_hashes, mapped, record_ids
 from connectors.exports.columns import ColumnMap, ExportEntity
+from connectors.exports.errors import ExportRejected
 from connectors.exports.readers import BadLine, Row, read_table
+from connectors.publisher import RawPublisher, content_hash, make_envelope
 from schemas.records import RawEnvelope
+from schemas.rejects import Reject
 from schemas.topics import RAW_EXPORTS
 
 __all__ = [
     "BadLine",
     "ColumnMap",
-    "ExportConnector",
     "ExportEntity",
     "ExportFile",
+    "ExportPublisher",
+    "ExportRejected",
     "IngestReport",
     "RowSource",
     "export_records",
@@ -70,13 +75,13 @@ class ExportFile:
         self, path: Path, entity: ExportEntity, columns: ColumnMap | None = None, sheet: str | None = None
     ) -> None:
         if not path.is_file():
-            raise ConnectorError(f"no such file: {path}")
+            raise ExportRejected(f"no such file: {path}", "no_such_file")
         self.columns = columns or ColumnMap(entity)
         if sheet is None and path.suffix.lower() == ".xlsx":
             sheet = self.columns.sheet  # the department's usual sheet; its CSV exports have none
         table = read_table(path, sheet)
         if not table.headers:
-            raise ConnectorError(f"{path} has no header row or no JSON object to take column names from")
+            raise ExportRejected(f"{path} has no header row or no JSON object to take column names from", "no_header")
         self.columns.require(table.headers, "export")
         self.path = path
         self.origin = path.name
@@ -117,6 +122,21 @@ def export_records(source: str, rows: RowSource, run_id: str) -> Iterator[RawEnv
             yield make_envelope(source, item[0], rows.entity, item[1], run_id)
 
 
+def unreadable(source: str, rows: RowSource, line: BadLine, run_id: str) -> Reject:
+    """The reject that keeps a line no reader could make a row of, so it can be fixed and sent again."""
+    return Reject.build(
+        "decode",
+        "unreadable_line",
+        f"{rows.origin} {line.unit} {line.number}: {line.problem}",
+        line.text,
+        record_uid=uuid.uuid4().hex,
+        source=source,
+        source_record_id=f"{rows.origin}:{line.number}",
+        entity=rows.entity,
+        run_id=run_id,
+    )
+
+
 def column_block(raw: pa.Table, rows: RowSource, first_number: int) -> pa.Table:
     """A block of raw cells as a raw batch's rows: mapped, keyed and hashed column-wise."""
     payload = mapped(raw, rows.columns)
@@ -126,12 +146,20 @@ def column_block(raw: pa.Table, rows: RowSource, first_number: int) -> pa.Table:
     return block(payload, record_ids(payload, rows.columns, rows.origin, first_number), hashes)
 
 
-class ExportConnector(Connector):
-    """Publishes the rows of one export file or pull as raw records of one entity kind."""
+class ExportPublisher:
+    """Publishes the rows of one export (a file, a pull) as raw records of one entity kind, for any of its doors.
 
-    topic = RAW_EXPORTS
+    ``gridhub ingest``, the watched folder and the REST poller all hand their rows here, so an
+    export is read, mapped and sent the same way whichever door it came through. It returns only
+    once Kafka has acknowledged every row; any failure is the taxonomy's (a broker away is
+    retryable: publishing the export again resends rows the stream recognises as duplicates).
+    """
 
-    def ingest(self, rows: RowSource, run_id: str, progress: Callable[[int], None] | None = None) -> IngestReport:
+    def __init__(self, publisher: RawPublisher, source: str) -> None:
+        self.publisher = publisher
+        self.source = source
+
+    def publish(self, rows: RowSource, run_id: str, progress: Callable[[int], None] | None = None) -> IngestReport:
         """Publish every row, wait for Kafka to acknowledge them all, and report the counts.
 
         Rows travel in Arrow batches on the bulk lane; a row with nested values (JSON Lines)
@@ -139,6 +167,7 @@ class ExportConnector(Connector):
         """
         report = IngestReport(run_id=run_id)
         batches = PartitionedBatches(self.publisher, self.source, rows.entity, run_id)
+        sent: list[FutureRecordMetadata] = []
         blocks = rows.blocks()
         if blocks is not None:
             for raw in blocks:
@@ -146,31 +175,23 @@ class ExportConnector(Connector):
                 report.records += raw.num_rows
                 if progress:
                     progress(report.total)
-            batches.close()
-            return report
-        for item in export_rows(rows):
-            if isinstance(item, BadLine):
-                self.publisher.reject(
-                    source=self.source,
-                    source_record_id=f"{rows.origin}:{item.number}",
-                    entity=rows.entity,
-                    stage="decode",
-                    reason_code="unreadable_line",
-                    reason=f"{rows.origin} {item.unit} {item.number}: {item.problem}",
-                    payload=item.text,
-                    run_id=run_id,
-                )
-                report.unreadable += 1
-            else:
-                source_record_id, payload = item
-                if batchable(payload):
-                    batches.add(source_record_id, payload)
+        else:
+            for item in export_rows(rows):
+                if isinstance(item, BadLine):
+                    sent.append(self.publisher.reject(unreadable(self.source, rows, item, run_id)))
+                    report.unreadable += 1
                 else:
-                    self.send(self.envelope(source_record_id, rows.entity, payload, run_id))
-                report.records += 1
-            if progress and report.total % 1000 == 0:
-                progress(report.total)
-        batches.close()
+                    source_record_id, payload = item
+                    if batchable(payload):
+                        batches.add(source_record_id, payload)
+                    else:
+                        envelope = make_envelope(self.source, source_record_id, rows.entity, payload, run_id)
+                        sent.append(self.publisher.publish(RAW_EXPORTS, envelope))
+                    report.records += 1
+                if progress and report.total % 1000 == 0:
+                    progress(report.total)
+        batches.finish()
+        self.publisher.acknowledged([*batches.sent, *sent], f"publishing {rows.origin} from {self.source}")
         if progress:
             progress(report.total)
         return report

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from kafka.producer.future import FutureRecordMetadata
 
-from connectors.base import ConnectorError, RawPublisher, content_hash
+from connectors.publisher import RawPublisher, content_hash
 from schemas.batches import RecordBatch, encode_within
 from schemas.topics import RAW_BATCHES
 
@@ -96,8 +96,8 @@ class PartitionedBatches:
                 self.pending.setdefault(partition, []).append(part)
                 self._send_full(partition)
 
-    def close(self) -> None:
-        """Send everything pending, wait for Kafka to take it all, and fail loudly if it did not."""
+    def finish(self) -> None:
+        """Send everything still pending; the caller waits for Kafka to acknowledge :attr:`sent`."""
         if self.rows.payloads:
             self.add_block(self.rows.block())
             self.rows = _Rows()
@@ -105,13 +105,6 @@ class PartitionedBatches:
             if parts:
                 self._send(partition, pa.concat_tables(parts, promote_options="permissive"))
         self.pending.clear()
-        self.publisher.flush()
-        failed = [future.exception for future in self.sent if future.failed()]
-        if failed:
-            raise ConnectorError(
-                f"Kafka refused {len(failed)} of {len(self.sent)} batches ({failed[0]}); "
-                "ingest the export again once Kafka is healthy (rows already stored are recognised as duplicates)"
-            )
 
     def _send_full(self, partition: int) -> None:
         parts = self.pending[partition]

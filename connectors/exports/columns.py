@@ -33,7 +33,7 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
-from connectors.base import ConnectorError
+from connectors.exports.errors import ExportRejected, MappingsError
 from connectors.exports.readers import blank
 from foundation import packaged
 from schemas.config_file import read_yaml, validated
@@ -120,8 +120,8 @@ class ExportMappings(RootModel[dict[str, dict[ExportEntity, DepartmentMapping]]]
 
 def load_mappings(path: Path) -> ExportMappings:
     """Read and check the export mappings file; any problem is one line naming the file and what to fix."""
-    content = read_yaml(path, "export mappings file", ConnectorError, "check GRIDHUB_EXPORT_MAPPINGS") or {}
-    return validated(ExportMappings, content, path, "export mappings file", ConnectorError)
+    content = read_yaml(path, "export mappings file", MappingsError, "check GRIDHUB_EXPORT_MAPPINGS") or {}
+    return validated(ExportMappings, content, path, "export mappings file", MappingsError)
 
 
 class ColumnMap:
@@ -158,8 +158,9 @@ class ColumnMap:
         missing = [field for field in self.required if field not in present]
         if missing:
             wanted = "; ".join(f"{field} ({' / '.join(self._headers.get(field, [field]))})" for field in missing)
-            raise ConnectorError(
-                f"{what} lacks required column(s) for {self.entity}: {wanted}. Found columns: {', '.join(headers)}"
+            raise ExportRejected(
+                f"{what} lacks required column(s) for {self.entity}: {wanted}. Found columns: {', '.join(headers)}",
+                "missing_columns",
             )
 
     def apply(self, row: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from connectors.base import ConnectorError
+from connectors.exports.errors import ExportRejected
 
 CSV_BLOCK_BYTES = 1 << 20
 """CSV bytes parsed per Arrow block: about 15,000 register rows, so memory stays flat."""
@@ -173,10 +173,11 @@ def read_xlsx(path: Path, sheet: str | None = None) -> Table:
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (*_READ_ERRORS, KeyError) as exc:
-        raise ConnectorError(f"{path} is not a readable .xlsx workbook ({exc})") from exc
+        raise ExportRejected(f"{path} is not a readable .xlsx workbook ({exc})", "unreadable") from exc
     if sheet is not None and sheet not in workbook.sheetnames:
         workbook.close()
-        raise ConnectorError(f"{path} has no sheet {sheet!r}; its sheets are {', '.join(workbook.sheetnames)}")
+        sheets = ", ".join(workbook.sheetnames)
+        raise ExportRejected(f"{path} has no sheet {sheet!r}; its sheets are {sheets}", "no_such_sheet")
     cells = enumerate((workbook[sheet] if sheet else workbook.worksheets[0]).iter_rows(values_only=True), start=1)
     columns: dict[int, str] = {}
     for _, values in cells:
@@ -207,7 +208,7 @@ def read_parquet(path: Path) -> Table:
     try:
         parquet = pq.ParquetFile(path, buffer_size=PARQUET_BUFFER_BYTES, pre_buffer=False)
     except _READ_ERRORS as exc:
-        raise ConnectorError(f"{path} is not a readable Parquet file ({exc})") from exc
+        raise ExportRejected(f"{path} is not a readable Parquet file ({exc})", "unreadable") from exc
 
     def rows() -> Iterator[Row]:
         try:
@@ -233,18 +234,20 @@ def _to_the_end(path: Path, rows: Iterator[Row]) -> Iterator[Row]:
     try:
         yield from rows
     except _READ_ERRORS as exc:
-        raise ConnectorError(f"{path} could not be read to the end ({type(exc).__name__}: {exc})") from exc
+        problem = f"{path} could not be read to the end ({type(exc).__name__}: {exc})"
+        raise ExportRejected(problem, "unreadable") from exc
 
 
 def read_table(path: Path, sheet: str | None = None) -> Table:
     """Open an export by its file name's suffix; ``sheet`` picks a worksheet of an .xlsx workbook."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
-        raise ConnectorError(f"unsupported export format {path.suffix!r}; use one of {', '.join(READERS)}")
+        formats = ", ".join(READERS)
+        raise ExportRejected(f"unsupported export format {path.suffix!r}; use one of {formats}", "unsupported_format")
     if sheet is not None and reader is not read_xlsx:
-        raise ConnectorError(f"a sheet name applies to .xlsx workbooks only, not to {path.name}")
+        raise ExportRejected(f"a sheet name applies to .xlsx workbooks only, not to {path.name}", "no_such_sheet")
     try:
         table = read_xlsx(path, sheet) if sheet is not None else reader(path)
     except _READ_ERRORS as exc:
-        raise ConnectorError(f"{path} cannot be read ({type(exc).__name__}: {exc})") from exc
+        raise ExportRejected(f"{path} cannot be read ({type(exc).__name__}: {exc})", "unreadable") from exc
     return Table(table.headers, _to_the_end(path, table.rows), table.blocks)

@@ -32,8 +32,8 @@ import json
 import os
 import re
 import threading
-import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urljoin
@@ -43,14 +43,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from connectors.base import ConnectorError, RawPublisher
-from connectors.exports import ExportConnector, IngestReport
-from connectors.exports.columns import ColumnMap, ExportEntity
+from connectors.base import Connector, SourceUnavailable
+from connectors.exports import ExportPublisher, IngestReport
+from connectors.exports.columns import ColumnMap, ExportEntity, load_mappings
+from connectors.exports.errors import ExportRejected, MappingsError
 from connectors.exports.readers import BadLine, Row
+from connectors.publisher import RawPublisher
+from foundation.errors import ConfigurationError, InputRejected, RetryableError
 from foundation.logs import get_logger
+from foundation.retrying import FIRST_WAIT_S, retrying
 from schemas.config_file import load_yaml_model
 
 RETRIED_STATUSES = (429, 500, 502, 503, 504)
+PULL_STOP_WAIT_S = 10.0
+"""How long stopping waits for a pull in progress; one cut short is pulled in full at the next start."""
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 log = get_logger(__name__)
 
@@ -99,7 +105,8 @@ class RestSource(BaseModel):
         def value_of(match: re.Match[str]) -> str:
             variable = match.group(1)
             if variable not in os.environ:
-                raise ConnectorError(f"REST source {self.name} needs environment variable {variable}, which is unset")
+                unset = f"REST source {self.name} needs environment variable {variable}, which is unset"
+                raise ConfigurationError(unset)
             return os.environ[variable]
 
         return {header: _VARIABLE.sub(value_of, value) for header, value in self.headers.items()}
@@ -126,14 +133,14 @@ class RestSources(BaseModel):
             if source.name == name:
                 return source
         known = ", ".join(source.name for source in self.sources) or "none"
-        raise ConnectorError(f"no REST source named {name!r}; configured: {known}")
+        raise InputRejected(f"no REST source named {name!r}; configured: {known}", "unknown_source")
 
 
 def load_rest_sources(path: Path | None) -> RestSources:
     """Read and check the REST sources file; any problem is one line naming the file and what to fix."""
     if path is None:
-        raise ConnectorError("no REST sources configured: set GRIDHUB_REST_SOURCES to a YAML file (see the README)")
-    return load_yaml_model(path, RestSources, "REST sources file", ConnectorError, "check GRIDHUB_REST_SOURCES")
+        raise ConfigurationError("no REST sources configured: set GRIDHUB_REST_SOURCES to a YAML file (see the README)")
+    return load_yaml_model(path, RestSources, "REST sources file", MappingsError, "check GRIDHUB_REST_SOURCES")
 
 
 def rest_session(source: RestSource) -> requests.Session:
@@ -164,7 +171,7 @@ def _dig(body: Any, path: str) -> Any:
 
 
 class RestPull:
-    """One full pull of a source, read lazily page by page: a row source for :class:`ExportConnector`."""
+    """One full pull of a source, read lazily page by page: a row source for :class:`ExportPublisher`."""
 
     def __init__(self, source: RestSource, columns: ColumnMap, session: requests.Session) -> None:
         self.source = source
@@ -179,30 +186,40 @@ class RestPull:
         return None
 
     def _get(self, url: str, params: dict[str, Any]) -> Any:
+        """One page as JSON; the platform's failures sorted into the taxonomy.
+
+        Unreachable, timing out, 429 or 5xx after the adapter's retries: the platform may come
+        back (retryable). 401 or 403: the credentials are the operator's to fix; another 4xx
+        means the URL or parameters are wrong (configuration). An answer that is not JSON is
+        a wrong export (rejected).
+        """
         name = self.source.name
         try:
             response = self.session.get(url, params=params, timeout=self.source.timeout_seconds)
         except requests.RequestException as exc:
             retries = self.source.retries
-            raise ConnectorError(f"REST source {name}: GET {url} failed after {retries} retries ({exc})") from exc
+            raise SourceUnavailable(f"REST source {name}: GET {url} failed after {retries} retries ({exc})") from exc
+        status = f"REST source {name}: GET {response.url} answered HTTP {response.status_code} {response.reason}"
+        if response.status_code in RETRIED_STATUSES:
+            raise SourceUnavailable(status)
+        if response.status_code in (401, 403):
+            raise ConfigurationError(f"{status}; check the credentials its headers take from the environment")
         if response.status_code >= 400:
-            denied = response.status_code in (401, 403)
-            hint = "; check the credentials its headers take from the environment" if denied else ""
-            raise ConnectorError(
-                f"REST source {name}: GET {response.url} answered HTTP {response.status_code} {response.reason}{hint}"
-            )
+            raise ConfigurationError(f"{status}; check its url, params and paging in GRIDHUB_REST_SOURCES")
         try:
             return response.json()
         except ValueError as exc:
-            raise ConnectorError(f"REST source {name}: {response.url} did not answer JSON ({exc})") from exc
+            problem = f"REST source {name}: {response.url} did not answer JSON ({exc})"
+            raise ExportRejected(problem, "bad_answer") from exc
 
     def _records(self, body: Any, url: str) -> list[Any]:
         records = _dig(body, self.source.records)
         if not isinstance(records, list):
             found = ", ".join(body) if isinstance(body, dict) else type(body).__name__
-            raise ConnectorError(
+            raise ExportRejected(
                 f"REST source {self.source.name}: the answer of {url} has no record list at "
-                f"{self.source.records or '(the answer itself)'!r}; it has {found}"
+                f"{self.source.records or '(the answer itself)'!r}; it has {found}",
+                "bad_answer",
             )
         return records
 
@@ -231,7 +248,7 @@ class RestPull:
                     params[paging.cursor_param] = following
                 else:
                     url, params = urljoin(url, str(following)), {}
-        raise ConnectorError(
+        raise ConfigurationError(
             f"REST source {self.source.name} still had pages after {paging.max_pages}; "
             "raise paging.max_pages if that is right"
         )
@@ -253,33 +270,69 @@ class RestPull:
                     yield BadLine(number, text, problem, unit="record")
 
 
-def pull(publisher: RawPublisher, source: RestSource, columns: ColumnMap, run_id: str) -> IngestReport:
-    """Pull every page of one source and publish its records; returns once Kafka has them all."""
-    with rest_session(source) as session:
-        return ExportConnector(publisher, source.source_name).ingest(RestPull(source, columns, session), run_id)
+class RestPoller(Connector):
+    """Pulls each configured department API in full, now and then every ``poll_seconds``.
 
-
-def pull_periodically(
-    sources: list[RestSource],
-    pull_one: Callable[[RestSource], IngestReport],
-    stop: threading.Event,
-    clock: Callable[[], float] = time.monotonic,
-) -> None:
-    """Pull each source now and then every ``poll_seconds`` until ``stop`` is set.
-
-    A failed pull (the platform is down, a token expired) is logged and tried again
-    at the next interval; it must not stop the other sources or the service.
+    Each source has its own thread, so a platform that is down (retried with back-off until it
+    answers) or refuses the hub's credentials (stopped, with one line saying what to fix) never
+    holds up the others. An answer that is wrong is logged and pulled again at the next interval.
     """
-    due = {source.name: clock() for source in sources}
-    while not stop.is_set():
-        for source in sources:
-            if clock() < due[source.name] or stop.is_set():
-                continue
+
+    def __init__(
+        self,
+        publisher: RawPublisher,
+        sources: list[RestSource],
+        mappings: Path,
+        retry_wait_s: float = FIRST_WAIT_S,
+    ) -> None:
+        super().__init__(publisher)
+        self.sources = sources
+        self.mappings = mappings
+        self.retry_wait_s = retry_wait_s
+        self.stopped: dict[str, ConfigurationError] = {}
+        """Sources pulled no more, with the reason, until the service is restarted."""
+
+    def prepare(self) -> dict[str, Any]:
+        """Refuse to start when a source's credentials name an unset variable or the mappings file is wrong."""
+        for source in self.sources:
+            source.resolved_headers()
+        load_mappings(self.mappings)
+        return {"sources": [source.name for source in self.sources]}
+
+    def pull(self, source: RestSource, run_id: str | None = None) -> IngestReport:
+        """One full pull of ``source`` with its department's column mapping; returns once Kafka has it all."""
+        columns = load_mappings(self.mappings).columns_for(source.source_name, source.entity)
+        with rest_session(source) as session:
+            rows = RestPull(source, columns, session)
+            return ExportPublisher(self.publisher, source.source_name).publish(rows, run_id or uuid.uuid4().hex)
+
+    def run(self, stop: threading.Event) -> None:
+        """Pull every source on its own schedule until ``stop`` is set."""
+        threads = [
+            threading.Thread(target=self._follow, args=(source, stop), name=f"pull-{source.name}", daemon=True)
+            for source in self.sources
+        ]
+        for thread in threads:
+            thread.start()
+        stop.wait()
+        for thread in threads:
+            thread.join(timeout=PULL_STOP_WAIT_S)
+
+    def _follow(self, source: RestSource, stop: threading.Event) -> None:
+        while not stop.is_set():
             try:
-                report = pull_one(source)
-            except ConnectorError as exc:
-                log.error("REST pull failed; retrying at the next interval", source=source.name, error=str(exc))
+                for attempt in retrying(stop, f"pulling REST source {source.name}", first_wait_s=self.retry_wait_s):
+                    with attempt:
+                        report = self.pull(source)
+            except InputRejected as exc:
+                log.error("REST pull refused; pulling again at the next interval", source=source.name, error=str(exc))
+            except RetryableError:
+                return
+            except ConfigurationError as exc:
+                self.stopped[source.name] = exc
+                log.error("REST source stopped until the hub restarts; fix this first", source=source.name,
+                          error=str(exc))  # fmt: skip
+                return
             else:
                 log.info("REST pull done", source=source.name, records=report.records, run_id=report.run_id)
-            due[source.name] = clock() + source.poll_seconds
-        stop.wait(max(0.0, min(due.values()) - clock()))
+            stop.wait(source.poll_seconds)

@@ -19,6 +19,11 @@ whatever a crash left in ``.processing``. Such a re-ingest can resend records
 Kafka already has; the stream recognises them by source record id and content
 fingerprint and counts them as duplicates, so nothing is lost and nothing lands
 twice.
+
+Failures, by type: a file that is wrong (no such format, a missing column, a wrong folder)
+goes to ``.failed`` with its reason; a broker that is away leaves the file claimed and it is
+published again with back-off until the broker answers (or, if the watcher is stopped, at the
+next start); a wrong set-up (a broken mappings file) stops the watcher with the file still claimed.
 """
 
 from __future__ import annotations
@@ -26,33 +31,41 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, Literal, cast
 
 import watchfiles
 
-from connectors.base import ConnectorError
-from connectors.exports import IngestReport
-from connectors.exports.columns import EXPORT_ENTITIES, ExportEntity
+from connectors.base import Connector
+from connectors.exports import ExportFile, ExportPublisher, IngestReport
+from connectors.exports.columns import EXPORT_ENTITIES, ExportEntity, load_mappings
+from connectors.exports.errors import ExportRejected
+from connectors.publisher import RawPublisher
+from foundation.errors import InputRejected, RetryableError
 from foundation.logs import get_logger
+from foundation.retrying import FIRST_WAIT_S, retrying
 
 PROCESSING, DONE, FAILED = ".processing", ".done", ".failed"
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".reason.txt")
 log = get_logger(__name__)
 
-Ingest = Callable[[Path, str, ExportEntity], IngestReport]
-"""Publish one export file (path, source, entity) and return once Kafka has every record of it."""
-
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one dropped file."""
+    """What became of one dropped file, or is becoming of it.
+
+    ``done``: published, in ``.done``; ``failed``: refused as a whole, in ``.failed``;
+    ``retrying``: the broker is away, the file stays claimed and is published again after a wait;
+    ``kept``: the watcher stopped while retrying, the file stays claimed for the next start.
+    """
 
     relative: Path
-    moved_to: Path
+    location: Path
+    status: Literal["done", "failed", "retrying", "kept"]
     report: IngestReport | None = None
     reason: str | None = None
 
@@ -70,42 +83,64 @@ def _files(folder: Path) -> Iterator[Path]:
                 yield Path(parent) / name
 
 
-def _address(relative: Path) -> tuple[str, ExportEntity]:
+def folder_address(relative: Path) -> tuple[str, ExportEntity]:
     """Source and entity kind from the folders a file was dropped in."""
     if len(relative.parts) != 3:
-        raise ConnectorError(
+        raise ExportRejected(
             f"{relative} is not in a <source>/<entity>/ folder; drop exports as "
-            f"<source>/<entity>/<file> with entity one of {', '.join(EXPORT_ENTITIES)}"
+            f"<source>/<entity>/<file> with entity one of {', '.join(EXPORT_ENTITIES)}",
+            "wrong_folder",
         )
     source, entity, _ = relative.parts
     if entity not in EXPORT_ENTITIES:
-        raise ConnectorError(
+        raise ExportRejected(
             f"{relative}: the folder under {source}/ names the entity kind and must be one of "
-            f"{', '.join(EXPORT_ENTITIES)}, not {entity!r}"
+            f"{', '.join(EXPORT_ENTITIES)}, not {entity!r}",
+            "wrong_folder",
         )
     return source, cast(ExportEntity, entity)
 
 
-class FolderWatcher:
-    """Ingests every complete file dropped into the folder, once, and files it away."""
+class WatchedFolder(Connector):
+    """Publishes every complete file dropped into the folder, once, and files it away."""
 
     def __init__(
         self,
+        publisher: RawPublisher,
         root: Path,
-        ingest: Ingest,
+        mappings: Path,
         settle_seconds: float,
         on_outcome: Callable[[Outcome], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        retry_wait_s: float = FIRST_WAIT_S,
     ) -> None:
+        super().__init__(publisher)
         self.root = root
-        self.ingest = ingest
+        self.mappings = mappings
         self.settle_seconds = settle_seconds
         self.on_outcome = on_outcome
         self.clock = clock
+        self.retry_wait_s = retry_wait_s
+        self.stopping = threading.Event()
+        """Set when the watcher is told to stop: a retry in progress gives up and keeps its file claimed."""
         self._changing: dict[Path, tuple[tuple[int, int], float]] = {}
 
+    def prepare(self) -> dict[str, Any]:
+        """Create the folder and check the mappings file before calling the watcher ready."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        load_mappings(self.mappings)
+        return {"folder": str(self.root.resolve())}
+
+    def publish_file(self, path: Path, source: str, entity: ExportEntity, run_id: str) -> IngestReport:
+        """Check one claimed file against its department's mapping and publish it; return once Kafka has it all.
+
+        The mappings file is read for every file, so an edit takes effect without a restart.
+        """
+        export = ExportFile(path, entity, load_mappings(self.mappings).columns_for(source, entity))
+        return ExportPublisher(self.publisher, source).publish(export, run_id)
+
     def recover(self) -> list[Outcome]:
-        """Finish what a crash left claimed but not filed away: ingest it again."""
+        """Finish what a crash or a stop left claimed but not filed away: publish it again."""
         claimed = self.root / PROCESSING
         return [self._process(path, path.relative_to(claimed)) for path in _files(claimed)]
 
@@ -140,10 +175,13 @@ class FolderWatcher:
             except FileNotFoundError:
                 continue
             outcomes.append(self._process(claimed, relative))
+            if self.stopping.is_set():
+                break
         return outcomes
 
     def run(self, stop: threading.Event) -> None:
         """Recover, take what is already there, then follow the folder until ``stop`` is set."""
+        self.stopping = stop
         self.root.mkdir(parents=True, exist_ok=True)
         self.recover()
         self.scan()
@@ -154,18 +192,31 @@ class FolderWatcher:
             self.scan()
 
     def _process(self, claimed: Path, relative: Path) -> Outcome:
+        run_id = uuid.uuid4().hex
+
+        def retry_later(error: RetryableError, wait_s: float) -> None:
+            self._tell(Outcome(relative, claimed, "retrying", reason=f"{error}; next try in {wait_s:.0f}s"))
+
         try:
-            source, entity = _address(relative)
-            report = self.ingest(claimed, source, entity)
-        except ConnectorError as exc:
-            outcome = Outcome(relative, self._file_away(claimed, FAILED, relative), reason=str(exc))
-            outcome.moved_to.with_name(outcome.moved_to.name + ".reason.txt").write_text(
+            source, entity = folder_address(relative)
+            for attempt in retrying(self.stopping, f"publishing {relative}", retry_later, self.retry_wait_s):
+                with attempt:
+                    report = self.publish_file(claimed, source, entity, run_id)
+        except InputRejected as exc:
+            moved = self._file_away(claimed, FAILED, relative)
+            moved.with_name(moved.name + ".reason.txt").write_text(
                 f"{datetime.now(UTC).isoformat(timespec='seconds')} {exc}\n", encoding="utf-8"
             )
             log.warning("export refused", file=str(relative), reason=str(exc))
-        else:
-            outcome = Outcome(relative, self._file_away(claimed, DONE, relative), report=report)
-            log.info("export ingested", file=str(relative), records=report.records, run_id=report.run_id)
+            return self._tell(Outcome(relative, moved, "failed", reason=str(exc)))
+        except RetryableError as exc:
+            log.warning("export left claimed for the next start", file=str(relative), reason=str(exc))
+            return self._tell(Outcome(relative, claimed, "kept", reason=str(exc)))
+        moved = self._file_away(claimed, DONE, relative)
+        log.info("export ingested", file=str(relative), records=report.records, run_id=report.run_id)
+        return self._tell(Outcome(relative, moved, "done", report=report))
+
+    def _tell(self, outcome: Outcome) -> Outcome:
         if self.on_outcome:
             self.on_outcome(outcome)
         return outcome

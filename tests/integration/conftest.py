@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from postgres import throwaway_postgres
-from support import Hub, hub_settings
 
 from gridhub.supervisor import Stack
+from tests.support.hub import Hub, hub_settings
+from tests.support.postgres import throwaway_postgres
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,17 @@
 
 Each test drives a real hub through the doors a department uses and reads the
 outcome from the warehouse: the source's own copy of each record
-(``<kind>_sources``), the intake ledger, and the rejects with their reasons.
+(``<kind>_sources``), the intake ledger, and the rejects with their reasons. Each
+uses a source of its own, or counts its own run where a shipped mapping names the
+source, so what it counts is its own whatever else the session's hub has taken in.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import re
+import subprocess
 import threading
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -19,7 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from openpyxl import Workbook
-from support import Hub, resident_id, uscc, wait_until
+
+from tests.support.files import write_csv
+from tests.support.hub import Hub, unique, wait_until
+from tests.support.identities import resident_id, uscc
 
 
 def birth_of(id_number: str) -> date:
@@ -30,12 +38,16 @@ def excel_serial(day: date) -> int:
     return (day - date(1899, 12, 30)).days
 
 
-def outcomes_of(hub: Hub, source: str) -> dict[str, int]:
-    return dict(hub.sql(f"SELECT outcome, count(*) FROM intake WHERE source = '{source}' GROUP BY 1"))
+def run_of(result: subprocess.CompletedProcess[str]) -> str:
+    """The run id an ingest or pull printed ("published N records ... as run <id>")."""
+    found = re.search(r"as run\s+([0-9a-f]+)", result.stdout)
+    assert found, result.stdout
+    return found.group(1)
 
 
-def reasons_of(hub: Hub, source: str) -> dict[str, tuple[str, str]]:
-    rows = hub.sql(f"SELECT source_record_id, reason_code, reason FROM rejects WHERE source = '{source}'")
+def reasons_of(hub: Hub, source: str, run_id: str | None = None) -> dict[str, tuple[str, str]]:
+    of_run = f" AND run_id = '{run_id}'" if run_id else ""
+    rows = hub.sql(f"SELECT source_record_id, reason_code, reason FROM rejects WHERE source = '{source}'{of_run}")
     return {record_id: (code, reason) for record_id, code, reason in rows}
 
 
@@ -53,17 +65,16 @@ def test_gbk_csv_with_dates_in_register_forms_loads_and_bad_rows_are_rejected_wi
         ["王四", bad_check, "", "孟河镇南兴村4号"],
         ["冯五", bad_date, "1990年13月1日", "孟河镇东兵村5号"],
     ]
-    path = tmp_path / "households.csv"
-    lines = ["姓名,公民身份号码,出生日期,住址", *(",".join(row) for row in rows)]
-    path.write_text("\r\n".join(lines) + "\r\n", encoding="gbk")
+    source = unique("civil-affairs")
+    path = write_csv(tmp_path / "households.csv", ["姓名", "公民身份号码", "出生日期", "住址"], rows, encoding="gbk")
 
-    result = hub.cli("ingest", str(path), "--source", "civil-affairs-gbk2", "--entity", "person", "--wait")
+    result = hub.ingest(path, source, "person", "--wait")
 
     assert result.returncode == 0, result.stderr
-    assert outcomes_of(hub, "civil-affairs-gbk2") == {"new": 3, "rejected": 2}
-    loaded = hub.sql("SELECT id_number, name, birth_date FROM person_sources WHERE source = 'civil-affairs-gbk2'")
+    assert hub.outcomes(source=source) == {"new": 3, "rejected": 2}
+    loaded = hub.sql(f"SELECT id_number, name, birth_date FROM person_sources WHERE source = '{source}'")
     assert sorted(loaded) == sorted([[code, name, birth_of(code).isoformat()] for name, code, *_ in rows[:3]])
-    reasons = reasons_of(hub, "civil-affairs-gbk2")
+    reasons = reasons_of(hub, source)
     assert reasons[bad_check][0] == "invalid_id_number"
     assert "check character" in reasons[bad_check][1]
     assert reasons[bad_date][0] == "invalid_birth_date"
@@ -82,35 +93,41 @@ def test_xlsx_exports_load_with_date_cells_serials_and_the_department_mapping(hu
     sheet.append(["李八", text_date, "生日不详", None])
     people = tmp_path / "people.xlsx"
     workbook.save(people)
+    source = unique("public-security")
 
-    result = hub.cli("ingest", str(people), "--source", "public-security", "--entity", "person", "--wait")
+    result = hub.ingest(people, source, "person", "--wait")
 
     assert result.returncode == 0, result.stderr
-    assert outcomes_of(hub, "public-security") == {"new": 2, "rejected": 1}
-    loaded = hub.sql("SELECT id_number, birth_date, phone FROM person_sources WHERE source = 'public-security'")
+    assert hub.outcomes(source=source) == {"new": 2, "rejected": 1}
+    loaded = hub.sql(f"SELECT id_number, birth_date, phone FROM person_sources WHERE source = '{source}'")
     assert sorted(loaded) == sorted(
         [[cell, birth_of(cell).isoformat(), "13900000061"], [serial, birth_of(serial).isoformat(), "13900000062"]]
     )
-    assert reasons_of(hub, "public-security")[text_date][0] == "invalid_birth_date"
+    assert reasons_of(hub, source)[text_date][0] == "invalid_birth_date"
 
+    first, second = random.sample(range(320411000000, 320412000000), 2)  # parcel codes no other run uses
     parcels = Workbook(write_only=True)
     sheet = parcels.create_sheet("宗地")
     sheet.append(["宗地代码", "宗地名称", "坐落位置"])
-    sheet.append([320411001001, "万绥村一组宗地", "孟河镇万绥村一组"])
-    sheet.append(["320411001002", "万绥村二组宗地", "孟河镇万绥村二组"])
+    sheet.append([first, "万绥村一组宗地", "孟河镇万绥村一组"])
+    sheet.append([str(second), "万绥村二组宗地", "孟河镇万绥村二组"])
     sheet.append([None, "无编号宗地", "孟河镇某处"])
     land = tmp_path / "parcels.xlsx"
     parcels.save(land)
 
-    result = hub.cli("ingest", str(land), "--source", "land-resources", "--entity", "place", "--wait")
+    # land-resources is the source the shipped mapping names: this run's rows are told apart by their codes.
+    result = hub.ingest(land, "land-resources", "place", "--wait")
 
     assert result.returncode == 0, result.stderr
-    loaded = hub.sql("SELECT place_id, place_type, address FROM place_sources WHERE source = 'land-resources'")
-    assert sorted(loaded) == [
-        ["320411001001", "parcel", "孟河镇万绥村一组"],
-        ["320411001002", "parcel", "孟河镇万绥村二组"],
-    ]
-    [(code, _)] = reasons_of(hub, "land-resources").values()
+    loaded = hub.sql(
+        "SELECT place_id, place_type, address FROM place_sources "
+        f"WHERE source = 'land-resources' AND place_id IN ('{first}', '{second}')"
+    )
+    assert sorted(loaded) == sorted(
+        [[str(first), "parcel", "孟河镇万绥村一组"], [str(second), "parcel", "孟河镇万绥村二组"]]
+    )
+    assert hub.outcomes(run_id=run_of(result)) == {"new": 2, "rejected": 1}
+    [(code, _)] = reasons_of(hub, "land-resources", run_of(result)).values()
     assert code == "missing_place_id"
 
 
@@ -126,26 +143,28 @@ def test_a_file_dropped_into_the_watched_folder_loads_and_a_refused_one_says_why
             "成立日期": pa.array([date(2001, 5, 3)] * 3, pa.date32()),
         }
     )
-    folder = inbox / "market-watch" / "organisation"
+    source = unique("market-watch")
+    folder = inbox / source / "organisation"
     folder.mkdir(parents=True, exist_ok=True)
     staged = folder / "enterprises.parquet.part"
     pq.write_table(table, staged)
     staged.rename(folder / "enterprises.parquet")
     (folder / "no_names.csv").write_text("统一社会信用代码\n" + codes[0] + "\n", encoding="utf-8")
 
-    wait_until(lambda: (inbox / ".done/market-watch/organisation/enterprises.parquet").exists(), what="the file filed")
+    wait_until(lambda: (inbox / f".done/{source}/organisation/enterprises.parquet").exists(), what="the file filed")
     wait_until(
-        lambda: hub.scalar("SELECT count(*) FROM organisation_sources WHERE source = 'market-watch'") == 3,
+        lambda: hub.scalar(f"SELECT count(*) FROM organisation_sources WHERE source = '{source}'") == 3,
         what="the watched export in the warehouse",
     )
-    assert sorted(hub.sql("SELECT uscc, name FROM organisation_sources WHERE source = 'market-watch'")) == sorted(
+    assert sorted(hub.sql(f"SELECT uscc, name FROM organisation_sources WHERE source = '{source}'")) == sorted(
         [[code, name] for code, name in zip(codes, ["孟河汽配厂", "万绥米业", "小河五金"], strict=True)]
     )
-    reason = inbox / ".failed/market-watch/organisation/no_names.csv.reason.txt"
+    reason = inbox / f".failed/{source}/organisation/no_names.csv.reason.txt"
     wait_until(reason.exists, what="the refused file and its reason")
     assert "lacks required column(s) for organisation" in reason.read_text(encoding="utf-8")
-    assert not any((inbox / ".processing").rglob("*.*"))
-    assert outcomes_of(hub, "market-watch") == {"new": 3}
+    assert not any((inbox / ".processing" / source).rglob("*.*"))
+    hub.settled()  # a record of the refused file, had one been sent, would be in the intake ledger now
+    assert hub.outcomes(source=source) == {"new": 3}
 
 
 @pytest.fixture
@@ -181,14 +200,15 @@ def land_api() -> Iterator[str]:
 def test_gridhub_pull_pages_through_a_rest_api_into_the_warehouse(
     hub: Hub, tmp_path: Path, land_api: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    source = unique("land-api")
     mappings = tmp_path / "mappings.yaml"
     mappings.write_text(
-        "land-api:\n  place:\n    columns: {zddm: place_id, zl: address}\n    defaults: {place_type: parcel}\n"
+        f"{source}:\n  place:\n    columns: {{zddm: place_id, zl: address}}\n    defaults: {{place_type: parcel}}\n"
     )
     sources = tmp_path / "rest.yaml"
     sources.write_text(
         "sources:\n"
-        f"  - {{name: parcels, source: land-api, url: '{land_api}', entity: place, records: data.list,\n"
+        f"  - {{name: parcels, source: {source}, url: '{land_api}', entity: place, records: data.list,\n"
         "     paging: {style: page, page_param: pageNum, size_param: pageSize, size: 10},\n"
         "     headers: {Authorization: 'Bearer ${LAND_TOKEN}'}}\n"
     )
@@ -204,8 +224,8 @@ def test_gridhub_pull_pages_through_a_rest_api_into_the_warehouse(
     result = hub.cli("pull", "parcels", "--wait")
     assert result.returncode == 0, result.stderr
     assert "published 25 records" in result.stdout
-    assert hub.scalar("SELECT count(*) FROM place_sources WHERE source = 'land-api' AND place_type = 'parcel'") == 25
+    assert hub.scalar(f"SELECT count(*) FROM place_sources WHERE source = '{source}' AND place_type = 'parcel'") == 25
 
     again = hub.cli("pull", "parcels", "--wait")
     assert again.returncode == 0, again.stderr
-    assert outcomes_of(hub, "land-api") == {"new": 25, "duplicate": 25}
+    assert hub.outcomes(source=source) == {"new": 25, "duplicate": 25}

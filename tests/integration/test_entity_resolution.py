@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
-from support import Hub, mobile, resident_id, spot, unique
+from tests.support.files import write_csv
+from tests.support.hub import Hub, spot, unique
+from tests.support.identities import mobile, resident_id
 
 HEADERS = ["姓名", "公民身份号码", "出生日期", "联系电话", "住址"]
 
 
 def ingest(hub: Hub, folder: Path, source: str, entity: str, headers: list[str], rows: list[list[str]]) -> None:
-    path = folder / f"{unique(source)}-{entity}.csv"  # rows without an ID are known by file and line
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(headers)
-        writer.writerows(rows)
-    result = hub.cli("ingest", str(path), "--source", source, "--entity", entity, "--wait")
+    # A file name of its own: rows without an ID are known by file and line.
+    path = write_csv(folder / f"{unique(source)}-{entity}.csv", headers, rows)
+    result = hub.ingest(path, source, entity, "--wait")
     assert result.returncode == 0, result.stderr
 
 

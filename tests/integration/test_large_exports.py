@@ -20,7 +20,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from support import ROOT
+
+from tests.support.files import write_csv
+from tests.support.hub import ROOT
 
 LARGE, SMALL = 1_000_000, 250_000
 ALLOWED_GROWTH_MIB = 50
@@ -29,7 +31,7 @@ PROBE = """
 import resource, sys
 from pathlib import Path
 from kafka.future import Future
-from connectors.exports import ExportConnector, ExportFile
+from connectors.exports import ExportFile, ExportPublisher
 from schemas.batches import decode_batch
 
 class CountingPublisher:
@@ -40,11 +42,11 @@ class CountingPublisher:
     def publish_batch(self, topic, partition, value):
         self.rows += len(decode_batch(value))
         return Future().success(None)
-    def flush(self):
+    def acknowledged(self, sent, what):
         pass
 
 publisher = CountingPublisher()
-ExportConnector(publisher, "s").ingest(ExportFile(Path(sys.argv[1]), "person"), "r")
+ExportPublisher(publisher, "s").publish(ExportFile(Path(sys.argv[1]), "person"), "r")
 print(publisher.rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
 
@@ -59,12 +61,8 @@ def resident(number: int) -> list[object]:
     ]
 
 
-def write_csv(path: Path, rows: int) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        handle.write(",".join(HEADERS) + "\n")
-        for number in range(rows):
-            handle.write(",".join(str(cell) for cell in resident(number)) + "\n")
-    return path
+def write_register_csv(path: Path, rows: int) -> Path:
+    return write_csv(path, HEADERS, (resident(number) for number in range(rows)))
 
 
 def write_parquet(path: Path, rows: int) -> Path:
@@ -85,7 +83,7 @@ def peak_mib(path: Path, rows: int) -> int:
 
 
 @pytest.mark.parametrize(
-    ("write", "suffix"), [(write_csv, ".csv"), (write_parquet, ".parquet")], ids=["csv", "parquet"]
+    ("write", "suffix"), [(write_register_csv, ".csv"), (write_parquet, ".parquet")], ids=["csv", "parquet"]
 )
 def test_peak_memory_does_not_grow_with_the_row_count(
     tmp_path: Path, write: Callable[[Path, int], Path], suffix: str

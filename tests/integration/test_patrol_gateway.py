@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from support import Hub, spot, unique, wait_until
+from schemas.topics import CASE_COMMANDS, RAW_PATROL
+from tests.support import hub as support
+from tests.support.hub import Hub, unique, wait_until
 
 
 def report(report_id: str, **changes: object) -> dict[str, object]:
-    body: dict[str, object] = {
-        "report_id": report_id,
+    fields: dict[str, object] = {
         "category": "0102",
         "description": "路边暴露垃圾，约两立方",
-        **spot(),
         "reported_at": "2026-11-25T09:15:00+08:00",
         "reporter_id": "GW017",
         "photos": ["sha256:" + "ab" * 32],
+        **changes,
     }
-    body.update(changes)
-    return body
+    return support.report(report_id, **fields)
 
 
 def event_row(hub: Hub, event_id: str) -> list[object] | None:
@@ -35,12 +35,13 @@ def test_report_lands_in_warehouse_and_on_its_department_topic(hub: Hub) -> None
 
     row = wait_until(lambda: event_row(hub, event_id), what="event row")
     assert row == ["0102", "暴露垃圾", "sanitation", "dispatched", "GW017", ["sha256:" + "ab" * 32], "patrol"]
-    orders = [order for order in hub.read_topic("dispatch.sanitation") if order["work_order"]["event_id"] == event_id]
+    # The agent sends the work order after the report's row: wait until the worker is done with the report.
+    hub.worker_done(RAW_PATROL, CASE_COMMANDS)
+    orders = hub.work_orders("sanitation", event_id)
     assert len(orders) == 1
     assert orders[0]["department"] == "sanitation"
     assert orders[0]["limit_hours"] == 8
-    others = hub.read_topic("dispatch.police")
-    assert all(order["work_order"]["event_id"] != event_id for order in others)
+    assert hub.work_orders("police", event_id) == []
 
 
 def test_category_by_chinese_name_is_routed_like_its_code(hub: Hub) -> None:
@@ -67,8 +68,8 @@ def test_resent_report_creates_no_second_row_and_no_second_work_order(hub: Hub) 
     )
     assert outcomes == [["duplicate"], ["new"]]
     assert hub.scalar(f"SELECT count(*) FROM events WHERE event_id = '{event_id}'") == 1
-    orders = [order for order in hub.read_topic("dispatch.sanitation") if order["work_order"]["event_id"] == event_id]
-    assert len(orders) == 1
+    hub.worker_done(RAW_PATROL, CASE_COMMANDS)  # a second work order, had the resend made one, is out by now
+    assert len(hub.work_orders("sanitation", event_id)) == 1
 
 
 def test_changed_report_passes_as_update(hub: Hub) -> None:

@@ -1,0 +1,219 @@
+"""The case flow file: which moves a case may make, by whom, and with what proof.
+
+Which moves are allowed is data (``schemas/data/case_flow.yaml``) so a town can change who may do
+what without a release. The file is read once, when the case agent or the patrol gateway starts, and
+a mistake in it would otherwise surface weeks later as cases stuck in the field; so :func:`load_flow`
+checks it whole and refuses a file that names an unknown status or role, repeats an edge, lets a
+terminal status lead anywhere, leaves a status with no way out, or declares a status no case can
+reach. It knows nothing of cases: ``streams.case_machine`` applies the flow to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args
+
+import yaml
+
+from foundation import packaged
+from foundation.errors import ConfigurationError
+from schemas.records import EVENT_STATUSES, ActorRole
+
+Role = ActorRole
+ROLES: tuple[str, ...] = get_args(Role)
+
+INITIAL_STATUS = "reported"
+
+
+class FlowError(ConfigurationError):
+    """The case flow file itself is wrong; the worker must not start on it."""
+
+
+def _join(items: list[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``: how a clerk would list alternatives."""
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One allowed move: from ``source`` to ``target``, stored as ``action``, by one of ``roles``."""
+
+    source: str
+    target: str
+    action: str
+    roles: frozenset[str]
+    photo_required: bool
+    deadline_required: bool = False
+    """An extension (延期): the command must carry a new deadline later than the current one."""
+
+
+@dataclass(frozen=True)
+class CaseFlow:
+    """The transition table as loaded from YAML, keyed by ``(source, target)``.
+
+    Callers name the target status rather than the action, so there is at most one edge per pair.
+    ``statuses`` and ``roles`` keep the file's order, which is the order reasons list them in.
+    """
+
+    edges: dict[tuple[str, str], Edge]
+    statuses: tuple[str, ...]
+    roles: tuple[str, ...]
+    terminals: frozenset[str]
+
+    def allowed_from(self, status: str) -> list[Edge]:
+        """The moves out of ``status``, in the order the flow file lists them."""
+        return [edge for (source, _), edge in self.edges.items() if source == status]
+
+    def terminal(self, status: str) -> bool:
+        """Whether a case in ``status`` is finished for good."""
+        return status in self.terminals
+
+    def edge(self, source: str, target: str) -> Edge | None:
+        """The edge from ``source`` to ``target``, if the flow has one."""
+        return self.edges.get((source, target))
+
+    def who(self, edge: Edge) -> str:
+        """``grid_worker or command_centre``: the roles that may take ``edge``, in the file's order."""
+        return _join([role for role in self.roles if role in edge.roles])
+
+    def describe(self, edge: Edge) -> str:
+        """``verified (grid_worker, photo)``: the target, who may move there and whether a photo is needed."""
+        marks = [role for role in self.roles if role in edge.roles]
+        if edge.photo_required:
+            marks.append("photo")
+        return f"{edge.target} ({', '.join(marks)})"
+
+    def options(self, status: str) -> str:
+        """A sentence fragment listing where a case in ``status`` may go next."""
+        edges = self.allowed_from(status)
+        if not edges:
+            return f"from {status} it can go nowhere"
+        return f"from {status} it can go to {_join([self.describe(edge) for edge in edges])}"
+
+
+def _names(value: Any, what: str, path: Path) -> list[str]:
+    """A YAML list (or mapping, for statuses with metadata) of non-empty names."""
+    if isinstance(value, Mapping):
+        value = list(value)
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise FlowError(f"{path}: '{what}' must be a list of names, got {value!r}")
+    names = [item.strip() for item in value]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise FlowError(f"{path}: '{what}' lists {', '.join(repeated)} more than once")
+    return names
+
+
+def _edge(entry: Any, number: int, path: Path, statuses: list[str], roles: list[str]) -> Edge:
+    """Check one transition entry; ``number`` is 1-based so the message matches a reader's count."""
+    where = f"{path}: transition {number}"
+    if not isinstance(entry, Mapping):
+        raise FlowError(f"{where} must be a mapping with from, to, action, roles and photo; got {entry!r}")
+    missing = [key for key in ("from", "to", "action", "roles") if key not in entry]
+    if missing:
+        raise FlowError(f"{where} ({entry!r}) lacks {', '.join(missing)}")
+    source, target, action = entry["from"], entry["to"], entry["action"]
+    where = f"{where} ({source} → {target})"
+    for status in (source, target):
+        if status not in statuses:
+            raise FlowError(f"{where} names unknown status {status!r}; declared statuses: {', '.join(statuses)}")
+    if not isinstance(action, str) or not action.strip():
+        raise FlowError(f"{where} needs an action name, got {action!r}")
+    edge_roles = entry["roles"]
+    if not isinstance(edge_roles, list) or not edge_roles:
+        raise FlowError(f"{where} must list at least one role, got {edge_roles!r}")
+    for role in edge_roles:
+        if role not in roles:
+            raise FlowError(f"{where} names unknown role {role!r}; declared roles: {', '.join(roles)}")
+    photo, deadline = entry.get("photo", False), entry.get("deadline", False)
+    if not isinstance(photo, bool):
+        raise FlowError(f"{where}: photo must be true or false, got {photo!r}")
+    if not isinstance(deadline, bool):
+        raise FlowError(f"{where}: deadline must be true or false, got {deadline!r}")
+    return Edge(
+        source=source,
+        target=target,
+        action=action.strip(),
+        roles=frozenset(edge_roles),
+        photo_required=photo,
+        deadline_required=deadline,
+    )
+
+
+def _reachable(edges: Iterable[Edge]) -> set[str]:
+    """Every status a case can reach from the initial status."""
+    seen = {INITIAL_STATUS}
+    frontier = [INITIAL_STATUS]
+    edges = list(edges)
+    while frontier:
+        status = frontier.pop()
+        for edge in edges:
+            if edge.source == status and edge.target not in seen:
+                seen.add(edge.target)
+                frontier.append(edge.target)
+    return seen
+
+
+def load_flow(path: Path | None = None) -> CaseFlow:
+    """Read and check a case flow file (default: the packaged ``schemas/data/case_flow.yaml``).
+
+    The checks are the ones that would otherwise surface as cases stuck in the field: statuses the
+    records cannot carry, roles no caller has, two edges for one move, a terminal status that leads
+    somewhere, a status with no way out, or a status no case can ever reach.
+    """
+    path = packaged.CASE_FLOW if path is None else path
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise FlowError(f"cannot read case flow {path}: {exc}") from exc
+    sections = ("statuses", "terminal", "roles", "transitions")
+    if not isinstance(document, dict) or any(section not in document for section in sections):
+        raise FlowError(f"{path} must have {', '.join(repr(s) for s in sections)} sections")
+
+    statuses = _names(document["statuses"], "statuses", path)
+    for status in statuses:
+        if status not in EVENT_STATUSES:
+            raise FlowError(f"{path}: unknown status {status!r}; event records only carry {', '.join(EVENT_STATUSES)}")
+    if INITIAL_STATUS not in statuses:
+        raise FlowError(f"{path}: status {INITIAL_STATUS!r} must be declared; every case starts there")
+    roles = _names(document["roles"], "roles", path)
+    for role in roles:
+        if role not in ROLES:
+            raise FlowError(f"{path}: unknown role {role!r}; callers can only act as {', '.join(ROLES)}")
+    terminals = _names(document["terminal"], "terminal", path)
+    if not terminals:
+        raise FlowError(f"{path}: no terminal status is declared, so no case could ever finish")
+    for status in terminals:
+        if status not in statuses:
+            raise FlowError(f"{path}: unknown status {status!r} under terminal; declare it under statuses")
+
+    entries = document["transitions"]
+    if not isinstance(entries, list):
+        raise FlowError(f"{path}: 'transitions' must be a list, got {entries!r}")
+    edges: dict[tuple[str, str], Edge] = {}
+    for number, entry in enumerate(entries, start=1):
+        edge = _edge(entry, number, path, statuses, roles)
+        if (edge.source, edge.target) in edges:
+            raise FlowError(f"{path}: duplicate edge: transition {number} repeats {edge.source} → {edge.target}")
+        if edge.source in terminals:
+            raise FlowError(
+                f"{path}: terminal status {edge.source} has an outgoing edge to {edge.target} ({edge.action}); "
+                "a terminal status must be final"
+            )
+        edges[(edge.source, edge.target)] = edge
+
+    sources = {source for source, _ in edges}
+    for status in statuses:
+        if status not in terminals and status not in sources:
+            raise FlowError(
+                f"{path}: status {status} is not terminal but no edge leaves it; cases there would be stuck"
+            )
+    reachable = _reachable(edges.values())
+    unreachable = [status for status in statuses if status not in reachable]
+    if unreachable:
+        raise FlowError(f"{path}: no case can reach {', '.join(unreachable)} from {INITIAL_STATUS}")
+    return CaseFlow(edges=edges, statuses=tuple(statuses), roles=tuple(roles), terminals=frozenset(terminals))

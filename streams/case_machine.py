@@ -1,0 +1,280 @@
+"""The case state machine of the "one grid" loop: discover → report → dispatch → handle → verify → close.
+
+Everything here is pure: no Kafka, no I/O. A stream agent keeps :class:`~streams.case_state.Case`
+values in a Faust table, feeds each incoming command through :func:`apply` and publishes the
+:class:`~streams.case_state.Transition` it gets back, so the KPIs of domain-standards §3.6 (结案率,
+按期结案率, 返工率, ...) are queries over that log. The patrol gateway runs the same :func:`apply` on its
+copy of the cases, so a desk hears at once what the agent would decide. HTTP and CLI callers show the
+:class:`IllegalTransition` message verbatim to a desk clerk, so every refusal says what the case is,
+what it could do instead and what to send next time.
+
+Which moves exist is the flow file's business (``streams.case_flow``); this module decides what a
+move does to a case: counters, deadlines, the closing time, and the steps the automation takes alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from foundation.errors import InputRejected
+from schemas.records import EventUpdate
+from streams.case_flow import INITIAL_STATUS, CaseFlow, Role
+from streams.case_state import Case, Command, Transition, aware
+
+# Statuses in which a case is finished whatever the flow file says: overdue checks, duplicate
+# matching and report merging need no flow. They are the three endings among the canonical event
+# statuses, and the packaged flow declares exactly these three terminal.
+FINISHED_STATUSES: frozenset[str] = frozenset({"closed", "rejected", "cancelled"})
+# Actions whose transitions the KPIs count (返工数 and 回退数); see the comment in case_flow.yaml.
+REWORK_ACTION = "rework"
+DECLINE_ACTION = "decline"
+CLOSED_STATUS = "closed"
+
+
+class IllegalTransition(InputRejected):
+    """A command the case cannot take; ``str(exc)`` is a sentence a desk clerk can act on.
+
+    ``code`` is stable for programs: ``illegal_transition`` (no such move from this status),
+    ``already_in_status`` (the case is already there: usually a replayed command), ``unknown_status``,
+    ``role_not_allowed``, ``photo_required``, ``deadline_required`` (an extension without a later
+    deadline), ``case_closed`` (the case has ended: closed, rejected or cancelled),
+    ``time_goes_backwards`` and ``wrong_case``.
+    """
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason, code)
+        self.code = code
+        self.reason = reason
+
+
+def role_of(actor: str) -> Role:
+    """Who an actor id belongs to when an update does not say: GW… workers, desk-… desks."""
+    if actor.upper().startswith("GW"):
+        return "grid_worker"
+    if actor.lower().startswith("desk-"):
+        return "desk"
+    return "system" if actor == "system" else "command_centre"
+
+
+def command_for(case_id: str, update: EventUpdate) -> Command:
+    """The command an update asks for; its actor's role is read from the id when the update omits it."""
+    return Command(
+        case_id=case_id,
+        status=update.status,
+        actor=update.actor,
+        actor_role=update.actor_role or role_of(update.actor),
+        at=update.occurred_at,
+        note=update.note,
+        photo_ref=update.photo_ref,
+        due_at=update.new_due_at,
+    )
+
+
+def open_case(
+    *,
+    case_id: str,
+    report_id: str,
+    category: str,
+    department: str,
+    squad: str | None,
+    grid_code: str | None,
+    lat: float,
+    lon: float,
+    reporter_id: str,
+    reported_at: datetime,
+    limit_hours: float,
+) -> tuple[Case, Transition]:
+    """Open a case for a fresh report: status ``reported``, seq 1, due ``limit_hours`` after the report.
+
+    The deadline runs from the report, not from dispatch, because the town is judged on the time the
+    resident waited (按期结案率). Hours are calendar hours; working-time arithmetic is not applied.
+    """
+    if not limit_hours > 0:
+        raise ValueError(f"limit_hours must be a positive number of hours, got {limit_hours!r}")
+    reported_at = aware(reported_at)
+    due_at = reported_at + timedelta(hours=limit_hours)
+    case = Case(
+        case_id=case_id,
+        category=category,
+        department=department,
+        squad=squad,
+        grid_code=grid_code,
+        lat=lat,
+        lon=lon,
+        reporter_id=reporter_id,
+        status=INITIAL_STATUS,
+        reported_at=reported_at,
+        due_at=due_at,
+        updated_at=reported_at,
+        report_ids=(report_id,),
+        seq=1,
+        rework_count=0,
+        return_count=0,
+        closed_at=None,
+        overdue_alerted=False,
+    )
+    transition = Transition(
+        case_id=case_id,
+        seq=1,
+        from_status=None,
+        to_status=INITIAL_STATUS,
+        action="report",
+        actor=reporter_id,
+        actor_role="grid_worker",
+        at=reported_at,
+        due_at=due_at,
+        note=None,
+        photo_ref=None,
+    )
+    return case, transition
+
+
+def _refuse(flow: CaseFlow, case: Case, command: Command) -> IllegalTransition | None:
+    """The reason ``command`` cannot apply to ``case``, or None; checks run from the most basic up."""
+    name = f"case {case.case_id}"
+    target = command.status
+    if command.case_id != case.case_id:
+        return IllegalTransition("wrong_case", f"the command is for case {command.case_id}, not {name}")
+    if flow.terminal(case.status):
+        return IllegalTransition(
+            "case_closed",
+            f"{name} is {case.status}, a final status; nothing more can happen to it (asked for {target}); "
+            "if the problem is back, report it again to open a new case",
+        )
+    if case.status not in flow.statuses:
+        return IllegalTransition(
+            "unknown_status",
+            f"{name} is in status {case.status}, which the case flow does not declare; "
+            "ask the command centre to move it by hand",
+        )
+    if command.at < case.updated_at:
+        return IllegalTransition(
+            "time_goes_backwards",
+            f"{name} is {case.status} since {case.updated_at.isoformat()}, and this command is dated "
+            f"{command.at.isoformat()}, earlier than that; check the device clock and send it again",
+        )
+    if target not in flow.statuses:
+        return IllegalTransition(
+            "illegal_transition",
+            f"{name} is {case.status}; {target!r} is not a case status (statuses: {', '.join(flow.statuses)}); "
+            f"{flow.options(case.status)}",
+        )
+    if target == case.status:
+        return IllegalTransition("already_in_status", f"{name} is already {target}; {flow.options(case.status)}")
+    edge = flow.edge(case.status, target)
+    if edge is None:
+        return IllegalTransition(
+            "illegal_transition", f"{name} is {case.status}; {flow.options(case.status)}, not to {target}"
+        )
+    if command.actor_role not in edge.roles:
+        return IllegalTransition(
+            "role_not_allowed",
+            f"{name} is {case.status}; moving it to {target} ({edge.action}) is for {flow.who(edge)} only, "
+            f"and {command.actor} acts as {command.actor_role}",
+        )
+    if edge.photo_required and not (command.photo_ref and command.photo_ref.strip()):
+        return IllegalTransition(
+            "photo_required",
+            f"{name} is {case.status}; moving it to {target} ({edge.action}) needs a photo: "
+            "attach one (photo_ref) and send again",
+        )
+    if edge.deadline_required and (command.due_at is None or aware(command.due_at) <= case.due_at):
+        return IllegalTransition(
+            "deadline_required",
+            f"{name} is {case.status}, due {case.due_at.isoformat()}; moving it to {target} ({edge.action}) "
+            "needs a new deadline (due_at) later than that",
+        )
+    return None
+
+
+def apply(flow: CaseFlow, case: Case, command: Command) -> tuple[Case, Transition]:
+    """Apply one command; return the new case and the transition to publish, or raise IllegalTransition.
+
+    A refused command changes nothing, so the caller may simply report the reason and move on.
+    Counters follow the action: ``rework`` adds to ``rework_count`` (返工), ``decline`` to
+    ``return_count`` (回退). ``closed_at`` is set on entering ``closed``.
+    """
+    refusal = _refuse(flow, case, command)
+    if refusal is not None:
+        raise refusal
+    edge = flow.edges[(case.status, command.status)]
+    photo_ref = command.photo_ref.strip() if command.photo_ref and command.photo_ref.strip() else None
+    updated = replace(
+        case,
+        status=edge.target,
+        updated_at=command.at,
+        seq=case.seq + 1,
+        rework_count=case.rework_count + (edge.action == REWORK_ACTION),
+        return_count=case.return_count + (edge.action == DECLINE_ACTION),
+        closed_at=command.at if edge.target == CLOSED_STATUS else case.closed_at,
+        due_at=aware(command.due_at) if edge.deadline_required and command.due_at else case.due_at,
+        overdue_alerted=case.overdue_alerted and not edge.deadline_required,
+    )
+    transition = Transition(
+        case_id=case.case_id,
+        seq=updated.seq,
+        from_status=case.status,
+        to_status=edge.target,
+        action=edge.action,
+        actor=command.actor,
+        actor_role=command.actor_role,
+        at=command.at,
+        due_at=updated.due_at,
+        note=command.note,
+        photo_ref=photo_ref,
+    )
+    return updated, transition
+
+
+def auto_advance(flow: CaseFlow, case: Case, at: datetime) -> list[tuple[Case, Transition]]:
+    """Take every step the command centre's automation may take on its own, and return each.
+
+    From ``reported`` with the packaged flow this is accept then dispatch. It follows an edge only if it
+    is the single photo-free edge open to role ``system`` from the current status, and never re-enters a
+    status within one call, so it cannot loop. It follows whatever the flow allows: on a ``verified``
+    case it closes it, and on a ``returned`` case it redispatches to the same department, so the
+    agent calls it for fresh reports (and after verification if the town lets the system close).
+    """
+    steps: list[tuple[Case, Transition]] = []
+    visited = {case.status}
+    current = case
+    while True:
+        options = [edge for edge in flow.allowed_from(current.status) if "system" in edge.roles]
+        if len(options) != 1 or options[0].photo_required or options[0].target in visited:
+            return steps
+        edge = options[0]
+        command = Command(
+            case_id=case.case_id,
+            status=edge.target,
+            actor="system",
+            actor_role="system",
+            at=at,
+            note=f"automatic {edge.action}",
+        )
+        current, transition = apply(flow, current, command)
+        steps.append((current, transition))
+        visited.add(edge.target)
+
+
+def is_overdue(case: Case, now: datetime) -> bool:
+    """Whether the case is still open after its deadline (超期); a finished case never is."""
+    return case.status not in FINISHED_STATUSES and aware(now) > case.due_at
+
+
+def merge_report(case: Case, report_id: str) -> Case:
+    """Attach a duplicate report to ``case``; a report already attached changes nothing.
+
+    Idempotence matters because Kafka may deliver the same report twice. A finished case (closed,
+    rejected or cancelled) takes no new reports: the problem is back, so it needs a new case with its
+    own deadline.
+    """
+    if report_id in case.report_ids:
+        return case
+    if case.status in FINISHED_STATUSES:
+        raise IllegalTransition(
+            "case_closed",
+            f"case {case.case_id} is {case.status}, so report {report_id} cannot be merged into it; "
+            "open a new case for it",
+        )
+    return replace(case, report_ids=(*case.report_ids, report_id))

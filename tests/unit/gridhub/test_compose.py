@@ -1,0 +1,556 @@
+"""docker-compose.yml and the Dockerfile agree with the code they deploy.
+
+There is no Docker engine on the development or CI machines, so these tests read
+the files instead of running them: the compose topology must configure every
+service only with real ``GRIDHUB_*`` settings whose values validate, publish the
+ports the services listen on, health-check what it waits for, and the image must
+contain every package the wheel ships. The health-check commands themselves are
+executed against the real endpoints and announcement files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import threading
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+import yaml
+from packaging.specifiers import SpecifierSet
+
+from foundation import runfiles
+from foundation.settings import Settings
+from gridhub.broker import free_port
+from gridhub.services import SERVICES
+
+ROOT = Path(__file__).resolve().parents[3]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+WHEEL_PACKAGES: list[str] = PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+PREFIX = "GRIDHUB_"
+VARIABLE = re.compile(r"\bGRIDHUB_[A-Z0-9_]+\b")
+
+
+# --- reading the files ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert isinstance(document, dict), "docker-compose.yml is not a mapping"
+    return document
+
+
+def services_of(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    services = compose.get("services")
+    assert isinstance(services, dict) and services, "docker-compose.yml has no services"
+    return services
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    """A service's environment as strings, from either the mapping or the list form."""
+    raw = service.get("environment") or {}
+    if isinstance(raw, list):
+        raw = dict(item.split("=", 1) if "=" in item else (item, "") for item in raw)
+    return {str(key): "" if value is None else str(value) for key, value in raw.items()}
+
+
+def command(service: dict[str, Any]) -> list[str]:
+    raw = service.get("command") or []
+    return shlex.split(raw) if isinstance(raw, str) else [str(part) for part in raw]
+
+
+def healthcheck_argv(service: dict[str, Any]) -> list[str] | None:
+    """The command of a service's own health check, or None when it has none (or it is disabled)."""
+    check = service.get("healthcheck")
+    if not check or check.get("disable"):
+        return None
+    test = check.get("test")
+    if isinstance(test, str):
+        return ["/bin/sh", "-c", test]
+    if not test or test[0] == "NONE":
+        return None
+    if test[0] == "CMD":
+        return [str(part) for part in test[1:]]
+    if test[0] == "CMD-SHELL":
+        return ["/bin/sh", "-c", str(test[1])]
+    return [str(part) for part in test]
+
+
+def published_ports(service: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(host address, host port, container port) of every published port."""
+    ports = []
+    for entry in service.get("ports") or []:
+        if isinstance(entry, dict):
+            ports.append((str(entry.get("host_ip", "")), str(entry.get("published", "")), int(entry["target"])))
+            continue
+        parts = str(entry).split("/", 1)[0].rsplit(":", 2)
+        host_ip, published = ("", "") if len(parts) == 1 else (parts[0] if len(parts) == 3 else "", parts[-2])
+        ports.append((host_ip, published, int(parts[-1])))
+    return ports
+
+
+def volume_mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(source, container path) of every mount."""
+    mounts = []
+    for entry in service.get("volumes") or []:
+        if isinstance(entry, dict):
+            mounts.append((str(entry.get("source", "")), str(entry["target"])))
+        else:
+            source, target = [*str(entry).split(":"), ""][:2]
+            mounts.append((source, target) if target else ("", source))
+    return mounts
+
+
+def seconds(duration: str | int) -> float:
+    """A compose duration (``30s``, ``1m30s``) in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 0.000001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|ms|us|m|s)", str(duration))
+    assert parts, f"not a duration: {duration!r}"
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def field_name(variable: str) -> str:
+    return variable.removeprefix(PREFIX).lower()
+
+
+def settings_from(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
+    """Settings exactly as a container with this environment reads them (nothing from the test's own env)."""
+    for name in list(os.environ):
+        if name.startswith(PREFIX):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        if name.startswith(PREFIX):
+            monkeypatch.setenv(name, value)
+    return Settings()
+
+
+def port_fields(env: dict[str, str]) -> dict[str, str]:
+    """The ``*_port`` settings a service's environment sets, with the ``*_host`` setting that goes with each."""
+    return {
+        field_name(name): field_name(name).removesuffix("_port") + "_host"
+        for name in env
+        if name.startswith(PREFIX) and name.endswith("_PORT")
+    }
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    lines = [line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    instructions = []
+    for line in joined.splitlines():
+        if line.strip():
+            keyword, _, arguments = line.strip().partition(" ")
+            instructions.append((keyword.upper(), arguments.strip()))
+    return instructions
+
+
+def exec_form(arguments: str) -> list[str] | None:
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return None
+    return value if isinstance(value, list) else None
+
+
+def copy_sources() -> list[str]:
+    """Normalised source paths of every COPY/ADD from the build context."""
+    sources = []
+    for keyword, arguments in dockerfile_instructions():
+        if keyword not in ("COPY", "ADD"):
+            continue
+        words = exec_form(arguments) or shlex.split(arguments)
+        if any(word.startswith("--from") for word in words):
+            continue
+        paths = [word for word in words if not word.startswith("--")]
+        sources += [str(PurePosixPath(path)) for path in paths[:-1]]
+    return sources
+
+
+def dockerignored(path: str) -> bool:
+    """Whether .dockerignore keeps a context path out of the build (last matching pattern wins)."""
+    ignored = False
+    lines = DOCKERIGNORE.read_text().splitlines() if DOCKERIGNORE.exists() else []
+    for line in lines:
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negated = pattern.startswith("!")
+        pattern = pattern.lstrip("!").strip("/")
+        candidates = [path]
+        if pattern.startswith("**/"):
+            pattern = pattern[3:]
+            parts = PurePosixPath(path).parts
+            candidates = ["/".join(parts[index:]) for index in range(len(parts))]
+        if any(fnmatch.fnmatchcase(candidate, pattern) for candidate in candidates):
+            ignored = not negated
+    return ignored
+
+
+# --- the file as a whole ----------------------------------------------------------------------------------------
+
+
+def test_compose_file_parses_into_services_and_volumes(compose: dict[str, Any]) -> None:
+    services = services_of(compose)
+    assert all(isinstance(service, dict) for service in services.values())
+    assert "kafka" in services
+
+
+def test_compose_file_has_no_variable_interpolation() -> None:
+    # Compose would substitute ``$X`` from the operator's shell (or drop it): every value here is literal.
+    text = COMPOSE_FILE.read_text()
+    assert not re.search(r"(?<!\$)\$(?!\$)", text.replace("$$", "")), "unescaped $ in docker-compose.yml"
+
+
+def test_every_named_volume_is_declared(compose: dict[str, Any]) -> None:
+    declared = set(compose.get("volumes") or {})
+    for name, service in services_of(compose).items():
+        for source, _target in volume_mounts(service):
+            if source and not source.startswith((".", "/", "~")):
+                assert source in declared, f"{name} mounts undeclared volume {source}"
+
+
+# --- Kafka ------------------------------------------------------------------------------------------------------
+
+
+def test_kafka_image_is_apache_kafka_3_9(compose: dict[str, Any]) -> None:
+    image = services_of(compose)["kafka"]["image"]
+    assert re.fullmatch(r"apache/kafka:3\.9\.\d+", image), f"kafka must be pinned to apache/kafka 3.9.x, not {image}"
+
+
+def test_kafka_is_a_single_kraft_node_that_creates_no_topics(compose: dict[str, Any]) -> None:
+    kafka = services_of(compose)["kafka"]
+    env = environment(kafka)
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert env.get("CLUSTER_ID"), "a KRaft node needs a fixed cluster id to format its log dirs once"
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    for setting in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"):
+        assert env[setting] == "1", f"{setting} must be 1 on a single broker"
+    log_dirs = env.get("KAFKA_LOG_DIRS", "/var/lib/kafka/data").split(",")
+    targets = {target for source, target in volume_mounts(kafka) if source}
+    assert set(log_dirs) <= targets, f"Kafka log dirs {log_dirs} are not on a volume ({targets})"
+    assert healthcheck_argv(kafka), "kafka needs a health check: the gridhub services wait for it"
+
+
+def test_kafka_advertises_the_address_the_services_bootstrap_from(compose: dict[str, Any]) -> None:
+    services = services_of(compose)
+    advertised = {
+        listener.split("://", 1)[1]
+        for listener in environment(services["kafka"])["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    }
+    for name in SERVICES:
+        bootstrap = environment(services[name])["GRIDHUB_KAFKA_BOOTSTRAP"]
+        for address in bootstrap.split(","):
+            assert address in advertised, f"{name} bootstraps from {address}; kafka advertises {advertised}"
+            assert address.rsplit(":", 1)[0] in services, f"{address} is not a compose service name"
+
+
+def test_topic_replication_fits_the_brokers(compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    services = services_of(compose)
+    brokers = sum(1 for service in services.values() if "broker" in environment(service).get("KAFKA_PROCESS_ROLES", ""))
+    for name in SERVICES:
+        settings = settings_from(monkeypatch, environment(services[name]))
+        assert settings.topic_replication <= brokers, f"{name}: replication {settings.topic_replication} > brokers"
+
+
+# --- the gridhub services ---------------------------------------------------------------------------------------
+
+
+def test_compose_runs_exactly_the_gridhub_services(compose: dict[str, Any]) -> None:
+    running = {
+        argv[1]: name
+        for name, service in services_of(compose).items()
+        if (argv := command(service))[:1] == ["service"] and len(argv) == 2
+    }
+    assert set(running) == set(SERVICES), f"compose runs {sorted(running)}, gridhub has {sorted(SERVICES)}"
+    assert set(SERVICES) <= set(services_of(compose))
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_runs_its_command_from_the_built_image(compose: dict[str, Any], name: str) -> None:
+    services = services_of(compose)
+    service = services[name]
+    assert command(service) == ["service", name]
+    build = service.get("build")
+    assert build, f"{name} must run the image built from the Dockerfile"
+    context = ROOT / (build if isinstance(build, str) else build.get("context", "."))
+    dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+    assert (context / dockerfile).resolve() == DOCKERFILE
+    images = {services[other].get("image") for other in SERVICES}
+    assert len(images) == 1 and None not in images, f"the services must share one image tag, not {images}"
+
+
+def test_every_gridhub_variable_is_a_setting() -> None:
+    fields = set(Settings.model_fields)
+    for path in (COMPOSE_FILE, DOCKERFILE):
+        used = set(VARIABLE.findall(path.read_text()))
+        unknown = sorted(name for name in used if field_name(name) not in fields)
+        assert not unknown, f"{path.name} uses variables no setting reads: {unknown}"
+    assert VARIABLE.findall(COMPOSE_FILE.read_text()), "no GRIDHUB_ variables found at all"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_environment_is_valid_settings(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    env = environment(services_of(compose)[name])
+    settings = settings_from(monkeypatch, env)  # raises ValidationError on a bad value
+    for variable, raw in env.items():
+        if variable.startswith(PREFIX):
+            value = getattr(settings, field_name(variable))
+            assert str(value) == raw or value == type(value)(raw), f"{variable}={raw!r} read as {value!r}"
+    assert settings.kafka_bootstrap, f"{name} would try to start an embedded broker"
+    assert settings.data_dir.is_absolute()
+    assert settings.log_format == "json"
+    assert settings.worker_rebalance_timeout_s >= 10, "real Kafka needs a normal rebalance timeout"
+
+
+def test_image_default_data_dir_matches_compose(compose: dict[str, Any]) -> None:
+    env_lines = [arguments for keyword, arguments in dockerfile_instructions() if keyword == "ENV"]
+    image_data_dir = re.search(r"GRIDHUB_DATA_DIR=(\S+)", " ".join(env_lines))
+    assert image_data_dir, "the image should default GRIDHUB_DATA_DIR to the directory it prepares"
+    for name in SERVICES:
+        assert environment(services_of(compose)[name])["GRIDHUB_DATA_DIR"] == image_data_dir.group(1)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_published_ports_are_the_ports_the_service_listens_on(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    service = services_of(compose)[name]
+    env = environment(service)
+    settings = settings_from(monkeypatch, env)
+    listening = {field: getattr(settings, field) for field in port_fields(env)}
+    published = {target for _host_ip, _published, target in published_ports(service)}
+    assert published == set(listening.values()), f"{name} publishes {published}, listens on {listening}"
+    for port_field, host_field in port_fields(env).items():
+        assert getattr(settings, host_field) == "0.0.0.0", f"{name} binds {port_field} where no published port reaches"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_http_health_check_probes_the_configured_port(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    service = services_of(compose)[name]
+    settings = settings_from(monkeypatch, environment(service))
+    probed = {int(port) for port in re.findall(r"http://127\.0\.0\.1:(\d+)", " ".join(healthcheck_argv(service) or []))}
+    listening = {getattr(settings, field) for field in port_fields(environment(service))}
+    assert probed == listening, f"{name} health check probes {probed}, the service listens on {listening}"
+
+
+def test_every_service_is_health_checked(compose: dict[str, Any]) -> None:
+    services = services_of(compose)
+    for name, service in services.items():
+        if healthcheck_argv(service):
+            continue
+        depends = service.get("depends_on") or {}
+        healthy = [
+            other
+            for other, condition in (depends.items() if isinstance(depends, dict) else [])
+            if condition.get("condition") == "service_healthy" and healthcheck_argv(services[other])
+        ]
+        assert healthy, f"{name} has no health check and waits for no healthy service"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_waits_for_healthy_kafka_and_restarts(compose: dict[str, Any], name: str) -> None:
+    service = services_of(compose)[name]
+    assert (service.get("depends_on") or {}).get("kafka", {}).get("condition") == "service_healthy"
+    assert service.get("restart") == "unless-stopped"
+    assert seconds(service.get("stop_grace_period", "10s")) >= 30, "the sink needs time to finish its batch"
+
+
+def test_worker_can_be_scaled_and_sink_cannot(compose: dict[str, Any]) -> None:
+    services = services_of(compose)
+    worker = services["worker"]
+    assert "container_name" not in worker, "a fixed container name prevents --scale worker=N"
+    assert not published_ports(worker), "a published host port prevents --scale worker=N"
+    assert not volume_mounts(worker), "scaled workers would share one data dir (and its run files)"
+    replicas = (services["sink"].get("deploy") or {}).get("replicas", 1)
+    assert replicas == 1, "DuckDB allows one writing process: the sink is a single writer"
+
+
+def test_warehouse_and_approvals_state_live_on_volumes(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = services_of(compose)
+
+    def on_volume(name: str, path: Path) -> bool:
+        targets = [PurePosixPath(target) for source, target in volume_mounts(services[name]) if source]
+        return any(PurePosixPath(path).is_relative_to(target) for target in targets)
+
+    sink = settings_from(monkeypatch, environment(services["sink"]))
+    assert on_volume("sink", sink.warehouse_file), f"the warehouse {sink.warehouse_file} would die with the container"
+    approvals = settings_from(monkeypatch, environment(services["approvals"]))
+    assert on_volume("approvals", approvals.state_dir), "the approvals cursor would die with the container"
+    if approvals.approvals_url.startswith("sqlite:///"):
+        database = Path(approvals.approvals_url.removeprefix("sqlite:///"))
+        assert on_volume("approvals", database), f"the SQLite approvals database {database} is not on a volume"
+
+
+# --- the health-check commands, run for real ----------------------------------------------------------------------
+
+
+def run_check(argv: list[str], replace: dict[str, str] | None = None, env: dict[str, str] | None = None) -> int:
+    assert argv[0] == "python", f"health checks run the image's python, not {argv[0]}"
+    argv = [sys.executable, *argv[1:]]
+    for old, new in (replace or {}).items():
+        argv = [part.replace(old, new) for part in argv]
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(PREFIX)}
+    return subprocess.run(argv, env={**clean, **(env or {})}, capture_output=True, timeout=60, check=False).returncode
+
+
+@pytest.fixture
+def patrol_gateway() -> Iterator[int]:
+    """The real patrol gateway application on a free port (no Kafka needed for /healthz)."""
+    from aiohttp import web
+
+    from connectors.patrol_http import Limits, PatrolGateway
+    from connectors.photos import PhotoStore
+    from schemas.grid import Grid
+    from streams.routing import load_rules
+
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    gateway = PatrolGateway(
+        None,  # type: ignore[arg-type]  # /healthz never publishes
+        load_rules(Settings().routing_rules),
+        Grid.load(Settings().grid_path),
+        PhotoStore(Path("/nonexistent"), 1024),
+        Limits(record_bytes=1024, photos=1, track_points=1),
+    )
+    runner = web.AppRunner(gateway.application())
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+
+@pytest.fixture
+def sink_endpoint() -> Iterator[int]:
+    """The real read-only SQL endpoint on a free port."""
+    import duckdb
+
+    from warehouse.query_server import QueryServer
+
+    connection = duckdb.connect()
+    server = QueryServer(connection, "127.0.0.1", 0)
+    server.start()
+    try:
+        yield server.server.server_address[1]
+    finally:
+        server.stop()
+        connection.close()
+
+
+def test_patrol_health_check_passes_against_the_gateway_and_fails_without_it(
+    compose: dict[str, Any], patrol_gateway: int
+) -> None:
+    argv = healthcheck_argv(services_of(compose)["patrol"])
+    assert argv
+    configured = environment(services_of(compose)["patrol"])["GRIDHUB_HTTP_PORT"]
+    assert run_check(argv, {f"127.0.0.1:{configured}": f"127.0.0.1:{patrol_gateway}"}) == 0
+    assert run_check(argv, {f"127.0.0.1:{configured}": f"127.0.0.1:{free_port()}"}) != 0
+
+
+def test_sink_health_check_passes_against_the_sql_endpoint_and_fails_without_it(
+    compose: dict[str, Any], sink_endpoint: int
+) -> None:
+    argv = healthcheck_argv(services_of(compose)["sink"])
+    assert argv
+    configured = environment(services_of(compose)["sink"])["GRIDHUB_SINK_QUERY_PORT"]
+    assert run_check(argv, {f"127.0.0.1:{configured}": f"127.0.0.1:{sink_endpoint}"}) == 0
+    assert run_check(argv, {f"127.0.0.1:{configured}": f"127.0.0.1:{free_port()}"}) != 0
+
+
+@pytest.mark.parametrize("name", [name for name in SERVICES if name in ("worker", "approvals")])
+def test_announcement_health_check_follows_the_services_run_file(
+    compose: dict[str, Any], tmp_path: Path, name: str
+) -> None:
+    argv = healthcheck_argv(services_of(compose)[name])
+    assert argv
+    env = {"GRIDHUB_DATA_DIR": str(tmp_path)}
+    assert run_check(argv, env=env) != 0, "healthy before the service announced itself"
+    settings = Settings(data_dir=tmp_path)
+    other = next(service for service in SERVICES if service != name)
+    runfiles.announce(settings, other)
+    assert run_check(argv, env=env) != 0, f"{name}'s check is satisfied by {other}'s announcement"
+    runfiles.announce(settings, name)  # this test process stands in for the live service
+    assert run_check(argv, env=env) == 0
+    runfiles.withdraw(settings, name)
+    assert run_check(argv, env=env) != 0, "still healthy after the service withdrew"
+
+
+# --- the Dockerfile -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("package", WHEEL_PACKAGES)
+def test_dockerfile_copies_every_wheel_package(package: str) -> None:
+    sources = copy_sources()
+    assert package in sources or "." in sources, f"the image lacks package {package} (COPY sources: {sources})"
+    assert not dockerignored(package), f".dockerignore keeps {package} out of the build context"
+    assert not dockerignored(f"{package}/__init__.py")
+
+
+@pytest.mark.parametrize("path", ["pyproject.toml", "uv.lock", PYPROJECT["project"]["readme"]])
+def test_dockerfile_copies_what_uv_sync_needs(path: str) -> None:
+    sources = copy_sources()
+    assert path in sources or "." in sources, f"the image lacks {path}"
+    assert not dockerignored(path), f".dockerignore keeps {path} out of the build context"
+
+
+def test_dockerignore_keeps_tests_and_local_state_out() -> None:
+    for path in (".git", ".venv", "gridhub-data", "gridhub-data/warehouse.duckdb", "tests"):
+        assert dockerignored(path), f"{path} would be sent into the image build"
+
+
+def test_dockerfile_base_image_satisfies_requires_python() -> None:
+    base = next(arguments for keyword, arguments in dockerfile_instructions() if keyword == "FROM")
+    match = re.fullmatch(r"python:(\d+\.\d+)-slim", base)
+    assert match, f"base image should be python:X.Y-slim, not {base}"
+    assert match.group(1) in SpecifierSet(PYPROJECT["project"]["requires-python"])
+
+
+def test_dockerfile_installs_the_lock_without_dev_tools() -> None:
+    runs = ";".join(arguments for keyword, arguments in dockerfile_instructions() if keyword == "RUN")
+    assert re.search(r"pip install [^&;]*\buv==\d+\.\d+\.\d+", runs), "uv must be pinned"
+    syncs = re.findall(r"uv sync[^&;]*", runs)
+    assert syncs and all("--frozen" in sync and "--no-dev" in sync for sync in syncs), syncs
+    assert any("--no-install-project" not in sync for sync in syncs), "the project itself is never installed"
+
+
+def test_dockerfile_runs_gridhub_as_a_non_root_user() -> None:
+    instructions = dockerfile_instructions()
+    users = [arguments for keyword, arguments in instructions if keyword == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "the image must not run as root"
+    entrypoint = [arguments for keyword, arguments in instructions if keyword == "ENTRYPOINT"]
+    assert entrypoint and exec_form(entrypoint[-1]) == ["gridhub"]
+    assert PYPROJECT["project"]["scripts"].get("gridhub"), "ENTRYPOINT gridhub needs the gridhub console script"
+    paths = " ".join(arguments for keyword, arguments in instructions if keyword == "ENV")
+    assert re.search(r"PATH=\S*\.venv/bin", paths), "the venv's bin directory must be on PATH"
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in Settings.model_fields if f"`GRIDHUB_{name.upper()}`" not in readme]
+    assert missing == [], f"README settings table lacks: {missing}"

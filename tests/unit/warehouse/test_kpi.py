@@ -1,0 +1,465 @@
+"""KPI views and queries: denominators (§3.6), groupings, the day filter, patrol compliance, time zones.
+
+Every expected number below is worked out by hand from the fixture rows (see the comments), not by
+running the same SQL another way.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pytest
+
+from warehouse.kpi import GROUPINGS, kpi_sql, patrol_sql
+from warehouse.upsert import upsert_rows
+from warehouse.writer import ENTITY_TABLES
+
+WAREHOUSE = Path(__file__).resolve().parents[3] / "warehouse"
+TOWN = ZoneInfo("Asia/Shanghai")
+DAY = date(2026, 11, 25)
+
+G1, G2, G3, G4 = "320411101001001", "320411101001002", "320411101002001", "320411101003001"
+
+
+def town(text: str) -> datetime:
+    """A town-time instant, e.g. town('2026-11-25 09:00')."""
+    return datetime.fromisoformat(text).replace(tzinfo=TOWN)
+
+
+def connect(session_zone: str = "UTC") -> duckdb.DuckDBPyConnection:
+    """A fresh warehouse. The session zone is deliberately not the town's, so a KPI that took the
+    day from the session instead of Asia/Shanghai would put cases on the wrong day."""
+    connection = duckdb.connect()
+    connection.execute(f"SET TimeZone = '{session_zone}'")
+    connection.execute((WAREHOUSE / "schema.sql").read_text())
+    connection.execute((WAREHOUSE / "cases.sql").read_text())
+    return connection
+
+
+def insert(connection: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        columns = ", ".join(f'"{name}"' for name in row)
+        marks = ", ".join("?" for _ in row)
+        connection.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
+
+
+def case(
+    case_id: str,
+    squad: str,
+    department: str,
+    grid: str,
+    worker: str,
+    status: str,
+    *,
+    due: str | None,
+    closed: str | None = None,
+    hours: float | None = None,
+    reported: str | None = None,
+) -> dict[str, Any]:
+    """A case row; a closed case's reported_at is `hours` before closing, so time to close is exact."""
+    closed_at = town(closed) if closed else None
+    if reported is not None:
+        reported_at = town(reported)
+    elif closed_at is not None and hours is not None:
+        reported_at = closed_at - timedelta(hours=hours)
+    else:
+        reported_at = town("2026-11-24 08:00")
+    return {
+        "case_id": case_id,
+        "category": "0101",
+        "department": department,
+        "squad": squad,
+        "grid_code": grid,
+        "reporter_id": worker,
+        "status": status,
+        "reported_at": reported_at,
+        "due_at": town(due) if due else None,
+        "closed_at": closed_at,
+        "report_count": 1,
+        "source": "test",
+        "source_record_id": case_id,
+        "record_uid": f"uid-{case_id}",
+    }
+
+
+# Ten cases in the period 2026-11-25 (C01-C10) and three elsewhere (C11-C13).
+#   closed: C01-C07 (7); on time: C01-C05 (5; C04 closes exactly at its deadline);
+#   late: C06 (due the day before, closed on the 25th, so it belongs to the 25th), C07.
+#   rejected: C08, excluded from the denominator although it has a due_at, a closed_at and a rework.
+#   open, due on the 25th: C09 (overdue), C10.
+#   hours to close of C01..C07: 2, 4, 6, 8, 10, 20, 30.
+CASES = [
+    case("C01", "wansui", "env", G1, "W1", "closed", due="2026-11-25 18:00", closed="2026-11-25 09:00", hours=2),
+    case("C02", "wansui", "env", G1, "W1", "closed", due="2026-11-25 18:00", closed="2026-11-25 10:00", hours=4),
+    case("C03", "wansui", "market", G2, "W2", "closed", due="2026-11-25 18:00", closed="2026-11-25 11:00", hours=6),
+    case("C04", "mengcheng", "market", G2, "W2", "closed", due="2026-11-25 12:00", closed="2026-11-25 12:00", hours=8),
+    case("C05", "mengcheng", "env", G3, "W3", "closed", due="2026-11-25 23:45", closed="2026-11-25 23:30", hours=10),
+    case("C06", "mengcheng", "land", G3, "W3", "closed", due="2026-11-24 17:00", closed="2026-11-25 14:00", hours=20),
+    case("C07", "xiaohe", "land", G4, "W4", "closed", due="2026-11-25 08:00", closed="2026-11-25 15:00", hours=30),
+    case("C08", "xiaohe", "env", G4, "W4", "rejected", due="2026-11-25 18:00", closed="2026-11-25 13:00", hours=3),
+    case("C09", "xiaohe", "land", G4, "W1", "in_handling", due="2026-11-25 17:00"),
+    case("C10", "wansui", "market", G1, "W2", "dispatched", due="2026-11-25 20:00"),
+    # Other days: C11 closed on time on the 24th (1 hour), C12 open and due on the 27th, C13 open
+    # with no deadline yet (due in no period).
+    case("C11", "wansui", "env", G1, "W1", "closed", due="2026-11-24 18:00", closed="2026-11-24 16:00", hours=1),
+    case("C12", "mengcheng", "env", G3, "W3", "dispatched", due="2026-11-27 10:00"),
+    case("C13", "xiaohe", "land", G4, "W4", "reported", due=None),
+]
+
+
+def transition(case_id: str, seq: int, from_status: str | None, to_status: str, action: str) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "seq": seq,
+        "from_status": from_status,
+        "to_status": to_status,
+        "action": action,
+        "actor": "someone",
+        "at": town("2026-11-25 08:00") + timedelta(minutes=seq),
+    }
+
+
+FLOW = [
+    ("reported", "accepted", "accept"),
+    ("accepted", "dispatched", "dispatch"),
+    ("dispatched", "in_handling", "start"),
+    ("in_handling", "handled", "handle"),
+]
+TRANSITIONS = [
+    # C02: one failed verification (handled -> returned), then handled again and closed: 1 rework.
+    *[transition("C02", i, *step) for i, step in enumerate(FLOW)],
+    transition("C02", 4, "handled", "returned", "rework"),
+    transition("C02", 5, "returned", "in_handling", "restart"),
+    transition("C02", 6, "in_handling", "handled", "handle"),
+    transition("C02", 7, "handled", "verified", "verify"),
+    transition("C02", 8, "verified", "closed", "close"),
+    # C06: the department declined it first (dispatched -> returned, 回退): not a rework.
+    transition("C06", 0, "accepted", "dispatched", "dispatch"),
+    transition("C06", 1, "dispatched", "returned", "decline"),
+    transition("C06", 2, "returned", "dispatched", "redispatch"),
+    # C08: reworked, then rejected: its rework must not leak into the numerator either.
+    transition("C08", 0, "in_handling", "handled", "handle"),
+    transition("C08", 1, "handled", "returned", "rework"),
+    transition("C08", 2, "returned", "rejected", "reject"),
+]
+
+
+@pytest.fixture
+def warehouse() -> duckdb.DuckDBPyConnection:
+    connection = connect()
+    insert(connection, "cases", CASES)
+    insert(connection, "case_transitions", TRANSITIONS)
+    return connection
+
+
+def kpis(connection: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    result = connection.execute(sql)
+    names = [column[0] for column in result.description]
+    return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+
+def expected(
+    due: int, closed: int, on_time: int, reworks: int, median: float | None, p90: float | None
+) -> dict[str, Any]:
+    """The KPI row for hand-counted totals; ratios are the hand counts divided, to 4 places."""
+    return {
+        "cases_due": due,
+        "closed": closed,
+        "closed_on_time": on_time,
+        "closure_rate": pytest.approx(round(closed / due, 4), abs=1e-12),
+        "on_time_rate": pytest.approx(round(on_time / due, 4), abs=1e-12),
+        "rework_rate": pytest.approx(round(reworks / due, 4), abs=1e-12),
+        "median_hours_to_close": pytest.approx(median, abs=1e-9),
+        "p90_hours_to_close": pytest.approx(p90, abs=1e-9),
+    }
+
+
+# Case KPIs ---------------------------------------------------------------------------------------
+
+
+def test_the_day_totals_use_the_fixed_denominator(warehouse: duckdb.DuckDBPyConnection) -> None:
+    # Due: C01-C07, C09, C10 = 9 (C08 rejected). Closed 7, on time 5, reworks 1 (C02).
+    # Hours 2,4,6,8,10,20,30: median 8; p90 at position 0.9*(7-1) = 5.4 -> 20 + 0.4*(30-20) = 24.
+    [row] = kpis(warehouse, kpi_sql(day=DAY))
+    assert row == expected(9, 7, 5, 1, 8.0, 24.0)
+    assert (row["closure_rate"], row["on_time_rate"], row["rework_rate"]) == (
+        pytest.approx(0.7778),
+        pytest.approx(0.5556),
+        pytest.approx(0.1111),
+    )
+
+
+def test_rejected_case_is_outside_every_count(warehouse: duckdb.DuckDBPyConnection) -> None:
+    facts = dict(warehouse.execute("SELECT case_id, is_due FROM kpi_case_facts").fetchall())
+    assert facts["C08"] is False
+    warehouse.execute("UPDATE cases SET status = 'closed' WHERE case_id = 'C08'")
+    # Once C08 counts: due 10, closed 8, on time 6 (13:00 <= 18:00), reworks 2, hours + 3.
+    # Hours 2,3,4,6,8,10,20,30: median (6+8)/2 = 7; p90 position 6.3 -> 20 + 0.3*10 = 23.
+    [row] = kpis(warehouse, kpi_sql(day=DAY))
+    assert row == expected(10, 8, 6, 2, 7.0, 23.0)
+
+
+def test_decline_is_not_rework(warehouse: duckdb.DuckDBPyConnection) -> None:
+    reworks = dict(warehouse.execute("SELECT case_id, rework_count FROM kpi_case_facts").fetchall())
+    assert reworks["C02"] == 1
+    assert reworks["C06"] == 0
+
+
+def test_all_days_count_each_case_once(warehouse: duckdb.DuckDBPyConnection) -> None:
+    # The 9 of the 25th + C11 + C12 = 11 due; C13 (no deadline, open) is due nowhere.
+    # Closed 8, on time 6, reworks 1. Hours 1,2,4,6,8,10,20,30: median 7; p90 position 6.3 -> 23.
+    [row] = kpis(warehouse, kpi_sql())
+    assert row == expected(11, 8, 6, 1, 7.0, 23.0)
+
+
+def test_late_case_counts_on_its_closing_day_not_its_due_day(warehouse: duckdb.DuckDBPyConnection) -> None:
+    # The 24th: only C11. C06 was due on the 24th but closed on the 25th, so it is counted there.
+    [row] = kpis(warehouse, kpi_sql(day=date(2026, 11, 24)))
+    assert row == expected(1, 1, 1, 0, 1.0, 1.0)
+
+
+def test_open_case_counts_on_its_due_day(warehouse: duckdb.DuckDBPyConnection) -> None:
+    [row] = kpis(warehouse, kpi_sql(day=date(2026, 11, 27)))
+    assert (row["cases_due"], row["closed"], row["closure_rate"]) == (1, 0, 0.0)
+    assert row["median_hours_to_close"] is None
+
+
+def test_nothing_due_gives_nulls_not_zero_rates(warehouse: duckdb.DuckDBPyConnection) -> None:
+    [row] = kpis(warehouse, kpi_sql(day=date(2026, 11, 30)))
+    assert row == {
+        "cases_due": 0,
+        "closed": 0,
+        "closed_on_time": 0,
+        "closure_rate": None,
+        "on_time_rate": None,
+        "rework_rate": None,
+        "median_hours_to_close": None,
+        "p90_hours_to_close": None,
+    }
+    assert kpis(warehouse, kpi_sql(by="squad", day=date(2026, 11, 30))) == []
+
+
+# Per group on the 25th, counted by hand from CASES (C08 rejected, so absent everywhere).
+# p90 of two values a<b: a + 0.9*(b-a); of three a<b<c: b + 0.8*(c-b).
+BY_GROUP: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "squad": [
+        # C04 C05 C06: closed 3, on time C04 C05; hours 8,10,20 -> median 10, p90 10+0.8*10 = 18.
+        ("mengcheng", expected(3, 3, 2, 0, 10.0, 18.0)),
+        # C01 C02 C03 C10: closed 3, all on time, C02 reworked; hours 2,4,6 -> 4, 4+0.8*2 = 5.6.
+        ("wansui", expected(4, 3, 3, 1, 4.0, 5.6)),
+        # C07 C09: closed 1 (late); hours 30.
+        ("xiaohe", expected(2, 1, 0, 0, 30.0, 30.0)),
+    ],
+    "department": [
+        # C01 C02 C05: hours 2,4,10 -> 4, 4+0.8*6 = 8.8.
+        ("env", expected(3, 3, 3, 1, 4.0, 8.8)),
+        # C06 C07 C09: hours 20,30 -> 25, 20+0.9*10 = 29.
+        ("land", expected(3, 2, 0, 0, 25.0, 29.0)),
+        # C03 C04 C10: hours 6,8 -> 7, 6+0.9*2 = 7.8.
+        ("market", expected(3, 2, 2, 0, 7.0, 7.8)),
+    ],
+    "grid_code": [
+        ("320411101001001", expected(3, 2, 2, 1, 3.0, 3.8)),  # C01 C02 C10: hours 2,4
+        ("320411101001002", expected(2, 2, 2, 0, 7.0, 7.8)),  # C03 C04: hours 6,8
+        ("320411101002001", expected(2, 2, 1, 0, 15.0, 19.0)),  # C05 C06: hours 10,20
+        ("320411101003001", expected(2, 1, 0, 0, 30.0, 30.0)),  # C07 C09: hours 30
+    ],
+    "worker": [
+        ("W1", expected(3, 2, 2, 1, 3.0, 3.8)),  # C01 C02 C09 (C11 is another day)
+        ("W2", expected(3, 2, 2, 0, 7.0, 7.8)),  # C03 C04 C10
+        ("W3", expected(2, 2, 1, 0, 15.0, 19.0)),  # C05 C06
+        ("W4", expected(1, 1, 0, 0, 30.0, 30.0)),  # C07 (C08 rejected)
+    ],
+}
+COLUMN_OF = {"squad": "squad", "department": "department", "grid": "grid_code", "worker": "worker"}
+
+
+@pytest.mark.parametrize("by", GROUPINGS)
+def test_grouping(warehouse: duckdb.DuckDBPyConnection, by: str) -> None:
+    column = COLUMN_OF[by]
+    rows = kpis(warehouse, kpi_sql(by=by, day=DAY))  # type: ignore[arg-type]
+    assert [row[column] for row in rows] == [key for key, _ in BY_GROUP[column]]
+    for row, (_, want) in zip(rows, BY_GROUP[column], strict=True):
+        assert {name: value for name, value in row.items() if name != column} == want
+
+
+def test_groupings_cover_the_literal() -> None:
+    assert set(GROUPINGS) == set(COLUMN_OF) == {"squad", "department", "grid", "worker"}
+
+
+def test_grouping_without_day_spans_all_days(warehouse: duckdb.DuckDBPyConnection) -> None:
+    rows = {row["worker"]: row for row in kpis(warehouse, kpi_sql(by="worker"))}
+    # W1 gains C11 (closed on time, 1 h): due 4, closed 3, on time 3; hours 1,2,4 -> 2, 2+0.8*2 = 3.6.
+    assert rows["W1"] == {"worker": "W1", **expected(4, 3, 3, 1, 2.0, 3.6)}
+    # W3 gains C12 (open): due 3.
+    assert rows["W3"]["cases_due"] == 3
+
+
+def test_unknown_grouping_is_refused_not_interpolated() -> None:
+    with pytest.raises(ValueError, match="unknown grouping"):
+        kpi_sql(by="squad; DROP TABLE cases")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("day", ["2026-11-25", "2026-11-25'; DROP TABLE cases; --", datetime(2026, 11, 25, 23, 0)])
+def test_day_must_be_a_date(day: object) -> None:
+    with pytest.raises(TypeError):
+        kpi_sql(day=day)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        patrol_sql(day=day)  # type: ignore[arg-type]
+
+
+# Time zone -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("session_zone", ["UTC", "Asia/Tokyo", "America/Los_Angeles"])
+def test_day_is_the_town_day_whatever_the_session_zone(session_zone: str) -> None:
+    # Late: 23:30 in town is 15:30Z (the 25th) but 00:30 on the 26th in Tokyo.
+    # Early: 00:30 in town on the 26th is 16:30Z on the 25th.
+    connection = connect(session_zone)
+    insert(
+        connection,
+        "cases",
+        [
+            case(
+                "LATE", "wansui", "env", G1, "W1", "closed", due="2026-11-26 12:00", closed="2026-11-25 23:30", hours=1
+            ),
+            case(
+                "EARLY", "wansui", "env", G1, "W1", "closed", due="2026-11-26 12:00", closed="2026-11-26 00:30", hours=1
+            ),
+        ],
+    )
+    days = dict(connection.execute("SELECT case_id, period_date FROM kpi_case_facts").fetchall())
+    assert days == {"LATE": date(2026, 11, 25), "EARLY": date(2026, 11, 26)}
+    assert kpis(connection, kpi_sql(day=date(2026, 11, 25)))[0]["cases_due"] == 1
+
+
+# Schema ----------------------------------------------------------------------------------------------
+
+
+def test_ddl_is_idempotent_and_keeps_rows(warehouse: duckdb.DuckDBPyConnection) -> None:
+    warehouse.execute((WAREHOUSE / "schema.sql").read_text())
+    warehouse.execute((WAREHOUSE / "cases.sql").read_text())
+    assert warehouse.execute("SELECT count(*) FROM cases").fetchone() == (13,)
+
+
+@pytest.mark.parametrize(
+    ("table", "row"),
+    [
+        ("cases", case("C01", "xiaohe", "env", G1, "W1", "verified", due="2026-11-25 18:00")),
+        ("case_transitions", transition("C02", 4, "handled", "verified", "verify")),
+        ("patrol_tracks", {"worker_id": "W1", "recorded_at": town("2026-11-25 08:00"), "lat": 31.9, "lon": 119.8}),
+    ],
+)
+def test_tables_are_keyed_for_the_writer_upsert(table: str, row: dict[str, Any]) -> None:
+    """A replayed batch replaces the rows it wrote before, by the key the writer upserts on."""
+    connection = connect()
+    key = next(key for name, key in ENTITY_TABLES.values() if name == table)
+    insert(connection, table, [row])
+    upsert_rows(connection, table, key, [row, row])
+    upsert_rows(connection, table, key, [row])
+    assert connection.execute(f"SELECT count(*) FROM {table}").fetchone() == (1,)
+
+
+# Patrol compliance ---------------------------------------------------------------------------------
+
+
+def track(worker: str, start: str, minutes: int, step: int = 5) -> list[dict[str, Any]]:
+    """Points every `step` minutes from `start` (town time) for `minutes` minutes, both ends included."""
+    first = town(start)
+    return [
+        {
+            "worker_id": worker,
+            "recorded_at": first + timedelta(minutes=offset),
+            "lat": 31.9,
+            "lon": 119.8,
+            "grid_code": G1,
+        }
+        for offset in range(0, minutes + 1, step)
+    ]
+
+
+@pytest.fixture
+def patrols() -> duckdb.DuckDBPyConnection:
+    connection = connect()
+    insert(
+        connection,
+        "patrol_tracks",
+        [
+            # P1: two ~60-minute patrols. The first starts 07:00 in town = 23:00Z the day before,
+            # so a UTC day would cut it in two and leave neither long enough.
+            *track("P1", "2026-11-25 07:00", 60),
+            *track("P1", "2026-11-25 15:00", 65),
+            # P2: one 65-minute session only.
+            *track("P2", "2026-11-25 08:00", 65),
+            # P3: two 30-minute sessions.
+            *track("P3", "2026-11-25 08:00", 30),
+            *track("P3", "2026-11-25 14:00", 30),
+            # P4: 08:00-08:30, a 25-minute gap, 08:55-09:25: two sessions of 30 minutes.
+            *track("P4", "2026-11-25 08:00", 30),
+            *track("P4", "2026-11-25 08:55", 30),
+            # P5: 08:00-08:30, a 15-minute gap, 08:45-09:15: one 75-minute session.
+            *track("P5", "2026-11-25 08:00", 30),
+            *track("P5", "2026-11-25 08:45", 30),
+            # P6: the limits: a gap of exactly 20 minutes does not split (08:00-08:20, 08:40-09:00
+            # = 60 min); exactly 50 minutes is a patrol (14:00-14:50).
+            *track("P6", "2026-11-25 08:00", 20),
+            *track("P6", "2026-11-25 08:40", 20),
+            *track("P6", "2026-11-25 14:00", 50),
+            # P7: 49 minutes is not a patrol, twice.
+            *track("P7", "2026-11-25 08:00", 49, step=7),
+            *track("P7", "2026-11-25 14:00", 49, step=7),
+            # P8: two patrols on the 24th, none on the 25th: the 24th is compliant on its own.
+            *track("P8", "2026-11-24 08:00", 60),
+            *track("P8", "2026-11-24 15:00", 60),
+        ],
+    )
+    return connection
+
+
+def test_patrol_compliance_for_the_day(patrols: duckdb.DuckDBPyConnection) -> None:
+    rows = patrols.execute(patrol_sql(day=DAY)).fetchall()
+    assert rows == [
+        ("P1", DAY, 2, 125.0, True),  # 60 + 65 minutes
+        ("P2", DAY, 1, 65.0, False),
+        ("P3", DAY, 0, 60.0, False),
+        ("P4", DAY, 0, 60.0, False),  # the 25-minute gap split it: 30 + 30
+        ("P5", DAY, 1, 75.0, False),  # the 15-minute gap did not: one session 08:00-09:15
+        ("P6", DAY, 2, 110.0, True),  # 60 (20-minute gap kept) + 50 (exactly the minimum)
+        ("P7", DAY, 0, 98.0, False),  # 49 + 49
+    ]
+
+
+def test_sessions_split_on_gaps_longer_than_twenty_minutes(patrols: duckdb.DuckDBPyConnection) -> None:
+    sessions = dict(
+        patrols.execute(
+            "SELECT worker_id, list(minutes ORDER BY started_at) FROM patrol_sessions WHERE day = ? GROUP BY worker_id",
+            [DAY],
+        ).fetchall()
+    )
+    assert sessions["P4"] == [30.0, 30.0]
+    assert sessions["P5"] == [75.0]
+    assert sessions["P6"] == [60.0, 50.0]
+    assert sessions["P1"] == [60.0, 65.0]
+
+
+def test_patrol_without_day_lists_every_worker_day(patrols: duckdb.DuckDBPyConnection) -> None:
+    rows = patrols.execute(patrol_sql()).fetchall()
+    assert rows[0] == ("P8", date(2026, 11, 24), 2, 120.0, True)
+    assert [(worker, day) for worker, day, *_ in rows[1:]] == [(f"P{n}", DAY) for n in range(1, 8)]
+
+
+def test_a_session_never_spans_midnight_in_town() -> None:
+    # 23:40-00:20 in town is one run of points 5 minutes apart, but two days: 23:40-23:55 and 00:00-00:20.
+    connection = connect()
+    insert(connection, "patrol_tracks", track("P9", "2026-11-25 23:40", 40))
+    rows = connection.execute("SELECT day, minutes FROM patrol_sessions ORDER BY day").fetchall()
+    assert rows == [(date(2026, 11, 25), 15.0), (date(2026, 11, 26), 20.0)]
+
+
+def test_rule_numbers_live_in_one_view() -> None:
+    connection = connect()
+    assert connection.execute("SELECT * FROM patrol_rules").fetchall() == [(20, 50, 2)]
