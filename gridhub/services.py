@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from connectors.publisher import RawPublisher
 from foundation import runfiles
@@ -171,14 +171,15 @@ def run_worker(settings: Settings, bootstrap: str) -> None:
 
 def run(settings: Settings, name: str) -> None:
     """Run the named service in this process until it is told to stop."""
-    if name != "worker" and name not in BUILDERS:
+    build = BUILDERS.get(cast(ServiceName, name))
+    if build is None and name != "worker":
         raise ServiceError(f"unknown service {name!r}; choose one of worker, {', '.join(BUILDERS)}")
-    bootstrap = _bootstrap(settings)
     stop_with_supervisor(settings)
-    if name == "worker":
+    bootstrap = _bootstrap(settings)
+    if build is None:
         run_worker(settings, bootstrap)
     else:
-        run_service(settings, name, BUILDERS[name](settings, bootstrap))  # type: ignore[index]
+        run_service(settings, name, build(settings, bootstrap))
 
 
 def enabled_services(settings: Settings) -> tuple[ServiceName, ...]:
