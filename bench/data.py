@@ -31,7 +31,6 @@ INVALID_SHARE = 0.01
 CHANGED_SHARE = 0.01
 CHANGED_PHONE_PREFIX = "199"
 """Changed phones get a prefix the register never uses, so the warehouse can count them."""
-HEADERS = ("姓名", "公民身份号码", "性别", "出生日期", "联系电话", "住址")
 _DIVISIONS = np.array([320411, 320402, 320412, 320481, 321181], dtype=np.int64)
 _DIVISION_WEIGHTS = np.array([80, 5, 5, 4, 6], dtype=np.float64) / 100
 _FIRST_BIRTH = np.datetime64("1935-01-01")

@@ -69,10 +69,6 @@ class CaseView:
         self._stop.set()
         self._thread.join(timeout=10)
 
-    def wait_caught_up(self, timeout_s: float) -> bool:
-        """Whether the copy has read everything the topic held when it started."""
-        return self._caught_up.wait(timeout_s)
-
     def _follow(self) -> None:
         consumer = KafkaConsumer(
             bootstrap_servers=self._bootstrap,

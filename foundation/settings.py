@@ -163,11 +163,6 @@ class Settings(BaseSettings):
         return self.photo_dir or self.data_dir / "photos"
 
     @property
-    def run_file(self) -> Path:
-        """Where a running ``gridhub up`` records its addresses for other commands."""
-        return self.data_dir / "run.json"
-
-    @property
     def state_dir(self) -> Path:
         """Connector cursors and other small state files."""
         return self.data_dir / "state"

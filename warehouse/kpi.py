@@ -14,10 +14,7 @@ the read-only query path.
 from __future__ import annotations
 
 from datetime import date, datetime
-from pathlib import Path
 from typing import Literal, get_args
-
-CASES_SQL = Path(__file__).with_name("cases.sql")
 
 Grouping = Literal["squad", "department", "grid", "worker"]
 GROUPINGS: tuple[str, ...] = get_args(Grouping)

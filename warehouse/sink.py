@@ -112,7 +112,6 @@ class Sink:
             max_poll_records=settings.sink_batch_records,
         )
         self.collector = Collector(self.consumer, settings)
-        self.batches_written = 0
 
     def _assign(self) -> None:
         """Take every partition and seek to where the warehouse left off (or the start)."""
@@ -144,6 +143,5 @@ class Sink:
                 if refused:
                     log.warning("rows broke the warehouse contract and went to rejects", rows=refused)
                 self.writer.write(batch, self.topic_ids)
-                self.batches_written += 1
                 log.info("batch written", records=len(batch), bulk_rows=batch.bulk_rows)
         self.consumer.close()

@@ -12,10 +12,13 @@ from collections import Counter
 import pytest
 from pydantic import ValidationError
 
-from bench.data import CHANGED_PHONE_PREFIX, HEADERS, person_export, person_table
+from bench.data import CHANGED_PHONE_PREFIX, person_export, person_table
 from schemas.identity import InvalidCode, normalise_resident_id
 from schemas.records import Person
 from simulation.town import PEOPLE_HEADERS
+
+HEADERS = tuple(PEOPLE_HEADERS)
+"""The household register's headers, in the order the benchmark's export has them."""
 
 RECORDS = 4000
 SEED = 11
