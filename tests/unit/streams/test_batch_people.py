@@ -12,10 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from bench.data import HEADERS, person_export
+from bench.data import person_export
 from connectors.exports.columns import ColumnMap
 from schemas import TOWN_TIMEZONE
 from schemas.records import Person
+from simulation.town import PEOPLE_HEADERS
 from streams.batch_people import INPUT_FIELDS, PeopleBatch, normalise_people
 from streams.normalise import fingerprint
 from tests.support.identities import with_check, with_wrong_check
@@ -77,7 +78,7 @@ def accepted_rows(batch: PeopleBatch) -> set[int]:
 def bench_rows(tmp_path_factory: pytest.TempPathFactory) -> pa.Table:
     """20,000 rows of the benchmark's register, read and renamed the way a batch connector would."""
     export = person_export(tmp_path_factory.mktemp("bench"), 20_000, seed=5)
-    options = pacsv.ConvertOptions(column_types=dict.fromkeys(HEADERS, pa.string()))
+    options = pacsv.ConvertOptions(column_types=dict.fromkeys(PEOPLE_HEADERS, pa.string()))
     table = pacsv.read_csv(export.path, convert_options=options)
     columns = ColumnMap("person")
     table = table.rename_columns([columns.field(header) for header in table.column_names])
