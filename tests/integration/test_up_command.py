@@ -31,11 +31,28 @@ def broker_running(port: str) -> bool:
     return subprocess.run(["pgrep", "-f", f"listener-url tcp://127.0.0.1:{port}"], check=False).returncode == 0
 
 
+AT_A_TERMINAL = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'gridhub', *sys.argv[1:]])"
+)
+"""Starts ``gridhub ARGS`` with Ctrl-C (SIGINT) at its default, as at a terminal.
+
+A test runner started as a background job inherits SIGINT ignored (POSIX shells do that) and
+passes it on; Python then turns no SIGINT into Ctrl-C, and a test that presses Ctrl-C would
+depend on how it was launched.
+"""
+
+
+def at_a_terminal(*args: str) -> list[str]:
+    """The command line of ``gridhub ARGS`` that reacts to SIGINT as an operator's Ctrl-C."""
+    return [sys.executable, "-c", AT_A_TERMINAL, *args]
+
+
 def start_up(data_dir: Path) -> tuple[subprocess.Popen[bytes], list[int]]:
     """Run `gridhub up` as an operator would and wait until every service has announced itself."""
     settings = Settings(data_dir=data_dir)
     up = subprocess.Popen(
-        [sys.executable, "-m", "gridhub", "up"],
+        at_a_terminal("up"),
         env=up_env(data_dir),
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -100,7 +117,7 @@ def test_ctrl_c_during_the_demo_stops_every_process_it_started(tmp_path: Path) -
     demo_dir = tmp_path / "demo"
     settings = Settings(data_dir=demo_dir)
     demo = subprocess.Popen(
-        [sys.executable, "-m", "gridhub", "demo", "--data-dir", str(tmp_path)],
+        at_a_terminal("demo", "--data-dir", str(tmp_path)),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
