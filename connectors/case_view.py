@@ -22,9 +22,11 @@ import json
 import threading
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 
 from foundation.logs import get_logger
 from schemas.records import CaseRecord, EventUpdate
+from schemas.rejects import describe_error
 from schemas.topics import canonical_topic
 from streams.case_flow import CaseFlow
 from streams.case_machine import IllegalTransition, apply, command_for
@@ -90,16 +92,30 @@ class CaseView:
                     self._caught_up.set()
                 for messages in polled.values():
                     for message in messages:
-                        self._take(message.value or b"")
+                        self._take_logged(message)
         finally:
             consumer.close()
 
-    def _take(self, value: bytes) -> None:
+    def _take_logged(self, message: ConsumerRecord) -> None:
+        """Take one case record; one that cannot be read or applied is skipped and logged, never fatal.
+
+        An exception here would end the following thread, and the gateway would judge every later
+        update against cases that no longer change. The agent re-checks every update anyway.
+        """
         try:
-            record = CaseRecord.model_validate(json.loads(value)["record"])
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("case view skipped an unreadable case record", error=str(exc))
-            return
+            self._take(message.value or b"")
+        except Exception as exc:  # noqa: BLE001 - a record the view cannot use must not stop it following
+            log.warning(
+                "case view skipped a case record it could not use",
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                error=describe_error(exc),
+            )
+
+    def _take(self, value: bytes) -> None:
+        """Apply one message of ``canonical.case`` to the copy; raises if it holds no readable case record."""
+        record = CaseRecord.model_validate(json.loads(value)["record"])
         with self._lock:
             known = self._cases.get(record.case_id)
             if known is not None and known.seq > record.seq:

@@ -1,32 +1,38 @@
 """Patrol devices: grid workers' phones post incident reports and lifecycle updates over HTTP.
 
-A report is answered 202 only after Kafka has it, so a phone that got 202 may
-forget the report; anything else (4xx with a JSON reason, or 503 when Kafka is
-unreachable) tells the phone to fix or retry. Reports are checked with the same
-rules the stream applies, so a phone learns at once that a category is unknown.
+A report is answered 202 only once it is in the gateway's journal on disk and Kafka has it,
+so a phone that got 202 may forget the report: it reaches the warehouse even if the broker
+dies next. Anything else (4xx with a JSON reason, or 503 with ``Retry-After`` when Kafka is
+unreachable or the gateway is closing) tells the phone to fix or retry. Reports are checked
+with the same rules the stream applies, so a phone learns at once that a category is unknown.
+What a body may hold is :mod:`connectors.patrol_bodies`; the connection cap and the JSON
+answer to every failure are :mod:`connectors.http_guard`; photos are stored only once the
+record they came with is accepted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import threading
-import uuid
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from kafka.producer.future import FutureRecordMetadata
 
 from connectors.base import Connector
 from connectors.case_view import CaseView
-from connectors.photos import PhotoRejected, PhotoStore
+from connectors.http_guard import RETRY_AFTER_S, RequestRefused, capped, connection_cap, json_error, json_errors
+from connectors.patrol_bodies import parse_record, report_payload, track_payloads, update_payload
+from connectors.photos import Photo, PhotoRejected, PhotoStore
 from connectors.publisher import RawPublisher, kafka_failure
-from foundation.errors import BrokerUnavailable, GridhubError, InputRejected
+from foundation.errors import BrokerUnavailable, GridhubError, InputRejected, RetryableError
 from foundation.logs import get_logger
 from schemas.grid import Grid
-from schemas.records import EntityKind, EventUpdate
+from schemas.records import EntityKind, EventUpdate, RawEnvelope
 from schemas.topics import RAW_PATROL
 from streams.normalise import Rejected, normalise_envelope
 from streams.routing import RoutingRules
@@ -37,17 +43,28 @@ ACK_TIMEOUT_S = 15.0
 log = get_logger(__name__)
 
 
+class GatewayClosing(RetryableError):
+    """The gateway was asked to stop: it finishes what it holds and takes nothing new."""
+
+
+def _retry_later(code: str, reason: str) -> web.Response:
+    """503 with ``Retry-After``: nothing was stored, and the phone should send the same record again."""
+    response = json_error(503, code, reason)
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
 @dataclass(frozen=True)
 class Limits:
-    """Size limits that keep one phone from exhausting the gateway."""
+    """Size limits that keep one phone, or a crowd of them, from exhausting the gateway."""
 
     record_bytes: int
     photos: int
     track_points: int
-
-
-def _error(status: int, code: str, reason: str) -> web.Response:
-    return web.json_response({"error": code, "reason": reason}, status=status)
+    connections: int = 1000
+    """Open client connections at most; further ones are answered 503 (see :func:`connection_cap`)."""
+    keepalive_s: float = 15.0
+    """An idle connection (no request yet, or none since the last answer) is closed after this long."""
 
 
 async def _acknowledged(future: FutureRecordMetadata, what: str) -> None:
@@ -65,15 +82,6 @@ async def _acknowledged(future: FutureRecordMetadata, what: str) -> None:
         await asyncio.wait_for(done, ACK_TIMEOUT_S)
     except TimeoutError as exc:
         raise BrokerUnavailable(f"{what}: Kafka did not acknowledge within {ACK_TIMEOUT_S:g}s") from exc
-
-
-def _unstored(error: GridhubError, what: str) -> web.Response:
-    """The answer when Kafka did not take a record: too large is the phone's to fix, anything else a retry later."""
-    if isinstance(error, InputRejected):
-        return _error(413, error.reason_code, str(error))
-    if not isinstance(error, BrokerUnavailable):
-        log.error("Kafka refused a record; the gateway cannot store anything until this is fixed", error=str(error))
-    return _error(503, "kafka_unavailable", f"{what} not stored, retry later ({error})")
 
 
 @dataclass
@@ -108,6 +116,11 @@ class PatrolGateway(Connector):
         self.limits = limits
         self.address = address
         self._socket: socket.socket | None = None
+        self.draining = threading.Event()
+        """Set when the gateway is told to stop: new records get 503 while those in hand finish."""
+        self._in_flight = 0
+        self.broker_failed_at: float | None = None
+        """When Kafka last failed to acknowledge, until it next does: /healthz says so."""
 
     def prepare(self) -> dict[str, Any]:
         """Start following the cases and take the port, so the announced URL already answers."""
@@ -124,11 +137,28 @@ class PatrolGateway(Connector):
     async def _serve(self, stop: threading.Event) -> None:
         if self._socket is None:
             raise RuntimeError("prepare() binds the gateway's socket before run()")
-        runner = web.AppRunner(self.application(), access_log=None)
+        cap = connection_cap(self.limits.connections)
+        if cap < self.limits.connections:
+            log.warning(
+                "the file-descriptor limit lowers the gateway's connection cap",
+                wanted=self.limits.connections,
+                cap=cap,
+            )
+        runner = web.AppRunner(self.application(), access_log=None, keepalive_timeout=self.limits.keepalive_s)
         await runner.setup()
-        await web.SockSite(runner, self._socket).start()
+        assert runner.server is not None  # set by setup()
+        listener = await asyncio.get_running_loop().create_server(capped(runner.server, cap), sock=self._socket)
         await asyncio.to_thread(stop.wait)
+        await self._close_the_door()
+        listener.close()
         await runner.cleanup()
+
+    async def _close_the_door(self) -> None:
+        """Refuse new records with 503 and ``Retry-After`` until those in hand are stored (or time out)."""
+        self.draining.set()
+        deadline = time.monotonic() + ACK_TIMEOUT_S
+        while self._in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     def close(self) -> None:
         """Stop following the cases, release the port and the producer."""
@@ -140,7 +170,7 @@ class PatrolGateway(Connector):
 
     def application(self) -> web.Application:
         """The aiohttp application with the gateway's routes."""
-        app = web.Application(client_max_size=self.limits.record_bytes)
+        app = web.Application(client_max_size=self.limits.record_bytes, middlewares=[json_errors])
         app.add_routes(
             [
                 web.post("/v1/reports", self.post_report),
@@ -153,72 +183,59 @@ class PatrolGateway(Connector):
         return app
 
     async def health(self, _request: web.Request) -> web.Response:
-        """Liveness for docker-compose and the supervisor."""
+        """Whether the gateway can take records now: 503 while it closes or while Kafka does not acknowledge."""
+        if self.draining.is_set():
+            return _retry_later("closing", "the gateway is closing")
+        if self.broker_failed_at is not None:
+            return _retry_later("kafka_unavailable", "Kafka did not acknowledge the last record; records are refused")
         return web.json_response({"status": "ok"})
 
     async def get_photo(self, request: web.Request) -> web.StreamResponse:
         """Serve a stored photo by its reference, for desks checking a case."""
         path = self.photos.find(request.match_info["reference"])
         if path is None:
-            return _error(404, "unknown_photo", "no photo with that reference; references look like sha256:<64 hex>")
+            return json_error(
+                404, "unknown_photo", "no photo with that reference; references look like sha256:<64 hex>"
+            )
         return web.FileResponse(path)
 
     async def post_report(self, request: web.Request) -> web.Response:
         """Accept one incident report; ``report_id`` lets a retrying phone be recognised."""
         submission = await self._read(request, "report")
-        if isinstance(submission, web.Response):
-            return submission
-        body = submission.record
-        report_id = str(body.get("report_id") or uuid.uuid4().hex)
-        payload = {key: value for key, value in body.items() if key not in ("report_id", "photos")}
-        payload["event_id"] = report_id
-        payload["photo_refs"] = list(body.get("photos") or [])
+        report_id, payload = report_payload(submission.record, self.limits.photos)
         return await self._publish(report_id, "event", payload, submission.photos, "report_id")
 
     async def post_update(self, request: web.Request) -> web.Response:
         """Accept one lifecycle update of an event, optionally with a photo."""
         submission = await self._read(request, "update")
-        if isinstance(submission, web.Response):
-            return submission
-        payload = dict(submission.record)
-        update_id = str(payload.get("update_id") or uuid.uuid4().hex)
-        payload["update_id"] = update_id
+        update_id, payload = update_payload(submission.record)
         return await self._publish(update_id, "event_update", payload, submission.photos, "update_id")
 
     async def post_tracks(self, request: web.Request) -> web.Response:
         """Accept a batch of patrol track points from one worker, all or nothing."""
         submission = await self._read(request, "track")
-        if isinstance(submission, web.Response):
-            return submission
-        worker = submission.record.get("worker_id")
-        points = submission.record.get("points")
-        if not isinstance(points, list) or not points or len(points) > self.limits.track_points:
-            return _error(422, "invalid_points", f"points must be a list of 1 to {self.limits.track_points} points")
         envelopes = []
-        for number, point in enumerate(points):
-            if not isinstance(point, dict):
-                return _error(422, "invalid_points", f"point {number} is not an object")
-            payload = {**point, "worker_id": worker}
-            envelope = self.envelope(f"{worker}|{point.get('at')}", "track_point", payload)
+        for number, (point_id, payload) in enumerate(track_payloads(submission.record, self.limits.track_points)):
+            envelope = self.envelope(point_id, "track_point", payload)
             decision = normalise_envelope(envelope, self.rules, self.grid)
             if isinstance(decision, Rejected):
-                return _error(422, decision.reject.reason_code, f"point {number}: {decision.reject.reason}")
+                return json_error(422, decision.reject.reason_code, f"point {number}: {decision.reject.reason}")
             envelopes.append(envelope)
         try:
-            stored = (_acknowledged(self.send(envelope), "storing a track point") for envelope in envelopes)
-            await asyncio.gather(*stored)
+            await self._store(envelopes, "storing a track point")
         except GridhubError as exc:
-            return _unstored(exc, "track")
+            return self._unstored(exc, "track")
         return web.json_response({"status": "accepted", "points": len(envelopes)}, status=202)
 
     async def _publish(
         self, record_id: str, entity: EntityKind, payload: dict[str, Any], photos: list[bytes], id_field: str
     ) -> web.Response:
-        """Store photos, validate with the stream's own rules, and answer only once Kafka has the record."""
-        try:
-            references = [self.photos.put(photo) for photo in photos]
-        except PhotoRejected as exc:
-            return _error(413 if exc.code == "photo_too_large" else 415, exc.code, str(exc))
+        """Check the photos and the record with the stream's own rules, keep the photos, and answer once Kafka has it.
+
+        Photos are written only after the record passed every check, so a refused record leaves nothing on disk.
+        """
+        checked = [self._photo(data) for data in photos]
+        references = [photo.reference for photo in checked]
         if references and entity == "event":
             payload["photo_refs"] = [*payload.get("photo_refs", []), *references]
         elif references:
@@ -227,73 +244,120 @@ class PatrolGateway(Connector):
         # The envelope is checked as built: the stream will read the same envelope from its JSON.
         decision = normalise_envelope(envelope, self.rules, self.grid)
         if isinstance(decision, Rejected):
-            return _error(422, decision.reject.reason_code, decision.reject.reason)
+            return json_error(422, decision.reject.reason_code, decision.reject.reason)
         if self.cases is not None and isinstance(decision.record, EventUpdate):
             refusal = self.cases.refuse(decision.record)
             if refusal is not None:
-                return _error(*refusal)
+                return json_error(*refusal)
+        for photo in checked:
+            self.photos.keep(photo)
         try:
-            await _acknowledged(self.send(envelope), f"storing {id_field} {record_id}")
+            await self._store([envelope], f"storing {id_field} {record_id}")
         except GridhubError as exc:
-            return _unstored(exc, "record")
+            return self._unstored(exc, "record")
         if self.cases is not None and entity == "event":
             self.cases.note_report(record_id)
         answer = {"status": "accepted", id_field: record_id, "record_uid": envelope.record_uid, "photos": references}
         return web.json_response(answer, status=202)
 
-    async def _read(self, request: web.Request, json_part: str) -> Submission | web.Response:
+    async def _store(self, envelopes: list[RawEnvelope], what: str) -> None:
+        """Send, make the journal durable, and wait for Kafka: after this returns, a 202 is a promise kept.
+
+        Sending and the journal's fsync run in a thread, off the event loop; requests arriving
+        meanwhile share the next commit.
+        """
+        if self.draining.is_set():
+            raise GatewayClosing("the gateway is closing")
+
+        def send_durably() -> list[FutureRecordMetadata]:
+            futures = [self.send(envelope) for envelope in envelopes]
+            self.publisher.make_durable()
+            return futures
+
+        self._in_flight += 1
+        try:
+            futures = await asyncio.to_thread(send_durably)
+            await asyncio.gather(*(_acknowledged(future, what) for future in futures))
+        except BrokerUnavailable:
+            self.broker_failed_at = time.monotonic()
+            raise
+        finally:
+            self._in_flight -= 1
+        self.broker_failed_at = None
+
+    def _unstored(self, error: GridhubError, what: str) -> web.Response:
+        """The answer when a record was not stored: too large is the phone's to fix, anything else a retry later."""
+        if isinstance(error, InputRejected):
+            return json_error(413, error.reason_code, str(error))
+        if isinstance(error, GatewayClosing):
+            return _retry_later("closing", f"the gateway is closing; {what} not stored, retry in {RETRY_AFTER_S} s")
+        if not isinstance(error, RetryableError):
+            log.error("Kafka refused a record; the gateway cannot store anything until this is fixed", error=str(error))
+        return _retry_later("kafka_unavailable", f"{what} not stored, retry later ({error})")
+
+    def _photo(self, data: bytes) -> Photo:
+        try:
+            return self.photos.check(data)
+        except PhotoRejected as exc:
+            status = 413 if exc.code in ("photo_too_large", "photo_too_many_pixels") else 415
+            raise RequestRefused(status, exc.code, str(exc)) from None
+
+    async def _read(self, request: web.Request, json_part: str) -> Submission:
         """Read a JSON body, or a multipart form with a JSON part and ``photo`` file parts."""
         if request.content_type == "multipart/form-data":
             return await self._read_multipart(request, json_part)
         if request.content_type not in JSON_TYPES:
-            return _error(
+            raise RequestRefused(
                 415,
                 "unsupported_media_type",
-                f"send application/json or multipart/form-data, not {request.content_type!r}",
+                f"send application/json or multipart/form-data, not {request.content_type[:100]!r}",
             )
+        if (request.charset or "utf-8").lower() != "utf-8":
+            raise RequestRefused(415, "unsupported_media_type", "send JSON encoded as UTF-8 (charset=utf-8)")
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return _error(413, "too_large", f"body exceeds {self.limits.record_bytes} bytes")
-        return _parse_record(raw)
+            raise RequestRefused(413, "too_large", f"body exceeds {self.limits.record_bytes} bytes") from None
+        return Submission(parse_record(raw))
 
-    async def _read_multipart(self, request: web.Request, json_part: str) -> Submission | web.Response:
-        record: Submission | web.Response | None = None
+    async def _read_multipart(self, request: web.Request, json_part: str) -> Submission:
+        try:
+            return await self._read_parts(request, json_part)
+        except (ValueError, RuntimeError, HttpProcessingError) as exc:  # what aiohttp raises on a malformed form
+            raise RequestRefused(
+                400, "bad_multipart", f"the multipart form is malformed ({type(exc).__name__}); send a valid form"
+            ) from None
+
+    async def _read_parts(self, request: web.Request, json_part: str) -> Submission:
+        record: dict[str, Any] | None = None
         photos: list[bytes] = []
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
-                return _error(400, "bad_multipart", "nested multipart bodies are not accepted")
-            if part.name == json_part:
+                raise RequestRefused(400, "bad_multipart", "nested multipart bodies are not accepted")
+            if part.name == json_part and record is None:
                 data = await _read_limited(part, self.limits.record_bytes)
                 if data is None:
-                    return _error(413, "too_large", f"the {json_part!r} part exceeds {self.limits.record_bytes} bytes")
-                record = _parse_record(data)
+                    raise RequestRefused(
+                        413, "too_large", f"the {json_part!r} part exceeds {self.limits.record_bytes} bytes"
+                    )
+                record = parse_record(data)
             elif part.name == "photo":
                 if len(photos) == self.limits.photos:
-                    return _error(413, "too_many_photos", f"at most {self.limits.photos} photos per request")
+                    raise RequestRefused(413, "too_many_photos", f"at most {self.limits.photos} photos per request")
                 data = await _read_limited(part, self.photos.max_bytes)
                 if data is None:
-                    return _error(413, "photo_too_large", f"a photo exceeds {self.photos.max_bytes} bytes")
+                    raise RequestRefused(413, "photo_too_large", f"a photo exceeds {self.photos.max_bytes} bytes")
                 photos.append(data)
             else:
-                return _error(400, "bad_multipart", f"unexpected part {part.name!r}; send {json_part!r} and 'photo'")
+                raise RequestRefused(
+                    400,
+                    "bad_multipart",
+                    f"unexpected part {str(part.name)[:100]!r}; send one {json_part!r} and 'photo'",
+                )
         if record is None:
-            return _error(400, "bad_multipart", f"the form has no {json_part!r} part with the JSON record")
-        if isinstance(record, web.Response):
-            return record
-        record.photos = photos
-        return record
-
-
-def _parse_record(raw: bytes) -> Submission | web.Response:
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return _error(400, "bad_json", f"body is not valid JSON: {exc}")
-    if not isinstance(body, dict):
-        return _error(400, "bad_json", f"body must be a JSON object, got {type(body).__name__}")
-    return Submission(record=body)
+            raise RequestRefused(400, "bad_multipart", f"the form has no {json_part!r} part with the JSON record")
+        return Submission(record, photos)
 
 
 async def _read_limited(part: BodyPartReader, limit: int) -> bytes | None:

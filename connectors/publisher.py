@@ -2,8 +2,10 @@
 
 A connector's promise is *at least once*: a record it has accepted (answered a phone with
 202, moved a cursor past, filed a file as done) is acknowledged by all in-sync replicas
-first. Resends that this may cause are absorbed downstream by the stream's dedup table and
-the warehouse's copies. Whatever Kafka answers is turned into the error taxonomy here
+first, and written to the door's journal (:mod:`foundation.journal`) and fsynced, so that it
+is sent again if the broker loses it before the warehouse has it (the embedded broker keeps
+its topics in memory). Resends that this may cause are absorbed downstream by the stream's
+dedup table and the warehouse's copies. Whatever Kafka answers is turned into the error taxonomy here
 (:func:`kafka_failure`), so no connector has to know kafka-python's error classes.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +31,9 @@ from kafka.errors import (
 from kafka.producer.future import FutureRecordMetadata
 
 from foundation.errors import BrokerUnavailable, ConfigurationError, GridhubError, InputRejected
+from foundation.journal import Entry, Journal
 from foundation.logs import get_logger
+from foundation.settings import Settings
 from schemas.batches import MAX_MESSAGE_BYTES
 from schemas.decisions import MatchDecision
 from schemas.messages import reject_message
@@ -92,7 +96,16 @@ def partition_key(envelope: RawEnvelope) -> bytes:
 class RawPublisher:
     """An idempotent, acks=all producer of raw envelopes, raw batches, connector-side rejects and decisions."""
 
-    def __init__(self, bootstrap: str, client_id: str, batch_rows: int = 5000, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        client_id: str,
+        batch_rows: int = 5000,
+        timeout_s: float = 30.0,
+        journal: Journal | None = None,
+    ) -> None:
+        self.journal = journal
+        """Where every record sent is kept until the warehouse has it; None only for tools and benchmarks."""
         self.batch_rows = batch_rows
         """Rows per message on the bulk lane (``GRIDHUB_BULK_BATCH_ROWS``)."""
         self.timeout_s = timeout_s
@@ -111,7 +124,22 @@ class RawPublisher:
         except KafkaError as exc:
             raise kafka_failure(exc, f"connecting to Kafka at {bootstrap} (is gridhub up running?)") from exc
 
-    def _send(self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None) -> Any:
+    @classmethod
+    def for_door(cls, settings: Settings, bootstrap: str, door: str) -> RawPublisher:
+        """The publisher of one door of the hub in ``settings.data_dir``, journaling what it sends."""
+        journal = Journal.of_door(settings.journal_dir, door)
+        return cls(bootstrap, f"gridhub-{door}", settings.bulk_batch_rows, settings.publish_timeout_s, journal)
+
+    def _send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        partition: int | None = None,
+        uids: Sequence[str] = (),
+    ) -> Any:
+        if self.journal is not None and uids:
+            self.journal.append(topic, value, uids, key=key, partition=partition)
         try:
             return self._producer.send(topic, key=key, value=value, partition=partition)
         except KafkaError as exc:
@@ -119,7 +147,12 @@ class RawPublisher:
 
     def publish(self, topic: str, envelope: RawEnvelope) -> FutureRecordMetadata:
         """Send one raw record; the returned future resolves when all replicas have it."""
-        return self._send(topic, envelope.model_dump_json().encode(), key=partition_key(envelope))
+        value = envelope.model_dump_json().encode()
+        return self._send(topic, value, key=partition_key(envelope), uids=(envelope.record_uid,))
+
+    def resend(self, entry: Entry) -> FutureRecordMetadata:
+        """Send a journaled message again, as it was first sent; it stays in its journal until it lands."""
+        return self._send(entry.topic, entry.value, key=entry.key, partition=entry.partition)
 
     def partitions(self, topic: str) -> int:
         """How many partitions ``topic`` has (asked once per run: the count changes only by an operator)."""
@@ -131,13 +164,17 @@ class RawPublisher:
             raise BrokerUnavailable(f"topic {topic} shows no partitions yet; is gridhub up running?")
         return count
 
-    def publish_batch(self, topic: str, partition: int, value: bytes) -> FutureRecordMetadata:
-        """Send one encoded batch of rows (:mod:`schemas.batches`) to the partition its rows hash to."""
-        return self._send(topic, value, partition=partition)
+    def publish_batch(self, topic: str, partition: int, value: bytes, uids: Sequence[str]) -> FutureRecordMetadata:
+        """Send one encoded batch of rows (:mod:`schemas.batches`) to the partition its rows hash to.
+
+        ``uids`` are the record uids the batch carries (a superset is fine: the journal then keeps
+        the message until all of them have landed).
+        """
+        return self._send(topic, value, partition=partition, uids=uids)
 
     def reject(self, reject: Reject) -> FutureRecordMetadata:
         """Record input the connector could not even wrap (an undecodable line, say) as a reject."""
-        return self._send(REJECTS, reject_message(reject), key=reject.record_uid.encode())
+        return self._send(REJECTS, reject_message(reject), key=reject.record_uid.encode(), uids=(reject.record_uid,))
 
     def decide(self, decision: MatchDecision) -> FutureRecordMetadata:
         """Send a reviewer's match decision to the sink."""
@@ -146,12 +183,18 @@ class RawPublisher:
     def acknowledged(self, sent: Iterable[FutureRecordMetadata], what: str) -> None:
         """Return once Kafka has acknowledged everything in ``sent``; else raise the taxonomy's error for it."""
         futures = list(sent)
+        self.make_durable()
         self.flush(what)
         failed = [future.exception for future in futures if future.failed()]
         if failed:
             raise kafka_failure(failed[0], f"{what} ({len(failed)} of {len(futures)} messages failed)")
         if not all(future.is_done for future in futures):
             raise BrokerUnavailable(f"{what}: Kafka did not acknowledge within {self.timeout_s:g}s")
+
+    def make_durable(self) -> None:
+        """Commit the journal: from here on, what was sent reaches the warehouse even if the broker dies."""
+        if self.journal is not None:
+            self.journal.make_durable()
 
     def flush(self, what: str = "sending") -> None:
         """Block until everything sent so far is acknowledged, or the timeout passes."""
@@ -170,3 +213,5 @@ class RawPublisher:
             self._producer.close(timeout=self.timeout_s)
         except KafkaError as exc:
             log.warning("closed without Kafka's acknowledgement of the last records", error=str(exc))
+        if self.journal is not None:
+            self.journal.close()

@@ -38,6 +38,13 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
+    for name in _RECONNECTING_LOGGERS:
+        logging.getLogger(name).setLevel("DEBUG" if settings.log_level == "DEBUG" else "CRITICAL")
+
+
+_RECONNECTING_LOGGERS = ("kafka.net", "kafka.conn", "kafka.client_async", "kafka.cluster")
+"""kafka-python logs an ERROR on every reconnect attempt while a broker is away (dozens a minute);
+gridhub's own code says it once, with what to do, when the broker stays away past its timeout."""
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

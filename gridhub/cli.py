@@ -32,6 +32,7 @@ from gridhub.cli_common import command_settings as _settings
 
 if TYPE_CHECKING:
     from connectors.exports import IngestReport
+    from gridhub.supervisor import StopReport
 
 app = typer.Typer(
     help="gridhub: the data-integration hub under a town's command centre.",
@@ -81,9 +82,36 @@ def up(data_dir: DataDir = None, bootstrap: Bootstrap = None) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        with console.status("stopping: draining connectors, worker and sink..."):
-            stack.stop()
-        console.print("gridhub stopped cleanly.")
+        with console.status("stopping: closing the doors...") as status:
+
+            def show(left: int) -> None:
+                status.update(
+                    f"stopping: {left} accepted messages still on their way to the warehouse "
+                    "(Ctrl-C again to stop now; they are kept and sent again at the next start)"
+                )
+
+            report = stack.stop(on_progress=show)
+        if report.clean:
+            console.print("gridhub stopped cleanly.")
+        else:
+            console.print(_unclean_stop(report, settings))
+
+
+def _unclean_stop(report: StopReport, settings: Settings) -> str:
+    """One line on what a stop left undone and what happens to it."""
+    parts = []
+    if report.left:
+        parts.append(
+            f"{report.left} accepted messages had not reached the warehouse; they are kept in "
+            f"{settings.journal_dir} and sent again when gridhub starts next"
+        )
+    if report.killed:
+        parts.append(
+            f"{', '.join(report.killed)} did not stop in time and was killed (see {settings.data_dir / 'logs'})"
+        )
+    if report.cut_short and not report.left:
+        parts.append("the drain was cut short, but everything accepted had landed")
+    return "gridhub stopped, not cleanly: " + "; ".join(parts) + "."
 
 
 @app.command()

@@ -14,16 +14,43 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer
+from kafka.consumer.fetcher import ConsumerRecord
 
 from foundation.errors import InputRejected, RetryableError
+from foundation.logs import get_logger
 from foundation.settings import Settings
 from gridhub.cli_common import UsageError
 from gridhub.running import running_bootstrap, running_gateway
 from schemas import TOWN_TIMEZONE
+from schemas.rejects import describe_error
 from schemas.topics import dispatch_topic
 from streams.routing import load_rules
 
+log = get_logger(__name__)
 QUIET_MS = 2000  # with --once, an empty poll this long after joining means the backlog is shown
+
+
+def _report_skipped(where: str, error: str) -> None:
+    log.warning("skipped a work order that cannot be shown", message=where, error=error)
+
+
+def show_or_skip(
+    message: ConsumerRecord, show: Callable[[dict[str, Any]], None], skipped: Callable[[str, str], None]
+) -> bool:
+    """Show one work order; one that cannot be read or shown is reported with its place and skipped.
+
+    A listener that died on one malformed message would stop showing the desk its orders, and,
+    having committed nothing past it, die on it again at every start.
+    """
+    try:
+        order = json.loads(message.value)
+        if not isinstance(order, dict):
+            raise TypeError(f"a work order is a JSON object, not {type(order).__name__}")
+        show(order)
+    except (ValueError, KeyError, TypeError) as exc:
+        skipped(f"{message.topic}[{message.partition}]@{message.offset}", describe_error(exc))
+        return False
+    return True
 
 
 def listen(
@@ -32,11 +59,14 @@ def listen(
     show: Callable[[dict[str, Any]], None],
     from_beginning: bool = False,
     once: bool = False,
+    skipped: Callable[[str, str], None] = _report_skipped,
 ) -> int:
     """Show the desk each new work order; remember what it has seen in the desk's consumer group.
 
     With ``once`` it returns when the backlog is shown (for scripts and checks);
-    otherwise it waits for new orders until interrupted.
+    otherwise it waits for new orders until interrupted. A message that is no readable work
+    order is passed to ``skipped`` (its place and the error; logged by default) and passed over.
+    Returns how many orders were shown.
     """
     departments = load_rules(settings.routing_rules).departments
     if department not in departments:
@@ -59,8 +89,8 @@ def listen(
             batches = consumer.poll(timeout_ms=QUIET_MS)
             for messages in batches.values():
                 for message in messages:
-                    show(json.loads(message.value))
-                    shown += 1
+                    if show_or_skip(message, show, skipped):
+                        shown += 1
             if batches:
                 consumer.commit()
             elif once and (consumer.assignment() or time.monotonic() > joined_by):

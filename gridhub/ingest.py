@@ -52,7 +52,7 @@ def ingest_file(
 ) -> IngestReport:
     """Check an export against the source's column mapping, then publish it to the running hub."""
     export = ExportFile(path, entity, load_mappings(settings.export_mappings).columns_for(source, entity), sheet)
-    publisher = hub_publisher(settings, "gridhub-ingest")
+    publisher = hub_publisher(settings, "ingest")
     try:
         return publish_export(publisher, export, source, run_id, console)
     finally:
@@ -64,7 +64,7 @@ def watch_folder(settings: Settings, folder: Path, on_outcome: Callable[[Outcome
 
     Ctrl-C lets the file in hand finish (or stay claimed, if the broker is away) before the watcher stops.
     """
-    publisher = hub_publisher(settings, "gridhub-watch")
+    publisher = hub_publisher(settings, "watch")
     watcher = WatchedFolder(publisher, folder, settings.export_mappings, settings.watch_settle_seconds, on_outcome)
     stop = stop_on_signals()
     try:
@@ -77,7 +77,7 @@ def watch_folder(settings: Settings, folder: Path, on_outcome: Callable[[Outcome
 def pull_source(settings: Settings, name: str) -> IngestReport:
     """One full pull of the named REST source into the running hub."""
     source = load_rest_sources(settings.rest_sources).named(name)
-    poller = RestPoller(hub_publisher(settings, "gridhub-pull"), [source], settings.export_mappings)
+    poller = RestPoller(hub_publisher(settings, "pull"), [source], settings.export_mappings)
     try:
         return poller.pull(source)
     finally:
@@ -97,15 +97,20 @@ def wait_for_run(settings: Settings, run_id: str, expected: int, timeout_s: floa
     deadline = time.monotonic() + timeout_s
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("waiting for the warehouse", total=expected)
+        done = 0
         while True:
-            counts = outcome_counts(settings, run_id)
-            done = sum(row[1] for row in counts["rows"])
-            progress.update(task, completed=done)
-            if done >= expected:
-                return counts
+            try:
+                counts = outcome_counts(settings, run_id)
+            except RetryableError:
+                progress.update(task, description="waiting for the warehouse (the sink is restarting)")
+            else:
+                done = sum(row[1] for row in counts["rows"])
+                progress.update(task, completed=done, description="waiting for the warehouse")
+                if done >= expected:
+                    return counts
             if time.monotonic() > deadline:
                 raise RetryableError(
-                    f"only {done} of {expected} records reached the warehouse within {timeout_s:.0f}s; "
-                    "check that the worker and sink run (gridhub up) and their logs"
+                    f"only {done} of {expected} records reached the warehouse within {timeout_s:.0f}s; they are "
+                    "kept and still on their way: check that gridhub up runs and read its logs"
                 )
             time.sleep(0.25)

@@ -64,7 +64,7 @@ def _check(settings: Settings, decision: MatchDecision) -> None:
 def decide(settings: Settings, decision: MatchDecision, timeout_s: float = 60) -> str:
     """Check, send and wait for one decision; return the entity the copy now belongs to."""
     _check(settings, decision)
-    publisher = hub_publisher(settings, "gridhub-review")
+    publisher = hub_publisher(settings, "review")
     try:
         publisher.acknowledged([publisher.decide(decision)], "sending the decision")
     finally:

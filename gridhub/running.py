@@ -32,6 +32,6 @@ def running_gateway(settings: Settings) -> str:
     return str(gateway)
 
 
-def hub_publisher(settings: Settings, client_id: str) -> RawPublisher:
-    """A publisher to the running hub (or the configured cluster), with the configured batch size and timeout."""
-    return RawPublisher(running_bootstrap(settings), client_id, settings.bulk_batch_rows, settings.publish_timeout_s)
+def hub_publisher(settings: Settings, door: str) -> RawPublisher:
+    """A journaling publisher to the running hub (or the configured cluster), as the door ``door``."""
+    return RawPublisher.for_door(settings, running_bootstrap(settings), door)

@@ -39,7 +39,7 @@ def _bootstrap(settings: Settings) -> str:
 
 
 def _publisher(settings: Settings, bootstrap: str, name: str) -> RawPublisher:
-    return RawPublisher(bootstrap, f"gridhub-{name}", settings.bulk_batch_rows, settings.publish_timeout_s)
+    return RawPublisher.for_door(settings, bootstrap, name)
 
 
 class SinkService(Service):
@@ -61,6 +61,7 @@ class SinkService(Service):
         from schemas.topics import sink_topics
         from warehouse.approvals import replace_approval_items
         from warehouse.contract import BatchContract
+        from warehouse.journal_keeper import JournalKeeper
         from warehouse.query_server import QueryServer
         from warehouse.sink import Sink
         from warehouse.writer import WarehouseWriter, connect
@@ -76,6 +77,9 @@ class SinkService(Service):
         server = QueryServer(connection, settings.sink_query_host, settings.sink_query_port)
         url = server.start()
         self._close.insert(0, server.stop)
+        keeper = JournalKeeper(connection, settings.journal_dir, settings.journal_check_seconds)
+        keeper.start()
+        self._close.insert(0, keeper.stop)
         return {"url": url, "warehouse": str(settings.warehouse_file.resolve())}
 
     def run(self, stop: threading.Event) -> None:
@@ -101,8 +105,14 @@ def build_patrol(settings: Settings, bootstrap: str) -> Service:
         _publisher(settings, bootstrap, "patrol"),
         load_rules(settings.routing_rules),
         Grid.load(settings.grid_path),
-        PhotoStore(settings.photo_store, settings.max_photo_bytes),
-        Limits(settings.max_report_bytes, settings.max_photos, settings.max_track_points),
+        PhotoStore(settings.photo_store, settings.max_photo_bytes, settings.max_photo_pixels),
+        Limits(
+            settings.max_report_bytes,
+            settings.max_photos,
+            settings.max_track_points,
+            settings.http_max_connections,
+            settings.http_keepalive_s,
+        ),
         CaseView(bootstrap, load_flow()),
         (settings.http_host, settings.http_port),
     )

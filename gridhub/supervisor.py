@@ -1,8 +1,13 @@
 """Run the whole hub on one machine: the broker (if embedded) and one process per service.
 
-Services start after their topics exist and are stopped in the reverse order of
-the data flow (connectors, then the worker, then the sink), so the sink drains
-what the others produced before it closes the warehouse.
+The sink and the worker start first; then the doors' journals are sent again (whatever a
+crash, a Ctrl-C cut short or a dead broker left unlanded); only then do the doors open, so a
+replayed record never overtakes a newer one from the same sender. Stopping runs the other
+way: the doors close, the supervisor waits until every record they accepted has landed (their
+journals are empty: acknowledged records, not the broker's end offsets, which the embedded
+broker reports wrongly), then the worker stops, then the sink, which reads its topics to the
+end before it closes the warehouse, then the broker. A dead broker is restarted on the same
+address, with every service after it, and the journals are replayed.
 """
 
 from __future__ import annotations
@@ -11,23 +16,54 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from foundation import runfiles
 from foundation.errors import ConfigurationError
+from foundation.journal import pending_records
 from foundation.logs import get_logger
 from foundation.settings import Settings
 from gridhub.broker import EmbeddedBroker, ensure_topics
+from gridhub.replay import replay_journals
 from gridhub.services import ServiceName, enabled_services
 
 log = get_logger(__name__)
-STOP_ORDER: tuple[ServiceName, ...] = ("patrol", "approvals", "watch", "pull", "worker", "sink")
+CORE: tuple[ServiceName, ...] = ("sink", "worker")
+"""Services that carry records from the raw topics into the warehouse; every other one is a door."""
+DOOR_STOP_ORDER: tuple[ServiceName, ...] = ("patrol", "approvals", "watch", "pull")
+
+
+@dataclass
+class StopReport:
+    """How a stop went: ``clean`` only if every accepted record landed and every service stopped by itself."""
+
+    left: int = 0
+    """Journal entries not yet landed when the broker stopped (sent again at the next start)."""
+    cut_short: bool = False
+    killed: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        """Whether "stopped cleanly" is true."""
+        return self.left == 0 and not self.cut_short and not self.killed
 
 
 class SupervisorError(ConfigurationError):
     """The stack could not start; the message points at the log to read."""
+
+
+class ServiceExited(SupervisorError):
+    """A service ended while it was starting."""
+
+    def __init__(self, name: ServiceName, message: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -49,7 +85,7 @@ def settings_env(settings: Settings, bootstrap: str) -> dict[str, str]:
 
 
 class Stack:
-    """The running hub; use as a context manager so it always stops cleanly."""
+    """The running hub; use as a context manager so it always stops."""
 
     def __init__(self, settings: Settings, services: tuple[ServiceName, ...] | None = None) -> None:
         self.settings = settings
@@ -58,10 +94,23 @@ class Stack:
         self.broker: EmbeddedBroker | None = None
         self.bootstrap = settings.kafka_bootstrap or ""
         self.processes: dict[ServiceName, subprocess.Popen[bytes]] = {}
-        self.restarts: dict[ServiceName, int] = {}
+        self.crashes: dict[str, deque[float]] = {}
+        """Recent crash times per service (and of the broker), within the restart window."""
+        self.replayed = 0
+        """Journal messages sent again at the last start or broker restart."""
+
+    @property
+    def core(self) -> tuple[ServiceName, ...]:
+        """The worker and sink among this stack's services."""
+        return tuple(name for name in self.services if name in CORE)
+
+    @property
+    def doors(self) -> tuple[ServiceName, ...]:
+        """The connectors among this stack's services."""
+        return tuple(name for name in self.services if name not in CORE)
 
     def start(self, timeout_s: float = 120) -> None:
-        """Start the broker and services and wait until each announces itself ready."""
+        """Start the broker and services, replay the journals, and wait until every service is ready."""
         running = runfiles.discover(self.settings, "sink")
         if running:
             raise SupervisorError(
@@ -73,10 +122,34 @@ class Stack:
             self.broker = EmbeddedBroker(self.log_dir / "broker.log")
             self.bootstrap = self.broker.start()
         runfiles.announce(self.settings, "broker", bootstrap=self.bootstrap, embedded=self.broker is not None)
+        self._start_services(timeout_s)
+
+    def _start_services(self, timeout_s: float, retry: bool = False) -> None:
         ensure_topics(self.settings, self.bootstrap)
-        for name in self.services:
+        self._bring_up(self.core, timeout_s, retry)
+        self.replayed = replay_journals(self.settings, self.bootstrap)
+        self._bring_up(self.doors, timeout_s, retry)
+
+    def _bring_up(self, names: tuple[ServiceName, ...], timeout_s: float, retry: bool) -> None:
+        """Start ``names`` and wait until they are ready.
+
+        At the first start a service that exits ends the hub at once (its configuration is
+        wrong); when the hub restarts after a failure (``retry``), such an exit counts as one
+        more crash of that service and it is started again, within the restart budget.
+        """
+        for name in names:
             self._spawn(name)
-        self.wait_ready(self.services, timeout_s)
+        while True:
+            try:
+                self.wait_ready(names, timeout_s)
+                return
+            except ServiceExited as exc:
+                if not retry:
+                    raise
+                count = self._crashed(exc.name, "exited while starting")
+                log.warning("service exited while starting; starting it again", service=exc.name, attempt=count)
+                time.sleep(min(2**count, 30))
+                self._spawn(exc.name)
 
     def _spawn(self, name: ServiceName) -> None:
         with (self.log_dir / f"{name}.log").open("ab") as log_file:
@@ -99,8 +172,8 @@ class Stack:
                     pending.discard(name)
                 elif self.processes[name].poll() is not None:
                     log_path = self.log_dir / f"{name}.log"
-                    raise SupervisorError(
-                        f"service {name} exited while starting; {log_path} ends with:\n{_tail(log_path)}"
+                    raise ServiceExited(
+                        name, f"service {name} exited while starting; {log_path} ends with:\n{_tail(log_path)}"
                     )
             if pending and time.monotonic() > deadline:
                 raise SupervisorError(
@@ -116,19 +189,50 @@ class Stack:
             raise SupervisorError(f"service {name} is not running")
         return str(info["url"])
 
-    def watch(self, max_restarts: int = 5) -> None:
-        """Restart any service that died, with growing back-off; give up after ``max_restarts``."""
+    def _crashed(self, name: str, detail: str) -> int:
+        """Count one crash of ``name`` within the restart window; end the hub past the limit."""
+        now = time.monotonic()
+        recent = self.crashes.setdefault(name, deque())
+        recent.append(now)
+        while recent and now - recent[0] > self.settings.restart_window_s:
+            recent.popleft()
+        if len(recent) > self.settings.restart_limit:
+            raise SupervisorError(
+                f"{name} died {len(recent)} times within {self.settings.restart_window_s:.0f}s ({detail}); "
+                f"see {self.log_dir / name}.log"
+            )
+        return len(recent)
+
+    def watch(self) -> None:
+        """Restart the broker or any service that died, with growing back-off.
+
+        More than ``restart_limit`` crashes of one of them within ``restart_window_s`` end the hub:
+        a service that crashes now and then is restarted for ever, one that cannot run is not.
+        """
+        if self.broker is not None and self.broker.pid is None:
+            self._restart_broker()
+            return
         for name, process in list(self.processes.items()):
             code = process.poll()
             if code is None:
                 continue
-            count = self.restarts.get(name, 0) + 1
-            if count > max_restarts:
-                raise SupervisorError(f"service {name} keeps dying (exit {code}); see {self.log_dir / name}.log")
-            self.restarts[name] = count
+            count = self._crashed(name, f"last exit {code}")
             log.warning("service died; restarting", service=name, exit_code=code, attempt=count)
             time.sleep(min(2**count, 30))
-            self.restart(name)
+            self._bring_up((name,), timeout_s=120, retry=True)
+
+    def _restart_broker(self) -> None:
+        """Start the embedded broker again on its address, then every service, and replay the journals.
+
+        The new broker knows none of the old topics, consumer groups or tables, so every service
+        starts afresh against it; the records the old one took with it are in the doors' journals.
+        """
+        assert self.broker is not None
+        count = self._crashed("broker", "the embedded broker's process ended")
+        log.error("the embedded broker died; restarting it and every service", attempt=count)
+        self._terminate(tuple(self.processes), timeout_s=5)
+        self.broker.start()
+        self._start_services(timeout_s=120, retry=True)
 
     def restart(self, name: ServiceName, timeout_s: float = 120) -> None:
         """Start a service whose process has ended again, and wait until it is ready."""
@@ -138,27 +242,72 @@ class Stack:
         self._spawn(name)
         self.wait_ready((name,), timeout_s)
 
-    def stop(self) -> None:
-        """Stop services in drain order, then the embedded broker; a second Ctrl-C cannot cut this short."""
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    def _terminate(self, names: tuple[ServiceName, ...], timeout_s: float = 30) -> list[str]:
+        """SIGTERM the named services one after the other; return those that had to be killed."""
+        killed = []
+        for name in names:
+            process = self.processes.get(name)
+            if process is None or process.poll() is not None:
+                continue
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                log.error("service did not stop in time; killing it", service=name)
+                process.kill()
+                process.wait()
+                killed.append(name)
+        return killed
+
+    def drain(self, cut: threading.Event, on_progress: Callable[[int], None] | None = None) -> int:
+        """Wait until the doors' journals are empty (everything accepted has landed); return what is left.
+
+        Gives up when ``cut`` is set (a second Ctrl-C), after ``drain_timeout_s``, or when the
+        worker or sink is no longer running to land anything.
+        """
+        deadline = time.monotonic() + self.settings.drain_timeout_s
+        while True:
+            left = pending_records(self.settings.journal_dir)
+            if on_progress:
+                on_progress(left)
+            if left == 0 or cut.is_set() or time.monotonic() > deadline:
+                return left
+            stopped = [name for name in self.core if self.processes[name].poll() is not None]
+            if self.broker is not None and self.broker.pid is None:
+                stopped.append("broker")
+            if stopped:
+                log.error("cannot drain: a service is not running", services=stopped, left=left)
+                return left
+            cut.wait(0.25)
+
+    def stop(self, on_progress: Callable[[int], None] | None = None) -> StopReport:
+        """Close the doors, drain, stop the worker, the sink and the broker; a second Ctrl-C skips the drain."""
+        cut = threading.Event()
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, lambda *_: cut.set()) if in_main_thread else None
+        report = StopReport()
         try:
-            for name in STOP_ORDER:
-                process = self.processes.get(name)
-                if process is None or process.poll() is not None:
-                    continue
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    log.error("service did not stop in time; killing it", service=name)
-                    process.kill()
-                    process.wait()
+            report.killed += self._terminate(DOOR_STOP_ORDER)
+            if self.core and all(self.processes[name].poll() is None for name in self.core):
+                report.left = self.drain(cut, on_progress)
+            elif self.processes:
+                report.left = pending_records(self.settings.journal_dir)
+            report.cut_short = cut.is_set()
+            if in_main_thread:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+            report.killed += self._terminate(("worker", "sink"))
             if self.processes:
                 runfiles.withdraw(self.settings, "broker")
             if self.broker:
                 self.broker.stop()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            if in_main_thread:
+                signal.signal(signal.SIGINT, previous)
+        if report.left:
+            log.warning(
+                "stopped with accepted records not yet landed; they are sent again at the next start", left=report.left
+            )
+        return report
 
     def __enter__(self) -> Stack:
         try:

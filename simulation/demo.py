@@ -141,7 +141,7 @@ def _feed(
     _load_approvals(settings.approvals_url, day.applications)
     progress.advance(task, len(day.applications))
     people_file, organisations_file = write_exports(day, settings.data_dir / "exports")
-    publisher = RawPublisher(stack.bootstrap, "gridhub-demo", settings.bulk_batch_rows, settings.publish_timeout_s)
+    publisher = RawPublisher.for_door(settings, stack.bootstrap, "ingest")
     exported = 0
     try:
         feeds: list[tuple[Path, str, ExportEntity]] = [

@@ -12,6 +12,11 @@ recovers it from Kafka instead of letting resends through again.
 Department exports come in batches (:mod:`schemas.batches`): the integrate-batches
 agent validates a whole batch at once (:mod:`streams.bulk`) and forwards its valid
 rows as one canonical batch into the same partition; the sink dedups them.
+
+Whatever a message holds, it ends as outcomes or rejects, and every reject of a
+message says where the message sits (topic, partition, offset): a reject keeps at
+most 64 KiB of payload (:mod:`schemas.rejects`), so the original may have to be
+found there.
 """
 
 from __future__ import annotations
@@ -19,19 +24,38 @@ from __future__ import annotations
 import faust
 
 from foundation.settings import Settings
-from schemas.approvals import load_catalogue
-from schemas.batches import BatchFormatError, decode_batch, encode_within
+from schemas.approvals import ApprovalCatalogue, load_catalogue
+from schemas.batches import decode_batch, encode_within
 from schemas.grid import Grid
 from schemas.messages import canonical_message, duplicate_message, reject_message
 from schemas.records import CANONICAL_MODELS, Application, Event, EventUpdate
 from schemas.rejects import Reject
 from schemas.topics import CANONICAL_BATCHES, DUPLICATES, RAW_BATCHES, RAW_TOPICS, REJECTS, canonical_topic
 from streams.applications import change_message, register_application_agent
-from streams.bulk import failed_batch, normalise_batch
+from streams.bulk import BatchOutcome, failed_batch, normalise_batch
 from streams.cases import command_message, register_case_agent
 from streams.codec import RAW_CODEC
-from streams.normalise import Accepted, Rejected, internal_failure, normalise, rejection
-from streams.routing import load_rules
+from streams.normalise import Accepted, Rejected, internal_failure, normalise
+from streams.routing import RoutingRules, load_rules
+
+
+def batch_outcome(
+    value: bytes, rules: RoutingRules, grid: Grid | None = None, catalogue: ApprovalCatalogue | None = None
+) -> BatchOutcome:
+    """What a message on the bulk lane becomes, whatever it holds: canonical rows, rejects, or both.
+
+    Bytes that are no batch gridhub can read are one reject; a batch the validation fails on
+    (a bug) keeps every row as a reject, so the batch can be replayed after the fix.
+    """
+    try:
+        batch = decode_batch(value)
+    except Exception as exc:  # noqa: BLE001 - BatchFormatError says what is wrong; any other error is no batch either
+        reason = f"message on {RAW_BATCHES} is not a record batch gridhub can read: {exc}"
+        return BatchOutcome(None, [Reject.build("decode", "bad_batch", reason, value, error=exc)])
+    try:
+        return normalise_batch(batch, rules, grid, catalogue)
+    except Exception as exc:  # noqa: BLE001 - an agent exception would skip the batch silently
+        return failed_batch(batch, exc)
 
 
 def build_app(settings: Settings, bootstrap: str) -> faust.App:
@@ -90,15 +114,18 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
 
     @app.agent(raw, name="integrate")
     async def integrate(stream: faust.StreamT[bytes]) -> None:
-        async for value in stream:
+        async for event in stream.events():
+            value: bytes = event.value
+            where = event.message
             try:
                 decision = normalise(value, rules, grid, catalogue)
                 if isinstance(decision, Rejected):
-                    await emit_reject(decision.reject)
+                    await emit_reject(decision.reject.at(where.topic, where.partition, where.offset))
                 else:
                     await decide(decision)
             except Exception as exc:  # noqa: BLE001 - an agent exception would skip the record silently
-                await emit_reject(internal_failure(value, exc).reject)
+                reject = internal_failure(value, exc).reject
+                await emit_reject(reject.at(where.topic, where.partition, where.offset, exc))
 
     raw_batches = app.topic(RAW_BATCHES, **RAW_CODEC)
     canonical_batches = app.topic(CANONICAL_BATCHES, **RAW_CODEC)
@@ -106,21 +133,12 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
     @app.agent(raw_batches, name="integrate-batches")
     async def integrate_batches(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            value: bytes = event.value
-            try:
-                batch = decode_batch(value)
-            except BatchFormatError as exc:
-                reason = f"message on {RAW_BATCHES} is not a record batch: {exc}"
-                await emit_reject(rejection(value, "decode", "bad_batch", reason).reject)
-                continue
-            try:
-                outcome = normalise_batch(batch, rules, grid, catalogue)
-            except Exception as exc:  # noqa: BLE001 - an agent exception would skip the batch silently
-                outcome = failed_batch(batch, exc)
+            where = event.message
+            outcome = batch_outcome(event.value, rules, grid, catalogue)
             for reject in outcome.rejects:
-                await emit_reject(reject)
+                await emit_reject(reject.at(where.topic, where.partition, where.offset))
             if outcome.accepted is not None:
                 for part in encode_within(outcome.accepted):
-                    await canonical_batches.send(value=part, partition=event.message.partition)
+                    await canonical_batches.send(value=part, partition=where.partition)
 
     return app

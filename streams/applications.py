@@ -31,7 +31,7 @@ from schemas.approvals import CHANGE_SEQ_FIELD, ApprovalCatalogue
 from schemas.messages import canonical_message, duplicate_message
 from schemas.records import Application, RawEnvelope
 from schemas.topics import APPLICATION_ALERTS, APPLICATION_CHANGES, DUPLICATES, canonical_topic
-from streams.clocked import Send, register_clocked_agent, topic_sender
+from streams.clocked import BadCommand, Send, register_clocked_agent, topic_sender
 from streams.normalise import Accepted
 
 FINISHED_APPLICATION_STATUSES = frozenset({"approved", "refused", "withdrawn"})
@@ -147,6 +147,12 @@ class ApplicationDesk:
         stored = self.applications.get(application_id)
         return Tracked.from_dict(stored) if stored else None
 
+    async def handle(self, message: dict[str, Any], raw: bytes) -> None:
+        """One command of the application topic; anything but a change is no command of this desk."""
+        if message["type"] != "application":
+            raise BadCommand(f"the application desk takes application commands, not {message['type']!r}")
+        await self.change(message)
+
     async def change(self, message: dict[str, Any]) -> None:
         """Apply one change row: forward it as new or update, or note it as a duplicate."""
         envelope = RawEnvelope.model_validate(message["envelope"])
@@ -192,9 +198,6 @@ def register_application_agent(app: faust.App, settings: Settings, catalogue: Ap
     desk = ApplicationDesk(catalogue, send)
     desk.applications = app.Table("applications", default=None, partitions=1, key_type=str)
 
-    async def handle(message: dict[str, Any], raw: bytes) -> None:
-        await desk.change(message)
-
     return register_clocked_agent(
-        app, APPLICATION_CHANGES, "applications", settings.approvals_overdue_check_seconds, handle, desk.tick, send
+        app, APPLICATION_CHANGES, "applications", settings.approvals_overdue_check_seconds, desk.handle, desk.tick, send
     )

@@ -37,7 +37,7 @@ from streams.case_machine import (
     open_case,
 )
 from streams.case_state import Case, Transition
-from streams.clocked import Send, register_clocked_agent, topic_sender
+from streams.clocked import BadCommand, Send, register_clocked_agent, topic_sender
 from streams.nearby import OpenCases, find_duplicate
 from streams.normalise import Accepted, rejection
 from streams.routing import RoutingRules
@@ -146,6 +146,15 @@ class CaseDesk:
     async def _reject(self, raw: bytes, envelope: RawEnvelope, code: str, reason: str) -> None:
         reject = rejection(raw, "lifecycle", code, reason, envelope).reject
         await self.send("rejects", reject.record_uid.encode(), reject.model_dump_json().encode())
+
+    async def handle(self, message: dict[str, Any], raw: bytes) -> None:
+        """One command of the case topic: a report or an update; anything else is no command of this desk."""
+        if message["type"] == "event":
+            await self.report(message)
+        elif message["type"] == "event_update":
+            await self.update(raw, message)
+        else:
+            raise BadCommand(f"the case desk takes event and event_update commands, not {message['type']!r}")
 
     async def report(self, message: dict[str, Any]) -> None:
         """A new report opens a case (accepted and dispatched at once) or joins an open one."""
@@ -263,10 +272,6 @@ def register_case_agent(app: faust.App, settings: Settings, rules: RoutingRules,
 
     app.on_partitions_assigned.connect(reindex)
 
-    async def handle(message: dict[str, Any], raw: bytes) -> None:
-        if message["type"] == "event":
-            await desk.report(message)
-        else:
-            await desk.update(raw, message)
-
-    return register_clocked_agent(app, CASE_COMMANDS, "cases", settings.overdue_check_seconds, handle, desk.tick, send)
+    return register_clocked_agent(
+        app, CASE_COMMANDS, "cases", settings.overdue_check_seconds, desk.handle, desk.tick, send
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -17,6 +18,40 @@ from warehouse.query_server import QueryRefused, run_query
 
 class WarehouseUnavailable(RetryableError):
     """Neither a running sink nor a warehouse file could answer."""
+
+
+class NotAWarehouse(ConfigurationError):
+    """The warehouse path names a file that is not a DuckDB database."""
+
+
+DUCKDB_MAGIC = b"DUCK"
+"""Bytes 8 to 12 of every DuckDB database file."""
+
+
+def require_duckdb_file(path: Path) -> None:
+    """Refuse, in one line, a file at the warehouse path that is not a DuckDB database (a missing one is fine).
+
+    DuckDB answers a text file with a bare "not a valid DuckDB database file", and a SQLite file
+    by trying to download its SQLite extension, which fails without a network and names neither
+    the file's real kind nor what to do.
+    """
+    try:
+        with path.open("rb") as file:
+            head = file.read(16)
+    except FileNotFoundError:
+        return
+    if head[8:12] == DUCKDB_MAGIC:
+        return
+    if not head:
+        kind = "it is empty"
+    elif head.startswith(b"SQLite format 3"):
+        kind = "it is a SQLite database"
+    else:
+        kind = "it is not a DuckDB database"
+    raise NotAWarehouse(
+        f"{path} is not a gridhub warehouse ({kind}); set GRIDHUB_WAREHOUSE_PATH (or --data-dir) to "
+        "the warehouse file, or move this file aside and the sink creates a new warehouse there"
+    )
 
 
 def _ask_sink(url: str, sql: str) -> dict[str, Any]:
@@ -41,12 +76,22 @@ def query(settings: Settings, sql: str) -> dict[str, Any]:
     url = settings.sink_url or (sink or {}).get("url")
     if url:
         return _ask_sink(str(url), sql)
+    if runfiles.discover(settings, "broker"):
+        raise WarehouseUnavailable(
+            "the running hub's sink is starting or restarting (opening its file now would keep it from starting); "
+            "try again in a few seconds"
+        )
     path = settings.warehouse_file
     if not path.exists():
         raise WarehouseUnavailable(f"no warehouse at {path} yet: run `gridhub demo` or `gridhub up` first")
+    require_duckdb_file(path)
     try:
         connection = duckdb.connect(str(path), read_only=True)
     except duckdb.IOException as exc:
+        if runfiles.discover(settings, "broker"):
+            raise WarehouseUnavailable(
+                f"the running hub's sink is starting or restarting and holds {path}; try again in a few seconds"
+            ) from exc
         raise ConfigurationError(
             f"{path} is held by another process that does not announce a SQL endpoint; "
             f"set GRIDHUB_SINK_URL to that sink's endpoint ({exc})"

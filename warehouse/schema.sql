@@ -32,10 +32,14 @@ CREATE TABLE IF NOT EXISTS patrol_tracks (
     source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
     received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
 );
+-- A reject of a Kafka message says where it sits (topic, partition, message_offset) and, besides the
+-- reason, the error that refused it; payload is NULL when it was larger than a reject keeps
+-- (schemas/rejects.py), and payload_sha256 and payload_bytes then say what it was.
 CREATE TABLE IF NOT EXISTS rejects (
     record_uid VARCHAR, source VARCHAR, source_record_id VARCHAR, entity VARCHAR,
     stage VARCHAR, reason_code VARCHAR, reason VARCHAR, payload VARCHAR, run_id VARCHAR,
-    rejected_at TIMESTAMPTZ
+    rejected_at TIMESTAMPTZ, topic VARCHAR, partition INTEGER, message_offset BIGINT, error VARCHAR,
+    payload_sha256 VARCHAR, payload_bytes BIGINT
 );
 -- One row per raw record taken in: what became of it. ingest --wait counts these.
 CREATE TABLE IF NOT EXISTS intake (

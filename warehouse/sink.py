@@ -5,6 +5,10 @@ partition itself (no consumer group: there is exactly one writer) starting from
 the offsets stored in DuckDB, which it trusts only for the topic incarnation
 they were written for. Kafka-side offsets are never committed; DuckDB is the
 source of truth for how far the warehouse got.
+
+No message stops it: one it cannot read becomes a reject as it is decoded, and one
+the warehouse cannot store is found by writing the failed transaction's messages in
+smaller groups, then kept as a reject (:class:`IsolatingWriter`).
 """
 
 from __future__ import annotations
@@ -12,17 +16,20 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 
+from foundation.errors import ConfigurationError, InputRejected, RetryableError
 from foundation.logs import get_logger
+from foundation.retrying import retrying
 from foundation.settings import Settings
+from schemas.rejects import describe_error
 from schemas.topics import sink_topics
 from warehouse.contract import BatchContract
-from warehouse.decode import decode_message
-from warehouse.writer import Batch, WarehouseWriter
+from warehouse.decode import UNWRITABLE, decode_all, decode_message, refuse
+from warehouse.writer import Batch, Origin, UnwritableBatch, WarehouseBroken, WarehouseWriter
 
 log = get_logger(__name__)
 
@@ -90,6 +97,112 @@ class Collector:
         return batch
 
 
+def _cause(error: Exception) -> BaseException:
+    """What DuckDB or Arrow raised, for a person to read, rather than the writer's classification of it."""
+    return error.__cause__ if isinstance(error, UnwritableBatch) and error.__cause__ else error
+
+
+def _waiting_out_the_warehouse(stop: threading.Event, what: str, write: Callable[[], None]) -> None:
+    """Run ``write`` until it succeeds or fails for another reason than a warehouse that cannot be written now."""
+    for attempt in retrying(stop, what):
+        with attempt:
+            write()
+
+
+MAX_TRIES = 3
+"""Tries of a message that fails alone for a reason not known to lie in its content, before it is a reject."""
+
+
+class IsolatingWriter:
+    """Writes each batch in one transaction; when it fails, finds the messages the warehouse cannot store.
+
+    One such message used to fail its whole transaction at every start, and the sink died on it
+    until its supervisor gave up. Now the failure's type decides (:mod:`foundation.errors`): a
+    warehouse that cannot be written now (an I/O error, a full disk) is waited for and the same
+    batch tried again; a broken one stops the sink. Any other failure may lie in the batch: its
+    halves are written apart, down to single messages, so the good messages land. A message that
+    still fails alone is a reject with its place and the error: at once when DuckDB or Arrow
+    refused its content (it fails the same way every time), after :data:`MAX_TRIES` tries for
+    anything else. Its offset commits with its reject, so the partition moves on.
+    """
+
+    def __init__(
+        self, writer: WarehouseWriter, topic_ids: dict[str, str], contract: BatchContract | None = None
+    ) -> None:
+        self.writer = writer
+        self.topic_ids = topic_ids
+        self.contract = contract
+
+    def write(self, batch: Batch, stop: threading.Event) -> None:
+        """Store the batch: its rows, or the rejects of the messages that cannot be stored, with all its offsets.
+
+        Raises :class:`RetryableError` only when ``stop`` is set while the warehouse cannot be
+        written: nothing of the batch is stored, and the sink reads it again at its next start.
+        """
+        error = self._attempt(batch, stop)
+        if error is None:
+            return
+        if len(batch.origins) > 1:
+            half = len(batch.origins) // 2
+            log.warning(
+                "a transaction failed; writing its messages in halves to find the ones at fault",
+                messages=len(batch.origins),
+                error=describe_error(_cause(error)),
+            )
+            self.write(decode_all(batch.origins[:half]), stop)
+            self.write(decode_all(batch.origins[half:]), stop)
+            return
+        tries = 1
+        while not isinstance(error, InputRejected) and tries < MAX_TRIES:
+            error = self._attempt(decode_all(batch.origins), stop)
+            if error is None:
+                return
+            tries += 1
+        self._refuse(batch.origins[0], error, stop)
+
+    def _attempt(self, batch: Batch, stop: threading.Event) -> Exception | None:
+        """Write the batch once (waiting out a warehouse that cannot be written now): None, or why it failed."""
+        try:
+            _waiting_out_the_warehouse(stop, "writing a batch to the warehouse", lambda: self._transaction(batch))
+        except (RetryableError, ConfigurationError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any other failure may lie in the batch: the caller looks for it
+            return exc
+        return None
+
+    def _transaction(self, batch: Batch) -> None:
+        if self.contract is not None:
+            refused = self.contract.enforce(batch)
+            if refused:
+                log.warning("rows broke the warehouse contract and went to rejects", rows=refused)
+        self.writer.write(batch, self.topic_ids)
+        log.info("batch written", records=len(batch), bulk_rows=batch.bulk_rows)
+
+    def _refuse(self, origin: Origin, error: Exception, stop: threading.Event) -> None:
+        """Keep a message that fails alone as a reject; if even that cannot be stored, the warehouse is at fault."""
+        cause = _cause(error)
+        log.warning(
+            "a message the warehouse cannot store was kept as a reject",
+            topic=origin.topic,
+            partition=origin.partition,
+            offset=origin.offset,
+            error=describe_error(cause),
+        )
+        rejects = refuse(origin, UNWRITABLE, cause)
+        try:
+            _waiting_out_the_warehouse(
+                stop, "writing a reject to the warehouse", lambda: self.writer.write(rejects, self.topic_ids)
+            )
+        except (RetryableError, ConfigurationError):
+            raise
+        except Exception as exc:
+            raise WarehouseBroken(
+                f"the warehouse cannot store even the reject of {origin.topic}[{origin.partition}]@{origin.offset} "
+                f"({describe_error(exc)}), so it is at fault, not the message; the sink stops: check the warehouse "
+                "file and the disk, then start it again"
+            ) from exc
+
+
 class Sink:
     """Micro-batching consumer; each batch is one DuckDB transaction."""
 
@@ -102,8 +215,8 @@ class Sink:
         topic_ids: dict[str, str],
     ) -> None:
         self.writer = writer
-        self.contract = contract
         self.topic_ids = topic_ids
+        self.isolating = IsolatingWriter(writer, topic_ids, contract)
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
             client_id="gridhub-sink",
@@ -134,14 +247,30 @@ class Sink:
             self.consumer.seek(partition, offset)
 
     def run(self, stop: threading.Event) -> None:
-        """Write batches until ``stop`` is set; the batch in hand is always finished first."""
+        """Write batches until ``stop`` is set, then read on until a poll finds nothing more.
+
+        The supervisor stops the sink after the worker, so what the worker sent last (a case
+        derived from the last report, say) is in the topics but may not be read yet: reading
+        to an empty poll, not to the broker's end offsets (which the embedded broker reports
+        wrongly), lands it before the broker goes.
+        """
         self._assign()
-        while not stop.is_set():
-            batch = self.collector.collect(stop)
-            if batch.offsets:
-                refused = self.contract.enforce(batch)
-                if refused:
-                    log.warning("rows broke the warehouse contract and went to rejects", rows=refused)
-                self.writer.write(batch, self.topic_ids)
-                log.info("batch written", records=len(batch), bulk_rows=batch.bulk_rows)
-        self.consumer.close()
+        try:
+            while not stop.is_set():
+                batch = self.collector.collect(stop)
+                if batch.offsets:
+                    self.isolating.write(batch, stop)
+            self._read_to_the_end(stop)
+        except RetryableError as exc:
+            log.warning(
+                "stopped while the warehouse could not be written; the batch is read again at the next start",
+                error=str(exc),
+            )
+        finally:
+            self.consumer.close()
+
+    def _read_to_the_end(self, stop: threading.Event) -> None:
+        """Write what is still to be read, batch by batch, until one poll window brings nothing."""
+        reading = threading.Event()
+        while (batch := self.collector.collect(reading)).offsets:
+            self.isolating.write(batch, stop)

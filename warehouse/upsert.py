@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import duckdb
@@ -84,14 +84,20 @@ def insert_new_rows(cursor: duckdb.DuckDBPyConnection, table: str, rows: list[di
 
 @contextmanager
 def transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A cursor inside one transaction: committed when the block ends, rolled back on any exception."""
+    """A cursor inside one transaction: committed when the block ends, rolled back on any exception.
+
+    A failed COMMIT has already ended the transaction, and the ROLLBACK after it fails too
+    ("no transaction is active"): the error raised is the one that failed the transaction, which
+    says whether the batch or the warehouse is at fault, never the ROLLBACK's.
+    """
     cursor = connection.cursor()
     cursor.execute("BEGIN TRANSACTION")
     try:
         yield cursor
         cursor.execute("COMMIT")
     except BaseException:
-        cursor.execute("ROLLBACK")
+        with suppress(duckdb.TransactionException):
+            cursor.execute("ROLLBACK")
         raise
     finally:
         cursor.close()

@@ -3,7 +3,9 @@
 Rows and the Kafka offsets they came from commit together, so after a crash the
 warehouse resumes exactly after the last batch it holds. Entity tables are keyed
 upserts and the ledgers are insert-if-absent, so a batch applied twice (after a
-topic is replayed from the start) leaves the tables as they were.
+topic is replayed from the start) leaves the tables as they were. A transaction that
+fails is raised as what its failure means (:mod:`foundation.errors`): the warehouse
+cannot be written now, the warehouse is broken, or the batch holds what it cannot store.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from typing import Any
 
 import duckdb
 
-from foundation.errors import ConfigurationError
+from foundation.errors import ConfigurationError, InputRejected, RetryableError
 from schemas.batches import RecordBatch
-from schemas.rejects import Reject
+from schemas.rejects import Reject, describe_error
 from warehouse.bulk import BulkWriter, Screen
+from warehouse.reader import require_duckdb_file
 from warehouse.resolution import Resolver
 from warehouse.resolution_rules import ENTITIES
 from warehouse.upsert import insert_new_rows, transaction, upsert_rows
@@ -42,6 +45,21 @@ ENTITY_TABLES: dict[str, tuple[str, str]] = {
 """Where each kind's rows land; base data lands as source copies, which the resolver merges."""
 
 
+@dataclass(frozen=True)
+class Origin:
+    """A polled message as it came: where it sits and its bytes.
+
+    A batch keeps the origins of its messages so that, when its transaction fails, its
+    messages can be decoded again in smaller groups, and one that fails alone can be kept
+    as a reject with its bytes and its place.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
 @dataclass
 class Batch:
     """What one sink transaction writes: its messages' rows by destination table, and the offsets after them.
@@ -56,6 +74,7 @@ class Batch:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     bulk: dict[str, list[RecordBatch]] = field(default_factory=dict)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    origins: list[Origin] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.intake)
@@ -75,6 +94,7 @@ class Batch:
         for kind, parts in other.bulk.items():
             self.bulk.setdefault(kind, []).extend(parts)
         self.offsets.update(other.offsets)
+        self.origins.extend(other.origins)
 
     def reject_row(self, kind: str, row: dict[str, Any], reason: str) -> None:
         """Turn an entity row into a reject, and its ledger entry into a rejected outcome."""
@@ -97,45 +117,108 @@ class Batch:
                 entry.update(outcome="rejected", reason_code="contract_violation")
 
 
-WAREHOUSE_VERSION = 3
+WAREHOUSE_VERSION = 4
 """Shape of the tables; bumped whenever a table changes (2: base data as source copies plus golden records;
-3: no primary-key indexes, keys kept unique by the writer)."""
+3: no primary-key indexes, keys kept unique by the writer; 4: rejects keep the topic, partition and offset
+of the refused message, the error, and the hash and size of their payload)."""
+
+UPGRADES: dict[int, str] = {
+    3: "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS topic VARCHAR;"
+    "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS partition INTEGER;"
+    "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS message_offset BIGINT;"
+    "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS error VARCHAR;"
+    "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS payload_sha256 VARCHAR;"
+    "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS payload_bytes BIGINT;",
+}
+"""The step that brings a file of each older version to the next one in place. Only changes that keep
+every stored row as it was (columns added) have one; a file of a version without one is refused."""
 
 
 class WarehouseSchemaError(ConfigurationError):
     """The warehouse file was written by a gridhub whose tables have another shape."""
 
 
-def _check_version(connection: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Refuse a file of another table shape before writing to it, instead of failing mid-batch.
+class WarehouseIOError(RetryableError):
+    """The warehouse file could not be written now (disk full, an I/O error): nothing was stored, try again."""
+
+
+class WarehouseBroken(ConfigurationError):
+    """DuckDB can no longer write the warehouse through this connection: the sink stops, to be started again."""
+
+
+class UnwritableBatch(InputRejected):
+    """DuckDB or Arrow refused what the batch holds (a value it cannot convert, a NULL where one may not be).
+
+    The same rows fail the same way every time, so trying them again is pointless: the messages
+    that cause it must be found and kept as rejects.
+    """
+
+    reason_code = "unwritable_at_sink"
+
+
+_CANNOT_WRITE_NOW = (duckdb.IOException, duckdb.ResourceInUseException)
+_BROKEN = (duckdb.FatalException, duckdb.InternalException, duckdb.ConnectionException)
+_CONTENT = (
+    duckdb.DataError,
+    duckdb.IntegrityError,
+    duckdb.BinderException,
+    duckdb.InvalidInputException,
+    KeyError,
+    TypeError,
+    ValueError,
+)
+"""Failures caused by what a batch holds: DuckDB's conversion, constraint and binding errors, and the
+Arrow (``ArrowInvalid`` is a ``ValueError``) and Python errors of rows of the wrong shape."""
+
+
+def _first_failure(error: BaseException) -> BaseException:
+    """The error that failed a transaction, not the ones raised after it.
+
+    Once a statement fails, DuckDB refuses every later one in the transaction ("Current transaction
+    is aborted"), the ``unregister`` in a ``finally`` block of the write path included, and Python
+    raises the last of those with the first as its context: judged by it, every failure would look alike.
+    """
+    while isinstance(error, duckdb.TransactionException) and error.__context__ is not None:
+        error = error.__context__
+    return error
+
+
+def _check_version(connection: duckdb.DuckDBPyConnection, path: Path) -> int | None:
+    """The version of the tables the file holds (None for a new file), refusing one this gridhub cannot write.
 
     ``CREATE TABLE IF NOT EXISTS`` keeps an old table as it is, so the first batch would
-    meet a missing column; there are no migrations yet, so say what to do instead.
+    meet a missing column; a version with no upgrade step is refused with what to do instead.
     """
     tables = {name for (name,) in connection.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     if not tables:
-        return
+        return None
     found = 1
     if "warehouse_meta" in tables:
         row = connection.execute("SELECT value FROM warehouse_meta WHERE key = 'version'").fetchone()
         found = int(row[0]) if row else 1
-    if found != WAREHOUSE_VERSION:
+    upgradable = found < WAREHOUSE_VERSION and all(version in UPGRADES for version in range(found, WAREHOUSE_VERSION))
+    if found != WAREHOUSE_VERSION and not upgradable:
         raise WarehouseSchemaError(
             f"{path} holds warehouse tables of version {found}, this gridhub writes version {WAREHOUSE_VERSION}; "
-            "move the file aside (the sink then rebuilds the warehouse from the Kafka topics) or run the "
-            "gridhub version that wrote it"
+            "move the file aside and send the sources again (a Kafka cluster that still holds the topics lets "
+            "the sink rebuild the warehouse from them; the embedded broker forgets them when it stops), or run "
+            "the gridhub version that wrote it"
         )
+    return found
 
 
 def connect(path: Path, resolver: Resolver) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the warehouse file for writing, with its tables and views."""
+    """Open (creating if needed) the warehouse file for writing, with its tables and views, upgraded in place."""
+    require_duckdb_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = duckdb.connect(str(path))
     try:
-        _check_version(connection, path)
+        found = _check_version(connection, path)
     except WarehouseSchemaError:
         connection.close()
         raise
+    for version in range(found or WAREHOUSE_VERSION, WAREHOUSE_VERSION):
+        connection.execute(UPGRADES[version])
     for schema in SCHEMA_FILES:
         connection.execute(schema.read_text())
     connection.execute(
@@ -160,7 +243,28 @@ class WarehouseWriter:
         return {(topic, partition): (offset, topic_id) for topic, partition, offset, topic_id in rows}
 
     def write(self, batch: Batch, topic_ids: dict[str, str]) -> None:
-        """Apply one batch atomically."""
+        """Apply one batch atomically; a failure is raised as what it means for the batch.
+
+        :class:`WarehouseIOError`: try the same batch again later. :class:`WarehouseBroken`: stop.
+        :class:`UnwritableBatch`: the batch holds something the warehouse cannot store. Anything
+        else is raised as it is: nobody knows yet whether the batch or the code is at fault.
+        """
+        try:
+            self._write(batch, topic_ids)
+        except Exception as exc:
+            cause = _first_failure(exc)
+            if isinstance(cause, _CANNOT_WRITE_NOW):
+                raise WarehouseIOError(f"the warehouse could not be written now ({describe_error(cause)})") from cause
+            if isinstance(cause, _BROKEN):
+                raise WarehouseBroken(
+                    f"DuckDB can no longer write the warehouse ({describe_error(cause)}); the sink stops: check the "
+                    "disk and the file, then start it again (it resumes after the last batch it stored)"
+                ) from cause
+            if isinstance(cause, _CONTENT):
+                raise UnwritableBatch(describe_error(cause)) from cause
+            raise
+
+    def _write(self, batch: Batch, topic_ids: dict[str, str]) -> None:
         now = datetime.now(UTC)
         with transaction(self.connection) as cursor:
             for kind, rows in batch.entities.items():

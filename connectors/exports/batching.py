@@ -119,5 +119,6 @@ class PartitionedBatches:
 
     def _send(self, partition: int, rows: pa.Table) -> None:
         batch = RecordBatch(self.kind, self.source, self.run_id, datetime.now(UTC), rows)
+        uids = rows.column("record_uid").to_pylist()
         for value in encode_within(batch):
-            self.sent.append(self.publisher.publish_batch(RAW_BATCHES, partition, value))
+            self.sent.append(self.publisher.publish_batch(RAW_BATCHES, partition, value, uids))

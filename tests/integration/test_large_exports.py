@@ -39,7 +39,7 @@ class CountingPublisher:
     rows = 0
     def partitions(self, topic):
         return 4
-    def publish_batch(self, topic, partition, value):
+    def publish_batch(self, topic, partition, value, uids):
         self.rows += len(decode_batch(value))
         return Future().success(None)
     def acknowledged(self, sent, what):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,59 +11,8 @@ from pathlib import Path
 
 from foundation import runfiles
 from foundation.settings import Settings
-from gridhub.services import SERVICES
 from tests.support.hub import ROOT, report, wait_until
-
-
-def up_env(data_dir: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "GRIDHUB_DATA_DIR": str(data_dir),
-        "GRIDHUB_HTTP_PORT": "0",
-        "GRIDHUB_SINK_QUERY_PORT": "0",
-        "GRIDHUB_SINK_BATCH_WAIT_MS": "100",
-    }
-
-
-def broker_running(port: str) -> bool:
-    """Whether an embedded broker still listens on this port."""
-    return subprocess.run(["pgrep", "-f", f"listener-url tcp://127.0.0.1:{port}"], check=False).returncode == 0
-
-
-AT_A_TERMINAL = (
-    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-    "os.execv(sys.executable, [sys.executable, '-m', 'gridhub', *sys.argv[1:]])"
-)
-"""Starts ``gridhub ARGS`` with Ctrl-C (SIGINT) at its default, as at a terminal.
-
-A test runner started as a background job inherits SIGINT ignored (POSIX shells do that) and
-passes it on; Python then turns no SIGINT into Ctrl-C, and a test that presses Ctrl-C would
-depend on how it was launched.
-"""
-
-
-def at_a_terminal(*args: str) -> list[str]:
-    """The command line of ``gridhub ARGS`` that reacts to SIGINT as an operator's Ctrl-C."""
-    return [sys.executable, "-c", AT_A_TERMINAL, *args]
-
-
-def start_up(data_dir: Path) -> tuple[subprocess.Popen[bytes], list[int]]:
-    """Run `gridhub up` as an operator would and wait until every service has announced itself."""
-    settings = Settings(data_dir=data_dir)
-    up = subprocess.Popen(
-        at_a_terminal("up"),
-        env=up_env(data_dir),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    wait_until(
-        lambda: all(runfiles.discover(settings, name) for name in SERVICES) or up.poll() is not None,
-        timeout_s=240,
-        what="up",
-    )
-    assert up.poll() is None, up.communicate()[0].decode()
-    return up, [runfiles.discover(settings, name)["pid"] for name in SERVICES]
+from tests.support.up import at_a_terminal, broker_running, start_up, up_env
 
 
 def test_up_serves_until_ctrl_c_then_stops_everything_and_sql_reads_the_file(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from kafka.consumer.fetcher import ConsumerRecord
+from structlog.testing import capture_logs
 
 from connectors.case_view import CaseView
 from schemas.records import CaseRecord, EventUpdate
@@ -89,3 +91,23 @@ def test_a_merged_report_routes_its_updates_to_the_case_it_joined(view: CaseView
     view._take(record("R-5", "dispatched", 3, reports=["R-5", "R-6"]))
     assert view.refuse(update("R-6", "in_handling", 1)) is None
     assert view.refuse(update("R-5", "in_handling", 2))[:2] == (409, "already_in_status")  # type: ignore[index]
+
+
+def consumed(offset: int, value: bytes) -> ConsumerRecord:
+    """A message of canonical.case as the view's consumer hands it over."""
+    return ConsumerRecord("canonical.case", 0, -1, offset, 0, 0, None, value, [], None, 0, len(value), 0)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"not json", b"[1, 2]", b'{"record": {"case_id": "R-9"}}', json.dumps({"record": "R-9"}).encode()],
+    ids=["not-json", "array", "incomplete-case", "record-as-text"],
+)
+def test_an_unreadable_case_record_is_skipped_and_logged_and_the_view_keeps_following(
+    view: CaseView, value: bytes
+) -> None:
+    with capture_logs() as logs:
+        view._take_logged(consumed(7, value))
+    assert [(log["event"], log["offset"]) for log in logs] == [("case view skipped a case record it could not use", 7)]
+    view._take_logged(consumed(8, record("R-9", "dispatched", 3)))
+    assert view.refuse(update("R-9", "in_handling", 1)) is None

@@ -233,7 +233,7 @@ class RecordingPublisher:
     def partitions(self, topic: str) -> int:
         return 1
 
-    def publish_batch(self, topic: str, partition: int, value: bytes) -> Future:
+    def publish_batch(self, topic: str, partition: int, value: bytes, uids: object) -> Future:
         self.sent.append(decode_batch(value))
         return Future().success(None)
 

@@ -45,7 +45,7 @@ class RecordingPublisher:
     def partitions(self, topic: str) -> int:
         return self.partition_count
 
-    def publish_batch(self, topic: str, partition: int, value: bytes) -> Future:
+    def publish_batch(self, topic: str, partition: int, value: bytes, uids: object) -> Future:
         self.sent.append((partition, decode_batch(value)))
         return Future().failure(KafkaTimeoutError("Batch expired")) if self.refuse else Future().success(None)
 
@@ -57,7 +57,9 @@ class RecordingPublisher:
         raise AssertionError(f"unexpected reject {reject}")
 
     timeout_s = 1.0
+    journal = None
     acknowledged = RawPublisher.acknowledged
+    make_durable = RawPublisher.make_durable
 
     def flush(self, what: str = "") -> None:
         pass

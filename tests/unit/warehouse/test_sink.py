@@ -37,7 +37,7 @@ from warehouse.decode import decode_message
 from warehouse.resolution import Resolver
 from warehouse.resolution_rules import ResolutionRules
 from warehouse.sink import Collector
-from warehouse.writer import WarehouseWriter, connect
+from warehouse.writer import UnwritableBatch, WarehouseWriter, connect
 
 TOPIC_IDS = dict.fromkeys(sink_topics(), "topic-1")
 BATCHES_0 = TopicPartition(CANONICAL_BATCHES, 0)
@@ -198,7 +198,7 @@ def test_a_write_that_fails_half_way_leaves_neither_rows_nor_offsets(
     broken = decode_message(CANONICAL_BATCHES, 0, 1, people("r2", 20))
     # The intake ledger is written after the people: an outcome it cannot hold (NOT NULL) fails the batch there.
     broken.intake.append({"record_uid": "r2-broken", "run_id": "r2", "outcome": None})
-    with pytest.raises(duckdb.Error):
+    with pytest.raises(UnwritableBatch, match="ConstraintException"):
         writer.write(broken, TOPIC_IDS)
     assert snapshot(connection) == before
     assert offsets(connection) == {(CANONICAL_BATCHES, 0): 1}

@@ -1,0 +1,82 @@
+"""The sink forgets journal entries once every record they carry has its intake row (real DuckDB, real SQLite)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from foundation.journal import Journal, journal_files
+from foundation.settings import Settings
+from warehouse.journal_keeper import landed_entries, prune
+from warehouse.resolution import Resolver
+from warehouse.resolution_rules import ResolutionRules
+from warehouse.writer import connect
+
+
+def _warehouse(path: Path) -> duckdb.DuckDBPyConnection:
+    return connect(path, Resolver(ResolutionRules.load(Settings().resolution_rules)))
+
+
+def _land(connection: duckdb.DuckDBPyConnection, *uids: str) -> None:
+    now = datetime.now(UTC)
+    for uid in uids:
+        connection.execute("INSERT INTO intake (record_uid, outcome, written_at) VALUES (?, 'new', ?)", [uid, now])
+
+
+def test_an_entry_is_landed_only_when_all_its_records_are(tmp_path: Path) -> None:
+    connection = _warehouse(tmp_path / "w.duckdb")
+    _land(connection, "a", "b", "c")
+    entries = [(1, "a"), (2, "a\nb\nc"), (3, "a\nmissing"), (4, "missing")]
+    assert landed_entries(connection, entries) == [1, 2]
+    assert landed_entries(connection, []) == []
+
+
+def test_prune_forgets_landed_entries_and_keeps_the_rest(tmp_path: Path) -> None:
+    connection = _warehouse(tmp_path / "w.duckdb")
+    folder = tmp_path / "journal"
+    journal = Journal.of_door(folder, "patrol")
+    for number in range(450):
+        journal.append("raw.patrol", b"{}", [f"u{number}"])
+    journal.make_durable()
+    _land(connection, *(f"u{number}" for number in range(450) if number != 7))
+    assert prune(connection, folder) == 449
+    assert [entry.uids for entry in journal.all_entries()] == [("u7",)]
+    assert journal_files(folder) == [journal.path], "a journal whose process runs stays"
+    journal.close()
+
+
+def test_an_empty_journal_of_a_finished_process_is_removed(tmp_path: Path) -> None:
+    connection = _warehouse(tmp_path / "w.duckdb")
+    folder = tmp_path / "journal"
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom foundation.journal import Journal\n"
+        "journal = Journal.of_door(Path(sys.argv[1]), 'ingest')\n"
+        "journal.append('raw.batches', b'rows', ['x', 'y'], partition=1); journal.make_durable(); journal.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(folder)], check=True, cwd=Path.cwd())
+    assert prune(connection, folder) == 0
+    assert len(journal_files(folder)) == 1, "kept while its records have not landed"
+    _land(connection, "x", "y")
+    assert prune(connection, folder) == 1
+    assert journal_files(folder) == []
+    assert not any(folder.iterdir()), "its -wal and -shm files go with it"
+
+
+def test_a_journal_busy_with_a_long_transaction_is_skipped_not_waited_for(tmp_path: Path) -> None:
+    connection = _warehouse(tmp_path / "w.duckdb")
+    folder = tmp_path / "journal"
+    journal = Journal.of_door(folder, "ingest")
+    journal.append("raw.batches", b"rows", ["z"])
+    journal.make_durable()
+    journal.append("raw.batches", b"more rows", ["z2"])
+    _land(connection, "z")
+    assert prune(connection, folder) == 0, "the writer holds the file: skipped this pass"
+    journal.make_durable()
+    assert prune(connection, folder) == 1
+    journal.close()
+    shutil.rmtree(folder)

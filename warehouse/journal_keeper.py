@@ -1,0 +1,109 @@
+"""The sink's side of the doors' journal: forget what has landed, remove what is finished.
+
+Only the sink knows when a record has landed (its intake row is committed), so the sink
+prunes the doors' journals (:mod:`foundation.journal`) from a thread of its own: each pass
+checks every entry of every journal against the intake ledger, a page at a time, deletes those
+whose every record is there, and removes a journal file that is empty and whose process is gone.
+A journal whose process holds a long transaction (an ingest run still sending) is skipped
+until the next pass rather than waited for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from foundation.errors import ConfigurationError
+from foundation.journal import Journal, journal_files
+from foundation.logs import get_logger
+from foundation.runfiles import pid_alive
+
+log = get_logger(__name__)
+_PAGE = 200
+"""Entries checked at once: a page of bulk entries carries a million record uids."""
+_LANDED = """
+SELECT entry FROM (
+    SELECT entry, unnest(string_split(uids, chr(10))) AS uid FROM journal_uids
+) AS carried
+LEFT JOIN intake ON intake.record_uid = carried.uid
+GROUP BY entry
+HAVING count(*) = count(intake.record_uid)
+"""
+
+
+def landed_entries(cursor: duckdb.DuckDBPyConnection, entries: list[tuple[int, str]]) -> list[int]:
+    """Ids of the entries whose every record uid has its intake row."""
+    if not entries:
+        return []
+    table = pa.table({"entry": [entry for entry, _ in entries], "uids": [uids for _, uids in entries]})
+    cursor.register("journal_uids", table)
+    try:
+        return sorted(row[0] for row in cursor.execute(_LANDED).fetchall())
+    finally:
+        cursor.unregister("journal_uids")
+
+
+def prune(cursor: duckdb.DuckDBPyConnection, folder: Path) -> int:
+    """One pass over every journal in ``folder``; return how many entries it forgot."""
+    forgotten = 0
+    for path in journal_files(folder):
+        try:
+            journal = Journal(path, busy_timeout_s=0.2)
+        except sqlite3.OperationalError:
+            continue
+        except ConfigurationError as exc:
+            log.warning("journal unreadable; left as it is", journal=str(path), error=str(exc))
+            continue
+        try:
+            after = 0
+            while page := journal.uids(after, _PAGE):
+                landed = landed_entries(cursor, page)
+                journal.forget(landed)
+                forgotten += len(landed)
+                after = page[-1][0]
+            finished = journal.count() == 0 and journal.owner is not None and not pid_alive(journal.owner)
+        except sqlite3.OperationalError:
+            continue
+        finally:
+            journal.close()
+        if finished:
+            for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+    return forgotten
+
+
+class JournalKeeper:
+    """A daemon thread that prunes the journals every ``interval_s`` until stopped."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, folder: Path, interval_s: float) -> None:
+        self._cursor = connection.cursor()
+        self._folder = folder
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="journal-keeper", daemon=True)
+
+    def start(self) -> None:
+        """Begin pruning in the background."""
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                prune(self._cursor, self._folder)
+            except duckdb.Error as exc:
+                log.warning("journal check failed; trying again", error=str(exc))
+
+    def stop(self) -> None:
+        """Finish the pass in hand, one last pass, and release the cursor."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        with contextlib.suppress(duckdb.Error, sqlite3.Error):
+            prune(self._cursor, self._folder)
+        self._cursor.close()
