@@ -52,7 +52,10 @@ def kafka_failure(error: BaseException, what: str) -> GridhubError:
     """
     detail = f"{type(error).__name__}: {error}"
     if isinstance(error, RetriableError | BrokerNotAvailableError):
-        return BrokerUnavailable(f"{what}: Kafka did not take it in time ({detail}); it will be sent again")
+        return BrokerUnavailable(
+            f"{what}: Kafka did not answer in time ({detail}); nothing unacknowledged counts as sent: check that "
+            "the broker runs (gridhub up), then try again (the hub's services retry by themselves)"
+        )
     if isinstance(error, MessageSizeTooLargeError | RecordListTooLargeError):
         return InputRejected(f"{what}: Kafka refuses a message this large ({detail})", "too_large")
     if isinstance(error, AuthorizationError | SaslAuthenticationFailedError):

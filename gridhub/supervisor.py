@@ -242,6 +242,10 @@ class Stack:
         self._spawn(name)
         self.wait_ready((name,), timeout_s)
 
+    def _running(self, name: ServiceName) -> bool:
+        process = self.processes.get(name)
+        return process is not None and process.poll() is None
+
     def _terminate(self, names: tuple[ServiceName, ...], timeout_s: float = 30) -> list[str]:
         """SIGTERM the named services one after the other; return those that had to be killed."""
         killed = []
@@ -272,7 +276,7 @@ class Stack:
                 on_progress(left)
             if left == 0 or cut.is_set() or time.monotonic() > deadline:
                 return left
-            stopped = [name for name in self.core if self.processes[name].poll() is not None]
+            stopped: list[str] = [name for name in self.core if not self._running(name)]
             if self.broker is not None and self.broker.pid is None:
                 stopped.append("broker")
             if stopped:
@@ -288,7 +292,7 @@ class Stack:
         report = StopReport()
         try:
             report.killed += self._terminate(DOOR_STOP_ORDER)
-            if self.core and all(self.processes[name].poll() is None for name in self.core):
+            if self.core and all(self._running(name) for name in self.core):
                 report.left = self.drain(cut, on_progress)
             elif self.processes:
                 report.left = pending_records(self.settings.journal_dir)

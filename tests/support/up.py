@@ -10,7 +10,7 @@ from pathlib import Path
 from foundation import runfiles
 from foundation.settings import Settings
 from gridhub.services import SERVICES
-from tests.support.hub import ROOT, wait_until
+from tests.support.hub import ROOT
 
 
 def up_env(data_dir: Path) -> dict[str, str]:
@@ -46,7 +46,11 @@ def at_a_terminal(*args: str) -> list[str]:
 
 
 def start_up(data_dir: Path) -> tuple[subprocess.Popen[bytes], list[int]]:
-    """Run `gridhub up` as an operator would and wait until every service has announced itself."""
+    """Run `gridhub up` as an operator would and wait until it says "Press Ctrl-C to stop."
+
+    Not merely until every service has announced itself: the supervisor notices that a moment
+    later, and a Ctrl-C before then interrupts the start instead of stopping a running hub.
+    """
     settings = Settings(data_dir=data_dir)
     up = subprocess.Popen(
         at_a_terminal("up"),
@@ -55,10 +59,9 @@ def start_up(data_dir: Path) -> tuple[subprocess.Popen[bytes], list[int]]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    wait_until(
-        lambda: all(runfiles.discover(settings, name) for name in SERVICES) or up.poll() is not None,
-        timeout_s=240,
-        what="up",
-    )
-    assert up.poll() is None, up.communicate()[0].decode()
+    assert up.stdout is not None
+    said = b""
+    while b"Press Ctrl-C to stop." not in said and (line := up.stdout.readline()):
+        said += line
+    assert up.poll() is None, (said + up.communicate()[0]).decode()
     return up, [runfiles.discover(settings, name)["pid"] for name in SERVICES]

@@ -41,3 +41,8 @@ def test_a_stop_is_clean_only_when_nothing_was_left_cut_or_killed() -> None:
     assert not StopReport(left=3).clean
     assert not StopReport(cut_short=True).clean
     assert not StopReport(killed=["worker"]).clean
+
+
+def test_stopping_a_stack_that_never_started_does_nothing(tmp_path: Path) -> None:
+    report = _stack(tmp_path, window_s=600).stop()
+    assert report.clean
