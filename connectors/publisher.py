@@ -155,7 +155,13 @@ class RawPublisher:
 
     def resend(self, entry: Entry) -> FutureRecordMetadata:
         """Send a journaled message again, as it was first sent; it stays in its journal until it lands."""
-        return self._send(entry.topic, entry.value, key=entry.key, partition=entry.partition)
+        return self.publish_value(entry.topic, entry.value, key=entry.key, partition=entry.partition)
+
+    def publish_value(
+        self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None
+    ) -> FutureRecordMetadata:
+        """Send a message gridhub already encoded (a replayed entry, a restored case); never journaled."""
+        return self._send(topic, value, key=key, partition=partition)
 
     def partitions(self, topic: str) -> int:
         """How many partitions ``topic`` has (asked once per run: the count changes only by an operator)."""

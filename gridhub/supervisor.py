@@ -1,8 +1,9 @@
 """Run the whole hub on one machine: the broker (if embedded) and one process per service.
 
-The sink and the worker start first; then the doors' journals are sent again (whatever a
-crash, a Ctrl-C cut short or a dead broker left unlanded); only then do the doors open, so a
-replayed record never overtakes a newer one from the same sender. Stopping runs the other
+The sink and the worker start first; then, on a new embedded broker, the open cases go back
+from the warehouse to the case agent (:mod:`gridhub.restore`), and the doors' journals are sent
+again (whatever a crash, a Ctrl-C cut short or a dead broker left unlanded); only then do the
+doors open, so a replayed record never overtakes a newer one from the same sender. Stopping runs the other
 way: the doors close, the supervisor waits until every record they accepted has landed (their
 journals are empty: acknowledged records, not the broker's end offsets, which the embedded
 broker reports wrongly), then the worker stops, then the sink, which reads its topics to the
@@ -31,6 +32,7 @@ from foundation.logs import get_logger
 from foundation.settings import Settings
 from gridhub.broker import EmbeddedBroker, ensure_topics
 from gridhub.replay import replay_journals
+from gridhub.restore import restore_open_cases
 from gridhub.services import ServiceName, enabled_services
 
 log = get_logger(__name__)
@@ -98,6 +100,8 @@ class Stack:
         """Recent crash times per service (and of the broker), within the restart window."""
         self.replayed = 0
         """Journal messages sent again at the last start or broker restart."""
+        self.restored = 0
+        """Open cases handed back from the warehouse to the last new embedded broker."""
 
     @property
     def core(self) -> tuple[ServiceName, ...]:
@@ -127,6 +131,8 @@ class Stack:
     def _start_services(self, timeout_s: float, retry: bool = False) -> None:
         ensure_topics(self.settings, self.bootstrap)
         self._bring_up(self.core, timeout_s, retry)
+        if self.broker is not None and "sink" in self.core:
+            self.restored = restore_open_cases(self.settings, self.bootstrap)
         self.replayed = replay_journals(self.settings, self.bootstrap)
         self._bring_up(self.doors, timeout_s, retry)
 

@@ -58,6 +58,20 @@ def derived_message(envelope: RawEnvelope | None, record: Canonical) -> bytes:
     return _dump({"record": record.model_dump(mode="json"), "meta": meta})
 
 
+def restored_message(record: Canonical, lineage: dict[str, Any]) -> bytes:
+    """A derived record put back on its topic from the warehouse, for a new broker, with the lineage the warehouse kept.
+
+    Like :func:`derived_message` it is no outcome of a raw record, so the intake ledger skips it.
+    """
+    meta = {
+        **lineage,
+        "entity": record.kind,
+        "derived_kind": record.kind,
+        "processed_at": datetime.now(UTC).isoformat(),
+    }
+    return _dump({"record": record.model_dump(mode="json"), "meta": meta})
+
+
 def alert_message(case: CaseRecord, now: datetime) -> bytes:
     """An overdue alert for ``alerts.overdue``: the case as it stands and how late it is."""
     hours_late = round((now - case.due_at).total_seconds() / 3600, 2)

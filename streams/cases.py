@@ -37,7 +37,7 @@ from streams.case_machine import (
     open_case,
 )
 from streams.case_state import Case, Transition
-from streams.clocked import BadCommand, Send, register_clocked_agent, topic_sender
+from streams.clocked import RESTORE, BadCommand, Send, register_clocked_agent, topic_sender
 from streams.nearby import OpenCases, find_duplicate
 from streams.normalise import Accepted, rejection
 from streams.routing import RoutingRules
@@ -56,6 +56,18 @@ def command_message(accepted: Accepted, outcome: str, limit_hours: float | None)
             "fingerprint": accepted.fingerprint,
             "outcome": outcome,
             "limit_hours": limit_hours,
+        },
+        ensure_ascii=False,
+    ).encode()
+
+
+def restore_message(record: CaseRecord, reports: list[Event]) -> bytes:
+    """A case the warehouse holds, with its reports, handed back to the case agent of a new broker."""
+    return json.dumps(
+        {
+            "type": RESTORE,
+            "record": record.model_dump(mode="json"),
+            "reports": [report.model_dump(mode="json") for report in reports],
         },
         ensure_ascii=False,
     ).encode()
@@ -153,8 +165,31 @@ class CaseDesk:
             await self.report(message)
         elif message["type"] == "event_update":
             await self.update(raw, message)
+        elif message["type"] == RESTORE:
+            self.restore(message)
         else:
-            raise BadCommand(f"the case desk takes event and event_update commands, not {message['type']!r}")
+            raise BadCommand(f"the case desk takes event, event_update and restore commands, not {message['type']!r}")
+
+    def restore(self, message: dict[str, Any]) -> None:
+        """Take back a case from the warehouse, unless this desk already holds it at the same or a later step.
+
+        Nothing is published: the warehouse already has the case, and the supervisor puts the
+        record back on ``canonical.case`` itself for the gateways that follow it.
+        """
+        record = CaseRecord.model_validate(message["record"])
+        stored = self.cases.get(record.case_id)
+        if stored is not None and Case.from_dict(stored).seq >= record.seq:
+            return
+        case = Case.from_dict(record.model_dump())
+        entry = case.to_dict()
+        for document in message["reports"]:
+            report = Event.model_validate(document)
+            if report.event_id == case.case_id:
+                entry[OPENING_REPORT] = report.model_dump(mode="json")
+            else:
+                self.reports[report.event_id] = report.model_dump(mode="json")
+        self.cases[case.case_id] = entry
+        self._follow(case)
 
     async def report(self, message: dict[str, Any]) -> None:
         """A new report opens a case (accepted and dispatched at once) or joins an open one."""

@@ -76,6 +76,10 @@ def _envelope_bytes(raw: bytes) -> bytes:
         return raw
 
 
+RESTORE = "restore"
+"""A command that hands a desk back state the warehouse holds, when a new broker started its tables empty."""
+
+
 def read_command(raw: bytes) -> dict[str, Any]:
     """A desk's message: a JSON object with a type, a tick with its time, any other with its record's envelope."""
     try:
@@ -92,6 +96,10 @@ def read_command(raw: bytes) -> dict[str, Any]:
             aware = False
         if not aware:
             raise BadCommand(f"a tick carries its time, with its UTC offset, as ISO 8601 text in at, not {at!r}")
+        return message
+    if message["type"] == RESTORE:
+        if not isinstance(message.get("record"), dict) or not isinstance(message.get("reports"), list):
+            raise BadCommand("a restore command carries the record in record and the reports behind it in reports")
         return message
     try:
         RawEnvelope.model_validate(message.get("envelope"))

@@ -11,11 +11,9 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import struct
 import threading
 import time
 import urllib.parse
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,23 +26,11 @@ from hypothesis import strategies as st
 
 from schemas.topics import RAW_PATROL
 from tests.support import hub as support
-from tests.support.files import picture
+from tests.support.files import picture, png_claiming
 from tests.support.hub import Hub, hub_settings, unique, wait_until
 
 FUZZ_EXAMPLES = 2500
 PHOTO = picture("JPEG", (180, 60, 20), (48, 36))
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A valid PNG header that claims ``width`` x ``height`` pixels, in under a hundred bytes."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-    )
 
 
 def report(report_id: str, **changes: Any) -> dict[str, Any]:

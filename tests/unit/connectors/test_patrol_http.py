@@ -27,25 +27,7 @@ from schemas.grid import Grid
 from streams.routing import RoutingRules, load_rules
 from tests.support.files import picture
 from tests.support.hub import multipart
-
-REFERENCE = "sha256:" + "ab" * 32
-REPORT: dict[str, Any] = {
-    "report_id": "R-1",
-    "category": "0102",
-    "description": "路边暴露垃圾",
-    "lat": 31.99,
-    "lon": 119.87,
-    "reported_at": "2026-11-25T09:15:00+08:00",
-    "reporter_id": "GW017",
-    "photos": [REFERENCE],
-}
-UPDATE: dict[str, Any] = {
-    "update_id": "U-1",
-    "event_id": "R-1",
-    "status": "in_handling",
-    "at": "2026-11-25T10:40:00+08:00",
-    "actor": "desk-sanitation",
-}
+from tests.support.patrol import REPORT, UPDATE
 
 
 def refusal(call: Any, *args: Any) -> RequestRefused:

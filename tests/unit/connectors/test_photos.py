@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import struct
 import warnings
-import zlib
 from pathlib import Path
 
 import pytest
@@ -14,19 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from connectors.photos import PhotoRejected, PhotoStore
-from tests.support.files import picture
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG that claims ``width`` x ``height`` pixels in a few dozen bytes: the shape of a decompression bomb."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-    )
+from tests.support.files import picture, png_claiming
 
 
 def webp() -> bytes:
@@ -75,7 +61,7 @@ def test_what_is_not_a_photo_is_refused_with_its_code(store: PhotoStore, data: b
 @pytest.mark.parametrize("side", [30_000, 10_000, 9_000], ids=["past-pil-error", "past-pil-warning", "past-limit"])
 def test_a_header_claiming_too_many_pixels_is_refused_before_decoding(store: PhotoStore, side: int) -> None:
     """30,000 x 30,000 raised PIL's DecompressionBombError (a 500 before); 10,000 x 10,000 only warned."""
-    bomb = png_header(side, side)
+    bomb = png_claiming(side, side)
     assert len(bomb) < 200
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # PIL's bomb warning must not escape either
@@ -96,7 +82,7 @@ def test_the_pixel_limit_is_the_stores_own(tmp_path: Path) -> None:
 def test_pil_global_limit_is_left_alone(store: PhotoStore) -> None:
     before = Image.MAX_IMAGE_PIXELS
     with pytest.raises(PhotoRejected):
-        store.check(png_header(30_000, 30_000))
+        store.check(png_claiming(30_000, 30_000))
     assert before == Image.MAX_IMAGE_PIXELS
 
 

@@ -12,9 +12,11 @@ import pytest
 
 from foundation.settings import Settings
 from schemas.grid import Grid
-from schemas.records import RawEnvelope
+from schemas.records import Event, RawEnvelope
+from schemas.topics import canonical_topic
 from streams.case_flow import load_flow
-from streams.cases import CaseDesk, command_message
+from streams.case_state import Case
+from streams.cases import CaseDesk, command_message, restore_message
 from streams.normalise import Accepted, normalise
 from streams.routing import load_rules
 
@@ -82,8 +84,7 @@ class Desk(CaseDesk):
     sent: list[tuple[str, bytes, bytes]]
 
 
-@pytest.fixture
-def desk() -> Desk:
+def desk_on_dicts() -> Desk:
     sent: list[tuple[str, bytes, bytes]] = []
 
     async def send(topic: str, key: bytes, value: bytes) -> None:
@@ -92,6 +93,11 @@ def desk() -> Desk:
     desk = Desk(SETTINGS, load_rules(SETTINGS.routing_rules), Grid.load(SETTINGS.grid_path), load_flow(), send)
     desk.sent = sent
     return desk
+
+
+@pytest.fixture
+def desk() -> Desk:
+    return desk_on_dicts()
 
 
 def work_orders(desk: Desk) -> list[dict[str, Any]]:
@@ -149,3 +155,36 @@ def test_tables_that_kept_every_report_apart_still_route_updates_and_redispatche
     desk.reports["R1"] = desk.cases["R1"].pop("opening_report")
     move(desk, "R1", ("returned", "desk-sanitation"), ("dispatched", "command-centre"))
     assert [order["event_id"] for order in work_orders(desk)] == ["R1", "R1"]
+
+
+def _restored(desk: Desk, fresh: Desk, case_id: str) -> None:
+    """Hand ``fresh`` the case as the warehouse holds it after ``desk`` built it: the record and its reports."""
+    record = desk.case_record(Case.from_dict(desk.cases[case_id]))
+    reports = [
+        Event.model_validate(json.loads(value)["record"])
+        for topic, _, value in desk.sent
+        if topic == canonical_topic("event")
+    ]
+    asyncio.run(fresh.handle(json.loads(restore_message(record, reports)), b""))
+
+
+def test_a_restored_case_takes_updates_and_second_reports_as_the_old_desk_would(desk: Desk) -> None:
+    asyncio.run(desk.report(report_command("R1", 31.99, 119.87)))
+    asyncio.run(desk.report(report_command("R2", 31.9901, 119.8701)))
+    fresh = desk_on_dicts()
+    _restored(desk, fresh, "R1")
+    assert fresh.sent == [], "a restore publishes nothing"
+    move(fresh, "R2", ("in_handling", "desk-sanitation"))
+    asyncio.run(fresh.report(report_command("R3", 31.9902, 119.8702)))
+    assert [case.report_ids for case in fresh.open_cases("0102")] == [("R1", "R2", "R3")]
+    assert fresh.cases["R1"]["status"] == "in_handling"
+    assert fresh.cases["R1"]["opening_report"]["event_id"] == "R1"
+
+
+def test_a_restore_never_takes_a_case_back_to_an_earlier_step(desk: Desk) -> None:
+    asyncio.run(desk.report(report_command("R1", 31.99, 119.87)))
+    fresh = desk_on_dicts()
+    _restored(desk, fresh, "R1")
+    move(fresh, "R1", ("in_handling", "desk-sanitation"))
+    _restored(desk, fresh, "R1")
+    assert fresh.cases["R1"]["status"] == "in_handling"
