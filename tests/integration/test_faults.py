@@ -8,6 +8,7 @@ never re-sends. The table it prints (run with ``-s``) is the one in the closing 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -113,19 +114,36 @@ def test_nothing_acknowledged_is_lost_or_duplicated(
     _report(fault, traffic, settings)
 
 
-def test_ctrl_c_mid_stream_then_a_restart_loses_nothing(tmp_path: Path, export: Path) -> None:
-    settings = Settings(data_dir=tmp_path)
-    up, _ = start_up(tmp_path)
-    traffic = Traffic(tmp_path, export, EXPORT_ROWS).start()
-    wait_until(lambda: len(traffic.ledger.reports_acknowledged) >= 100, timeout_s=120, what="100 reports answered")
+def _ctrl_c(up: subprocess.Popen[bytes]) -> None:
     up.send_signal(signal.SIGINT)
     output = up.communicate(timeout=300)[0].decode()
     assert up.returncode == 0, output
     assert "Traceback" not in output
+
+
+def _kill_everything(up: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``gridhub up``, the broker and every service at once: nothing gets to flush or drain."""
+    processes = [psutil.Process(up.pid), *psutil.Process(up.pid).children(recursive=True)]
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    up.communicate(timeout=60)
+
+
+RESTARTS = {"Ctrl-C of gridhub up, then up again": _ctrl_c, "every process SIGKILLed, then up again": _kill_everything}
+
+
+@pytest.mark.parametrize("fault", list(RESTARTS))
+def test_a_stop_mid_stream_then_a_restart_loses_nothing(fault: str, tmp_path: Path, export: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    up, _ = start_up(tmp_path)
+    traffic = Traffic(tmp_path, export, EXPORT_ROWS).start()
+    wait_until(lambda: len(traffic.ledger.reports_acknowledged) >= 100, timeout_s=120, what="100 reports answered")
+    RESTARTS[fault](up)
     traffic.join()
     again, _ = start_up(tmp_path)
     try:
-        _report("Ctrl-C of gridhub up, then up again", traffic, settings)
+        _report(fault, traffic, settings)
     finally:
         again.send_signal(signal.SIGINT)
         stopped = again.communicate(timeout=300)[0].decode()
