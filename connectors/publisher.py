@@ -129,8 +129,8 @@ class RawPublisher:
 
     @classmethod
     def for_door(cls, settings: Settings, bootstrap: str, door: str) -> RawPublisher:
-        """The publisher of one door of the hub in ``settings.data_dir``, journaling what it sends."""
-        journal = Journal.of_door(settings.journal_dir, door)
+        """The publisher of one door of the hub in ``settings.data_dir``, with its journal if ``GRIDHUB_JOURNAL``."""
+        journal = Journal.of_door(settings.journal_dir, door) if settings.journal else None
         return cls(bootstrap, f"gridhub-{door}", settings.bulk_batch_rows, settings.publish_timeout_s, journal)
 
     def _send(

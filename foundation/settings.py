@@ -134,6 +134,11 @@ class Settings(BaseSettings):
         default=4.0, gt=0, description="Faust rebalance timeout; keep low on the embedded broker."
     )
 
+    journal: bool = Field(
+        default=True,
+        description="Doors keep what they accept in a journal on disk until the warehouse has it (needed on the "
+        "embedded broker, which keeps its topics in memory; a replicated Kafka cluster can do without).",
+    )
     journal_check_seconds: float = Field(
         default=1.0, gt=0, description="How often the sink forgets journal entries whose records have landed."
     )

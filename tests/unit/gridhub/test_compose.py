@@ -311,7 +311,8 @@ def test_service_environment_is_valid_settings(
     for variable, raw in env.items():
         if variable.startswith(PREFIX):
             value = getattr(settings, field_name(variable))
-            assert str(value) == raw or value == type(value)(raw), f"{variable}={raw!r} read as {value!r}"
+            read_back = str(value).lower() if isinstance(value, bool) else str(value)
+            assert read_back == raw or value == type(value)(raw), f"{variable}={raw!r} read as {value!r}"
     assert settings.kafka_bootstrap, f"{name} would try to start an embedded broker"
     assert settings.data_dir.is_absolute()
     assert settings.log_format == "json"
