@@ -74,9 +74,9 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(_SCHEMA)
+        except sqlite3.OperationalError:
+            raise  # busy or a transient I/O error (a writer rolling back a large transaction): the caller retries
         except sqlite3.DatabaseError as exc:
-            if "locked" in str(exc):
-                raise
             raise ConfigurationError(
                 f"the journal {path} cannot be opened ({exc}); it is not a gridhub journal or the disk is full: "
                 "free space, or move the file aside (its records are then not sent again)"
@@ -164,12 +164,20 @@ class Journal:
 
 
 def pending_records(folder: Path) -> int:
-    """How many entries every journal in ``folder`` still holds: what a drain waits for."""
+    """How many entries every journal in ``folder`` still holds: what a drain waits for.
+
+    A journal that cannot be read (its writer is rolling back this moment, or the file is
+    damaged, which the sink's log names) counts as one entry, so a drain waits for it rather
+    than calling the hub drained.
+    """
     total = 0
     for path in journal_files(folder):
-        journal = Journal(path)
         try:
-            total += journal.count()
-        finally:
-            journal.close()
+            journal = Journal(path, busy_timeout_s=1.0)
+            try:
+                total += journal.count()
+            finally:
+                journal.close()
+        except (sqlite3.OperationalError, ConfigurationError):
+            total += 1
     return total

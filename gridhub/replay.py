@@ -9,6 +9,8 @@ them to the sink once they have landed.
 
 from __future__ import annotations
 
+import sqlite3
+
 from connectors.publisher import RawPublisher
 from foundation.journal import Journal, journal_files
 from foundation.logs import get_logger
@@ -27,7 +29,15 @@ def replay_journals(settings: Settings, bootstrap: str) -> int:
     sent = 0
     try:
         for path in files:
-            journal = Journal(path)
+            try:
+                journal = Journal(path)
+            except sqlite3.OperationalError as exc:
+                log.warning(
+                    "journal busy or unreadable now; its records are sent at the next start",
+                    journal=str(path),
+                    error=str(exc),
+                )
+                continue
             try:
                 pending = []
                 for entry in journal.all_entries(_CHUNK):

@@ -66,3 +66,8 @@ def test_entries_page_in_id_order_and_are_forgotten_by_id(tmp_path: Path) -> Non
     assert [uids for _, uids in journal.uids()] == [f"u{n}" for n in range(2, 7)]
     assert journal.owner == os.getpid()
     journal.close()
+
+
+def test_a_journal_that_cannot_be_read_counts_as_pending_not_as_drained(tmp_path: Path) -> None:
+    (tmp_path / "patrol-1.journal").write_bytes(b"not a database at all" * 100)
+    assert pending_records(tmp_path) == 1
