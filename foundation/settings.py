@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     sink_url: str | None = Field(
         default=None, description="URL of a running sink's SQL endpoint (else read the run file)."
     )
+    sql_max_rows: int = Field(default=10_000, ge=1, description="Most rows one SQL query answers (the rest is cut).")
+    sql_timeout_s: float = Field(
+        default=30.0, gt=0, description="A SQL query running longer is interrupted, whether or not its client waits."
+    )
     sink_batch_records: int = Field(default=5000, ge=1, description="Most records per DuckDB txn.")
     sink_batch_wait_ms: int = Field(
         default=500, ge=1, description="Longest wait to fill a batch (each batch costs a fixed contract check)."

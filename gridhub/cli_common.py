@@ -66,3 +66,8 @@ def print_result(result: dict[str, Any], output: str = "table", title: str | Non
     for row in result["rows"]:
         table.add_row(*("" if value is None else str(value) for value in row))
     console.print(table)
+    if result.get("truncated"):
+        limit = result.get("limits", {}).get("max_rows")
+        errors.print(
+            f"only the first {limit} rows are shown (GRIDHUB_SQL_MAX_ROWS); narrow the query or raise the limit"
+        )

@@ -62,8 +62,9 @@ class SinkService(Service):
         from warehouse.approvals import replace_approval_items
         from warehouse.contract import BatchContract
         from warehouse.journal_keeper import JournalKeeper
-        from warehouse.query_server import QueryServer
+        from warehouse.query_server import QueryLimits, QueryServer
         from warehouse.sink import Sink
+        from warehouse.sql_guard import close_to_the_host
         from warehouse.writer import WarehouseWriter, connect
 
         settings = self.settings
@@ -74,7 +75,9 @@ class SinkService(Service):
         writer = WarehouseWriter(connection, self.resolver, contract.table_violations)
         ids = topic_ids(self.bootstrap, list(sink_topics()))
         self.sink = Sink(settings, self.bootstrap, writer, contract, ids)
-        server = QueryServer(connection, settings.sink_query_host, settings.sink_query_port)
+        close_to_the_host(connection)
+        limits = QueryLimits(settings.sql_max_rows, settings.sql_timeout_s)
+        server = QueryServer(connection, settings.sink_query_host, settings.sink_query_port, limits)
         url = server.start()
         self._close.insert(0, server.stop)
         keeper = JournalKeeper(connection, settings.journal_dir, settings.journal_check_seconds)

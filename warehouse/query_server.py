@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,45 +18,52 @@ from typing import Any
 
 import duckdb
 
-from foundation.errors import InputRejected
-
-READ_ONLY_STATEMENTS = {
-    duckdb.StatementType.SELECT,
-    duckdb.StatementType.EXPLAIN,
-}
+from warehouse.sql_guard import QueryRefused, check_query
 
 
-class QueryRefused(InputRejected):
-    """The SQL is not a read-only query or does not parse."""
+@dataclass(frozen=True)
+class QueryLimits:
+    """What one query may cost: its rows in the answer and its running time (``GRIDHUB_SQL_*``)."""
 
-    reason_code = "query_refused"
-
-
-def check_read_only(sql: str) -> None:
-    """Allow only statements that cannot change the warehouse."""
-    try:
-        statements = duckdb.extract_statements(sql)
-    except duckdb.Error as exc:
-        raise QueryRefused(str(exc)) from exc
-    if not statements:
-        raise QueryRefused("no SQL statement given")
-    for statement in statements:
-        if statement.type not in READ_ONLY_STATEMENTS:
-            raise QueryRefused(f"only SELECT and EXPLAIN are allowed here, not {statement.type.name}")
+    max_rows: int = 10_000
+    timeout_s: float = 30.0
 
 
-def run_query(connection: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
-    """Execute a read-only query and return columns and rows as plain JSON values."""
-    check_read_only(sql)
+def run_query(connection: duckdb.DuckDBPyConnection, sql: str, limits: QueryLimits) -> dict[str, Any]:
+    """Check and run one read-only query; return its columns and at most ``limits.max_rows`` rows.
+
+    The query runs on a cursor of its own and is interrupted at ``limits.timeout_s``, whether or
+    not its client still waits, so a heavy query neither runs on unseen nor holds the sink back.
+    """
+    check_query(sql)
     cursor = connection.cursor()
+    timer = threading.Timer(limits.timeout_s, cursor.interrupt)
+    timer.start()
     try:
         cursor.execute("SET TimeZone = 'Asia/Shanghai'")
         result = cursor.execute(sql)
         columns = [item[0] for item in result.description or []]
-        rows = [[_plain(value) for value in row] for row in result.fetchall()]
+        fetched = result.fetchmany(limits.max_rows + 1)
+    except duckdb.PermissionException as exc:
+        raise QueryRefused(
+            f"the query reaches for a file or the network, which the SQL door never allows ({exc})", "host"
+        ) from exc
+    except duckdb.InterruptException as exc:
+        raise QueryRefused(
+            f"the query ran longer than {limits.timeout_s:g}s and was stopped; narrow it (a WHERE, a LIMIT)", "timeout"
+        ) from exc
+    except duckdb.Error as exc:
+        raise QueryRefused(f"the warehouse cannot answer this query: {exc}", "sql_error") from exc
     finally:
+        timer.cancel()
         cursor.close()
-    return {"columns": columns, "rows": rows}
+    rows = [[_plain(value) for value in row] for row in fetched[: limits.max_rows]]
+    return {
+        "columns": columns,
+        "rows": rows,
+        "truncated": len(fetched) > limits.max_rows,
+        "limits": {"max_rows": limits.max_rows, "timeout_s": limits.timeout_s},
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -71,8 +79,11 @@ def _plain(value: Any) -> Any:
 class QueryServer:
     """A small threaded HTTP server: POST /sql with a JSON body ``{"sql": "..."}``."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, host: str, port: int) -> None:
+    def __init__(
+        self, connection: duckdb.DuckDBPyConnection, host: str, port: int, limits: QueryLimits | None = None
+    ) -> None:
         connection_for_handlers = connection
+        limits_for_handlers = limits or QueryLimits()
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
@@ -82,13 +93,11 @@ class QueryServer:
                 try:
                     length = int(self.headers.get("Content-Length", "0"))
                     sql = json.loads(self.rfile.read(length))["sql"]
-                    self._reply(200, run_query(connection_for_handlers, str(sql)))
+                    self._reply(200, run_query(connection_for_handlers, str(sql), limits_for_handlers))
                 except QueryRefused as exc:
-                    self._reply(400, {"error": "refused", "reason": str(exc)})
+                    self._reply(400, {"error": exc.reason_code, "reason": str(exc)})
                 except (ValueError, KeyError, TypeError) as exc:
                     self._reply(400, {"error": "bad_request", "reason": f'send JSON {{"sql": ...}} ({exc})'})
-                except duckdb.Error as exc:
-                    self._reply(400, {"error": "sql_error", "reason": str(exc)})
 
             def do_GET(self) -> None:
                 self._reply(200, {"status": "ok"})

@@ -13,7 +13,8 @@ import duckdb
 from foundation import runfiles
 from foundation.errors import ConfigurationError, RetryableError
 from foundation.settings import Settings
-from warehouse.query_server import QueryRefused, run_query
+from warehouse.query_server import QueryLimits, run_query
+from warehouse.sql_guard import QueryRefused, close_to_the_host
 
 
 class WarehouseUnavailable(RetryableError):
@@ -65,7 +66,7 @@ def _ask_sink(url: str, sql: str) -> dict[str, Any]:
         body = json.loads(exc.read() or b"{}")
         if exc.code >= 500:
             raise WarehouseUnavailable(f"the sink at {url} could not answer now ({exc})") from exc
-        raise QueryRefused(body.get("reason", str(exc))) from exc
+        raise QueryRefused(body.get("reason", str(exc)), body.get("error", "query_refused")) from exc
     except urllib.error.URLError as exc:
         raise WarehouseUnavailable(f"the sink at {url} did not answer ({exc.reason})") from exc
 
@@ -97,6 +98,7 @@ def query(settings: Settings, sql: str) -> dict[str, Any]:
             f"set GRIDHUB_SINK_URL to that sink's endpoint ({exc})"
         ) from exc
     try:
-        return run_query(connection, sql)
+        close_to_the_host(connection)
+        return run_query(connection, sql, QueryLimits(settings.sql_max_rows, settings.sql_timeout_s))
     finally:
         connection.close()

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from kafka.partitioner import murmur2
 
 from foundation import runfiles
 from schemas.topics import dispatch_topic
 from tests.support import hub as support
 from tests.support.files import picture
+from tests.support.hostile_sql import HOSTILE
 from tests.support.hub import Hub, unique, wait_until
+from warehouse.reader import query
+from warehouse.sql_guard import QueryRefused
 
 
 def test_sql_answers_while_the_sink_holds_the_warehouse(hub: Hub) -> None:
@@ -28,6 +33,21 @@ def test_sql_refuses_writes_and_reports_sql_errors_plainly(hub: Hub) -> None:
     assert typo.returncode == 2
     assert "peeple" in typo.stderr
     assert "Traceback" not in typo.stderr + delete.stderr
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=[case["sql"][:50] for case in HOSTILE])
+def test_the_live_sql_endpoint_refuses_every_hostile_query_with_its_code(hub: Hub, case: dict[str, Any]) -> None:
+    before = hub.scalar("SELECT count(*) FROM rejects")
+    with pytest.raises(QueryRefused) as refused:
+        query(hub.settings, case["sql"])
+    assert refused.value.reason_code == case["code"], str(refused.value)
+    assert hub.scalar("SELECT count(*) FROM rejects") == before, "nothing was written"
+
+
+def test_the_live_sql_endpoint_cuts_a_huge_answer_and_says_so(hub: Hub) -> None:
+    answer = query(hub.settings, "SELECT * FROM range(30000000)")
+    assert len(answer["rows"]) == hub.settings.sql_max_rows
+    assert answer["truncated"] is True
 
 
 def test_sql_csv_output(hub: Hub) -> None:
