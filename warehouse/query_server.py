@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-from warehouse.sql_guard import QueryRefused, check_query
+from warehouse.sql_guard import QueryRefused, check_query, own_table_macros
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,11 @@ def run_query(connection: duckdb.DuckDBPyConnection, sql: str, limits: QueryLimi
     The query runs on a cursor of its own and is interrupted at ``limits.timeout_s``, whether or
     not its client still waits, so a heavy query neither runs on unseen nor holds the sink back.
     """
-    check_query(sql)
     cursor = connection.cursor()
     timer = threading.Timer(limits.timeout_s, cursor.interrupt)
-    timer.start()
     try:
+        check_query(sql, own_table_macros(cursor))
+        timer.start()
         cursor.execute("SET TimeZone = 'Asia/Shanghai'")
         result = cursor.execute(sql)
         columns = [item[0] for item in result.description or []]

@@ -72,8 +72,19 @@ def _explained(sql: str) -> str | None:
     return sql[tokens[1][0] :] if len(tokens) > 1 else ""
 
 
-def check_query(sql: str) -> None:
-    """Refuse anything but one read-only SELECT (or its EXPLAIN) that stays inside the warehouse."""
+def own_table_macros(connection: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """The warehouse's own table macros (``linked_to``, ...): SQL over its tables, so as safe as they are."""
+    rows = connection.execute(
+        "SELECT DISTINCT function_name FROM duckdb_functions() WHERE function_type = 'table_macro' AND NOT internal"
+    ).fetchall()
+    return frozenset(str(row[0]).lower() for row in rows)
+
+
+def check_query(sql: str, also_allowed: frozenset[str] = frozenset()) -> None:
+    """Refuse anything but one read-only SELECT (or its EXPLAIN) that stays inside the warehouse.
+
+    ``also_allowed`` names table functions of the warehouse itself (:func:`own_table_macros`).
+    """
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
@@ -91,8 +102,8 @@ def check_query(sql: str) -> None:
     for node in _nodes(tree):
         if node.get("type") == "TABLE_FUNCTION":
             name = str(node.get("function", {}).get("function_name", "")).lower()
-            if name not in ALLOWED_TABLE_FUNCTIONS:
-                allowed = ", ".join(sorted(ALLOWED_TABLE_FUNCTIONS))
+            if name not in ALLOWED_TABLE_FUNCTIONS | also_allowed:
+                allowed = ", ".join(sorted(ALLOWED_TABLE_FUNCTIONS | also_allowed))
                 raise QueryRefused(
                     f"table function {name}() is not allowed here: it could read files, other databases or other SQL; "
                     f"query the warehouse's tables and views, or use {allowed}",
