@@ -91,4 +91,5 @@ def test_a_query_past_its_time_is_interrupted_and_the_connection_serves_on(
 
 def test_the_warehouses_own_table_macros_are_allowed(warehouse: duckdb.DuckDBPyConnection) -> None:
     warehouse.execute("CREATE OR REPLACE MACRO named(who) AS TABLE SELECT * FROM people WHERE name = who")
-    assert run_query(warehouse, "SELECT id_number FROM named('王芳')", QueryLimits())["rows"] == [["11010519491231002X"]]
+    answer = run_query(warehouse, "SELECT id_number FROM named('王芳')", QueryLimits())
+    assert answer["rows"] == [["11010519491231002X"]]
