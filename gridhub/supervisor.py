@@ -245,8 +245,7 @@ class Stack:
         process = self.processes.get(name)
         if process is not None and process.poll() is None:
             raise SupervisorError(f"service {name} is still running (pid {process.pid})")
-        self._spawn(name)
-        self.wait_ready((name,), timeout_s)
+        self._bring_up((name,), timeout_s, retry=False)
 
     def _running(self, name: ServiceName) -> bool:
         process = self.processes.get(name)

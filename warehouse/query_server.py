@@ -18,6 +18,7 @@ from typing import Any
 
 import duckdb
 
+from foundation.settings import Settings
 from warehouse.sql_guard import QueryRefused, check_query, own_table_macros
 
 
@@ -27,6 +28,11 @@ class QueryLimits:
 
     max_rows: int = 10_000
     timeout_s: float = 30.0
+
+    @classmethod
+    def of(cls, settings: Settings) -> QueryLimits:
+        """The limits the settings give."""
+        return cls(settings.sql_max_rows, settings.sql_timeout_s)
 
 
 def run_query(connection: duckdb.DuckDBPyConnection, sql: str, limits: QueryLimits) -> dict[str, Any]:

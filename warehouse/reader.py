@@ -71,17 +71,22 @@ def _ask_sink(url: str, sql: str) -> dict[str, Any]:
         raise WarehouseUnavailable(f"the sink at {url} did not answer ({exc.reason})") from exc
 
 
+def _refuse_while_the_sink_starts(settings: Settings) -> None:
+    """While ``gridhub up`` runs without an announced sink, its sink is (re)starting: opening the file would stop it."""
+    if runfiles.discover(settings, "broker"):
+        raise WarehouseUnavailable(
+            "the running hub's sink is starting or restarting (opening its file now would keep it from starting); "
+            "try again in a few seconds"
+        )
+
+
 def query(settings: Settings, sql: str) -> dict[str, Any]:
     """Run ``sql`` against the running sink, or the warehouse file if nothing runs."""
     sink = runfiles.discover(settings, "sink")
     url = settings.sink_url or (sink or {}).get("url")
     if url:
         return _ask_sink(str(url), sql)
-    if runfiles.discover(settings, "broker"):
-        raise WarehouseUnavailable(
-            "the running hub's sink is starting or restarting (opening its file now would keep it from starting); "
-            "try again in a few seconds"
-        )
+    _refuse_while_the_sink_starts(settings)
     path = settings.warehouse_file
     if not path.exists():
         raise WarehouseUnavailable(f"no warehouse at {path} yet: run `gridhub demo` or `gridhub up` first")
@@ -89,16 +94,13 @@ def query(settings: Settings, sql: str) -> dict[str, Any]:
     try:
         connection = duckdb.connect(str(path), read_only=True)
     except duckdb.IOException as exc:
-        if runfiles.discover(settings, "broker"):
-            raise WarehouseUnavailable(
-                f"the running hub's sink is starting or restarting and holds {path}; try again in a few seconds"
-            ) from exc
+        _refuse_while_the_sink_starts(settings)
         raise ConfigurationError(
             f"{path} is held by another process that does not announce a SQL endpoint; "
             f"set GRIDHUB_SINK_URL to that sink's endpoint ({exc})"
         ) from exc
     try:
         close_to_the_host(connection)
-        return run_query(connection, sql, QueryLimits(settings.sql_max_rows, settings.sql_timeout_s))
+        return run_query(connection, sql, QueryLimits.of(settings))
     finally:
         connection.close()

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +11,7 @@ import pytest
 
 from foundation import runfiles
 from foundation.settings import Settings
-from tests.support.hub import report, spot, wait_until
+from tests.support.hub import post_json, report, spot, wait_until
 from tests.support.up import start_up
 from warehouse.reader import query
 
@@ -22,16 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def _post(settings: Settings, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        runfiles.discover(settings, "patrol")["url"] + path,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return post_json(runfiles.discover(settings, "patrol")["url"] + path, body)
 
 
 def _rows(settings: Settings, statement: str) -> list[list[Any]]:

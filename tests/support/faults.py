@@ -9,7 +9,6 @@ warehouse holds: *lost* is acknowledged but neither in the warehouse nor in the 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ from foundation import runfiles
 from foundation.errors import GridhubError
 from foundation.settings import Settings
 from simulation.demo import APPROVALS_DDL
-from tests.support.hub import ROOT, report, unique
+from tests.support.hub import ROOT, post_json, report, unique
 from tests.support.identities import resident_id
 from tests.support.up import up_env
 from warehouse.reader import query
@@ -102,15 +101,9 @@ class Traffic:
         gateway = runfiles.discover(self.settings, "patrol")
         if not gateway:
             return None
-        request = urllib.request.Request(
-            f"{gateway['url']}/v1/reports", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-        )
         try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return exc.code
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return post_json(f"{gateway['url']}/v1/reports", body, timeout_s=60)[0]
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
             return None
 
     def _ingest(self) -> None:

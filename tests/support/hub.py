@@ -128,6 +128,19 @@ def topic_messages(bootstrap: str, topic: str, start: Mapping[int, int] | None =
         consumer.close()
 
 
+def post_json(
+    url: str, body: bytes | dict[str, Any], content_type: str = "application/json", timeout_s: float = 30
+) -> tuple[int, dict]:
+    """POST a record as a phone does; the status and the JSON answer, error statuses included."""
+    data = json.dumps(body, ensure_ascii=False).encode() if isinstance(body, dict) else body
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
 @dataclass
 class Hub:
     """A running hub and the doors a test uses."""
@@ -136,15 +149,7 @@ class Hub:
     stack: Stack
 
     def post(self, path: str, body: bytes | dict[str, Any], content_type: str = "application/json") -> tuple[int, dict]:
-        data = json.dumps(body, ensure_ascii=False).encode() if isinstance(body, dict) else body
-        request = urllib.request.Request(
-            f"{self.stack.url('patrol')}{path}", data=data, headers={"Content-Type": content_type}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+        return post_json(f"{self.stack.url('patrol')}{path}", body, content_type)
 
     def post_form(
         self, path: str, json_part: str, record: dict[str, Any], photos: Sequence[bytes] = ()
