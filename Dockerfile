@@ -40,12 +40,15 @@ RUN uv sync --frozen --no-dev \
 ENV PATH="/app/.venv/bin:${PATH}" \
     GRIDHUB_DATA_DIR=/data
 
-# Run as an unprivileged user. /data is created here, owned by that user, so
-# named volumes mounted on it start out writable.
+# Run as an unprivileged user (uid 10001: deploy/make-secrets.sh gives the services' Kafka
+# passwords to it). /data and /tokens (the token book the gateway and the sink share, see
+# docker-compose.yml) are created here, owned by that user, so named volumes mounted on them
+# start out writable.
 RUN groupadd --system --gid 10001 gridhub \
     && useradd --system --uid 10001 --gid gridhub --create-home --home-dir /home/gridhub gridhub \
-    && mkdir -p /data \
-    && chown gridhub:gridhub /data
+    && mkdir -p /data /tokens \
+    && chown gridhub:gridhub /data /tokens \
+    && chmod 700 /tokens
 USER gridhub
 
 # patrol gateway, sink's read-only SQL endpoint

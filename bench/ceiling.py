@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from foundation.kafka_security import aiokafka_options, kafka_python_options
 from foundation.settings import Settings
 from gridhub.broker import admin_client
 
@@ -27,7 +29,7 @@ def _ensure_topic(settings: Settings, bootstrap: str) -> None:
     """The target topic, with the hub's partition count, so the producer spreads as the hub's do."""
     from kafka.admin import NewTopic
 
-    admin = admin_client(bootstrap)
+    admin = admin_client(bootstrap, kafka_python_options(settings))
     try:
         if TARGET_TOPIC not in set(admin.list_topics()):
             admin.create_topics([NewTopic(TARGET_TOPIC, settings.topic_partitions, settings.topic_replication)])
@@ -35,12 +37,16 @@ def _ensure_topic(settings: Settings, bootstrap: str) -> None:
         admin.close()
 
 
-async def _consume_and_produce(bootstrap: str, source: str, timeout_s: float) -> tuple[int, float]:
+async def _consume_and_produce(
+    bootstrap: str, source: str, timeout_s: float, options: dict[str, Any]
+) -> tuple[int, float]:
     """Copy every message of ``source`` to the target topic; return their count and the seconds taken."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, client_id="bench-ceiling"
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, client_id="bench-ceiling", **options
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, client_id="bench-ceiling")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, client_id="bench-ceiling", **options
+    )
     await consumer.start()
     try:
         await producer.start()
@@ -77,4 +83,4 @@ async def _copy(
 def measure_ceiling(settings: Settings, bootstrap: str, source: str) -> tuple[int, float]:
     """Messages copied and seconds taken by the bare loop (everything on ``source``, at most 10 minutes)."""
     _ensure_topic(settings, bootstrap)
-    return asyncio.run(_consume_and_produce(bootstrap, source, timeout_s=600))
+    return asyncio.run(_consume_and_produce(bootstrap, source, 600, aiokafka_options(settings)))

@@ -27,10 +27,10 @@ from typing import Any
 
 from foundation import runfiles
 from foundation.errors import GridhubError
+from foundation.kafka_security import aiokafka_options
 from foundation.settings import Settings
-from gridhub.ingest import outcome_counts
 from gridhub.supervisor import Stack, settings_env
-from warehouse.reader import query
+from warehouse.reader import intake, query
 
 FAUST_GROUP = "gridhub-streams"
 """The worker's consumer group: the Faust app id of :func:`streams.app.build_app`."""
@@ -63,6 +63,7 @@ def bench_settings(base: Settings, folder: Path) -> Settings:
     return base.model_copy(
         update={
             "kafka_bootstrap": None,
+            "kafka_security_protocol": "PLAINTEXT",  # the embedded broker has no SASL
             "data_dir": folder,
             "warehouse_path": None,
             "photo_dir": None,
@@ -150,7 +151,7 @@ class BenchHub:
 
     def outcomes(self, run_id: str) -> dict[str, int]:
         """Intake outcomes of one run, e.g. {'new': 940, 'duplicate': 50, 'rejected': 10}."""
-        return {str(outcome): int(count) for outcome, count in outcome_counts(self.settings, run_id)["rows"]}
+        return {str(outcome): int(count) for outcome, count in intake(self.settings, run_id)["rows"]}
 
     def stages(self, run_id: str) -> dict[str, float]:
         """Seconds from a run's first record received until the last was received, processed and written.
@@ -240,7 +241,7 @@ class BenchHub:
         seen = "not described yet"
         while time.monotonic() < deadline:
             self.check_alive()
-            state, joined = asyncio.run(_describe_group(self.bootstrap, FAUST_GROUP))
+            state, joined = asyncio.run(_describe_group(self.bootstrap, FAUST_GROUP, aiokafka_options(self.settings)))
             seen = f"{state} with {joined} member(s)"
             if state == "Stable" and joined == members:
                 return
@@ -259,7 +260,7 @@ class BenchHub:
                     process.wait()
 
 
-async def _describe_group(bootstrap: str, group: str) -> tuple[str, int]:
+async def _describe_group(bootstrap: str, group: str, options: dict[str, Any]) -> tuple[str, int]:
     """State of a consumer group and how many members it has.
 
     aiokafka's admin client, because kafka-python's fails to decode the embedded broker's
@@ -267,7 +268,7 @@ async def _describe_group(bootstrap: str, group: str) -> tuple[str, int]:
     """
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="gridhub-bench")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="gridhub-bench", **options)
     await admin.start()
     try:
         for response in await admin.describe_consumer_groups([group]):

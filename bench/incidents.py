@@ -29,6 +29,7 @@ from bench.hub import BenchError, BenchHub
 from bench.probes import ProcessSampler
 from bench.report import Result, percentiles
 from bench.session import Session, expect
+from foundation.kafka_security import aiokafka_options
 from schemas import TOWN_TIMEZONE
 from schemas.grid import Grid
 from schemas.topics import dispatch_topic
@@ -100,10 +101,14 @@ class _Clocks:
         return [seen[report] - self.scheduled[report] for report in self.accepted() if report in seen]
 
 
-async def _watch_dispatch(bootstrap: str, topics: list[str], prefix: str, clocks: _Clocks, stop: asyncio.Event) -> None:
+async def _watch_dispatch(hub: BenchHub, topics: list[str], prefix: str, clocks: _Clocks, stop: asyncio.Event) -> None:
     """Note the arrival of every work order of this run, as a desk's consumer receives it."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50
+        bootstrap_servers=hub.bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=50,
+        **aiokafka_options(hub.settings),
     )
     await consumer.start()
     try:
@@ -196,7 +201,7 @@ async def _drive(hub: BenchHub, bodies: list[dict[str, Any]], prefix: str, sessi
     departments = load_rules(hub.settings.routing_rules).departments
     topics = [dispatch_topic(name) for name in departments]
     watchers = [
-        asyncio.create_task(_watch_dispatch(hub.bootstrap, topics, prefix, clocks, stop)),
+        asyncio.create_task(_watch_dispatch(hub, topics, prefix, clocks, stop)),
         asyncio.create_task(_watch_warehouse(hub, prefix, clocks, stop)),
     ]
     try:

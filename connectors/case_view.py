@@ -20,6 +20,8 @@ import contextlib
 import dataclasses
 import json
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -49,9 +51,11 @@ FETCH_MIN_BYTES = 256 * 1024
 class CaseView:
     """Cases by id and reports by case, kept current by a background consumer."""
 
-    def __init__(self, bootstrap: str, flow: CaseFlow) -> None:
+    def __init__(self, bootstrap: str, flow: CaseFlow, client_options: Mapping[str, Any] | None = None) -> None:
         self.flow = flow
         self._bootstrap = bootstrap
+        self._client_options = dict(client_options or {})
+        """kafka-python's SASL options (:func:`foundation.kafka_security.kafka_python_options`)."""
         self._lock = threading.Lock()
         self._cases: dict[str, Case] = {}
         self._report_case: dict[str, str] = {}
@@ -78,6 +82,7 @@ class CaseView:
             enable_auto_commit=False,
             fetch_max_wait_ms=FETCH_WAIT_MS,
             fetch_min_bytes=FETCH_MIN_BYTES,
+            **self._client_options,
         )
         topic = canonical_topic("case")
         try:
@@ -134,12 +139,37 @@ class CaseView:
             if report_id not in self._report_case:
                 self._pending.add(report_id)
 
-    def refuse(self, update: EventUpdate) -> tuple[int, str, str] | None:
-        """Why the update cannot be accepted (HTTP status, code, reason), or None to accept it."""
+    def refuse(self, update: EventUpdate, department: str | None = None) -> tuple[int, str, str] | None:
+        """Why the update cannot be accepted (HTTP status, code, reason), or None to accept it.
+
+        With ``department`` (a desk's), only a case dispatched to that department may be moved.
+        """
         with self._lock:
             if update.update_id in self._accepted_updates:
                 return None  # a phone resending an update it already got 202 for: dedup absorbs it
             case_id = self._report_case.get(update.event_id)
+            if department is not None:
+                case = self._cases.get(case_id or "")
+                if case is None and (update.event_id in self._pending or not self._caught_up.is_set()):
+                    return (
+                        503,
+                        "case_not_seen_yet",
+                        f"this gateway has not yet seen the case of report {update.event_id!r}, so it cannot tell "
+                        "which desk it is dispatched to; send the update again in a moment",
+                    )
+                if case is None:
+                    return (
+                        404,
+                        "unknown_case",
+                        f"no case has report {update.event_id!r}; an update must name the report_id of a work order",
+                    )
+                if case.department != department:
+                    return (
+                        403,
+                        "forbidden",
+                        f"case {case.case_id} is dispatched to {case.department}, not to {department}; "
+                        "a desk moves only its own cases",
+                    )
             if case_id is None:
                 if update.event_id in self._pending or not self._caught_up.is_set():
                     self._unapplied.setdefault(update.event_id, []).append(update)

@@ -16,19 +16,24 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
+from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 
 from connectors.base import Connector
 from connectors.case_view import CaseView
 from connectors.http_guard import RETRY_AFTER_S, RequestRefused, capped, connection_cap, json_error, json_errors
+from connectors.patrol_access import desk_department, refusal, stamp_report, stamp_tracks, stamp_update
 from connectors.patrol_bodies import parse_record, report_payload, track_payloads, update_payload
 from connectors.photos import Photo, PhotoRejected, PhotoStore
 from connectors.publisher import RawPublisher, kafka_failure
+from connectors.work_orders import WorkOrders
+from foundation.access import Caller, Doorkeeper, Forbidden, RateLimited, Role, Unauthenticated
 from foundation.errors import BrokerUnavailable, GridhubError, InputRejected, RetryableError
 from foundation.logs import get_logger
 from schemas.grid import Grid
@@ -105,7 +110,9 @@ class PatrolGateway(Connector):
         grid: Grid,
         photos: PhotoStore,
         limits: Limits,
+        doorkeeper: Doorkeeper,
         cases: CaseView | None = None,
+        orders: WorkOrders | None = None,
         address: tuple[str, int] = ("127.0.0.1", 0),
     ) -> None:
         super().__init__(publisher)
@@ -114,6 +121,8 @@ class PatrolGateway(Connector):
         self.cases = cases
         self.photos = photos
         self.limits = limits
+        self.doorkeeper = doorkeeper
+        self.orders = orders
         self.address = address
         self._socket: socket.socket | None = None
         self.draining = threading.Event()
@@ -173,14 +182,29 @@ class PatrolGateway(Connector):
         app = web.Application(client_max_size=self.limits.record_bytes, middlewares=[json_errors])
         app.add_routes(
             [
-                web.post("/v1/reports", self.post_report),
-                web.post("/v1/updates", self.post_update),
-                web.post("/v1/tracks", self.post_tracks),
-                web.get("/v1/photos/{reference}", self.get_photo),
+                web.post("/v1/reports", self._door(self.post_report, "device", "commander")),
+                web.post("/v1/updates", self._door(self.post_update, "device", "desk", "commander")),
+                web.post("/v1/tracks", self._door(self.post_tracks, "device")),
+                web.get("/v1/photos/{reference}", self._door(self.get_photo, "device", "desk", "commander")),
+                web.get("/v1/orders", self._door(self.get_orders, "desk", "commander")),
                 web.get("/healthz", self.health),
             ]
         )
         return app
+
+    def _door(
+        self, handler: Callable[[web.Request, Caller], Awaitable[web.StreamResponse]], *roles: Role
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """``handler`` behind the token check: 401 without a known token, 403 for another role, 429 when too fast."""
+
+        async def admitted(request: web.Request) -> web.StreamResponse:
+            try:
+                caller = self.doorkeeper.admit(request.headers.get("Authorization"), *roles)
+                return await handler(request, caller)
+            except (Unauthenticated, Forbidden, RateLimited) as exc:
+                return refusal(exc)
+
+        return admitted
 
     async def health(self, _request: web.Request) -> web.Response:
         """Whether the gateway can take records now: 503 while it closes or while Kafka does not acknowledge."""
@@ -190,7 +214,7 @@ class PatrolGateway(Connector):
             return _retry_later("kafka_unavailable", "Kafka did not acknowledge the last record; records are refused")
         return web.json_response({"status": "ok"})
 
-    async def get_photo(self, request: web.Request) -> web.StreamResponse:
+    async def get_photo(self, request: web.Request, _caller: Caller) -> web.StreamResponse:
         """Serve a stored photo by its reference, for desks checking a case."""
         path = self.photos.find(request.match_info["reference"])
         if path is None:
@@ -199,23 +223,53 @@ class PatrolGateway(Connector):
             )
         return web.FileResponse(path)
 
-    async def post_report(self, request: web.Request) -> web.Response:
+    async def get_orders(self, request: web.Request, caller: Caller) -> web.Response:
+        """A desk's work orders past its cursor (long-polls up to ``wait`` s); a commander names the department."""
+        if self.orders is None:
+            return json_error(404, "not_found", "this gateway serves no work orders")
+        department = desk_department(caller) or request.query.get("department", "")
+        asked = request.query.get("department", department)
+        if asked != department:
+            raise Forbidden(f"{caller.name} is the desk of {department}; it cannot read the orders of {asked}")
+        if department not in self.rules.departments:
+            known = ", ".join(sorted(self.rules.departments))
+            return json_error(404, "unknown_department", f"no department {department[:64]!r}; known: {known}")
+        start = "beginning" if request.query.get("start") == "beginning" else "committed"
+        try:
+            wait_s = max(0.0, float(request.query.get("wait", "0")))
+        except ValueError:
+            return json_error(400, "bad_wait", "wait is a number of seconds")
+        try:
+            orders, cursor = await asyncio.to_thread(
+                self.orders.read, department, request.query.get("after"), start, wait_s
+            )
+        except KafkaError as exc:
+            return _retry_later("kafka_unavailable", f"the work orders cannot be read now ({type(exc).__name__})")
+        return web.json_response({"department": department, "orders": orders, "cursor": cursor})
+
+    async def post_report(self, request: web.Request, caller: Caller) -> web.Response:
         """Accept one incident report; ``report_id`` lets a retrying phone be recognised."""
         submission = await self._read(request, "report")
         report_id, payload = report_payload(submission.record, self.limits.photos)
+        stamp_report(caller, payload)
         return await self._publish(report_id, "event", payload, submission.photos, "report_id")
 
-    async def post_update(self, request: web.Request) -> web.Response:
-        """Accept one lifecycle update of an event, optionally with a photo."""
+    async def post_update(self, request: web.Request, caller: Caller) -> web.Response:
+        """Accept one lifecycle update of an event, optionally with a photo; the token says who acts."""
         submission = await self._read(request, "update")
         update_id, payload = update_payload(submission.record)
-        return await self._publish(update_id, "event_update", payload, submission.photos, "update_id")
+        stamp_update(caller, payload)
+        return await self._publish(
+            update_id, "event_update", payload, submission.photos, "update_id", desk_department(caller)
+        )
 
-    async def post_tracks(self, request: web.Request) -> web.Response:
+    async def post_tracks(self, request: web.Request, caller: Caller) -> web.Response:
         """Accept a batch of patrol track points from one worker, all or nothing."""
         submission = await self._read(request, "track")
+        points = track_payloads(submission.record, self.limits.track_points)
+        stamp_tracks(caller, points)
         envelopes = []
-        for number, (point_id, payload) in enumerate(track_payloads(submission.record, self.limits.track_points)):
+        for number, (point_id, payload) in enumerate(points):
             envelope = self.envelope(point_id, "track_point", payload)
             decision = normalise_envelope(envelope, self.rules, self.grid)
             if isinstance(decision, Rejected):
@@ -228,7 +282,13 @@ class PatrolGateway(Connector):
         return web.json_response({"status": "accepted", "points": len(envelopes)}, status=202)
 
     async def _publish(
-        self, record_id: str, entity: EntityKind, payload: dict[str, Any], photos: list[bytes], id_field: str
+        self,
+        record_id: str,
+        entity: EntityKind,
+        payload: dict[str, Any],
+        photos: list[bytes],
+        id_field: str,
+        department: str | None = None,
     ) -> web.Response:
         """Check the photos and the record with the stream's own rules, keep the photos, and answer once Kafka has it.
 
@@ -246,9 +306,9 @@ class PatrolGateway(Connector):
         if isinstance(decision, Rejected):
             return json_error(422, decision.reject.reason_code, decision.reject.reason)
         if self.cases is not None and isinstance(decision.record, EventUpdate):
-            refusal = self.cases.refuse(decision.record)
-            if refusal is not None:
-                return json_error(*refusal)
+            refused = self.cases.refuse(decision.record, department)
+            if refused is not None:
+                return _retry_later(*refused[1:]) if refused[0] == 503 else json_error(*refused)
         for photo in checked:
             self.photos.keep(photo)
         try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ from kafka.producer.future import FutureRecordMetadata
 
 from foundation.errors import BrokerUnavailable, ConfigurationError, GridhubError, InputRejected
 from foundation.journal import Entry, Journal
+from foundation.kafka_security import kafka_python_options
 from foundation.logs import get_logger
 from foundation.settings import Settings
 from schemas.batches import MAX_MESSAGE_BYTES
@@ -106,6 +107,7 @@ class RawPublisher:
         batch_rows: int = 5000,
         timeout_s: float = 30.0,
         journal: Journal | None = None,
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.journal = journal
         """Where every record sent is kept until the warehouse has it; None only for tools and benchmarks."""
@@ -123,6 +125,7 @@ class RawPublisher:
                 max_in_flight_requests_per_connection=5,
                 max_request_size=MAX_MESSAGE_BYTES,
                 max_block_ms=int(timeout_s * 1000),
+                **(client_options or {}),  # SASL login (foundation.kafka_security)
             )
         except KafkaError as exc:
             raise kafka_failure(exc, f"connecting to Kafka at {bootstrap} (is gridhub up running?)") from exc
@@ -131,7 +134,14 @@ class RawPublisher:
     def for_door(cls, settings: Settings, bootstrap: str, door: str) -> RawPublisher:
         """The publisher of one door of the hub in ``settings.data_dir``, with its journal if ``GRIDHUB_JOURNAL``."""
         journal = Journal.of_door(settings.journal_dir, door) if settings.journal else None
-        return cls(bootstrap, f"gridhub-{door}", settings.bulk_batch_rows, settings.publish_timeout_s, journal)
+        return cls(
+            bootstrap,
+            f"gridhub-{door}",
+            settings.bulk_batch_rows,
+            settings.publish_timeout_s,
+            journal,
+            kafka_python_options(settings),
+        )
 
     def _send(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from foundation import packaged
@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     sql_max_rows: int = Field(default=10_000, ge=1, description="Most rows one SQL query answers (the rest is cut).")
     sql_timeout_s: float = Field(
         default=30.0, gt=0, description="A SQL query running longer is interrupted, whether or not its client waits."
+    )
+    duckdb_memory_limit: str = Field(
+        default="4GB",
+        pattern=r"^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="Memory the warehouse's DuckDB may use (the sink's writes and every query together); "
+        "beyond it, work spills to disk or a query is refused.",
     )
     sink_batch_records: int = Field(default=5000, ge=1, description="Most records per DuckDB txn.")
     sink_batch_wait_ms: int = Field(
@@ -138,6 +144,36 @@ class Settings(BaseSettings):
         default=4.0, gt=0, description="Faust rebalance timeout; keep low on the embedded broker."
     )
 
+    tokens_path: Path | None = Field(
+        default=None, description="The token book (SQLite, hashes only); defaults to DATA_DIR/tokens.sqlite."
+    )
+    token: SecretStr | None = Field(
+        default=None, description="The caller's own token, for CLI commands that talk to a running hub."
+    )
+    service_token: SecretStr | None = Field(
+        default=None, description="Set by `gridhub up` for its own services (made anew at each start); never set it."
+    )
+    token_cache_s: float = Field(
+        default=1.0, gt=0, le=60, description="A door re-reads the token book this often: a revocation's delay."
+    )
+    rate_limit: str = Field(
+        default="20/second;1200/minute",
+        description="Calls one token may make at every door, in moving windows ('N/second;M/minute').",
+    )
+
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How services talk to Kafka; production uses SASL_SSL (or SASL_PLAINTEXT)."
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism when the protocol is SASL_*."
+    )
+    kafka_username: str | None = Field(default=None, description="This service's Kafka principal (SASL).")
+    kafka_password: SecretStr | None = Field(default=None, description="Its password (prefer the _FILE form).")
+    kafka_password_file: Path | None = Field(
+        default=None, description="A file holding the password (a Docker secret), read at start."
+    )
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle that signed the brokers' certificates.")
+
     journal: bool = Field(
         default=True,
         description="Doors keep what they accept in a journal on disk until the warehouse has it (needed on the "
@@ -172,6 +208,16 @@ class Settings(BaseSettings):
     def warehouse_file(self) -> Path:
         """The DuckDB file, after applying the data-dir default."""
         return self.warehouse_path or self.data_dir / "warehouse.duckdb"
+
+    @property
+    def tokens_file(self) -> Path:
+        """The token book, after applying the data-dir default."""
+        return self.tokens_path or self.data_dir / "tokens.sqlite"
+
+    @property
+    def admin_token_file(self) -> Path:
+        """Where `gridhub up` writes the admin token it makes on its first start (owner-only)."""
+        return self.data_dir / "admin.token"
 
     @property
     def approvals_url(self) -> str:

@@ -15,14 +15,17 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from connectors.publisher import kafka_failure
 from foundation.errors import BrokerUnavailable, ConfigurationError
+from foundation.kafka_security import kafka_python_options
 from foundation.settings import Settings
 from schemas.topics import (
     APPLICATION_ALERTS,
@@ -131,10 +134,13 @@ class EmbeddedBroker:
         self.stop()
 
 
-def admin_client(bootstrap: str) -> KafkaAdminClient:
-    """An admin client, or a :class:`BrokerUnavailable` that says which address failed."""
+def admin_client(bootstrap: str, client_options: Mapping[str, Any] | None = None) -> KafkaAdminClient:
+    """An admin client, or a :class:`BrokerUnavailable` that says which address failed.
+
+    ``client_options`` are kafka-python's SASL options (:func:`foundation.kafka_security.kafka_python_options`).
+    """
     try:
-        return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="gridhub-admin")
+        return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="gridhub-admin", **(client_options or {}))
     except KafkaError as exc:
         raise BrokerUnavailable(f"cannot reach Kafka at {bootstrap} ({exc}); check GRIDHUB_KAFKA_BOOTSTRAP") from exc
 
@@ -153,7 +159,7 @@ def ensure_topics(settings: Settings, bootstrap: str) -> None:
     Brokers auto-create topics on first produce with their own default partition
     count, which breaks the co-partitioning the stream tables depend on.
     """
-    admin = admin_client(bootstrap)
+    admin = admin_client(bootstrap, kafka_python_options(settings))
     try:
         existing = set(admin.list_topics())
         missing = [
@@ -174,9 +180,9 @@ def ensure_topics(settings: Settings, bootstrap: str) -> None:
         admin.close()
 
 
-def topic_ids(bootstrap: str, topics: list[str]) -> dict[str, str]:
+def topic_ids(bootstrap: str, topics: list[str], client_options: Mapping[str, Any] | None = None) -> dict[str, str]:
     """The broker's id of each topic: it changes when a topic is deleted and created again."""
-    admin = admin_client(bootstrap)
+    admin = admin_client(bootstrap, client_options)
     try:
         return {item["name"]: str(item["topic_id"]) for item in admin.describe_topics(topics)}
     except KafkaError as exc:
@@ -185,7 +191,9 @@ def topic_ids(bootstrap: str, topics: list[str]) -> dict[str, str]:
         admin.close()
 
 
-def count_messages(bootstrap: str, topics: list[str], quiet_ms: int = 1500) -> dict[str, int]:
+def count_messages(
+    bootstrap: str, topics: list[str], quiet_ms: int = 1500, client_options: Mapping[str, Any] | None = None
+) -> dict[str, int]:
     """Read topics from the start and count their messages.
 
     Reads until the topics stay quiet for ``quiet_ms`` instead of trusting end
@@ -193,7 +201,9 @@ def count_messages(bootstrap: str, topics: list[str], quiet_ms: int = 1500) -> d
     """
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **(client_options or {})
+    )
     try:
         partitions = [
             TopicPartition(topic, number)

@@ -20,6 +20,7 @@ import typer
 from foundation.errors import GridhubError
 from foundation.logs import get_logger
 from foundation.settings import Settings
+from gridhub.cli_access import audit, ensure_admin_token, tokens_app
 from gridhub.cli_common import (
     Bootstrap,
     DataDir,
@@ -47,6 +48,8 @@ grid_app = typer.Typer(help="The town's governance grid.", no_args_is_help=True)
 app.add_typer(grid_app, name="grid")
 review_app = typer.Typer(help="Weak entity matches waiting for a person's decision.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
+app.add_typer(tokens_app, name="tokens")
+app.command()(audit)
 log = get_logger(__name__)
 
 
@@ -65,6 +68,7 @@ def up(data_dir: DataDir = None, bootstrap: Bootstrap = None) -> None:
         stopping = True
 
     signal.signal(signal.SIGTERM, request_stop)
+    admin_token = ensure_admin_token(settings)
     with console.status("starting gridhub..."):
         stack = Stack(settings)
         stack.__enter__()
@@ -72,6 +76,10 @@ def up(data_dir: DataDir = None, bootstrap: Bootstrap = None) -> None:
         console.print(f"gridhub is up. Kafka: {stack.bootstrap}")
         console.print(f"  patrol gateway: {stack.url('patrol')}/v1/reports")
         console.print(f"  warehouse:      {settings.warehouse_file.resolve()} (query with `gridhub sql`)")
+        if admin_token is not None:
+            console.print(f"  admin token:    made on this first start, in {admin_token.resolve()} (owner-only)")
+        else:
+            console.print(f"  tokens:         {settings.tokens_file.resolve()} (`gridhub tokens list`)")
         console.print(f"  logs:           {stack.log_dir.resolve()}")
         if settings.watch_dir:
             console.print(f"  watched folder: {settings.watch_dir.resolve()} (<source>/<entity>/<file>)")
@@ -221,13 +229,14 @@ def schemas_export(folder: Annotated[Path, typer.Argument(help="Where to write t
 
 @dispatch_app.command("listen")
 def dispatch_listen(
-    department: Annotated[str, typer.Option(help="The desk's department, e.g. sanitation.")],
+    department: Annotated[
+        str | None, typer.Option(help="The department, e.g. sanitation (a desk's token names its own).")
+    ] = None,
     from_beginning: Annotated[bool, typer.Option(help="Also show orders this desk has already seen.")] = False,
     once: Annotated[bool, typer.Option(help="Show what is waiting, then exit.")] = False,
     data_dir: DataDir = None,
-    bootstrap: Bootstrap = None,
 ) -> None:
-    """Show the desk its new work orders as they arrive."""
+    """Show the desk its new work orders as they arrive (as the desk of GRIDHUB_TOKEN)."""
     from gridhub.dispatch import listen
 
     def show(order: dict[str, Any]) -> None:
@@ -235,13 +244,14 @@ def dispatch_listen(
         photos = ", ".join(work.get("photo_refs") or []) or "no photo"
         console.print(
             f"[bold]{work['event_id']}[/bold] {work.get('category_name') or work['category']} "
-            f"at {work['lat']:.5f},{work['lon']:.5f}, reported {work['reported_at']} by {work['reporter_id']}; "
+            f"at {work['lat']:.5f},{work['lon']:.5f} (grid {work.get('grid_code') or '?'}), "
+            f"reported {work['reported_at']}; "
             f"handle within {order['limit_hours']:g} h\n  {work['description']} ({photos})"
         )
 
-    settings = _settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
+    settings = _settings(data_dir=data_dir)
     if not once:
-        console.print(f"listening for {department} work orders; Ctrl-C to stop")
+        console.print(f"listening for {department or 'this desk'}'s work orders; Ctrl-C to stop")
     shown = listen(settings, department, show, from_beginning=from_beginning, once=once)
     if once:
         console.print(f"{shown} work order(s)")
@@ -251,7 +261,9 @@ def dispatch_listen(
 def dispatch_update(
     case_id: Annotated[str, typer.Argument(help="The case (event) id from the work order.")],
     status: Annotated[str, typer.Option(help="New status, e.g. in_handling, handled, returned.")],
-    actor: Annotated[str, typer.Option(help="Who acts, e.g. desk-sanitation.")],
+    actor: Annotated[
+        str | None, typer.Option(help="Who at the desk acts (default: the token's name); the token gives the role.")
+    ] = None,
     note: Annotated[str | None, typer.Option(help="What was done or why.")] = None,
     photo: Annotated[Path | None, typer.Option(help="Photo of the result (JPEG, PNG or WebP).")] = None,
     data_dir: DataDir = None,
@@ -325,7 +337,7 @@ KINDS = ("person", "organisation", "place", "object")
 Kind = Annotated[str, typer.Argument(help="person, organisation, place or object.")]
 Source = Annotated[str, typer.Argument(help="The source of the copy, as listed.")]
 RecordId = Annotated[str, typer.Argument(help="The copy's source record id, as listed.")]
-DecidedBy = Annotated[str, typer.Option("--by", help="Who decides, for the record.")]
+DecidedBy = Annotated[str | None, typer.Option("--by", help="Who decides, for the record (default: the token's name).")]
 
 
 def _kind(kind: str) -> str:
@@ -352,25 +364,25 @@ def review_list(
 def review_merge(
     kind: Kind, source: Source, record_id: RecordId,
     into: Annotated[str, typer.Argument(help="The entity key to merge the copy into.")],
-    by: DecidedBy = "command-centre", data_dir: DataDir = None,
+    by: DecidedBy = None, data_dir: DataDir = None,
 ) -> None:  # fmt: skip
     """Merge a listed copy into an entity; the decision holds when the copy is sent again."""
     from gridhub.review import decide, decision
 
     settings = _settings(data_dir=data_dir)
-    entity = decide(settings, decision(_kind(kind), source, record_id, into, by))
+    entity = decide(settings, decision(settings, _kind(kind), source, record_id, into, by))
     console.print(f"{source}/{record_id} now belongs to {kind} {entity}")
 
 
 @review_app.command("separate")
 def review_separate(
-    kind: Kind, source: Source, record_id: RecordId, by: DecidedBy = "command-centre", data_dir: DataDir = None
+    kind: Kind, source: Source, record_id: RecordId, by: DecidedBy = None, data_dir: DataDir = None
 ) -> None:
     """Keep a listed copy as an entity of its own; it is not listed again."""
     from gridhub.review import decide, decision
 
     settings = _settings(data_dir=data_dir)
-    entity = decide(settings, decision(_kind(kind), source, record_id, None, by))
+    entity = decide(settings, decision(settings, _kind(kind), source, record_id, None, by))
     console.print(f"{source}/{record_id} stays apart as {kind} {entity}")
 
 

@@ -4,30 +4,25 @@ from __future__ import annotations
 
 import json
 import mimetypes
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-from kafka import KafkaConsumer
-from kafka.consumer.fetcher import ConsumerRecord
-
-from foundation.errors import InputRejected, RetryableError
+from foundation.access import caller_token
+from foundation.door_client import call_door
 from foundation.logs import get_logger
 from foundation.settings import Settings
 from gridhub.cli_common import UsageError
-from gridhub.running import running_bootstrap, running_gateway
+from gridhub.running import running_gateway
 from schemas import TOWN_TIMEZONE
 from schemas.rejects import describe_error
-from schemas.topics import dispatch_topic
-from streams.routing import load_rules
 
 log = get_logger(__name__)
-QUIET_MS = 2000  # with --once, an empty poll this long after joining means the backlog is shown
+LONG_POLL_S = 5.0
+"""How long one request for orders waits for a new one before it asks again."""
 
 
 def _report_skipped(where: str, error: str) -> None:
@@ -35,68 +30,60 @@ def _report_skipped(where: str, error: str) -> None:
 
 
 def show_or_skip(
-    message: ConsumerRecord, show: Callable[[dict[str, Any]], None], skipped: Callable[[str, str], None]
+    message: dict[str, Any], show: Callable[[dict[str, Any]], None], skipped: Callable[[str, str], None]
 ) -> bool:
     """Show one work order; one that cannot be read or shown is reported with its place and skipped.
 
     A listener that died on one malformed message would stop showing the desk its orders, and,
-    having committed nothing past it, die on it again at every start.
+    having moved its cursor no further, die on it again at every start.
     """
     try:
-        order = json.loads(message.value)
+        order = json.loads(message["value"])
         if not isinstance(order, dict):
             raise TypeError(f"a work order is a JSON object, not {type(order).__name__}")
         show(order)
     except (ValueError, KeyError, TypeError) as exc:
-        skipped(f"{message.topic}[{message.partition}]@{message.offset}", describe_error(exc))
+        skipped(f"{message['topic']}[{message['partition']}]@{message['offset']}", describe_error(exc))
         return False
     return True
 
 
+def _call_gateway(settings: Settings, path: str, body: bytes | None = None, content_type: str = "") -> dict[str, Any]:
+    """One request to the running gateway as the caller of ``GRIDHUB_TOKEN``; refusals in the error taxonomy."""
+    gateway = running_gateway(settings)
+    return call_door(f"{gateway}{path}", caller_token(settings), body, content_type or "application/json")
+
+
 def listen(
     settings: Settings,
-    department: str,
+    department: str | None,
     show: Callable[[dict[str, Any]], None],
     from_beginning: bool = False,
     once: bool = False,
     skipped: Callable[[str, str], None] = _report_skipped,
 ) -> int:
-    """Show the desk each new work order; remember what it has seen in the desk's consumer group.
+    """Show the desk each new work order, through the gateway, as the desk of ``GRIDHUB_TOKEN``.
 
-    With ``once`` it returns when the backlog is shown (for scripts and checks);
-    otherwise it waits for new orders until interrupted. A message that is no readable work
-    order is passed to ``skipped`` (its place and the error; logged by default) and passed over.
-    Returns how many orders were shown.
+    A desk's token names its department (``department`` may repeat it); a commander names one.
+    With ``once`` it returns when the backlog is shown (for scripts and checks), having told the
+    gateway so, which saves the desk's position; otherwise it waits for new orders until
+    interrupted. A message that is no readable work order is passed to ``skipped`` (its place
+    and the error; logged by default) and passed over. Returns how many orders were shown.
     """
-    departments = load_rules(settings.routing_rules).departments
-    if department not in departments:
-        raise UsageError(f"unknown department {department!r}; known: {', '.join(sorted(departments))}")
-    timeout_ms = int(settings.worker_rebalance_timeout_s * 1000)
-    consumer = KafkaConsumer(
-        dispatch_topic(department),
-        bootstrap_servers=running_bootstrap(settings),
-        group_id=f"gridhub-desk-{department}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest" if from_beginning else "latest",
-        max_poll_interval_ms=max(timeout_ms, 10_000),
-        session_timeout_ms=max(timeout_ms, 6_000),
-        heartbeat_interval_ms=max(timeout_ms // 4, 1_000),
-    )
+    query: dict[str, str] = {"department": department} if department else {}
+    if from_beginning:
+        query["start"] = "beginning"
     shown = 0
-    joined_by = time.monotonic() + 60
-    try:
-        while True:
-            batches = consumer.poll(timeout_ms=QUIET_MS)
-            for messages in batches.values():
-                for message in messages:
-                    if show_or_skip(message, show, skipped):
-                        shown += 1
-            if batches:
-                consumer.commit()
-            elif once and (consumer.assignment() or time.monotonic() > joined_by):
-                return shown
-    finally:
-        consumer.close()
+    while True:
+        query["wait"] = "0" if once and "after" in query else str(LONG_POLL_S)
+        answer = _call_gateway(settings, f"/v1/orders?{urlencode(query)}")
+        for message in answer["orders"]:
+            if show_or_skip(message, show, skipped):
+                shown += 1
+        query.pop("start", None)
+        query["after"] = answer["cursor"]
+        if once and not answer["orders"]:
+            return shown
 
 
 def _multipart(fields: dict[str, bytes], photo: Path | None) -> tuple[bytes, str]:
@@ -124,34 +111,23 @@ def post_update(
     settings: Settings,
     case_id: str,
     status: str,
-    actor: str,
+    actor: str | None,
     note: str | None = None,
     photo: Path | None = None,
 ) -> dict[str, Any]:
-    """Post a lifecycle update (with an optional photo) to the patrol gateway, as the desk's app would."""
+    """Post a lifecycle update (with an optional photo) to the patrol gateway, as the desk's app would.
+
+    The token says in which role the update acts; ``actor`` names the person at the desk (default: the token's name).
+    """
     if photo is not None and not photo.is_file():
         raise UsageError(f"no such photo: {photo}")
-    gateway = running_gateway(settings)
     update = {
         "update_id": uuid.uuid4().hex,
         "event_id": case_id,
         "status": status,
         "at": datetime.now(TOWN_TIMEZONE).isoformat(),
-        "actor": actor,
         "note": note,
+        **({"actor": actor} if actor else {}),
     }
     body, content_type = _multipart({"update": json.dumps(update, ensure_ascii=False).encode()}, photo)
-    request = urllib.request.Request(  # noqa: S310 - the gateway's own announced or configured URL
-        f"{gateway}/v1/updates", data=body, headers={"Content-Type": content_type}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return dict(json.loads(response.read()))
-    except urllib.error.HTTPError as exc:
-        answer = json.loads(exc.read() or b"{}")
-        reason = answer.get("reason", exc.reason)
-        if exc.code >= 500:
-            raise RetryableError(f"the gateway could not take the update now, try again: {reason}") from exc
-        raise InputRejected(f"the gateway refused the update: {reason}", answer.get("error")) from exc
-    except urllib.error.URLError as exc:
-        raise RetryableError(f"the patrol gateway at {gateway} did not answer ({exc.reason})") from exc
+    return _call_gateway(settings, "/v1/updates", body, content_type)

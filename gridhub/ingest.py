@@ -21,13 +21,13 @@ from connectors.exports.columns import load_mappings
 from connectors.exports.rest import RestPoller, load_rest_sources
 from connectors.exports.watch import Outcome, WatchedFolder
 from connectors.publisher import RawPublisher
+from foundation.access import require_role, require_source
 from foundation.errors import RetryableError
 from foundation.service import stop_on_signals
 from foundation.settings import Settings
 from gridhub.cli_common import UsageError
 from gridhub.running import hub_publisher
-from warehouse.reader import query
-from warehouse.sql import sql_literal
+from warehouse.reader import intake, whoami
 
 
 def publish_export(
@@ -51,6 +51,7 @@ def ingest_file(
     sheet: str | None = None,
 ) -> IngestReport:
     """Check an export against the source's column mapping, then publish it to the running hub."""
+    require_source(whoami(settings), source)
     export = ExportFile(path, entity, load_mappings(settings.export_mappings).columns_for(source, entity), sheet)
     publisher = hub_publisher(settings, "ingest")
     try:
@@ -64,6 +65,7 @@ def watch_folder(settings: Settings, folder: Path, on_outcome: Callable[[Outcome
 
     Ctrl-C lets the file in hand finish (or stay claimed, if the broker is away) before the watcher stops.
     """
+    require_role(whoami(settings), "admin")
     publisher = hub_publisher(settings, "watch")
     watcher = WatchedFolder(publisher, folder, settings.export_mappings, settings.watch_settle_seconds, on_outcome)
     stop = stop_on_signals()
@@ -77,17 +79,12 @@ def watch_folder(settings: Settings, folder: Path, on_outcome: Callable[[Outcome
 def pull_source(settings: Settings, name: str) -> IngestReport:
     """One full pull of the named REST source into the running hub."""
     source = load_rest_sources(settings.rest_sources).named(name)
+    require_source(whoami(settings), source.source_name)
     poller = RestPoller(hub_publisher(settings, "pull"), [source], settings.export_mappings)
     try:
         return poller.pull(source)
     finally:
         poller.close()
-
-
-def outcome_counts(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
-    """Intake outcomes (new, update, duplicate, rejected) of one run or of everything."""
-    where = f"WHERE run_id = {sql_literal(run_id)}" if run_id else ""
-    return query(settings, f"SELECT outcome, count(*) AS records FROM intake {where} GROUP BY outcome ORDER BY 1")
 
 
 def wait_for_run(settings: Settings, run_id: str, expected: int, timeout_s: float, console: Console) -> dict[str, Any]:
@@ -100,7 +97,7 @@ def wait_for_run(settings: Settings, run_id: str, expected: int, timeout_s: floa
         done = 0
         while True:
             try:
-                counts = outcome_counts(settings, run_id)
+                counts = intake(settings, run_id)
             except RetryableError:
                 progress.update(task, description="waiting for the warehouse (the sink is restarting)")
             else:

@@ -13,6 +13,7 @@ import sqlite3
 
 from connectors.publisher import RawPublisher
 from foundation.journal import Journal, journal_files
+from foundation.kafka_security import kafka_python_options
 from foundation.logs import get_logger
 from foundation.settings import Settings
 
@@ -25,7 +26,13 @@ def replay_journals(settings: Settings, bootstrap: str) -> int:
     files = journal_files(settings.journal_dir)
     if not files:
         return 0
-    publisher = RawPublisher(bootstrap, "gridhub-replay", settings.bulk_batch_rows, settings.publish_timeout_s)
+    publisher = RawPublisher(
+        bootstrap,
+        "gridhub-replay",
+        settings.bulk_batch_rows,
+        settings.publish_timeout_s,
+        client_options=kafka_python_options(settings),
+    )
     sent = 0
     try:
         for path in files:

@@ -16,6 +16,7 @@ from collections import defaultdict
 from typing import Any
 
 from connectors.publisher import RawPublisher
+from foundation.kafka_security import kafka_python_options
 from foundation.logs import get_logger
 from foundation.settings import Settings
 from schemas.messages import restored_message
@@ -49,7 +50,13 @@ def restore_open_cases(settings: Settings, bootstrap: str) -> int:
     reports: dict[str, list[Event]] = defaultdict(list)
     for row in _rows(settings, f"SELECT * FROM events WHERE case_id IN (SELECT case_id FROM ({open_cases}))"):
         reports[row["case_id"]].append(Event.model_validate(_fields(row, Event)))
-    publisher = RawPublisher(bootstrap, "gridhub-restore", settings.bulk_batch_rows, settings.publish_timeout_s)
+    publisher = RawPublisher(
+        bootstrap,
+        "gridhub-restore",
+        settings.bulk_batch_rows,
+        settings.publish_timeout_s,
+        client_options=kafka_python_options(settings),
+    )
     try:
         sent = []
         for row in cases:

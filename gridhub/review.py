@@ -10,12 +10,13 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from foundation.access import require_role
 from foundation.errors import InputRejected, RetryableError
 from foundation.settings import Settings
 from gridhub.running import hub_publisher
 from schemas.decisions import MatchDecision
 from warehouse.profile import labels_sql
-from warehouse.reader import query
+from warehouse.reader import query, whoami
 from warehouse.resolution_rules import ENTITIES
 from warehouse.sql import sql_literal
 
@@ -62,7 +63,12 @@ def _check(settings: Settings, decision: MatchDecision) -> None:
 
 
 def decide(settings: Settings, decision: MatchDecision, timeout_s: float = 60) -> str:
-    """Check, send and wait for one decision; return the entity the copy now belongs to."""
+    """Check, send and wait for one decision; return the entity the copy now belongs to.
+
+    Only command-centre staff decide (they see the personal data a decision rests on): the hub
+    confirms the token's role before anything is sent.
+    """
+    require_role(whoami(settings), "commander")
     _check(settings, decision)
     publisher = hub_publisher(settings, "review")
     try:
@@ -86,14 +92,16 @@ def decide(settings: Settings, decision: MatchDecision, timeout_s: float = 60) -
     )
 
 
-def decision(kind: str, source: str, record_id: str, entity_key: str | None, decided_by: str) -> MatchDecision:
-    """A decision made now: merge when an entity is named, else keep the copy apart."""
+def decision(
+    settings: Settings, kind: str, source: str, record_id: str, entity_key: str | None, decided_by: str | None
+) -> MatchDecision:
+    """A decision made now by the caller (or the person it names): merge when an entity is named, else keep apart."""
     return MatchDecision(
         kind=kind,  # type: ignore[arg-type]
         source=source,
         source_record_id=record_id,
         decision="merge" if entity_key else "separate",
         entity_key=entity_key,
-        decided_by=decided_by,
+        decided_by=decided_by or whoami(settings).name,
         decided_at=datetime.now(UTC),
     )

@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 from connectors.publisher import RawPublisher
 from foundation import runfiles
 from foundation.errors import ConfigurationError
+from foundation.kafka_security import kafka_python_options
 from foundation.logs import get_logger
 from foundation.service import Service, run_service, stop_with_supervisor
 from foundation.settings import Settings
@@ -58,8 +59,10 @@ class SinkService(Service):
 
     def prepare(self) -> dict[str, Any]:
         """Open the warehouse, load the approval catalogue, start the SQL endpoint; announce its URL."""
+        from foundation.access import doorkeeper_of
         from schemas.topics import sink_topics
         from warehouse.approvals import replace_approval_items
+        from warehouse.audit import ensure_audit_table
         from warehouse.contract import BatchContract
         from warehouse.journal_keeper import JournalKeeper
         from warehouse.query_server import QueryLimits, QueryServer
@@ -71,12 +74,20 @@ class SinkService(Service):
         connection = connect(settings.warehouse_file, self.resolver)
         self._close.append(connection.close)
         replace_approval_items(connection, self.catalogue)
+        ensure_audit_table(connection)
         contract = BatchContract()
         writer = WarehouseWriter(connection, self.resolver, contract.table_violations)
-        ids = topic_ids(self.bootstrap, list(sink_topics()))
+        ids = topic_ids(self.bootstrap, list(sink_topics()), kafka_python_options(settings))
         self.sink = Sink(settings, self.bootstrap, writer, contract, ids)
         close_to_the_host(connection)
-        server = QueryServer(connection, settings.sink_query_host, settings.sink_query_port, QueryLimits.of(settings))
+        QueryLimits.of(settings).apply(connection)
+        server = QueryServer(
+            connection,
+            settings.sink_query_host,
+            settings.sink_query_port,
+            QueryLimits.of(settings),
+            doorkeeper_of(settings),
+        )
         url = server.start()
         self._close.insert(0, server.stop)
         keeper = JournalKeeper(connection, settings.journal_dir, settings.journal_check_seconds)
@@ -99,6 +110,8 @@ def build_patrol(settings: Settings, bootstrap: str) -> Service:
     from connectors.case_view import CaseView
     from connectors.patrol_http import Limits, PatrolGateway
     from connectors.photos import PhotoStore
+    from connectors.work_orders import WorkOrders
+    from foundation.access import doorkeeper_of
     from schemas.grid import Grid
     from streams.case_flow import load_flow
     from streams.routing import load_rules
@@ -115,7 +128,9 @@ def build_patrol(settings: Settings, bootstrap: str) -> Service:
             settings.http_max_connections,
             settings.http_keepalive_s,
         ),
-        CaseView(bootstrap, load_flow()),
+        doorkeeper_of(settings),
+        CaseView(bootstrap, load_flow(), kafka_python_options(settings)),
+        WorkOrders(bootstrap, kafka_python_options(settings)),
         (settings.http_host, settings.http_port),
     )
 
@@ -127,7 +142,7 @@ def build_approvals(settings: Settings, bootstrap: str) -> Service:
     from schemas.topics import RAW_APPROVALS
 
     mapping = load_mapping(settings.approvals_mapping)
-    topic_id = topic_ids(bootstrap, [RAW_APPROVALS])[RAW_APPROVALS]
+    topic_id = topic_ids(bootstrap, [RAW_APPROVALS], kafka_python_options(settings))[RAW_APPROVALS]
     return ApprovalsConnector(_publisher(settings, bootstrap, "approvals"), settings, mapping, topic_id)
 
 

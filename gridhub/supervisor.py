@@ -14,6 +14,7 @@ address, with every service after it, and the journals are replayed.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -24,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+from pydantic import SecretStr
 
 from foundation import runfiles
 from foundation.errors import ConfigurationError
@@ -79,7 +82,9 @@ def settings_env(settings: Settings, bootstrap: str) -> dict[str, str]:
     """The environment that gives a child process exactly these settings."""
     env = dict(os.environ)
     for name, value in settings.model_dump().items():
-        if value is not None:
+        if isinstance(value, SecretStr):
+            env[f"GRIDHUB_{name.upper()}"] = value.get_secret_value()
+        elif value is not None:
             env[f"GRIDHUB_{name.upper()}"] = str(Path(value).resolve()) if isinstance(value, Path) else str(value)
     env["GRIDHUB_KAFKA_BOOTSTRAP"] = bootstrap
     env["GRIDHUB_SUPERVISOR_PID"] = str(os.getpid())
@@ -90,7 +95,8 @@ class Stack:
     """The running hub; use as a context manager so it always stops."""
 
     def __init__(self, settings: Settings, services: tuple[ServiceName, ...] | None = None) -> None:
-        self.settings = settings
+        self.settings = settings.model_copy(update={"service_token": SecretStr(secrets.token_urlsafe(32))})
+        """The settings, with a secret made for this run that the hub's own processes show each other's doors."""
         self.services = services or enabled_services(settings)
         self.log_dir = settings.data_dir / "logs"
         self.broker: EmbeddedBroker | None = None
@@ -123,6 +129,11 @@ class Stack:
             )
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if not self.bootstrap:
+            if self.settings.kafka_security_protocol != "PLAINTEXT":
+                raise ConfigurationError(
+                    f"GRIDHUB_KAFKA_SECURITY_PROTOCOL is {self.settings.kafka_security_protocol}, but the embedded "
+                    "broker speaks PLAINTEXT only: set GRIDHUB_KAFKA_BOOTSTRAP to your cluster, or unset the protocol"
+                )
             self.broker = EmbeddedBroker(self.log_dir / "broker.log")
             self.bootstrap = self.broker.start()
         runfiles.announce(self.settings, "broker", bootstrap=self.bootstrap, embedded=self.broker is not None)

@@ -11,6 +11,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from schemas.personal import scrub_text
 from schemas.records import Canonical, CaseRecord, RawEnvelope
 from schemas.rejects import Reject
 
@@ -88,11 +89,27 @@ def reject_message(reject: Reject) -> bytes:
     return reject.model_dump_json().encode()
 
 
+WORK_ORDER_FIELDS = (
+    "event_id", "case_id", "category", "category_name", "department", "description", "reported_at", "status",
+    "lat", "lon", "grid_code", "squad", "community", "photo_refs", "subject_uscc", "object_id", "place_id",
+)  # fmt: skip
+"""What a desk needs to act on a report: what, where, when, the photos and what it concerns.
+
+Not who reported it (``reporter_id``) nor the resident it is about (``subject_id_number``), and
+an identity or mobile number typed into the description is masked (``scrub_text``): a
+work order travels to every department's desk and its systems, and data minimisation (PIPL
+art. 6) keeps identity numbers where they are needed, in the warehouse behind its roles.
+"""
+
+
 def work_order_message(record: Canonical, department: str, limit_hours: float) -> bytes:
-    """A work order for a department's ``dispatch.<department>`` topic."""
+    """A work order for a department's ``dispatch.<department>`` topic, minimised to :data:`WORK_ORDER_FIELDS`."""
+    fields = record.model_dump(mode="json")
+    if fields.get("description"):
+        fields["description"] = scrub_text(fields["description"])
     return _dump(
         {
-            "work_order": record.model_dump(mode="json"),
+            "work_order": {name: fields[name] for name in WORK_ORDER_FIELDS if name in fields},
             "department": department,
             "limit_hours": limit_hours,
             "routed_at": datetime.now(UTC).isoformat(),

@@ -326,8 +326,8 @@ class EventUpdate(Canonical):
     actor: Annotated[str, Field(min_length=1, max_length=64)]
     actor_role: ActorRole | None = Field(
         default=None,
-        description="Who acts; when absent it is read from the actor id: GW... a grid worker, "
-        "desk-... a department desk, anything else the command centre.",
+        description="The role the actor acts in, set by the door from the caller's token (a body's own is "
+        "overwritten); an update without one is refused.",
     )
     note: str | None = None
     photo_ref: str | None = None

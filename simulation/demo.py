@@ -32,9 +32,11 @@ from gridhub.broker import count_messages
 from gridhub.cli_common import print_result
 from gridhub.ingest import publish_export
 from gridhub.supervisor import Stack
+from schemas.grid import Grid
 from schemas.topics import OVERDUE_ALERTS, dispatch_topic
 from simulation.day import TownDay, simulate_day, write_exports
 from simulation.registers import TownRegisters, town_registers, write_registers
+from simulation.senders import TownTokens
 from streams.routing import load_rules
 from warehouse.kpi import kpi_sql
 from warehouse.reader import query
@@ -65,7 +67,7 @@ class Tally:
     def post_all(
         self,
         url: str,
-        chains: list[list[bytes]],
+        chains: list[list[tuple[bytes, str]]],
         progress: Progress,
         task: TaskID,
         records: Callable[[bytes], int] = lambda _body: 1,
@@ -76,9 +78,9 @@ class Tally:
         """
         with ThreadPoolExecutor(max_workers=PHONES) as pool:
             for chain, answers in zip(
-                chains, pool.map(lambda chain: [_post(url, body) for body in chain], chains), strict=True
+                chains, pool.map(lambda chain: [_post(url, body, token) for body, token in chain], chains), strict=True
             ):
-                for body, answer in zip(chain, answers, strict=True):
+                for (body, _token), answer in zip(chain, answers, strict=True):
                     if answer is None:
                         self.accepted += records(body)
                     else:
@@ -86,22 +88,28 @@ class Tally:
                 progress.advance(task, len(answers))
 
 
-def _post(url: str, body: bytes) -> str | None:
-    """POST one body; None when accepted, else the refusal as 'HTTP <status> <error code>'."""
+def _post(url: str, body: bytes, token: str) -> str | None:
+    """POST one body as the sender of ``token``; None when accepted, else the refusal as 'HTTP <status> <code>'.
+
+    A 429 is waited out as its ``Retry-After`` says, as a phone would, and sent again.
+    """
     request = urllib.request.Request(  # noqa: S310 - loopback URL announced by our own gateway
-        url, data=body, headers={"Content-Type": "application/json"}
+        url, data=body, headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
     )
-    try:
-        with urllib.request.urlopen(request, timeout=30):  # noqa: S310
-            return None
-    except urllib.error.HTTPError as exc:
-        return f"HTTP {exc.code} {json.loads(exc.read()).get('error', '?')}"
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=30):  # noqa: S310
+                return None
+        except urllib.error.HTTPError as exc:
+            if exc.code != 429:
+                return f"HTTP {exc.code} {json.loads(exc.read()).get('error', '?')}"
+            time.sleep(float(exc.headers.get("Retry-After", "1")))
 
 
 def _demo_settings(settings: Settings) -> Settings:
     """The demo's own folder, emptied, so its counts describe this run alone; free ports, so it runs beside `up`."""
     folder = settings.data_dir / "demo"
-    for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "approvals.sqlite"):
+    for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "approvals.sqlite", "tokens.sqlite", "admin.token"):
         (folder / name).unlink(missing_ok=True)
     for name in ("state", "exports", "logs", "faust"):
         shutil.rmtree(folder / name, ignore_errors=True)
@@ -129,14 +137,15 @@ def _load_approvals(url: str, rows: list[dict[str, Any]]) -> None:
 
 
 def _feed(
-    settings: Settings, stack: Stack, day: TownDay, registers: TownRegisters, progress: Progress
+    settings: Settings, stack: Stack, day: TownDay, registers: TownRegisters, tokens: TownTokens, progress: Progress
 ) -> tuple[Tally, int]:
     """Send the day through all three connector families; return the HTTP tally and records expected."""
     patrol = stack.url("patrol")
     tally = Tally()
-    bodies = [json.dumps(report, ensure_ascii=False).encode() for report in day.reports]
-    task = progress.add_task("grid workers report incidents", total=len(bodies) + len(day.malformed_reports))
-    tally.post_all(f"{patrol}/v1/reports", [[body] for body in [*bodies, *day.malformed_reports]], progress, task)
+    reports = [[(json.dumps(report, ensure_ascii=False).encode(), tokens.of_report(report))] for report in day.reports]
+    malformed = [[(body, tokens.any_phone)] for body in day.malformed_reports]
+    task = progress.add_task("grid workers report incidents", total=len(reports) + len(malformed))
+    tally.post_all(f"{patrol}/v1/reports", [*reports, *malformed], progress, task)
     task = progress.add_task("service centre files applications", total=len(day.applications))
     _load_approvals(settings.approvals_url, day.applications)
     progress.advance(task, len(day.applications))
@@ -157,12 +166,13 @@ def _feed(
     finally:
         publisher.close()
     task = progress.add_task("grid workers' phones upload patrol tracks", total=len(day.tracks))
-    tracks = [[json.dumps(body).encode()] for body in day.tracks]
+    tracks = [[(json.dumps(body).encode(), tokens.of_actor(body["worker_id"]))] for body in day.tracks]
     tally.post_all(f"{patrol}/v1/tracks", tracks, progress, task, records=lambda body: len(json.loads(body)["points"]))
     task = progress.add_task("desks and workers post case updates", total=len(day.updates))
-    chains: dict[str, list[bytes]] = {}
+    chains: dict[str, list[tuple[bytes, str]]] = {}
     for update in day.updates:
-        chains.setdefault(update["event_id"], []).append(json.dumps(update, ensure_ascii=False).encode())
+        body = json.dumps(update, ensure_ascii=False).encode()
+        chains.setdefault(update["event_id"], []).append((body, tokens.of_actor(update["actor"])))
     before = tally.accepted
     tally.post_all(f"{patrol}/v1/updates", list(chains.values()), progress, task)
     tally.updates_accepted = tally.accepted - before
@@ -295,9 +305,11 @@ def run_demo(settings: Settings, events: int, seed: int, console: Console) -> No
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("starting broker, worker, sink and connectors", total=1)
+        tokens = TownTokens.make(settings, Grid.load(settings.grid_path), rules)
         with Stack(settings) as stack:
+            settings = stack.settings
             progress.advance(task)
-            tally, expected = _feed(settings, stack, day, registers, progress)
+            tally, expected = _feed(settings, stack, day, registers, tokens, progress)
             _wait_for_warehouse(settings, expected, progress)
             _wait_for_overdue_alerts(settings)
             results = {title: query(settings, sql) for title, sql in SUMMARY_QUERIES.items()}
@@ -324,7 +336,11 @@ def run_demo(settings: Settings, events: int, seed: int, console: Console) -> No
     console.print(f"records sent: {expected} accepted by connectors, {sum(tally.refused.values())} refused at the door")
     console.print(f"second reports of an open problem joined its case: {merged} of {len(day.corroborating)}")
     console.print(f"warehouse: {settings.warehouse_file.resolve()}")
-    console.print(f'query it:  gridhub sql --data-dir {settings.data_dir} "SELECT * FROM events LIMIT 5"')
+    console.print(
+        f"query it:  GRIDHUB_TOKEN=$(cat {settings.data_dir / 'analyst.token'}) "
+        f'gridhub sql --data-dir {settings.data_dir} "SELECT * FROM people LIMIT 5"'
+        f"  (personal data masked; {settings.data_dir / 'commander.token'} sees it whole, and is audited)"
+    )
     console.print(f"finished in {time.monotonic() - started:.1f}s")
     if problems:
         raise DemoFailed("the warehouse disagrees with the simulated day: " + "; ".join(problems))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import faust
 
+from foundation.kafka_security import faust_credentials
 from foundation.settings import Settings
 from schemas.approvals import ApprovalCatalogue, load_catalogue
 from schemas.batches import decode_batch, encode_within
@@ -65,6 +66,7 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
     app = faust.App(
         "gridhub-streams",
         broker=f"kafka://{bootstrap}",
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from foundation.errors import InputRejected
 from schemas.records import EventUpdate
-from streams.case_flow import INITIAL_STATUS, CaseFlow, Role
+from streams.case_flow import INITIAL_STATUS, CaseFlow
 from streams.case_state import Case, Command, Transition, aware
 
 # Statuses in which a case is finished whatever the flow file says: overdue checks, duplicate
@@ -48,22 +48,23 @@ class IllegalTransition(InputRejected):
         self.reason = reason
 
 
-def role_of(actor: str) -> Role:
-    """Who an actor id belongs to when an update does not say: GW… workers, desk-… desks."""
-    if actor.upper().startswith("GW"):
-        return "grid_worker"
-    if actor.lower().startswith("desk-"):
-        return "desk"
-    return "system" if actor == "system" else "command_centre"
-
-
 def command_for(case_id: str, update: EventUpdate) -> Command:
-    """The command an update asks for; its actor's role is read from the id when the update omits it."""
+    """The command an update asks for, in the role the door that took it gave it.
+
+    The role comes from the caller's token (``connectors.patrol_access``), never from the look of
+    an actor id: an update that carries none did not come through a door, and acts as nobody.
+    """
+    if update.actor_role is None:
+        raise IllegalTransition(
+            "role_not_allowed",
+            f"update {update.update_id} does not say in which role {update.actor} acts; "
+            "send it through the gateway with the actor's token",
+        )
     return Command(
         case_id=case_id,
         status=update.status,
         actor=update.actor,
-        actor_role=update.actor_role or role_of(update.actor),
+        actor_role=update.actor_role,
         at=update.occurred_at,
         note=update.note,
         photo_ref=update.photo_ref,

@@ -273,8 +273,8 @@ class CaseDesk:
                 f"no case has report {update.event_id!r}; an update must name the report_id of a reported case",
             )
             return
-        command = command_for(stored["case_id"], update)
         try:
+            command = command_for(stored["case_id"], update)
             case, transition = apply(self.flow, Case.from_dict(stored), command)
         except IllegalTransition as exc:
             await self._reject(raw, envelope, exc.code, str(exc))

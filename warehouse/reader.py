@@ -1,19 +1,24 @@
-"""Answer read-only SQL whether or not the sink is running."""
+"""Answer read-only SQL, as the caller of ``GRIDHUB_TOKEN``, whether or not the sink is running."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import urllib.error
-import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import duckdb
+import tenacity
 
 from foundation import runfiles
+from foundation.access import Caller, TokenBook, caller_token
+from foundation.door_client import call_door
 from foundation.errors import ConfigurationError, RetryableError
 from foundation.settings import Settings
-from warehouse.query_server import QueryLimits, run_query
+from warehouse.audit import ensure_audit_table
+from warehouse.query_server import QueryLimits, answer, audit_entries, intake_counts
 from warehouse.sql_guard import QueryRefused, close_to_the_host
 
 
@@ -55,20 +60,12 @@ def require_duckdb_file(path: Path) -> None:
     )
 
 
-def _ask_sink(url: str, sql: str) -> dict[str, Any]:
-    request = urllib.request.Request(  # noqa: S310 - URL comes from our own announcement or settings
-        f"{url}/sql", data=json.dumps({"sql": sql}).encode(), headers={"Content-Type": "application/json"}
-    )
+def _ask_sink(settings: Settings, url: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = None if body is None else json.dumps(body).encode()
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            return dict(json.loads(response.read()))
-    except urllib.error.HTTPError as exc:
-        body = json.loads(exc.read() or b"{}")
-        if exc.code >= 500:
-            raise WarehouseUnavailable(f"the sink at {url} could not answer now ({exc})") from exc
-        raise QueryRefused(body.get("reason", str(exc)), body.get("error", "query_refused")) from exc
-    except urllib.error.URLError as exc:
-        raise WarehouseUnavailable(f"the sink at {url} did not answer ({exc.reason})") from exc
+        return call_door(f"{url}{path}", caller_token(settings), data, refused=QueryRefused)
+    except RetryableError as exc:
+        raise WarehouseUnavailable(f"the sink at {url} could not answer now ({exc})") from exc
 
 
 def _refuse_while_the_sink_starts(settings: Settings) -> None:
@@ -80,27 +77,93 @@ def _refuse_while_the_sink_starts(settings: Settings) -> None:
         )
 
 
-def query(settings: Settings, sql: str) -> dict[str, Any]:
-    """Run ``sql`` against the running sink, or the warehouse file if nothing runs."""
+Local = Callable[[duckdb.DuckDBPyConnection, Caller], dict[str, Any]]
+
+
+def _sink_url(settings: Settings) -> str | None:
     sink = runfiles.discover(settings, "sink")
     url = settings.sink_url or (sink or {}).get("url")
-    if url:
-        return _ask_sink(str(url), sql)
+    return str(url) if url else None
+
+
+def _open_the_file(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse when no sink holds it, to answer (and audit) in this process.
+
+    It is opened for writing because the audit is appended to; the guard lets no query write.
+    Another command holding it a moment (DuckDB allows one writer) is waited for briefly.
+    """
     _refuse_while_the_sink_starts(settings)
     path = settings.warehouse_file
     if not path.exists():
         raise WarehouseUnavailable(f"no warehouse at {path} yet: run `gridhub demo` or `gridhub up` first")
     require_duckdb_file(path)
+    for attempt in tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(duckdb.IOException),
+        stop=tenacity.stop_after_delay(OPEN_WAIT_S),
+        wait=tenacity.wait_fixed(0.2),
+        reraise=True,
+    ):
+        with attempt:
+            try:
+                return duckdb.connect(str(path))
+            except duckdb.IOException:
+                _refuse_while_the_sink_starts(settings)
+                raise
+    raise AssertionError("tenacity either returns or re-raises")  # pragma: no cover
+
+
+OPEN_WAIT_S = 5.0
+
+
+def _local(settings: Settings, answer_here: Local) -> dict[str, Any]:
     try:
-        connection = duckdb.connect(str(path), read_only=True)
+        connection = _open_the_file(settings)
     except duckdb.IOException as exc:
-        _refuse_while_the_sink_starts(settings)
         raise ConfigurationError(
-            f"{path} is held by another process that does not announce a SQL endpoint; "
+            f"{settings.warehouse_file} is held by another process that does not announce a SQL endpoint; "
             f"set GRIDHUB_SINK_URL to that sink's endpoint ({exc})"
         ) from exc
     try:
+        caller = TokenBook(settings.tokens_file, settings.token_cache_s).caller(caller_token(settings))
         close_to_the_host(connection)
-        return run_query(connection, sql, QueryLimits.of(settings))
+        QueryLimits.of(settings).apply(connection)
+        ensure_audit_table(connection)
+        return answer_here(connection, caller)
     finally:
         connection.close()
+
+
+def _ask(settings: Settings, path: str, body: dict[str, Any] | None, answer_here: Local) -> dict[str, Any]:
+    url = _sink_url(settings)
+    if url:
+        return _ask_sink(settings, url, path, body)
+    return _local(settings, answer_here)
+
+
+def query(settings: Settings, sql: str) -> dict[str, Any]:
+    """Run ``sql`` as the caller of ``GRIDHUB_TOKEN``, against the running sink or the warehouse file."""
+    limits = QueryLimits.of(settings)
+    return _ask(settings, "/sql", {"sql": sql}, lambda connection, caller: answer(connection, caller, sql, limits))
+
+
+def whoami(settings: Settings) -> Caller:
+    """The caller ``GRIDHUB_TOKEN`` belongs to, as the hub (or the token book) knows it."""
+    found = _ask(settings, "/whoami", None, lambda _connection, caller: dataclasses.asdict(caller))
+    return Caller(**found)
+
+
+def intake(settings: Settings, run_id: str | None) -> dict[str, Any]:
+    """Intake outcome counts of one run (or of everything the caller may see)."""
+    path = f"/intake?{urlencode({'run_id': run_id})}" if run_id else "/intake"
+    return _ask(settings, path, None, lambda connection, caller: intake_counts(connection, caller, run_id))
+
+
+def audit(settings: Settings, limit: int, who: str | None = None) -> dict[str, Any]:
+    """The latest audit entries (admin only)."""
+    parameters = {"limit": str(limit), **({"caller": who} if who else {})}
+    return _ask(
+        settings,
+        f"/audit?{urlencode(parameters)}",
+        None,
+        lambda connection, caller: audit_entries(connection, caller, limit, who),
+    )

@@ -22,6 +22,7 @@ from typing import Protocol
 from kafka import KafkaConsumer, TopicPartition
 
 from foundation.errors import ConfigurationError, InputRejected, RetryableError
+from foundation.kafka_security import kafka_python_options
 from foundation.logs import get_logger
 from foundation.retrying import retrying
 from foundation.settings import Settings
@@ -223,6 +224,7 @@ class Sink:
             group_id=None,
             enable_auto_commit=False,
             max_poll_records=settings.sink_batch_records,
+            **kafka_python_options(settings),
         )
         self.collector = Collector(self.consumer, settings)
 

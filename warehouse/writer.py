@@ -21,6 +21,7 @@ from foundation.errors import ConfigurationError, InputRejected, RetryableError
 from schemas.batches import RecordBatch
 from schemas.rejects import Reject, describe_error
 from warehouse.bulk import BulkWriter, Screen
+from warehouse.masking import install_masked_views
 from warehouse.reader import require_duckdb_file
 from warehouse.resolution import Resolver
 from warehouse.resolution_rules import ENTITIES
@@ -226,6 +227,7 @@ def connect(path: Path, resolver: Resolver) -> duckdb.DuckDBPyConnection:
         f"INSERT OR REPLACE INTO warehouse_meta VALUES ('version', '{WAREHOUSE_VERSION}')"
     )
     resolver.install(connection)
+    install_masked_views(connection)
     return connection
 
 

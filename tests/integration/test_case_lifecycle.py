@@ -219,7 +219,11 @@ def test_the_case_agent_rejects_an_illegal_step_that_bypassed_the_gateway(hub: H
     assert hub.post("/v1/reports", report(case_id))[0] == 202
     settle(hub, case_id, 3)
 
-    closed_early = update(case_id, "closed", "2026-11-25T09:00:00+08:00", "command-centre")
+    # As a second gateway would publish it: with the role its caller's token gave.
+    closed_early = {
+        **update(case_id, "closed", "2026-11-25T09:00:00+08:00", "command-centre"),
+        "actor_role": "command_centre",
+    }
     publisher = RawPublisher(hub.stack.bootstrap, client_id="rogue")
     try:
         envelope = make_envelope("patrol", closed_early["update_id"], "event_update", closed_early)

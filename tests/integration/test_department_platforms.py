@@ -215,17 +215,17 @@ def test_gridhub_pull_pages_through_a_rest_api_into_the_warehouse(
     monkeypatch.setenv("GRIDHUB_REST_SOURCES", str(sources))
     monkeypatch.setenv("GRIDHUB_EXPORT_MAPPINGS", str(mappings))
 
-    refused = hub.cli("pull", "parcels")
+    refused = hub.cli("pull", "parcels", token=hub.admin)
     assert refused.returncode == 2
     assert "needs environment variable LAND_TOKEN" in refused.stderr
     assert "Traceback" not in refused.stderr
 
     monkeypatch.setenv("LAND_TOKEN", "land-token")
-    result = hub.cli("pull", "parcels", "--wait")
+    result = hub.cli("pull", "parcels", "--wait", token=hub.admin)
     assert result.returncode == 0, result.stderr
     assert "published 25 records" in result.stdout
     assert hub.scalar(f"SELECT count(*) FROM place_sources WHERE source = '{source}' AND place_type = 'parcel'") == 25
 
-    again = hub.cli("pull", "parcels", "--wait")
+    again = hub.cli("pull", "parcels", "--wait", token=hub.admin)
     assert again.returncode == 0, again.stderr
     assert hub.outcomes(source=source) == {"new": 25, "duplicate": 25}

@@ -57,7 +57,8 @@ class Answer:
 class Client:
     """One keep-alive connection to the gateway, opened again when the gateway closes it between requests."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, token: str) -> None:
+        self.token = token
         parsed = urllib.parse.urlsplit(url)
         self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
         self._connection: http.client.HTTPConnection | None = None
@@ -67,7 +68,8 @@ class Client:
             if self._connection is None:
                 self._connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
             try:
-                self._connection.request(method, path, body, {"Content-Type": content_type})
+                headers = {"Content-Type": content_type, "Authorization": f"Bearer {self.token}"}
+                self._connection.request(method, path, body, headers)
                 response = self._connection.getresponse()
                 answer = Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
             except (http.client.RemoteDisconnected, ConnectionError):
@@ -88,7 +90,7 @@ class Client:
 
 @pytest.fixture(scope="module")
 def client(hub: Hub) -> Iterator[Client]:
-    connection = Client(hub.stack.url("patrol"))
+    connection = Client(hub.stack.url("patrol"), hub.tokens.phones["GW017"])
     yield connection
     connection.close()
 
@@ -159,7 +161,7 @@ def valid_record(path: str, number: int) -> dict[str, Any]:
     if path == "/v1/updates":
         return {"update_id": f"FU-{number}", "event_id": "FUZZ-0", "status": "in_handling", "at": "2026-11-25T10:00:00"}
     return {
-        "worker_id": f"GW-FUZZ-{number}",
+        "worker_id": "GW017",  # the phone of the fuzzing client (its token), so valid tracks pass
         "points": [{"at": "2026-11-25T08:00:00+08:00", "lat": 31.99, "lon": 119.87}],
     }
 
@@ -325,7 +327,7 @@ def test_an_800_deep_body_is_answered_at_once_and_the_gateway_keeps_serving(hub:
     answers: list[int] = []
 
     def post_deep_bodies() -> None:
-        deep = Client(hub.stack.url("patrol"))
+        deep = Client(hub.stack.url("patrol"), hub.tokens.phones["GW017"])
         answers.extend(deep.send("POST", "/v1/reports", body).status for _ in range(10))
         deep.close()
 
@@ -382,12 +384,15 @@ def test_connections_beyond_the_cap_get_503_with_retry_after(hub: Hub, tmp_path:
     """20,000 idle keep-alive connections exhausted the gateway's file descriptors; the cap comes from the settings."""
     from gridhub.services import build_patrol
 
-    gateway = build_patrol(hub_settings(tmp_path, http_max_connections=20, http_keepalive_s=60), hub.stack.bootstrap)
+    settings = hub_settings(
+        tmp_path, http_max_connections=20, http_keepalive_s=60, tokens_path=hub.settings.tokens_file
+    )
+    gateway = build_patrol(settings, hub.stack.bootstrap)
     url = gateway.prepare()["url"]
     stop = threading.Event()
     serving = threading.Thread(target=gateway.run, args=(stop,), daemon=True)
     serving.start()
-    clients = [Client(url) for _ in range(30)]
+    clients = [Client(url, hub.tokens.phones["GW017"]) for _ in range(30)]
     try:
         answers = [connection.send("GET", "/healthz") for connection in clients]
         assert [answer.status for answer in answers] == [200] * 20 + [503] * 10

@@ -39,7 +39,10 @@ def test_report_with_photos_stores_them_by_content_and_carries_the_references(hu
 def test_photo_is_served_back_by_reference(hub: Hub) -> None:
     photo = jpeg((10, 120, 10))
     reference = hub.post_form("/v1/reports", "report", report(unique("R")), [photo])[1]["photos"][0]
-    with urllib.request.urlopen(f"{hub.stack.url('patrol')}/v1/photos/{reference}", timeout=10) as response:
+    request = urllib.request.Request(
+        f"{hub.stack.url('patrol')}/v1/photos/{reference}", headers={"Authorization": f"Bearer {hub.tokens.commander}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
         assert response.read() == photo
     assert hub.post("/v1/reports", b"{}")[0] == 422
 

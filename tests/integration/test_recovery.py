@@ -118,12 +118,13 @@ def test_restarted_embedded_broker_is_detected_and_nothing_new_is_skipped(tmp_pa
     with Stack(settings) as first:
         write_register(tmp_path / "day1.csv", 50)
         day1 = publish(first, tmp_path / "day1.csv", "incarnation")
-        wait_until(lambda: _count(settings, day1) == 50, what="day 1")
+        wait_until(lambda: _count(first.settings, day1) == 50, what="day 1")
     with Stack(settings) as second:
         write_register(tmp_path / "day2.csv", 20)
         day2 = publish(second, tmp_path / "day2.csv", "incarnation")
-        wait_until(lambda: _count(settings, day2) == 20, what="day 2 despite stale offsets")
-        assert query(settings, "SELECT count(*) FROM person_sources WHERE source = 'incarnation'")["rows"] == [[70]]
+        wait_until(lambda: _count(second.settings, day2) == 20, what="day 2 despite stale offsets")
+        kept = query(second.settings, "SELECT count(*) FROM person_sources WHERE source = 'incarnation'")
+        assert kept["rows"] == [[70]]
     log = (settings.data_dir / "logs" / "sink.log").read_text()
     assert "topic was recreated" in log
 

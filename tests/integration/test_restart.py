@@ -11,19 +11,20 @@ import pytest
 
 from foundation import runfiles
 from foundation.settings import Settings
-from tests.support.hub import post_json, report, spot, wait_until
-from tests.support.up import start_up
+from tests.support.hub import post_json, report, sender_token, spot, wait_until
+from tests.support.up import as_commander, start_up, town_tokens
 from warehouse.reader import query
 
 pytestmark = pytest.mark.integration
 
 
 def _post(settings: Settings, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    return post_json(runfiles.discover(settings, "patrol")["url"] + path, body)
+    token = sender_token(town_tokens(settings.data_dir), path, body)
+    return post_json(runfiles.discover(settings, "patrol")["url"] + path, body, token=token)
 
 
 def _rows(settings: Settings, statement: str) -> list[list[Any]]:
-    return query(settings, statement)["rows"]
+    return query(as_commander(settings), statement)["rows"]
 
 
 def _stop(up: subprocess.Popen[bytes]) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from foundation import runfiles
 from foundation.settings import Settings
 from tests.support.hub import ROOT, report, wait_until
-from tests.support.up import at_a_terminal, broker_running, start_up, up_env
+from tests.support.up import at_a_terminal, broker_running, start_up, town_tokens, up_env
 
 
 def test_up_serves_until_ctrl_c_then_stops_everything_and_sql_reads_the_file(tmp_path: Path) -> None:
@@ -29,6 +29,7 @@ def test_up_serves_until_ctrl_c_then_stops_everything_and_sql_reads_the_file(tmp
             check=False,
         )
 
+    phone = town_tokens(tmp_path).phones["GW002"]
     up, pids = start_up(tmp_path)
     try:
         body = report(
@@ -41,7 +42,7 @@ def test_up_serves_until_ctrl_c_then_stops_everything_and_sql_reads_the_file(tmp
         request = urllib.request.Request(
             runfiles.discover(settings, "patrol")["url"] + "/v1/reports",
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {phone}"},
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status == 202

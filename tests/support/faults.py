@@ -27,7 +27,7 @@ from foundation.settings import Settings
 from simulation.demo import APPROVALS_DDL
 from tests.support.hub import ROOT, post_json, report, unique
 from tests.support.identities import resident_id
-from tests.support.up import up_env
+from tests.support.up import as_commander, town_tokens, up_env
 from warehouse.reader import query
 
 EXPORT_SOURCE = "civil-affairs"
@@ -102,7 +102,8 @@ class Traffic:
         if not gateway:
             return None
         try:
-            return post_json(f"{gateway['url']}/v1/reports", body, timeout_s=60)[0]
+            token = town_tokens(self.settings.data_dir).phones["GW001"]
+            return post_json(f"{gateway['url']}/v1/reports", body, timeout_s=60, token=token)[0]
         except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
             return None
 
@@ -152,7 +153,7 @@ def _application(application_id: str) -> dict[str, object]:
 
 
 def _rows(settings: Settings, statement: str) -> list[list[Any]]:
-    return query(settings, statement)["rows"]
+    return query(as_commander(settings), statement)["rows"]
 
 
 def _ids(settings: Settings, statement: str) -> dict[str, int]:

@@ -9,4 +9,4 @@ import yaml
 
 CORPUS = Path(__file__).parents[1] / "fixtures" / "hostile_sql.yaml"
 HOSTILE: list[dict[str, Any]] = yaml.safe_load(CORPUS.read_text())
-"""Each case: ``sql`` and the ``code`` it is refused with."""
+"""Each case: ``sql``, the ``code`` it is refused with, and the ``live_code`` of a role's endpoint if it differs."""

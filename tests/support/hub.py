@@ -18,15 +18,20 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
+from pydantic import SecretStr
 
+from foundation.access import TokenBook
 from foundation.settings import Settings
 from gridhub.supervisor import Stack
+from schemas.grid import Grid
 from schemas.topics import APPLICATION_CHANGES, CASE_COMMANDS, RAW_BATCHES, RAW_TOPICS, dispatch_topic, sink_topics
+from simulation.senders import TownTokens
+from streams.routing import load_rules
 from warehouse.reader import query
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,20 +48,21 @@ def hub_settings(data_dir: Path, **extra: Any) -> Settings:
     Small bulk transactions make a test's few thousand export rows span several, so a crash
     can land between two of them, as it does in a million-row load.
     """
-    return Settings(
-        data_dir=data_dir,
-        http_port=0,
-        sink_query_port=0,
-        sink_batch_wait_ms=100,
-        sink_bulk_rows=1000,
-        bulk_batch_rows=500,
-        approvals_poll_seconds=0.2,
-        overdue_check_seconds=1,
-        approvals_overdue_check_seconds=1,
-        watch_dir=data_dir / "inbox",
-        watch_settle_seconds=0.5,
-        **extra,
-    )
+    defaults: dict[str, Any] = {
+        "data_dir": data_dir,
+        "http_port": 0,
+        "sink_query_port": 0,
+        "sink_batch_wait_ms": 100,
+        "sink_bulk_rows": 1000,
+        "bulk_batch_rows": 500,
+        "approvals_poll_seconds": 0.2,
+        "overdue_check_seconds": 1,
+        "approvals_overdue_check_seconds": 1,
+        "watch_dir": data_dir / "inbox",
+        "watch_settle_seconds": 0.5,
+        "rate_limit": "100000/second",  # tests that flood a door on purpose run their own with a low limit
+    }
+    return Settings(**{**defaults, **extra})
 
 
 @dataclass(frozen=True)
@@ -129,11 +135,16 @@ def topic_messages(bootstrap: str, topic: str, start: Mapping[int, int] | None =
 
 
 def post_json(
-    url: str, body: bytes | dict[str, Any], content_type: str = "application/json", timeout_s: float = 30
+    url: str,
+    body: bytes | dict[str, Any],
+    content_type: str = "application/json",
+    timeout_s: float = 30,
+    token: str | None = None,
 ) -> tuple[int, dict]:
-    """POST a record as a phone does; the status and the JSON answer, error statuses included."""
+    """POST a record as a phone does (with its token, if given); the status and the JSON answer, errors included."""
     data = json.dumps(body, ensure_ascii=False).encode() if isinstance(body, dict) else body
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": content_type})
+    headers = {"Content-Type": content_type, **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(url, data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.status, json.loads(response.read())
@@ -141,22 +152,78 @@ def post_json(
         return exc.code, json.loads(exc.read())
 
 
+def sender_token(tokens: TownTokens, path: str, record: Any, book: TokenBook | None = None) -> str:
+    """The token of whoever sends ``record`` to ``path``: a report's reporter, a track's worker, an update's actor.
+
+    An update's actor that is no worker or desk acts as the command centre, as the town's tokens say.
+    A worker the town does not have (``GW-...`` made up by a test) gets a phone of its own from ``book``.
+    """
+    if not isinstance(record, dict):
+        return tokens.any_phone
+    sender = str(record.get({"/v1/reports": "reporter_id", "/v1/tracks": "worker_id"}.get(path, "actor"), ""))
+    if book is not None and sender.upper().startswith("GW") and sender not in tokens.phones:
+        tokens.phones[sender] = book.add(f"phone-{sender}", "device", worker=sender)
+    if path == "/v1/reports" and not sender:
+        return tokens.any_phone
+    return tokens.of_actor(sender)
+
+
+def _record_of(body: bytes | dict[str, Any]) -> Any:
+    if isinstance(body, dict):
+        return body
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
 @dataclass
 class Hub:
-    """A running hub and the doors a test uses."""
+    """A running hub and the doors a test uses, with a token for every simulated sender."""
 
     settings: Settings
     stack: Stack
+    tokens: TownTokens = field(init=False)
+    admin: str = field(init=False)
+    """An admin's token: tokens, audit, and publishing as any source."""
+    book: TokenBook = field(init=False)
 
-    def post(self, path: str, body: bytes | dict[str, Any], content_type: str = "application/json") -> tuple[int, dict]:
-        return post_json(f"{self.stack.url('patrol')}{path}", body, content_type)
+    def __post_init__(self) -> None:
+        self.tokens = TownTokens.make(
+            self.settings, Grid.load(self.settings.grid_path), load_rules(self.settings.routing_rules)
+        )
+        self.book = TokenBook(self.settings.tokens_file)
+        self.admin = self.book.add(unique("test-admin"), "admin")
+
+    def as_caller(self, token: str) -> Settings:
+        """The test hub's settings, calling as the owner of ``token`` (for ``query`` and the like)."""
+        return self.settings.model_copy(update={"token": SecretStr(token)})
+
+    def post(
+        self,
+        path: str,
+        body: bytes | dict[str, Any],
+        content_type: str = "application/json",
+        token: str | None = None,
+    ) -> tuple[int, dict]:
+        """POST as the record's own sender (see :func:`sender_token`), or as the caller of ``token``."""
+        sender = token or sender_token(self.tokens, path, _record_of(body), self.book)
+        deadline = time.monotonic() + 60
+        while True:
+            status, answer = post_json(f"{self.stack.url('patrol')}{path}", body, content_type, token=sender)
+            # A desk's update right after the report waits, as its app would, until the gateway has the case.
+            if answer.get("error") != "case_not_seen_yet" or time.monotonic() > deadline:
+                return status, answer
+            time.sleep(0.2)
 
     def post_form(
-        self, path: str, json_part: str, record: dict[str, Any], photos: Sequence[bytes] = ()
+        self, path: str, json_part: str, record: dict[str, Any], photos: Sequence[bytes] = (), token: str | None = None
     ) -> tuple[int, dict]:
         """Post a record with photos as the phones do: a multipart form (see :func:`multipart`)."""
         body, content_type = multipart(json_part, record, photos)
-        return self.post(path, body, content_type=content_type)
+        return self.post(
+            path, body, content_type=content_type, token=token or sender_token(self.tokens, path, record, self.book)
+        )
 
     def sql(self, statement: str) -> list[list[Any]]:
         dead = [name for name, process in self.stack.processes.items() if process.poll() is not None]
@@ -164,7 +231,7 @@ class Hub:
             log = self.stack.log_dir / f"{dead[0]}.log"
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-8:])
             raise AssertionError(f"service {dead[0]} died; {log} ends with:\n{tail}")
-        return query(self.settings, statement)["rows"]
+        return query(self.stack.settings, statement)["rows"]
 
     def scalar(self, statement: str) -> Any:
         """The first column of the first row, or None when there is no row (yet)."""
@@ -177,8 +244,13 @@ class Hub:
         where = " AND ".join(conditions) or "true"
         return dict(self.sql(f"SELECT outcome, count(*) FROM intake WHERE {where} GROUP BY 1"))
 
-    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "GRIDHUB_DATA_DIR": str(self.settings.data_dir)}
+    def cli(self, *args: str, timeout: float = 300, token: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``gridhub ARGS`` as command-centre staff (or as the caller of ``token``)."""
+        env = {
+            **os.environ,
+            "GRIDHUB_DATA_DIR": str(self.settings.data_dir),
+            "GRIDHUB_TOKEN": token or self.tokens.commander,
+        }
         return subprocess.run(
             [sys.executable, "-m", "gridhub", *args],
             env=env,
@@ -191,7 +263,7 @@ class Hub:
 
     def ingest(self, path: Path, source: str, entity: str, *options: str) -> subprocess.CompletedProcess[str]:
         """``gridhub ingest PATH --source SOURCE --entity ENTITY [OPTIONS]``, as a data clerk runs it."""
-        return self.cli("ingest", str(path), "--source", source, "--entity", entity, *options)
+        return self.cli("ingest", str(path), "--source", source, "--entity", entity, *options, token=self.admin)
 
     # Kafka topics -----------------------------------------------------------------------------------
 

@@ -22,3 +22,14 @@ UPDATE: dict[str, Any] = {
     "at": "2026-11-25T10:40:00+08:00",
     "actor": "desk-sanitation",
 }
+
+
+def gateway_role(actor: str) -> str:
+    """The role the gateway stamps on an update of this test actor, as its token would give it.
+
+    Tests of the stream and the case view build the records the gateway publishes, which always
+    carry the role of the caller's token: a worker's phone (GW...), a desk (desk-...), else the centre.
+    """
+    if actor.upper().startswith("GW"):
+        return "grid_worker"
+    return "desk" if actor.startswith("desk-") else "command_centre"

@@ -2,20 +2,47 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from foundation import runfiles
+from foundation.access import TokenBook
 from foundation.settings import Settings
 from gridhub.services import SERVICES
+from schemas.grid import Grid
+from simulation.senders import TownTokens
+from streams.routing import load_rules
 from tests.support.hub import ROOT
 
 
+@functools.cache
+def town_tokens(data_dir: Path) -> TownTokens:
+    """The simulated town's tokens in this hub's token book (made once per folder, before or after `up`)."""
+    settings = Settings(data_dir=data_dir)
+    return TownTokens.make(settings, Grid.load(settings.grid_path), load_rules(settings.routing_rules))
+
+
+@functools.cache
+def admin_token(data_dir: Path) -> str:
+    """A test operator's admin token in this hub's token book."""
+    return TokenBook(Settings(data_dir=data_dir).tokens_file).add("test-operator", "admin")
+
+
+def as_commander(settings: Settings) -> Settings:
+    """These settings, calling as the town's command-centre staff (who see the warehouse whole)."""
+    return settings.model_copy(update={"token": SecretStr(town_tokens(settings.data_dir).commander)})
+
+
 def up_env(data_dir: Path) -> dict[str, str]:
+    """The environment of an operator's ``gridhub`` commands on this folder, as its admin."""
     return {
         **os.environ,
+        "GRIDHUB_TOKEN": admin_token(data_dir),
         "GRIDHUB_DATA_DIR": str(data_dir),
         "GRIDHUB_HTTP_PORT": "0",
         "GRIDHUB_SINK_QUERY_PORT": "0",

@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 from connectors.case_view import CaseView
 from schemas.records import CaseRecord, EventUpdate
 from streams.case_flow import load_flow
+from tests.support.patrol import gateway_role
 
 
 def record(case_id: str, status: str, seq: int, reports: list[str] | None = None) -> bytes:
@@ -41,6 +42,7 @@ def update(event_id: str, status: str, minute: int, actor: str = "desk-water", *
             "status": status,
             "at": f"2026-11-25T09:{minute:02d}:00+08:00",
             "actor": actor,
+            "actor_role": gateway_role(actor),
             **extra,
         }
     )

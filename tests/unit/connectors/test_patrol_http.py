@@ -22,6 +22,7 @@ from structlog.testing import capture_logs
 from connectors.http_guard import RESERVED_FDS, RequestRefused, connection_cap
 from connectors.patrol_http import Limits, PatrolGateway
 from connectors.photos import PhotoStore
+from foundation.access import Doorkeeper, RateLimiter, TokenBook
 from foundation.settings import Settings
 from schemas.grid import Grid
 from streams.routing import RoutingRules, load_rules
@@ -56,16 +57,26 @@ def start_gateway(
     return host, port, stop, thread
 
 
+TOKENS: dict[str, str] = {}
+"""The token each path is posted with: the command centre's, and for tracks the phone of worker GW1."""
+
+
 def serve_gateway(
     photo_dir: Path, limits: Limits, rules: RoutingRules | None = None
 ) -> tuple[str, int, threading.Event, threading.Thread, PatrolGateway]:
     settings_ = Settings()
+    book = TokenBook(photo_dir.parent / f"{photo_dir.name}-tokens.sqlite")
+    TOKENS.update(
+        {"/v1/reports": book.add("centre", "commander"), "/v1/tracks": book.add("gw1", "device", worker="GW1")}
+    )
+    TOKENS["/v1/updates"] = TOKENS["/v1/reports"]
     gateway = PatrolGateway(
         NoKafka(),  # type: ignore[arg-type]
         rules or load_rules(settings_.routing_rules),
         Grid.load(settings_.grid_path),
         PhotoStore(photo_dir, 100_000),
         limits,
+        Doorkeeper(book, RateLimiter("1000/second")),
     )
     host, port = gateway.prepare()["url"].removeprefix("http://").split(":")
     stop = threading.Event()
@@ -93,11 +104,15 @@ def gateway(tmp_path: Path) -> Iterator[tuple[str, int, Path]]:
 def post(address: tuple[str, int], path: str, body: bytes, content_type: str = "application/json") -> tuple[int, Any]:
     connection = http.client.HTTPConnection(*address, timeout=30)
     try:
-        connection.request("POST", path, body, {"Content-Type": content_type})
+        connection.request("POST", path, body, {"Content-Type": content_type, **bearer(path)})
         response = connection.getresponse()
         return response.status, json.loads(response.read())
     finally:
         connection.close()
+
+
+def bearer(path: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[path]}"} if path in TOKENS else {}
 
 
 def as_json(base: dict[str, Any], **change: Any) -> bytes:
@@ -262,7 +277,9 @@ def test_a_closing_gateway_answers_503_with_retry_after_and_sends_nothing(tmp_pa
     try:
         gateway.draining.set()  # the first thing a stop does
         connection = http.client.HTTPConnection(host, port, timeout=30)
-        connection.request("POST", "/v1/reports", as_json(REPORT), {"Content-Type": "application/json"})
+        connection.request(
+            "POST", "/v1/reports", as_json(REPORT), {"Content-Type": "application/json", **bearer("/v1/reports")}
+        )
         response = connection.getresponse()
         assert (response.status, response.getheader("Retry-After")) == (503, "5")
         assert json.loads(response.read())["error"] == "closing"

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -181,19 +182,23 @@ def copy_sources() -> list[str]:
 
 
 def dockerignored(path: str) -> bool:
-    """Whether .dockerignore keeps a context path out of the build (last matching pattern wins)."""
+    """Whether .dockerignore keeps a context path out of the build (last matching pattern wins).
+
+    A pattern that matches a folder keeps everything in it out too.
+    """
     ignored = False
     lines = DOCKERIGNORE.read_text().splitlines() if DOCKERIGNORE.exists() else []
+    parts = PurePosixPath(path).parts
+    folders = ["/".join(parts[: end + 1]) for end in range(len(parts))]
     for line in lines:
         pattern = line.strip()
         if not pattern or pattern.startswith("#"):
             continue
         negated = pattern.startswith("!")
         pattern = pattern.lstrip("!").strip("/")
-        candidates = [path]
+        candidates = folders
         if pattern.startswith("**/"):
             pattern = pattern[3:]
-            parts = PurePosixPath(path).parts
             candidates = ["/".join(parts[index:]) for index in range(len(parts))]
         if any(fnmatch.fnmatchcase(candidate, pattern) for candidate in candidates):
             ignored = not negated
@@ -402,6 +407,503 @@ def test_warehouse_and_approvals_state_live_on_volumes(
         assert on_volume("approvals", database), f"the SQLite approvals database {database} is not on a volume"
 
 
+# --- trust: logins, secrets, published ports and the ACL table ---------------------------------------------------
+
+DEPLOY = ROOT / "deploy"
+ACL_TABLE = DEPLOY / "kafka" / "acls.conf"
+INIT_SCRIPT = DEPLOY / "kafka" / "init.sh"
+MAKE_SECRETS = DEPLOY / "make-secrets.sh"
+SECRETS_DIR = DEPLOY / "secrets"
+GITIGNORE = ROOT / ".gitignore"
+SUPER_USER = "admin"
+TOKEN_DOORS = {"patrol": "http_port", "sink": "sink_query_port"}
+"""The only gridhub services that may publish a port: each door answers bearer tokens only."""
+KAFKA_OPERATIONS = {"Read", "Write", "Create", "Describe", "Delete", "Alter", "DescribeConfigs", "AlterConfigs"}
+KAFKA_OPERATIONS |= {"ClusterAction", "IdempotentWrite", "CreateTokens", "DescribeTokens", "All"}
+IMPLIED_DESCRIBE = {"Read", "Write", "Delete", "Alter", "Describe", "All"}
+
+
+def kafka_listeners(env: dict[str, str]) -> dict[str, tuple[str, int, str]]:
+    """Kafka's listeners as name -> (bind host, port, security protocol)."""
+    protocols = dict(item.split(":", 1) for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    listeners = {}
+    for listener in env["KAFKA_LISTENERS"].split(","):
+        name, address = listener.split("://", 1)
+        host, port = address.rsplit(":", 1)
+        listeners[name] = (host, int(port), protocols[name])
+    return listeners
+
+
+def secret_mounts(service: dict[str, Any]) -> dict[str, str]:
+    """The compose secrets a service mounts, as secret name -> path in the container."""
+    mounts = {}
+    for entry in service.get("secrets") or []:
+        source, target = (entry, entry) if isinstance(entry, str) else (entry["source"], entry.get("target"))
+        target = target or source
+        mounts[source] = target if target.startswith("/") else f"/run/secrets/{target}"
+    return mounts
+
+
+def gitignored(path: str) -> bool:
+    """Whether .gitignore keeps a repository path out of git (last matching pattern wins)."""
+    ignored = False
+    for line in GITIGNORE.read_text().splitlines():
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negated = pattern.startswith("!")
+        pattern = pattern.lstrip("!").rstrip("/")
+        anchored = "/" in pattern.lstrip("/")
+        pattern = pattern.lstrip("/")
+        parts = PurePosixPath(path).parts
+        candidates = ["/".join(parts[: end + 1]) for end in range(len(parts))]
+        if not anchored:
+            candidates += list(parts)
+        if any(fnmatch.fnmatchcase(candidate, pattern) for candidate in candidates):
+            ignored = not negated
+    return ignored
+
+
+Binding = tuple[str, str, str, str, str]
+"""(principal, operation, resource type, pattern type, resource name): one ACL, as kafka-acls.sh adds it."""
+
+
+def acl_bindings(text: str) -> set[Binding]:
+    """The ACLs of the table in deploy/kafka/acls.conf: PRINCIPALS OPERATIONS RESOURCE PATTERN NAME..."""
+    bindings: set[Binding] = set()
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        fields = line.split()
+        assert len(fields) >= 5, f"acls.conf line {number} needs PRINCIPALS OPERATIONS RESOURCE PATTERN NAME...: {raw}"
+        principals, operations, resource, pattern, names = fields[0], fields[1], fields[2], fields[3], fields[4:]
+        assert resource in ("topic", "group", "cluster"), f"acls.conf line {number}: resource {resource}"
+        assert pattern in ("literal", "prefixed"), f"acls.conf line {number}: pattern {pattern}"
+        for principal in principals.split(","):
+            for operation in operations.split(","):
+                assert operation in KAFKA_OPERATIONS, f"acls.conf line {number}: no Kafka operation {operation}"
+                bindings |= {(principal, operation, resource, pattern, name) for name in names}
+    return bindings
+
+
+def principals_of(bindings: set[Binding]) -> set[str]:
+    return {principal for principal, *_ in bindings}
+
+
+def allows(bindings: set[Binding], principal: str, operation: str, resource: str, name: str) -> bool:
+    """Whether Kafka's StandardAuthorizer lets ``principal`` do ``operation`` (allow ACLs only, no deny)."""
+    granting = {operation, "All"} | (IMPLIED_DESCRIBE if operation == "Describe" else set())
+    return any(
+        who == principal
+        and what in granting
+        and kind == resource
+        and (name == pattern_name if pattern == "literal" else name.startswith(pattern_name))
+        for who, what, kind, pattern, pattern_name in bindings
+    )
+
+
+@pytest.fixture(scope="module")
+def bindings() -> set[Binding]:
+    return acl_bindings(ACL_TABLE.read_text())
+
+
+@pytest.fixture(scope="module")
+def departments() -> list[str]:
+    from streams.routing import load_rules
+
+    return list(load_rules(Settings().routing_rules).departments)
+
+
+@pytest.fixture(scope="module")
+def streams_app() -> Any:
+    """The Faust app as the worker builds it: its id (group, internal topic prefix) and its tables."""
+    from streams.app import build_app
+
+    return build_app(Settings(), "localhost:1")
+
+
+def desk_group(department: str) -> str:
+    """The consumer group the gateway reads a desk's work orders in, taken from the code that does it."""
+    import connectors.work_orders as work_orders
+
+    class Built(Exception):
+        pass
+
+    seen: dict[str, Any] = {}
+
+    def consumer(**options: Any) -> None:
+        seen.update(options)
+        raise Built
+
+    original = work_orders.KafkaConsumer
+    work_orders.KafkaConsumer = consumer  # type: ignore[assignment,misc]
+    try:
+        with pytest.raises(Built):
+            work_orders.WorkOrders("unused:9092", {}).read(department, None, "committed", 0)
+    finally:
+        work_orders.KafkaConsumer = original  # type: ignore[misc]
+    return str(seen["group_id"])
+
+
+def gridhub_services_using_kafka(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: services_of(compose)[name] for name in SERVICES}
+
+
+def test_every_gridhub_service_logs_in_to_kafka_as_its_own_principal(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, bindings: set[Binding]
+) -> None:
+    from foundation.kafka_security import kafka_python_options
+
+    kafka_env = environment(services_of(compose)["kafka"])
+    mechanisms = set(kafka_env["KAFKA_SASL_ENABLED_MECHANISMS"].split(","))
+    users = {}
+    for name, service in gridhub_services_using_kafka(compose).items():
+        env = environment(service)
+        assert "GRIDHUB_KAFKA_PASSWORD" not in env, f"{name}: a password in the compose file; use a secret file"
+        settings = settings_from(monkeypatch, env)
+        assert settings.kafka_security_protocol.startswith("SASL_"), f"{name} talks to Kafka without logging in"
+        assert settings.kafka_sasl_mechanism in mechanisms, f"{name} uses {settings.kafka_sasl_mechanism}"
+        assert settings.kafka_username, f"{name} has no GRIDHUB_KAFKA_USERNAME"
+        users[name] = settings.kafka_username
+        mounted = secret_mounts(service)
+        password_file = str(settings.kafka_password_file)
+        assert password_file in mounted.values(), f"{name} reads {password_file}, which is none of its secrets"
+        assert settings.kafka_username in principals_of(bindings), f"{name}'s principal has no grant in acls.conf"
+        # The options the clients get, once the secret is there.
+        secret = tmp_path / name
+        secret.write_text("s3cret\n")
+        monkeypatch.setenv("GRIDHUB_KAFKA_PASSWORD_FILE", str(secret))
+        options = kafka_python_options(Settings())
+        assert options["sasl_plain_username"] == settings.kafka_username
+        assert options["sasl_plain_password"] == "s3cret"
+        assert options["security_protocol"] == settings.kafka_security_protocol
+    assert len(set(users.values())) == len(users), f"services share a Kafka principal: {users}"
+    assert SUPER_USER not in users.values(), "a service logs in as the super user"
+
+
+def test_every_secret_is_a_git_ignored_file_under_deploy_secrets(compose: dict[str, Any]) -> None:
+    declared = compose.get("secrets") or {}
+    assert declared, "docker-compose.yml declares no secrets"
+    for name, secret in declared.items():
+        assert set(secret) == {"file"}, f"secret {name} must come from a file, not {sorted(secret)}"
+        path = (ROOT / secret["file"]).resolve()
+        assert path.parent == SECRETS_DIR, f"secret {name} is read from {secret['file']}, outside deploy/secrets"
+        relative = path.relative_to(ROOT).as_posix()
+        assert gitignored(relative), f"{relative} is not git-ignored"
+        assert dockerignored(relative), f"{relative} would be sent into the image build"
+        tracked = subprocess.run(["git", "ls-files", relative], cwd=ROOT, capture_output=True, text=True, check=False)
+        assert not tracked.stdout.strip(), f"{relative} is in the repository"
+    for name, service in services_of(compose).items():
+        for secret in secret_mounts(service):
+            assert secret in declared, f"{name} mounts undeclared secret {secret}"
+        for variable in environment(service):
+            if re.search(r"(PASSWORD|SECRET|TOKEN)$", variable):
+                pytest.fail(f"{name} sets {variable} in the compose file; read it from a secret file instead")
+
+
+def test_make_secrets_makes_exactly_the_declared_secrets_owner_only(compose: dict[str, Any], tmp_path: Path) -> None:
+    copy = tmp_path / "deploy"
+    (copy / "kafka").mkdir(parents=True)
+    script = copy / MAKE_SECRETS.name
+    script.write_bytes(MAKE_SECRETS.read_bytes())
+    (copy / "kafka" / ACL_TABLE.name).write_bytes(ACL_TABLE.read_bytes())
+    run = subprocess.run(["sh", str(script)], env={**os.environ, "CHOWN": "no"}, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    made = {path.name: path for path in (copy / "secrets").iterdir()}
+    declared = {Path(secret["file"]).name for secret in (compose.get("secrets") or {}).values()}
+    assert set(made) == declared, f"make-secrets.sh makes {sorted(made)}, compose reads {sorted(declared)}"
+    assert (copy / "secrets").stat().st_mode & 0o777 == 0o700
+    passwords = set()
+    for path in made.values():
+        assert path.stat().st_mode & 0o777 == 0o600, f"{path.name} is readable by others"
+        password = path.read_text()
+        assert re.fullmatch(r"[0-9a-f]{64}\n", password), f"{path.name} is not 64 random hex digits"
+        passwords.add(password)
+    assert len(passwords) == len(made), "two principals got the same password"
+    again = subprocess.run(["sh", str(script)], env={**os.environ, "CHOWN": "no"}, capture_output=True, text=True)
+    assert again.returncode == 0 and {path.read_text() for path in made.values()} == passwords, "a rerun changed them"
+    rotated = subprocess.run(
+        ["sh", str(script), "--rotate", "worker"], env={**os.environ, "CHOWN": "no"}, capture_output=True, text=True
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    assert made["worker.password"].read_text() not in passwords
+    assert made["sink.password"].read_text() in passwords
+    revoked = subprocess.run(
+        ["sh", str(script), "--revoke", "desk-water"], env={**os.environ, "CHOWN": "no"}, capture_output=True, text=True
+    )
+    assert revoked.returncode == 0, revoked.stderr
+    assert made["desk-water.password"].read_text() == "!revoked\n"
+    refused = subprocess.run(["sh", str(script), "--revoke", "admin"], capture_output=True, text=True, check=False)
+    assert refused.returncode != 0, "the super user cannot be revoked"
+
+
+def test_no_port_is_published_without_authentication(compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, service in services_of(compose).items():
+        ports = published_ports(service)
+        if name == "kafka":
+            by_port = {
+                port: (listener, protocol)
+                for listener, (_h, port, protocol) in kafka_listeners(environment(service)).items()
+            }
+            for _host_ip, _published, target in ports:
+                listener, protocol = by_port[target]
+                assert protocol.startswith("SASL_"), f"Kafka publishes {listener} ({protocol}) without SASL"
+            continue
+        if not ports:
+            continue
+        assert name in TOKEN_DOORS, f"{name} publishes {ports} but is not a token-protected door"
+        settings = settings_from(monkeypatch, environment(service))
+        assert {target for *_, target in ports} == {getattr(settings, TOKEN_DOORS[name])}
+
+
+def test_kafka_authenticates_every_client_listener_and_authorises_by_acl(compose: dict[str, Any]) -> None:
+    kafka = services_of(compose)["kafka"]
+    env = environment(kafka)
+    controllers = set(env["KAFKA_CONTROLLER_LISTENER_NAMES"].split(","))
+    for listener, (host, _port, protocol) in kafka_listeners(env).items():
+        if listener in controllers:
+            # PLAINTEXT (its principal is ANONYMOUS) only where nothing outside the container reaches it.
+            assert host in ("localhost", "127.0.0.1"), f"the controller listener binds {host!r}"
+            continue
+        assert protocol.startswith("SASL_"), f"listener {listener} is {protocol}"
+    assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] not in controllers
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert env["KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL"] == "SCRAM-SHA-512"
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert set(env["KAFKA_SUPER_USERS"].split(";")) == {f"User:{SUPER_USER}", "User:ANONYMOUS"}
+    assert "kafka-admin" in secret_mounts(kafka), "the broker needs the super user's password for its JAAS file"
+    entrypoint = kafka.get("entrypoint") or []
+    script = next((part for part in entrypoint if part.endswith(".sh")), None)
+    assert script, "kafka must start through deploy/kafka/broker.sh (JAAS file, SCRAM login at format time)"
+    mounts = dict((target, source) for source, target in volume_mounts(kafka))
+    folder = str(PurePosixPath(script).parent)
+    assert folder in mounts and (ROOT / mounts[folder] / PurePosixPath(script).name).is_file()
+    health = " ".join(healthcheck_argv(kafka) or [])
+    assert "--command-config" in health, "the health check must log in like every client"
+
+
+def test_kafka_init_creates_every_login_before_the_services_start(
+    compose: dict[str, Any], bindings: set[Binding]
+) -> None:
+    services = services_of(compose)
+    init = services["kafka-init"]
+    assert not published_ports(init)
+    assert (init.get("depends_on") or {}).get("kafka", {}).get("condition") == "service_healthy"
+    expected = {f"kafka-{principal}" for principal in principals_of(bindings) | {SUPER_USER}}
+    assert set(secret_mounts(init)) == expected, "kafka-init needs the password of every principal in acls.conf"
+    for secret in expected:
+        file = Path(compose["secrets"][secret]["file"]).name
+        assert file == f"{secret.removeprefix('kafka-')}.password"
+    for name in SERVICES:
+        depends = services[name].get("depends_on") or {}
+        assert depends.get("kafka-init", {}).get("condition") == "service_completed_successfully", name
+
+
+def test_only_the_worker_creates_topics_and_the_others_wait_for_it(
+    compose: dict[str, Any], bindings: set[Binding]
+) -> None:
+    creators = {principal for principal, operation, *_ in bindings if operation in ("Create", "All")}
+    assert creators == {"worker"}, f"who may create topics: {creators}"
+    services = services_of(compose)
+    for name in SERVICES:
+        if name != "worker":
+            depends = services[name].get("depends_on") or {}
+            assert depends.get("worker", {}).get("condition") == "service_healthy", f"{name} starts before the topics"
+
+
+def test_every_gridhub_service_can_list_every_gridhub_topic(compose: dict[str, Any], bindings: set[Binding]) -> None:
+    # Each service runs gridhub.broker.ensure_topics at start: a topic it cannot describe looks
+    # missing, and creating it would be refused, which stops the service.
+    from gridhub.broker import all_topics
+
+    for name, service in gridhub_services_using_kafka(compose).items():
+        user = environment(service)["GRIDHUB_KAFKA_USERNAME"]
+        hidden = [topic for topic in all_topics(Settings()) if not allows(bindings, user, "Describe", "topic", topic)]
+        assert not hidden, f"{name} ({user}) cannot see {hidden}"
+
+
+def test_the_acl_table_grants_each_principal_only_its_own_topics(
+    bindings: set[Binding], departments: list[str], streams_app: Any
+) -> None:
+    from gridhub.broker import all_topics
+    from schemas.topics import (
+        APPLICATION_ALERTS,
+        APPLICATION_CHANGES,
+        CANONICAL_BATCHES,
+        CANONICAL_TOPICS,
+        CASE_COMMANDS,
+        DUPLICATES,
+        OVERDUE_ALERTS,
+        RAW_APPROVALS,
+        RAW_BATCHES,
+        RAW_EXPORTS,
+        RAW_PATROL,
+        RAW_TOPICS,
+        REJECTS,
+        canonical_topic,
+        dispatch_topic,
+        sink_topics,
+    )
+
+    app_id = streams_app.conf.id
+    internal = {*streams_app.tables.changelog_topics, f"{app_id}-__assignor-__leader"}
+    dispatch = {dispatch_topic(department) for department in departments}
+    future_dispatch = dispatch_topic("a-department-added-later")
+    gridhub_topics = set(all_topics(Settings()))
+    reads: dict[str, set[str]] = {
+        "worker": {*RAW_TOPICS, RAW_BATCHES, CASE_COMMANDS, APPLICATION_CHANGES, *internal},
+        "sink": set(sink_topics()),
+        # The gateway reads every desk's orders on the desk's behalf, a future department's too.
+        "patrol": {canonical_topic("case"), *dispatch, future_dispatch},
+        "approvals": set(),
+        "exports": set(),
+    }
+    writes: dict[str, set[str]] = {
+        "worker": {
+            *CANONICAL_TOPICS,
+            CANONICAL_BATCHES,
+            REJECTS,
+            DUPLICATES,
+            CASE_COMMANDS,
+            APPLICATION_CHANGES,
+            OVERDUE_ALERTS,
+            APPLICATION_ALERTS,
+            *dispatch,
+            future_dispatch,
+            *internal,
+        },
+        "sink": set(),
+        # A connector writes its raw topic, and what it cannot even wrap as a reject.
+        "patrol": {RAW_PATROL},
+        "approvals": {RAW_APPROVALS, REJECTS},
+        "exports": {RAW_EXPORTS, RAW_BATCHES, REJECTS},
+    }
+    for department in departments:
+        reads[f"desk-{department}"] = {dispatch_topic(department)}
+        writes[f"desk-{department}"] = set()
+    assert principals_of(bindings) == set(reads), "acls.conf names other principals than gridhub's services and desks"
+    assert SUPER_USER not in principals_of(bindings)
+
+    foreign = {"__consumer_offsets", "__transaction_state", "raw", "canonical", "dispatch", "other.topic", "x.raw."}
+    ours = gridhub_topics | internal | {future_dispatch}
+    universe = ours | foreign | {"gridhub-streams"}
+    for principal in sorted(reads):
+        for topic in sorted(universe):
+            can_read = allows(bindings, principal, "Read", "topic", topic)
+            can_write = allows(bindings, principal, "Write", "topic", topic)
+            assert can_read == (topic in reads[principal]), f"{principal} read {topic}: {can_read}"
+            assert can_write == (topic in writes[principal]), f"{principal} write {topic}: {can_write}"
+            if allows(bindings, principal, "Describe", "topic", topic):
+                assert topic in ours, f"{principal} sees {topic}"
+            if allows(bindings, principal, "Create", "topic", topic):
+                assert principal == "worker" and topic in ours, f"{principal} creates {topic}"
+        for operation in ("Delete", "Alter", "AlterConfigs", "All", "ClusterAction", "IdempotentWrite"):
+            assert not any(who == principal and what == operation for who, what, *_ in bindings), (
+                f"{principal} may {operation}"
+            )
+    assert not any(resource == "cluster" for _p, _o, resource, _t, _n in bindings), "no principal needs the cluster"
+    assert not any(name in ("*", "") for *_, name in bindings), "a grant on every resource"
+
+
+def test_the_acl_table_gives_each_group_to_its_reader_only(
+    bindings: set[Binding], departments: list[str], streams_app: Any
+) -> None:
+    groups: dict[str, set[str]] = {"worker": {streams_app.conf.id}}
+    desk_groups = {department: desk_group(department) for department in departments}
+    groups["patrol"] = set(desk_groups.values())  # the gateway reads the desks' orders on their behalf
+    for department, group in desk_groups.items():
+        groups[f"desk-{department}"] = {group}
+    universe = {*streams_app.conf.id.split(), *desk_groups.values(), "gridhub-sink", "other-group", "gridhub-desk"}
+    for principal in principals_of(bindings):
+        for group in sorted(universe):
+            allowed = allows(bindings, principal, "Read", "group", group)
+            assert allowed == (group in groups.get(principal, set())), f"{principal} group {group}: {allowed}"
+
+
+def test_kafka_init_applies_the_acl_table_as_written(tmp_path: Path, bindings: set[Binding]) -> None:
+    """Run deploy/kafka/init.sh against stand-ins of kafka-configs.sh and kafka-acls.sh and read what it asked."""
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("no bash")
+    tools, secrets, calls = tmp_path / "bin", tmp_path / "secrets", tmp_path / "calls"
+    tools.mkdir()
+    secrets.mkdir()
+    calls.mkdir()
+    for tool in ("kafka-configs.sh", "kafka-acls.sh"):
+        stand_in = tools / tool
+        stand_in.write_text(
+            f'#!/bin/sh\nf=$(mktemp "{calls}/{tool}.XXXXXX")\nfor a in "$@"; do printf "%s\\n" "$a"; done >"$f"\n'
+            'for a in "$@"; do case "$prev" in --add-config-file) cat "$a" >>"$f.config";; esac; prev=$a; done\n'
+        )
+        stand_in.chmod(0o755)
+    for principal in principals_of(bindings) | {SUPER_USER}:
+        (secrets / f"kafka-{principal}").write_text(f"pw-{principal}\n")
+    revoked = "desk-water"
+    (secrets / f"kafka-{revoked}").write_text("!revoked\n")  # deploy/make-secrets.sh --revoke desk-water
+    run = subprocess.run(
+        [bash, str(INIT_SCRIPT)],
+        env={"PATH": os.environ["PATH"], "TOOLS_DIR": str(tools), "SECRETS_DIR": str(secrets)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    logins: dict[str, str] = {}
+    deleted: set[str] = set()
+    applied: set[Binding] = set()
+    for call in calls.iterdir():
+        if call.name.endswith(".config"):
+            continue
+        argv = call.read_text().splitlines()
+        options: dict[str, list[str]] = {}
+        for flag, value in zip(argv, [*argv[1:], ""], strict=True):
+            if flag.startswith("--"):
+                options.setdefault(flag, []).append(value)
+        assert options["--command-config"], "every call logs in as admin"
+        if call.name.startswith("kafka-configs.sh"):
+            assert "--add-config" not in options, "a password on a command line"
+            if "--delete-config" in options:
+                assert options["--delete-config"] == ["SCRAM-SHA-512"]
+                deleted.add(options["--entity-name"][0])
+            else:
+                logins[options["--entity-name"][0]] = Path(f"{call}.config").read_text()
+            continue
+        assert "--add" in argv
+        resource, names = ("topic", options["--topic"]) if "--topic" in options else ("group", options["--group"])
+        pattern = options["--resource-pattern-type"][0]
+        for principal in options["--allow-principal"]:
+            for operation in options["--operation"]:
+                applied |= {(principal.removeprefix("User:"), operation, resource, pattern, name) for name in names}
+    assert set(logins) == principals_of(bindings) - {revoked}
+    assert deleted == {revoked}, "a revoked principal's login is deleted, never set"
+    for principal, config in logins.items():
+        assert config == f"SCRAM-SHA-512=iterations=8192,password=pw-{principal}\n"
+    assert applied == bindings
+
+
+def test_the_gateway_and_the_sink_share_one_token_book(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = services_of(compose)
+    books = {}
+    for name in TOKEN_DOORS:
+        settings = settings_from(monkeypatch, environment(services[name]))
+        book = PurePosixPath(settings.tokens_file)
+        volume = next(
+            (source for source, target in volume_mounts(services[name]) if source and book.is_relative_to(target)),
+            None,
+        )
+        assert volume and volume in (compose.get("volumes") or {}), f"{name}'s token book {book} is on no named volume"
+        books[name] = (volume, book)
+    assert len(set(books.values())) == 1, f"the doors read different token books: {books}"
+    for name in set(SERVICES) - set(TOKEN_DOORS):
+        mounted = {source for source, _target in volume_mounts(services[name])}
+        assert next(iter(books.values()))[0] not in mounted, f"{name} has no business with the token book"
+
+
 # --- the health-check commands, run for real ----------------------------------------------------------------------
 
 
@@ -415,12 +917,13 @@ def run_check(argv: list[str], replace: dict[str, str] | None = None, env: dict[
 
 
 @pytest.fixture
-def patrol_gateway() -> Iterator[int]:
+def patrol_gateway(tmp_path: Path) -> Iterator[int]:
     """The real patrol gateway application on a free port (no Kafka needed for /healthz)."""
     from aiohttp import web
 
     from connectors.patrol_http import Limits, PatrolGateway
     from connectors.photos import PhotoStore
+    from foundation.access import doorkeeper_of
     from schemas.grid import Grid
     from streams.routing import load_rules
 
@@ -432,6 +935,7 @@ def patrol_gateway() -> Iterator[int]:
         Grid.load(Settings().grid_path),
         PhotoStore(Path("/nonexistent"), 1024),
         Limits(record_bytes=1024, photos=1, track_points=1),
+        doorkeeper_of(Settings(data_dir=tmp_path)),
     )
     runner = web.AppRunner(gateway.application())
     loop.run_until_complete(runner.setup())
@@ -448,14 +952,15 @@ def patrol_gateway() -> Iterator[int]:
 
 
 @pytest.fixture
-def sink_endpoint() -> Iterator[int]:
+def sink_endpoint(tmp_path: Path) -> Iterator[int]:
     """The real read-only SQL endpoint on a free port."""
     import duckdb
 
-    from warehouse.query_server import QueryServer
+    from foundation.access import doorkeeper_of
+    from warehouse.query_server import QueryLimits, QueryServer
 
     connection = duckdb.connect()
-    server = QueryServer(connection, "127.0.0.1", 0)
+    server = QueryServer(connection, "127.0.0.1", 0, QueryLimits(), doorkeeper_of(Settings(data_dir=tmp_path)))
     server.start()
     try:
         yield server.server.server_address[1]

@@ -19,6 +19,7 @@ from streams.case_state import Case
 from streams.cases import CaseDesk, command_message, restore_message
 from streams.normalise import Accepted, normalise
 from streams.routing import load_rules
+from tests.support.patrol import gateway_role
 
 SETTINGS = Settings()
 
@@ -58,6 +59,7 @@ def update_command(event_id: str, status: str, actor: str, minute: int) -> tuple
         "status": status,
         "at": f"2026-11-25T10:{minute:02d}:00+08:00",
         "actor": actor,
+        "actor_role": gateway_role(actor),
     }
     envelope = RawEnvelope(
         record_uid=uuid.uuid4().hex,

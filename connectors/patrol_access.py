@@ -1,0 +1,74 @@
+"""What each caller may send through the patrol gateway, and as whom.
+
+The role of an update's actor comes from the caller's token, never from the body or from the
+look of an id: a phone acts as its own grid worker, a desk as its department, command-centre
+staff as the command centre. So a phone cannot report or patrol as another worker, a desk
+cannot move a case dispatched to another department, and no body can claim a role.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from connectors.http_guard import json_error
+from foundation.access import Caller, Forbidden, RateLimited, Role, Unauthenticated
+from foundation.errors import InputRejected
+
+ACTOR_ROLE: dict[Role, str] = {
+    "device": "grid_worker",
+    "desk": "desk",
+    "commander": "command_centre",
+    "service": "system",
+}
+"""The case flow's role (schemas/data/case_flow.yaml) of each token role that may post updates."""
+
+
+def refusal(error: InputRejected) -> web.Response:
+    """The HTTP answer to a caller the door refuses: 401, 403 or 429 with its reason."""
+    if isinstance(error, Unauthenticated):
+        response = json_error(401, error.reason_code, str(error))
+        response.headers["WWW-Authenticate"] = 'Bearer realm="gridhub"'
+        return response
+    if isinstance(error, RateLimited):
+        response = json_error(429, error.reason_code, str(error))
+        response.headers["Retry-After"] = str(error.retry_after_s)
+        return response
+    return json_error(403, error.reason_code, str(error))
+
+
+def _as_worker(caller: Caller, claimed: Any, what: str) -> str | None:
+    """A phone's own worker id; refuses a body that names another worker."""
+    if caller.role != "device":
+        return None
+    if claimed not in (None, "", caller.worker):
+        raise Forbidden(
+            f"{caller.name} is the phone of {caller.worker}; it cannot send {what} as {str(claimed)[:64]!r}"
+        )
+    return caller.worker
+
+
+def stamp_report(caller: Caller, payload: dict[str, Any]) -> None:
+    """Bind a report to its reporter: a phone's report is always its worker's."""
+    worker = _as_worker(caller, payload.get("reporter_id"), "a report")
+    if worker:
+        payload["reporter_id"] = worker
+
+
+def stamp_update(caller: Caller, payload: dict[str, Any]) -> None:
+    """Set who acts, in which role: a phone as its worker, anyone else as the actor named (or the token's name)."""
+    worker = _as_worker(caller, payload.get("actor"), "an update")
+    payload["actor"] = worker or payload.get("actor") or caller.name
+    payload["actor_role"] = ACTOR_ROLE[caller.role]
+
+
+def stamp_tracks(caller: Caller, payloads: list[tuple[str, dict[str, Any]]]) -> None:
+    """Refuse a track of another worker than the phone's own."""
+    for _, payload in payloads:
+        _as_worker(caller, payload.get("worker_id"), "a patrol track")
+
+
+def desk_department(caller: Caller) -> str | None:
+    """The only department whose cases this caller may move, or None when not bound to one."""
+    return caller.department if caller.role == "desk" else None
