@@ -11,7 +11,7 @@
 # owner and mode it has here, so each file is given to the user that reads it in its container:
 #   admin                           uid 1000   (appuser of the apache/kafka image)
 #   worker, sink, patrol, approvals uid 10001  (the gridhub image's user, see Dockerfile)
-#   exports, desk-*                 the user who ran this script with sudo (they are used on the host)
+#   exports, review, desk-*         the user who ran this script with sudo (they are used on the host)
 # kafka-init runs as root and reads them all. Changing owners needs root: run this with sudo. Where
 # containers see bind-mounted files under other ids (rootless Docker, user-namespace remapping),
 # set KAFKA_UID / GRIDHUB_IMAGE_UID to the ids as the host sees them, or CHOWN=no to skip it.

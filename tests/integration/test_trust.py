@@ -39,10 +39,12 @@ def sink_url(hub: Hub) -> str:
     return str(runfiles.discover(hub.settings, "sink")["url"])
 
 
-def a_report(reporter: str = "GW001", description: str = "河面漂浮垃圾", **extra: Any) -> dict[str, Any]:
+def a_report(
+    reporter: str = "GW001", description: str = "河面漂浮垃圾", category: str = "0105", **extra: Any
+) -> dict[str, Any]:
     return report(
         unique("R-TRUST"),
-        category="0105",
+        category=category,
         description=description,
         reported_at="2026-11-25T11:00:00+08:00",
         reporter_id=reporter,
@@ -128,9 +130,20 @@ def test_no_body_can_claim_a_role_an_unknown_actor_cannot_cancel_and_a_desk_move
     assert cancelled[0] == 409 and cancelled[1]["error"] == "role_not_allowed", cancelled
     assert update("cancelled", hub.tokens.phones["GW050"], actor="anyone")[0] == 403
     assert update("in_handling", "ghb_forged", actor="anyone")[0] == 401
-    # A desk of another department cannot move a water case; the water desk can.
+    # A desk of another department cannot move a water case, nor the water desk an enforcement case.
     refused = update("in_handling", hub.tokens.desks["enforcement"])
     assert refused[0] == 403 and "dispatched to water, not to enforcement" in refused[1]["reason"], refused
+    shed = a_report("GW050", category="0101", description="私搭乱建")
+    assert hub.post("/v1/reports", shed)[0] == 202
+    wait_until(lambda: hub.scalar(f"SELECT status FROM cases WHERE case_id = '{shed['report_id']}'"), what="case")
+    body = {
+        "update_id": unique("U"),
+        "event_id": shed["report_id"],
+        "status": "in_handling",
+        "at": "2026-11-25T11:30:00+08:00",
+    }
+    refused = hub.post("/v1/updates", body, token=hub.tokens.desks["water"])
+    assert refused[0] == 403 and "dispatched to enforcement, not to water" in refused[1]["reason"], refused
     assert update("in_handling", hub.tokens.desks["water"])[0] == 202
     wait_until(
         lambda: hub.scalar(f"SELECT status FROM cases WHERE case_id = '{water['report_id']}'") == "in_handling",

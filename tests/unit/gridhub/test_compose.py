@@ -735,6 +735,7 @@ def test_the_acl_table_grants_each_principal_only_its_own_topics(
         CANONICAL_TOPICS,
         CASE_COMMANDS,
         DUPLICATES,
+        MATCH_DECISIONS,
         OVERDUE_ALERTS,
         RAW_APPROVALS,
         RAW_BATCHES,
@@ -759,6 +760,7 @@ def test_the_acl_table_grants_each_principal_only_its_own_topics(
         "patrol": {canonical_topic("case"), *dispatch, future_dispatch},
         "approvals": set(),
         "exports": set(),
+        "review": set(),
     }
     writes: dict[str, set[str]] = {
         "worker": {
@@ -779,6 +781,8 @@ def test_the_acl_table_grants_each_principal_only_its_own_topics(
         "patrol": {RAW_PATROL},
         "approvals": {RAW_APPROVALS, REJECTS},
         "exports": {RAW_EXPORTS, RAW_BATCHES, REJECTS},
+        # The command centre's review decisions (gridhub review merge/separate), for the sink.
+        "review": {MATCH_DECISIONS},
     }
     for department in departments:
         reads[f"desk-{department}"] = {dispatch_topic(department)}
