@@ -53,6 +53,8 @@ MASK_KINDS: tuple[MaskKind, ...] = get_args(MaskKind)
 DIGIT = "[0-9０-９]"
 RESIDENT_ID = "[0-9]{17}[0-9Xx]"
 """A value that is wholly a resident ID (the shape, not the check character: a mistyped ID is personal too)."""
+PLACE_KEY = "[0-9]{15}[|].+"
+"""A value that is wholly a place's key: its 15-digit grid cell and its normalised address (a house is a home)."""
 SHORTEST_NUMBER = 11
 """Characters of the shortest number masked (a mobile number): shorter text is left as it is (a fast way past)."""
 ID_IN_TEXT = f"(^|[^0-9])({DIGIT}{{6}})[ -]?{DIGIT}{{8}}[ -]?{DIGIT}{{2}}({DIGIT}[0-9０-９XxＸｘ])([^0-9]|$)"
@@ -71,6 +73,7 @@ DIGITS_TO_LETTERS = ("0123456789", "ghijklmnop")
 """Hex digits become letters past ``f``, so a pseudonym has no digit and keeps 16 symbols."""
 
 _RESIDENT_ID = re.compile(RESIDENT_ID)
+_PLACE_KEY = re.compile(PLACE_KEY)
 _LOWER_X_ID = re.compile("[0-9]{17}x")
 _ID_IN_TEXT = re.compile(ID_IN_TEXT)
 _PHONE_IN_TEXT = re.compile(PHONE_IN_TEXT)
@@ -205,13 +208,16 @@ def pseudonym(value: str, secret: str) -> str:
 def scrub_text(text: str, secret: str | None = None) -> str:
     """Text with no resident ID and no mobile number left whole.
 
-    A value that is wholly a resident ID becomes its pseudonym (given the ``secret``; without one it
-    is masked like any ID); IDs and mobile numbers inside the text are masked in place.
+    A value that is wholly a resident ID or a place's key (which holds its address) becomes its
+    pseudonym (given the ``secret``; without one it is masked like any ID or address); IDs and
+    mobile numbers inside the text are masked in place.
     """
     if len(text) < SHORTEST_NUMBER:
         return text
     if _RESIDENT_ID.fullmatch(text):
         return pseudonym(text.upper(), secret) if secret is not None else mask_id_number(text)
+    if _PLACE_KEY.fullmatch(text):
+        return pseudonym(text, secret) if secret is not None else mask_address(text)
     for _ in range(IN_TEXT_PASSES):
         text = _ID_IN_TEXT.sub(ID_IN_TEXT_MASK, text)
     for _ in range(IN_TEXT_PASSES):

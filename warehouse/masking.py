@@ -37,6 +37,7 @@ from schemas.personal import (
     IN_TEXT_PASSES,
     PHONE_IN_TEXT,
     PHONE_IN_TEXT_MASK,
+    PLACE_KEY,
     PSEUDONYM_LENGTH,
     PSEUDONYM_PREFIX,
     RESIDENT_ID,
@@ -86,6 +87,7 @@ MACROS: dict[str, str] = {
     "gh_scrub_numbers(v)": _in_text(PHONE_IN_TEXT, PHONE_IN_TEXT_MASK, _in_text(ID_IN_TEXT, ID_IN_TEXT_MASK, "v")),
     "gh_scrub(v, k)": f"CASE WHEN length(v) < {SHORTEST_NUMBER} THEN v "
     f"WHEN regexp_full_match(v, {sql_literal(RESIDENT_ID)}) THEN main.gh_hash(upper(v), k) "
+    f"WHEN regexp_full_match(v, {sql_literal(PLACE_KEY)}) THEN main.gh_hash(v, k) "
     "ELSE main.gh_scrub_numbers(v) END",
     "gh_mask_id_number(v)": "CASE WHEN length(v) = 18 THEN left(v, 6) || '**********' || right(v, 2) "
     f"ELSE regexp_replace(v, '{DIGIT}', '*', 'g') END",

@@ -164,3 +164,11 @@ def test_a_column_cannot_be_both_personal_and_not(tmp_path: Path) -> None:
 def test_personal_sounding_names() -> None:
     assert all(map(looks_personal, ["name", "legal_representative_id", "reporter_id", "actor", "decided_by"]))
     assert not any(map(looks_personal, ["status", "category", "grid_code", "fingerprint"]))
+
+
+def test_a_place_key_which_holds_an_address_becomes_a_pseudonym_or_is_masked() -> None:
+    key = "320411101001001|孟河镇通江路12号"
+    hidden = scrub_text(key, SECRET)
+    assert hidden.startswith("P-") and "通江路" not in hidden
+    assert hidden == scrub_text(key, SECRET), "the same key has the same pseudonym, so joins hold"
+    assert "12号" not in scrub_text(key)

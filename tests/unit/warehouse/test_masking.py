@@ -578,3 +578,14 @@ def test_use_schema_takes_only_a_schema_name(warehouse: duckdb.DuckDBPyConnectio
 def test_every_masking_macro_is_one_the_guard_refuses() -> None:
     assert MACRO_PREFIX in DENIED_PREFIXES
     assert all(signature.startswith(MACRO_PREFIX) for signature in MACROS)
+
+
+def test_a_place_key_which_holds_its_address_is_a_pseudonym_that_still_joins(
+    warehouse: duckdb.DuckDBPyConnection,
+) -> None:
+    keys = rows_as(warehouse, MASKED_SCHEMA, "SELECT place_key, address FROM places")
+    assert keys
+    assert all(key.startswith("P-") and "工业园" not in key for key, _ in keys), keys
+    assert all(address != "工业园一号" for _, address in keys)
+    to_places = "SELECT count(*) FROM entity_matches m JOIN places p ON m.kind = 'place' AND m.entity_key = p.place_key"
+    assert rows_as(warehouse, "main", to_places) == rows_as(warehouse, MASKED_SCHEMA, to_places) != [(0,)]
