@@ -73,6 +73,7 @@ def bench_settings(base: Settings, folder: Path) -> Settings:
             "rest_sources": None,
             "http_port": 0,
             "sink_query_port": 0,
+            "screen_port": 0,
             "sink_url": None,
             "patrol_url": None,
             "supervisor_pid": None,

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
         default=15.0, gt=0, le=600, description="The patrol gateway closes a connection idle this long."
     )
 
+    screen_host: str = Field(default="127.0.0.1", description="The command centre's screen: bind address.")
+    screen_port: int = Field(default=8090, ge=0, description="The screen's port (0 = any free).")
+
     sink_query_host: str = Field(default="127.0.0.1", description="Sink's read-only SQL endpoint.")
     sink_query_port: int = Field(default=8089, ge=0, description="0 picks any free port.")
     sink_url: str | None = Field(

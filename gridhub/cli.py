@@ -75,6 +75,7 @@ def up(data_dir: DataDir = None, bootstrap: Bootstrap = None) -> None:
     try:
         console.print(f"gridhub is up. Kafka: {stack.bootstrap}")
         console.print(f"  patrol gateway: {stack.url('patrol')}/v1/reports")
+        console.print(f"  screen:         {stack.url('screen')}/ (log in with a commander's or analyst's token)")
         console.print(f"  warehouse:      {settings.warehouse_file.resolve()} (query with `gridhub sql`)")
         if admin_token is not None:
             console.print(f"  admin token:    made on this first start, in {admin_token.resolve()} (owner-only)")

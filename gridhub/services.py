@@ -22,7 +22,7 @@ from foundation.service import Service, run_service, stop_with_supervisor
 from foundation.settings import Settings
 from gridhub.broker import ensure_topics, topic_ids
 
-ServiceName = Literal["worker", "sink", "patrol", "approvals", "watch", "pull"]
+ServiceName = Literal["worker", "sink", "patrol", "approvals", "screen", "watch", "pull"]
 SERVICES: tuple[ServiceName, ...] = ("sink", "worker", "patrol", "approvals")
 log = get_logger(__name__)
 
@@ -164,10 +164,18 @@ def build_pull(settings: Settings, bootstrap: str) -> Service:
     return RestPoller(_publisher(settings, bootstrap, "pull"), sources, settings.export_mappings)
 
 
+def build_screen(settings: Settings, bootstrap: str) -> Service:
+    """The command centre's screen, reading through the sink's SQL endpoint as each viewer."""
+    from gridhub.screen.server import build_screen as build
+
+    return build(settings, bootstrap)
+
+
 BUILDERS: dict[ServiceName, Callable[[Settings, str], Service]] = {
     "sink": SinkService,
     "patrol": build_patrol,
     "approvals": build_approvals,
+    "screen": build_screen,
     "watch": build_watch,
     "pull": build_pull,
 }
@@ -210,6 +218,10 @@ def run(settings: Settings, name: str) -> None:
 
 
 def enabled_services(settings: Settings) -> tuple[ServiceName, ...]:
-    """What `gridhub up` runs: the core services, plus the department feeds that are configured."""
+    """What `gridhub up` runs: the core services, the screen, and the department feeds that are configured.
+
+    The screen and the feeds are not in docker-compose yet (the screen reads through the sink with
+    each viewer's token and needs no Kafka login of its own).
+    """
     feeds: dict[ServiceName, object] = {"watch": settings.watch_dir, "pull": settings.rest_sources}
-    return SERVICES + tuple(name for name, setting in feeds.items() if setting)
+    return (*SERVICES, "screen", *(name for name, setting in feeds.items() if setting))

@@ -121,6 +121,7 @@ def _demo_settings(settings: Settings) -> Settings:
         "approvals_db_url": None,
         "http_port": 0,
         "sink_query_port": 0,
+        "screen_port": 0,
         "watch_dir": None,
         "rest_sources": None,
     }

@@ -52,6 +52,7 @@ def hub_settings(data_dir: Path, **extra: Any) -> Settings:
         "data_dir": data_dir,
         "http_port": 0,
         "sink_query_port": 0,
+        "screen_port": 0,
         "sink_batch_wait_ms": 100,
         "sink_bulk_rows": 1000,
         "bulk_batch_rows": 500,

@@ -46,6 +46,7 @@ def up_env(data_dir: Path) -> dict[str, str]:
         "GRIDHUB_DATA_DIR": str(data_dir),
         "GRIDHUB_HTTP_PORT": "0",
         "GRIDHUB_SINK_QUERY_PORT": "0",
+        "GRIDHUB_SCREEN_PORT": "0",
         "GRIDHUB_SINK_BATCH_WAIT_MS": "100",
     }
 
