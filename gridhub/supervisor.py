@@ -41,7 +41,6 @@ from gridhub.services import ServiceName, enabled_services
 log = get_logger(__name__)
 CORE: tuple[ServiceName, ...] = ("sink", "worker")
 """Services that carry records from the raw topics into the warehouse; every other one is a door."""
-DOOR_STOP_ORDER: tuple[ServiceName, ...] = ("patrol", "approvals", "watch", "pull")
 
 
 @dataclass
@@ -307,7 +306,7 @@ class Stack:
         previous = signal.signal(signal.SIGINT, lambda *_: cut.set()) if in_main_thread else None
         report = StopReport()
         try:
-            report.killed += self._terminate(DOOR_STOP_ORDER)
+            report.killed += self._terminate(self.doors)
             if self.core and all(self._running(name) for name in self.core):
                 report.left = self.drain(cut, on_progress)
             elif self.processes:

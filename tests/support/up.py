@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from foundation import runfiles
 from foundation.access import TokenBook
 from foundation.settings import Settings
-from gridhub.services import SERVICES
+from gridhub.services import enabled_services
 from schemas.grid import Grid
 from simulation.senders import TownTokens
 from streams.routing import load_rules
@@ -92,4 +92,4 @@ def start_up(data_dir: Path) -> tuple[subprocess.Popen[bytes], list[int]]:
     while b"Press Ctrl-C to stop." not in said and (line := up.stdout.readline()):
         said += line
     assert up.poll() is None, (said + up.communicate()[0]).decode()
-    return up, [runfiles.discover(settings, name)["pid"] for name in SERVICES]
+    return up, [runfiles.discover(settings, name)["pid"] for name in enabled_services(settings)]
