@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from connectors.http_guard import json_error, json_errors
 from connectors.patrol_access import refusal
-from foundation.access import Caller, Doorkeeper, Forbidden, RateLimited, Role, Unauthenticated
+from foundation.access import Caller, Doorkeeper, Forbidden, RateLimited, Role, Unauthenticated, bearer_token
 from foundation.errors import InputRejected, RetryableError
 from foundation.service import Service
 from foundation.settings import Settings
@@ -125,9 +125,9 @@ class ScreenService(Service):
                 header = f"Bearer {request.cookies[COOKIE]}"
             try:
                 caller = self.doorkeeper.admit(header, *VIEWERS)
-                token = (header or "").partition(" ")[2].strip()
                 # As the viewer, never as this process: the hub's own secret would see everything whole.
-                as_viewer = self.settings.model_copy(update={"token": SecretStr(token), "service_token": None})
+                token = SecretStr(bearer_token(header))
+                as_viewer = self.settings.model_copy(update={"token": token, "service_token": None})
                 return await handler(request, caller, as_viewer)
             except (Unauthenticated, Forbidden, RateLimited) as exc:
                 return refusal(exc)
