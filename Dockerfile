@@ -41,7 +41,7 @@ ENV PATH="/app/.venv/bin:${PATH}" \
     GRIDHUB_DATA_DIR=/data
 
 # Run as an unprivileged user (uid 10001: deploy/make-secrets.sh gives the services' Kafka
-# passwords to it). /data and /tokens (the token book the gateway and the sink share, see
+# passwords to it). /data and /tokens (the token book the gateway, the sink and the screen share, see
 # docker-compose.yml) are created here, owned by that user, so named volumes mounted on them
 # start out writable.
 RUN groupadd --system --gid 10001 gridhub \

@@ -4,7 +4,7 @@ UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 ARGS ?=
 
-.PHONY: demo up test lint sync
+.PHONY: demo up test lint sync chromium
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -27,5 +27,18 @@ lint: sync
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen lint-imports
 
-test: lint
+# The browser tests (tests/browser) drive Debian's chromium through Playwright (never a browser
+# Playwright downloads): installed here when /usr/bin/chromium is missing, a no-op once it is there.
+# GRIDHUB_CHROMIUM names another Chromium to use instead.
+# A CJK font comes with it, so the screenshots show the screen's Chinese labels, not empty boxes.
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc
+chromium:
+	@if { [ -z "$$GRIDHUB_CHROMIUM" ] && [ ! -x /usr/bin/chromium ]; } || [ ! -f $(CJK_FONT) ]; then \
+		echo "installing Debian's chromium and a CJK font for the browser tests"; \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-wqy-zenhei; \
+	fi
+
+test: lint chromium
 	$(UV) run --frozen pytest $(ARGS)

@@ -10,7 +10,8 @@
 # (0600, in a 0700 folder). Compose mounts a secret file into the container as it is, with the
 # owner and mode it has here, so each file is given to the user that reads it in its container:
 #   admin                           uid 1000   (appuser of the apache/kafka image)
-#   worker, sink, patrol, approvals uid 10001  (the gridhub image's user, see Dockerfile)
+#   worker, sink, patrol, approvals, screen
+#                                   uid 10001  (the gridhub image's user, see Dockerfile)
 #   exports, review, desk-*         the user who ran this script with sudo (they are used on the host)
 # kafka-init runs as root and reads them all. Changing owners needs root: run this with sudo. Where
 # containers see bind-mounted files under other ids (rootless Docker, user-namespace remapping),
@@ -31,7 +32,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --rotate) [ $# -ge 2 ] || { echo "--rotate needs a principal's name" >&2; exit 2; }; ROTATE="$ROTATE $2"; shift 2 ;;
         --revoke) [ $# -ge 2 ] || { echo "--revoke needs a principal's name" >&2; exit 2; }; REVOKE="$REVOKE $2"; shift 2 ;;
-        -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -49,7 +50,7 @@ case " $REVOKE " in *" admin "*) echo "admin cannot be revoked, only rotated" >&
 owner_of() {
     case "$1" in
         admin) echo "$KAFKA_UID" ;;
-        worker | sink | patrol | approvals) echo "$GRIDHUB_IMAGE_UID" ;;
+        worker | sink | patrol | approvals | screen) echo "$GRIDHUB_IMAGE_UID" ;;
         *) echo "$OPERATOR_UID" ;;
     esac
 }

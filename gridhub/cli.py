@@ -33,7 +33,6 @@ from gridhub.cli_common import command_settings as _settings
 
 if TYPE_CHECKING:
     from connectors.exports import IngestReport
-    from gridhub.supervisor import StopReport
 
 app = typer.Typer(
     help="gridhub: the data-integration hub under a town's command centre.",
@@ -100,27 +99,7 @@ def up(data_dir: DataDir = None, bootstrap: Bootstrap = None) -> None:
                 )
 
             report = stack.stop(on_progress=show)
-        if report.clean:
-            console.print("gridhub stopped cleanly.")
-        else:
-            console.print(_unclean_stop(report, settings))
-
-
-def _unclean_stop(report: StopReport, settings: Settings) -> str:
-    """One line on what a stop left undone and what happens to it."""
-    parts = []
-    if report.left:
-        parts.append(
-            f"{report.left} accepted messages had not reached the warehouse; they are kept in "
-            f"{settings.journal_dir} and sent again when gridhub starts next"
-        )
-    if report.killed:
-        parts.append(
-            f"{', '.join(report.killed)} did not stop in time and was killed (see {settings.data_dir / 'logs'})"
-        )
-    if report.cut_short and not report.left:
-        parts.append("the drain was cut short, but everything accepted had landed")
-    return "gridhub stopped, not cleanly: " + "; ".join(parts) + "."
+        console.print(report.describe("gridhub", settings))
 
 
 @app.command()
@@ -279,27 +258,82 @@ def dispatch_update(
 
 @app.command()
 def kpi(
-    day: Annotated[str | None, typer.Option("--date", help="Asia/Shanghai day, YYYY-MM-DD (default: all).")] = None,
-    by: Annotated[str | None, typer.Option(help="squad, department, grid or worker.")] = None,
-    patrol: Annotated[bool, typer.Option(help="Patrol compliance per worker instead of case KPIs.")] = False,
+    day: Annotated[
+        str | None,
+        typer.Option("--date", help="Asia/Shanghai day, YYYY-MM-DD (default: all; with --trend: its last day, today)."),
+    ] = None,
+    month: Annotated[str | None, typer.Option(help="Asia/Shanghai calendar month, YYYY-MM (not with --date).")] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(help="squad, department, grid or worker; --patrol: squad; --approvals: department or item."),
+    ] = None,
+    patrol: Annotated[bool, typer.Option(help="Patrol compliance per worker (or squad) instead of case KPIs.")] = False,
+    trend: Annotated[
+        str | None, typer.Option(help="Case KPIs for each of the last N days (1-366) up to --date, every day shown.")
+    ] = None,
+    approvals: Annotated[
+        bool, typer.Option(help="The service centre's applications: received, in progress, overdue, on time.")
+    ] = False,
     output: Annotated[str, typer.Option("--output", "-o", help="table, csv or json.")] = "table",
     data_dir: DataDir = None,
 ) -> None:
-    """The command centre's KPIs: closure, on-time closure, rework, time to close; or patrol compliance."""
-    from datetime import date
+    """The command centre's KPIs: case closure, on-time closure, rework, time to close; patrols; approvals."""
+    import re
+    from datetime import date, datetime
 
-    from warehouse.kpi import GROUPINGS, kpi_sql, patrol_sql
+    from schemas import TOWN_TIMEZONE
+    from warehouse.kpi import (
+        APPROVAL_GROUPINGS,
+        GROUPINGS,
+        TREND_MAX_DAYS,
+        approvals_kpi_sql,
+        kpi_sql,
+        kpi_trend_sql,
+        patrol_sql,
+    )
     from warehouse.reader import query as run
 
-    if by is not None and by not in GROUPINGS:
-        raise UsageError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
+    flags = (("--patrol", patrol), ("--approvals", approvals), ("--trend", trend is not None))
+    modes = [flag for flag, given in flags if given]
+    if len(modes) > 1:
+        raise UsageError(f"choose one of --patrol, --approvals and --trend, not {' and '.join(modes)}")
+    if day is not None and month is not None:
+        raise UsageError("give --date or --month, not both")
     try:
         chosen = date.fromisoformat(day) if day else None
     except ValueError as exc:
         raise UsageError(f"--date must look like 2026-11-25 ({exc})") from exc
-    sql = patrol_sql(chosen) if patrol else kpi_sql(by, chosen)  # type: ignore[arg-type]
-    title = "patrol compliance" if patrol else f"case KPIs{' by ' + by if by else ''}"
-    print_result(run(_settings(data_dir=data_dir), sql), output, title=f"{title}{' on ' + day if day else ''}")
+    found = re.fullmatch(r"([0-9]{4})-([0-9]{2})", month) if month is not None else None
+    if month is not None and (found is None or not 1 <= int(found[2]) <= 12):
+        raise UsageError(f"--month must look like 2026-11, not {month!r}")
+    chosen_month = date(int(found[1]), int(found[2]), 1) if found is not None else None
+    mode = modes[0] if modes else None
+    allowed = {"--patrol": ("squad",), "--approvals": APPROVAL_GROUPINGS, "--trend": ()}.get(mode or "", GROUPINGS)
+    if by is not None and not allowed:
+        raise UsageError(f"--by is not for {mode} (it shows the whole town day by day)")
+    if by is not None and by not in allowed:
+        raise UsageError(f"--by{' with ' + mode if mode else ''} must be one of {', '.join(allowed)}, not {by!r}")
+    if month is not None and mode in ("--patrol", "--trend"):
+        raise UsageError(f"--month is not for {mode} (use --date)")
+
+    when = f" on {day}" if day else f" in {month}" if month else ""
+    if patrol:
+        sql = patrol_sql(chosen, "squad" if by else None)
+        title = f"patrol compliance{' by squad' if by else ''}{when}"
+    elif approvals:
+        sql = approvals_kpi_sql(chosen, chosen_month, by)  # type: ignore[arg-type]
+        title = f"approvals{' by ' + by if by else ''}{when}"
+    elif trend is not None:
+        days = int(trend) if trend.isascii() and trend.isdigit() else 0  # parsed here: one line, not a traceback
+        if not 1 <= days <= TREND_MAX_DAYS:
+            raise UsageError(f"--trend must be between 1 and {TREND_MAX_DAYS} days, not {trend!r}")
+        end = chosen or datetime.now(TOWN_TIMEZONE).date()
+        sql = kpi_trend_sql(end, days)
+        title = f"case KPIs for the {days} day(s) up to {end.isoformat()}"
+    else:
+        sql = kpi_sql(by, chosen, chosen_month)  # type: ignore[arg-type]
+        title = f"case KPIs{' by ' + by if by else ''}{when}"
+    print_result(run(_settings(data_dir=data_dir), sql), output, title=title)
 
 
 @app.command()

@@ -23,7 +23,8 @@ from foundation.settings import Settings
 from gridhub.broker import ensure_topics, topic_ids
 
 ServiceName = Literal["worker", "sink", "patrol", "approvals", "screen", "watch", "pull"]
-SERVICES: tuple[ServiceName, ...] = ("sink", "worker", "patrol", "approvals")
+SERVICES: tuple[ServiceName, ...] = ("sink", "worker", "patrol", "approvals", "screen")
+"""The services docker-compose runs, each as its own container, and `gridhub up` always starts (in this order)."""
 log = get_logger(__name__)
 
 
@@ -48,6 +49,7 @@ class SinkService(Service):
 
     def __init__(self, settings: Settings, bootstrap: str) -> None:
         from schemas.approvals import load_catalogue
+        from schemas.grid import Grid
         from warehouse.resolution import Resolver
         from warehouse.resolution_rules import ResolutionRules
 
@@ -55,15 +57,17 @@ class SinkService(Service):
         self.bootstrap = bootstrap
         self.resolver = Resolver(ResolutionRules.load(settings.resolution_rules))
         self.catalogue = load_catalogue(settings.approval_items)
+        self.grid = Grid.load(settings.grid_path)
         self._close: list[Callable[[], None]] = []
 
     def prepare(self) -> dict[str, Any]:
-        """Open the warehouse, load the approval catalogue, start the SQL endpoint; announce its URL."""
+        """Open the warehouse, load the approval catalogue and the grid, start the SQL endpoint; announce its URL."""
         from foundation.access import doorkeeper_of
         from schemas.topics import sink_topics
         from warehouse.approvals import replace_approval_items
         from warehouse.audit import ensure_audit_table
         from warehouse.contract import BatchContract
+        from warehouse.grid_cells import replace_grid_cells
         from warehouse.journal_keeper import JournalKeeper
         from warehouse.query_server import QueryLimits, QueryServer
         from warehouse.sink import Sink
@@ -74,6 +78,7 @@ class SinkService(Service):
         connection = connect(settings.warehouse_file, self.resolver)
         self._close.append(connection.close)
         replace_approval_items(connection, self.catalogue)
+        replace_grid_cells(connection, self.grid)
         ensure_audit_table(connection)
         contract = BatchContract()
         writer = WarehouseWriter(connection, self.resolver, contract.table_violations)
@@ -218,10 +223,9 @@ def run(settings: Settings, name: str) -> None:
 
 
 def enabled_services(settings: Settings) -> tuple[ServiceName, ...]:
-    """What `gridhub up` runs: the core services, the screen, and the department feeds that are configured.
+    """What `gridhub up` runs: :data:`SERVICES` (the screen last), then the department feeds that are configured.
 
-    The screen and the feeds are not in docker-compose yet (the screen reads through the sink with
-    each viewer's token and needs no Kafka login of its own).
+    The feeds are not in docker-compose yet.
     """
     feeds: dict[ServiceName, object] = {"watch": settings.watch_dir, "pull": settings.rest_sources}
-    return (*SERVICES, "screen", *(name for name, setting in feeds.items() if setting))
+    return (*SERVICES, *(name for name, setting in feeds.items() if setting))

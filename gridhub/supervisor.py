@@ -57,6 +57,24 @@ class StopReport:
         """Whether "stopped cleanly" is true."""
         return self.left == 0 and not self.cut_short and not self.killed
 
+    def describe(self, what: str, settings: Settings) -> str:
+        """One line for the operator: stopped cleanly, or what the stop left undone and what happens to it."""
+        if self.clean:
+            return f"{what} stopped cleanly."
+        parts = []
+        if self.left:
+            parts.append(
+                f"{self.left} accepted messages had not reached the warehouse; they are kept in "
+                f"{settings.journal_dir} and sent again when gridhub starts next"
+            )
+        if self.killed:
+            parts.append(
+                f"{', '.join(self.killed)} did not stop in time and was killed (see {settings.data_dir / 'logs'})"
+            )
+        if self.cut_short and not self.left:
+            parts.append("the drain was cut short, but everything accepted had landed")
+        return f"{what} stopped, not cleanly: " + "; ".join(parts) + "."
+
 
 class SupervisorError(ConfigurationError):
     """The stack could not start; the message points at the log to read."""

@@ -18,12 +18,20 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the simulated day.")] = 20261125,
     data_dir: DataDir = None,
     bootstrap: Bootstrap = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="After the day checks out, keep the hub and its screen running until Ctrl-C "
+            "(the screen on GRIDHUB_SCREEN_PORT if set, else a free port).",
+        ),
+    ] = False,
 ) -> None:
-    """Run the hub and drive a simulated town day through it, then print a summary."""
+    """Run the hub and drive a simulated town day through it, then print a summary (and, with --serve, keep it up)."""
     from simulation.demo import run_demo
 
     settings = command_settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
-    run_demo(settings, events=events, seed=seed, console=console)
+    run_demo(settings, events=events, seed=seed, console=console, serve=serve)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,10 @@ demo exits non-zero if the warehouse disagrees.
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import signal
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,7 @@ from schemas.topics import OVERDUE_ALERTS, dispatch_topic
 from simulation.day import TownDay, simulate_day, write_exports
 from simulation.registers import TownRegisters, town_registers, write_registers
 from simulation.senders import TownTokens
+from simulation.town import DAY
 from streams.routing import load_rules
 from warehouse.kpi import kpi_sql
 from warehouse.reader import query
@@ -106,14 +111,19 @@ def _post(url: str, body: bytes, token: str) -> str | None:
             time.sleep(float(exc.headers.get("Retry-After", "1")))
 
 
-def _demo_settings(settings: Settings) -> Settings:
-    """The demo's own folder, emptied, so its counts describe this run alone; free ports, so it runs beside `up`."""
+def _demo_settings(settings: Settings, serve: bool = False) -> Settings:
+    """The demo's own folder, emptied, so its counts describe this run alone; free ports, so it runs beside `up`.
+
+    Serving (``--serve``), the screen keeps ``GRIDHUB_SCREEN_PORT`` when the user set it, so its
+    address can be known in advance; every other port stays a free one.
+    """
     folder = settings.data_dir / "demo"
     for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "approvals.sqlite", "tokens.sqlite", "admin.token"):
         (folder / name).unlink(missing_ok=True)
     for name in ("state", "exports", "logs", "faust"):
         shutil.rmtree(folder / name, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
+    chosen = serve and "screen_port" in settings.model_fields_set
     private = {
         "overdue_check_seconds": 2,
         "data_dir": folder,
@@ -121,7 +131,7 @@ def _demo_settings(settings: Settings) -> Settings:
         "approvals_db_url": None,
         "http_port": 0,
         "sink_query_port": 0,
-        "screen_port": 0,
+        "screen_port": settings.screen_port if chosen else 0,
         "watch_dir": None,
         "rest_sources": None,
     }
@@ -296,18 +306,79 @@ def _check(day: TownDay, registers: TownRegisters, rows: dict[str, int], tally: 
     return problems
 
 
-def run_demo(settings: Settings, events: int, seed: int, console: Console) -> None:
-    """Start the hub, feed the day, wait for the warehouse, print the summary, stop."""
-    settings = _demo_settings(settings)
+SERVED_LINE = re.compile(r"^  (?P<name>[a-z][a-z ]*[a-z]): (?P<value>\S.*?)\s*$")
+"""A ``  name: value`` line of what ``--serve`` prints (:func:`serve_lines`)."""
+
+
+def serve_lines(screen_url: str, patrol_url: str, bootstrap: str, data_dir: Path) -> list[tuple[str, str]]:
+    """What ``--serve`` prints, as ``  name: value`` lines (the browser tests read them): the screen last.
+
+    The screen opens on the simulated day (``?date=``), which is in the past: its "today" panels
+    would otherwise show a day without cases.
+    """
+    return [
+        ("patrol gateway", patrol_url),
+        ("kafka bootstrap", bootstrap),
+        ("commander token", str((data_dir / "commander.token").resolve())),
+        ("analyst token", str((data_dir / "analyst.token").resolve())),
+        ("screen", f"{screen_url}/?date={DAY.isoformat()}"),
+    ]
+
+
+def served_line(line: str) -> tuple[str, str] | None:
+    """The name and value of one printed ``  name: value`` line of :func:`serve_lines`, else None."""
+    found = SERVED_LINE.match(line)
+    return (found["name"], found["value"]) if found else None
+
+
+def _serve(stack: Stack, console: Console) -> None:
+    """Keep the hub and its screen running until Ctrl-C or SIGTERM, then stop it as `gridhub up` does.
+
+    Stopping is the stack's own: the doors close, what they accepted lands, then the rest stops
+    (a second Ctrl-C cuts the drain short).
+    """
+    stopping = threading.Event()
+    previous: dict[int, Any] = {}
+    try:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous[number] = signal.signal(number, lambda *_: stopping.set())
+        console.rule("gridhub demo --serve: the day's hub keeps running")
+        lines = serve_lines(stack.url("screen"), stack.url("patrol"), stack.bootstrap, stack.settings.data_dir)
+        for name, value in lines:
+            console.print(f"  {name}: {value}", markup=False, highlight=False)
+        console.print("Log in to the screen with the analyst's token (masked) or the commander's (whole, audited).")
+        console.print("Press Ctrl-C to stop.")
+        while not stopping.is_set():
+            stack.watch()
+            stopping.wait(1)
+    finally:
+        with console.status("stopping: closing the doors...") as status:
+
+            def show(left: int) -> None:
+                status.update(f"stopping: {left} accepted messages still on their way to the warehouse")
+
+            report = stack.stop(on_progress=show)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        console.print(report.describe("gridhub demo", stack.settings), markup=False, highlight=False)
+
+
+def run_demo(settings: Settings, events: int, seed: int, console: Console, serve: bool = False) -> None:
+    """Start the hub, feed the day, wait for the warehouse, print the summary, stop.
+
+    With ``serve``, the hub and its screen keep running after a day that checks out, until Ctrl-C or SIGTERM.
+    """
+    settings = _demo_settings(settings, serve)
     started = time.monotonic()
     rules = load_rules(settings.routing_rules)
     day = simulate_day(events=events, seed=seed, rules=rules)
     registers = town_registers(day, seed)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("starting broker, worker, sink and connectors", total=1)
-        tokens = TownTokens.make(settings, Grid.load(settings.grid_path), rules)
-        with Stack(settings) as stack:
+    with ExitStack() as running:
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("starting broker, worker, sink and connectors", total=1)
+            tokens = TownTokens.make(settings, Grid.load(settings.grid_path), rules)
+            stack = running.enter_context(Stack(settings))
             settings = stack.settings
             progress.advance(task)
             tally, expected = _feed(settings, stack, day, registers, tokens, progress)
@@ -319,29 +390,36 @@ def run_demo(settings: Settings, events: int, seed: int, console: Console) -> No
             dispatched = count_messages(
                 stack.bootstrap, [*(dispatch_topic(name) for name in departments), OVERDUE_ALERTS]
             )
-    console.rule(f"gridhub demo: one day of Menghe town ({events} incident reports, seed {seed})")
-    for title, result in results.items():
-        print_result(result, title=title)
-    print_result(
-        {"columns": ["refused at the door", "requests"], "rows": sorted(tally.refused.items())},
-        title="Refused by the patrol gateway (never entered)",
-    )
-    print_result(
-        {"columns": ["topic", "messages"], "rows": [[t, n] for t, n in dispatched.items() if n]},
-        title="Work orders on dispatch topics, and overdue alerts",
-    )
-    rows = {str(name): int(count) for name, count in results["Warehouse rows"]["rows"]}
-    problems = _check(day, registers, rows, tally)
-    if merged != len(day.corroborating):
-        problems.append(f"{merged} of {len(day.corroborating)} second reports of an open problem joined its case")
-    console.print(f"records sent: {expected} accepted by connectors, {sum(tally.refused.values())} refused at the door")
-    console.print(f"second reports of an open problem joined its case: {merged} of {len(day.corroborating)}")
-    console.print(f"warehouse: {settings.warehouse_file.resolve()}")
-    console.print(
-        f"query it:  GRIDHUB_TOKEN=$(cat {settings.data_dir / 'analyst.token'}) "
-        f'gridhub sql --data-dir {settings.data_dir} "SELECT * FROM people LIMIT 5"'
-        f"  (personal data masked; {settings.data_dir / 'commander.token'} sees it whole, and is audited)"
-    )
-    console.print(f"finished in {time.monotonic() - started:.1f}s")
-    if problems:
-        raise DemoFailed("the warehouse disagrees with the simulated day: " + "; ".join(problems))
+            if not serve:
+                running.close()  # the hub stops before the summary
+        console.rule(f"gridhub demo: one day of Menghe town ({events} incident reports, seed {seed})")
+        for title, result in results.items():
+            print_result(result, title=title)
+        print_result(
+            {"columns": ["refused at the door", "requests"], "rows": sorted(tally.refused.items())},
+            title="Refused by the patrol gateway (never entered)",
+        )
+        print_result(
+            {"columns": ["topic", "messages"], "rows": [[t, n] for t, n in dispatched.items() if n]},
+            title="Work orders on dispatch topics, and overdue alerts",
+        )
+        rows = {str(name): int(count) for name, count in results["Warehouse rows"]["rows"]}
+        problems = _check(day, registers, rows, tally)
+        if merged != len(day.corroborating):
+            problems.append(f"{merged} of {len(day.corroborating)} second reports of an open problem joined its case")
+        console.print(
+            f"records sent: {expected} accepted by connectors, {sum(tally.refused.values())} refused at the door"
+        )
+        console.print(f"second reports of an open problem joined its case: {merged} of {len(day.corroborating)}")
+        console.print(f"warehouse: {settings.warehouse_file.resolve()}")
+        console.print(
+            f"query it:  GRIDHUB_TOKEN=$(cat {settings.data_dir / 'analyst.token'}) "
+            f'gridhub sql --data-dir {settings.data_dir} "SELECT * FROM people LIMIT 5"'
+            f"  (personal data masked; {settings.data_dir / 'commander.token'} sees it whole, and is audited)"
+        )
+        console.print(f"finished in {time.monotonic() - started:.1f}s")
+        if problems:
+            raise DemoFailed("the warehouse disagrees with the simulated day: " + "; ".join(problems))
+        if serve:
+            running.pop_all()  # from here _serve stops the hub, showing the drain
+            _serve(stack, console)

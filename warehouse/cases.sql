@@ -40,6 +40,18 @@ CREATE TABLE IF NOT EXISTS case_transitions (
 -- grid_code, provenance; key worker_id, recorded_at), filled by the writer from track_point
 -- records. The patrol views below read it.
 
+-- The grid the running hub places reports in (schemas/grid.py, GRIDHUB_GRID_PATH): one row per
+-- cell with its squad, community and roster of grid workers. The grid is a file, not a stream: the
+-- sink replaces this table as a whole at start-up, in one transaction (warehouse/grid_cells.py),
+-- so it always shows the grid the hub judges by, and patrol compliance per squad can count the
+-- workers who sent no track at all. A worker patrols exactly one cell (the grid checks it).
+-- dedicated_to is school, hospital or park for a dedicated cell, NULL for a basic one. The cells'
+-- polygons stay in the grid file (the screen draws them from there).
+CREATE TABLE IF NOT EXISTS grid_cells (
+    code VARCHAR NOT NULL, name VARCHAR NOT NULL, kind VARCHAR NOT NULL, dedicated_to VARCHAR,
+    squad VARCHAR NOT NULL, community VARCHAR NOT NULL, workers VARCHAR[] NOT NULL
+);
+
 -- Case KPIs (§3.6) --------------------------------------------------------------------------------
 --
 -- The denominators are system-defined (§3.6 says so), so they are fixed here, once:
@@ -147,7 +159,8 @@ CROSS JOIN patrol_rules AS rules;
 
 -- One row per worker per Asia/Shanghai day with any track point. total_minutes sums every session,
 -- patrols counts only sessions long enough to be patrols. A worker with no track at all that day
--- has no row: judging absence needs the roster of grid workers, which is not in the warehouse yet.
+-- has no row here: absence is judged against the roster in grid_cells (warehouse/kpi.py
+-- patrol_sql(by="squad") counts such a worker as on the roster and not compliant).
 CREATE OR REPLACE VIEW patrol_compliance AS
 SELECT
     s.worker_id, s.day,

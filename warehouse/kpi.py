@@ -1,19 +1,22 @@
-"""The command centre's KPI queries: case closure (§3.6) and patrol compliance.
+"""The command centre's KPI queries: case closure (§3.6), patrol compliance and the service centre.
 
-The definitions (what counts as due, closed, on time, rework; what a patrol is) live in
-``cases.sql`` as the views ``kpi_case_facts``, ``patrol_sessions`` and ``patrol_compliance``, so
-that an analyst's SQL and ``gridhub kpi`` cannot disagree. This module only chooses the grouping
-and the day and aggregates those views.
+The definitions (what counts as due, closed, on time, rework; what a patrol is; when an
+application is due and finished) live in ``cases.sql`` and ``approvals.sql`` as the views
+``kpi_case_facts``, ``patrol_sessions``, ``patrol_compliance`` and ``application_facts``, and the
+roster in the table ``grid_cells``, so that an analyst's SQL and ``gridhub kpi`` cannot disagree.
+This module only chooses the grouping and the period and aggregates those views. The screen calls
+the same builders, so its panels and ``gridhub kpi`` print the same numbers.
 
-The SQL is built as text because the grouping column cannot be a bound parameter. Only fixed
-identifiers from :data:`GROUP_COLUMNS` and a ``DATE`` literal rendered from a
-:class:`datetime.date` are ever interpolated, never caller text, so the result is safe to hand to
-the read-only query path.
+The SQL is built as text because the grouping column cannot be a bound parameter (and the screen
+and the CLI send it as one statement through the SQL door). Only fixed identifiers from this
+module's tables and ``DATE`` literals rendered from a :class:`datetime.date` are ever
+interpolated, never caller text, so the result is safe to hand to the read-only query path. Every
+day is an Asia/Shanghai day: the views compute it with ``timezone()``.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Literal, get_args
 
 Grouping = Literal["squad", "department", "grid", "worker"]
@@ -26,6 +29,35 @@ GROUP_COLUMNS: dict[str, str] = {
     "grid": "grid_code",
     "worker": "worker",
 }
+
+PatrolGrouping = Literal["squad"]
+ApprovalGrouping = Literal["department", "item"]
+APPROVAL_GROUPINGS: tuple[str, ...] = get_args(ApprovalGrouping)
+
+# The CLI's word for an approvals grouping -> the application_facts column it groups by.
+APPROVAL_GROUP_COLUMNS: dict[str, str] = {"department": "department", "item": "item_code"}
+
+TREND_MAX_DAYS = 366
+"""The longest trend: a year of days, leap day included, so one query stays small for the screen."""
+
+_DUE = "count(*) FILTER (WHERE is_due)"
+CASE_MEASURES: tuple[str, ...] = (
+    f"{_DUE} AS cases_due",
+    "count(*) FILTER (WHERE is_closed) AS closed",
+    "count(*) FILTER (WHERE is_on_time) AS closed_on_time",
+    f"round(CAST(count(*) FILTER (WHERE is_closed) AS DOUBLE) / nullif({_DUE}, 0), 4) AS closure_rate",
+    f"round(CAST(count(*) FILTER (WHERE is_on_time) AS DOUBLE) / nullif({_DUE}, 0), 4) AS on_time_rate",
+    f"round(CAST(coalesce(sum(rework_count), 0) AS DOUBLE) / nullif({_DUE}, 0), 4) AS rework_rate",
+    "round(quantile_cont(hours_to_close, 0.5) FILTER (WHERE is_closed), 2) AS median_hours_to_close",
+    "round(quantile_cont(hours_to_close, 0.9) FILTER (WHERE is_closed), 2) AS p90_hours_to_close",
+)
+"""The case KPIs over rows of ``kpi_case_facts``, shared by :func:`kpi_sql` and :func:`kpi_trend_sql`.
+
+Cases due are counted as the rows where ``is_due`` holds, not as ``count(*)``: the trend LEFT
+JOINs every day to the facts, and a day with nothing due has one row of NULLs, which must count
+as zero cases due (and give NULL rates), not as one. Over rows already filtered to ``is_due``
+(:func:`kpi_sql`) both counts are the same, so the two builders compute each number identically.
+"""
 
 
 def _date_literal(day: date) -> str:
@@ -50,44 +82,186 @@ def _group_column(by: str | None) -> str | None:
         raise ValueError(f"unknown grouping {by!r}; expected one of {', '.join(GROUPINGS)}") from None
 
 
-def kpi_sql(by: Grouping | None = None, day: date | None = None) -> str:
-    """Case KPIs over ``kpi_case_facts``, optionally per group and for one Asia/Shanghai day.
+def _month_bounds(month: date) -> tuple[date, date]:
+    """The first day of ``month``'s calendar month and the first day of the next one."""
+    _date_literal(month)  # the same refusal of a datetime or of text as for a day
+    first = month.replace(day=1)
+    after = (first + timedelta(days=32)).replace(day=1)
+    return first, after
+
+
+def _period_condition(day_expression: str, day: date | None, month: date | None) -> str | None:
+    """The condition that ``day_expression`` (a fixed SQL expression of a DATE) lies in the period.
+
+    A day is one Asia/Shanghai day; a month is the whole calendar month of the date given. Both at
+    once would be two periods: refused. No period: None (the caller counts everything).
+    """
+    if day is not None and month is not None:
+        raise ValueError("give a day or a month, not both")
+    if day is not None:
+        return f"{day_expression} = {_date_literal(day)}"
+    if month is not None:
+        first, after = _month_bounds(month)
+        return f"{day_expression} >= {_date_literal(first)} AND {day_expression} < {_date_literal(after)}"
+    return None
+
+
+def kpi_sql(by: Grouping | None = None, day: date | None = None, month: date | None = None) -> str:
+    """Case KPIs over ``kpi_case_facts``, optionally per group and for one Asia/Shanghai day or month.
 
     Columns: the group column (if any), cases_due (应结案数), closed (结案数), closed_on_time
     (按期结案数), closure_rate, on_time_rate, rework_rate (ratios to cases_due, 4 places, NULL
     when nothing is due, because "0 %" would read as a failure), median_hours_to_close and
     p90_hours_to_close (over closed cases, 2 places). Without a grouping the query always returns
     one row, so "nothing due that day" shows as a row of zeros and NULLs, not as no answer.
+
+    ``month`` is any date inside the month: the period is every ``period_date`` of that calendar
+    month. Each case belongs to exactly one day (see ``cases.sql``), so a month's counts are the
+    sums of its days' counts (its rates and hours are of the month's cases, not sums). ``day`` and
+    ``month`` together raise ValueError.
     """
     column = _group_column(by)
     conditions = ["is_due"]
-    if day is not None:
-        conditions.append(f"period_date = {_date_literal(day)}")
-    measures = [
-        "count(*) AS cases_due",
-        "count(*) FILTER (WHERE is_closed) AS closed",
-        "count(*) FILTER (WHERE is_on_time) AS closed_on_time",
-        "round(CAST(count(*) FILTER (WHERE is_closed) AS DOUBLE) / nullif(count(*), 0), 4) AS closure_rate",
-        "round(CAST(count(*) FILTER (WHERE is_on_time) AS DOUBLE) / nullif(count(*), 0), 4) AS on_time_rate",
-        "round(CAST(coalesce(sum(rework_count), 0) AS DOUBLE) / nullif(count(*), 0), 4) AS rework_rate",
-        "round(quantile_cont(hours_to_close, 0.5) FILTER (WHERE is_closed), 2) AS median_hours_to_close",
-        "round(quantile_cont(hours_to_close, 0.9) FILTER (WHERE is_closed), 2) AS p90_hours_to_close",
-    ]
-    select = ([column] if column else []) + measures
+    period = _period_condition("period_date", day, month)
+    if period is not None:
+        conditions.append(period)
+    select = ([column] if column else []) + list(CASE_MEASURES)
     sql = "SELECT " + ", ".join(select) + " FROM kpi_case_facts WHERE " + " AND ".join(conditions)
     if column:
         sql += f" GROUP BY {column} ORDER BY {column} NULLS LAST"
     return sql
 
 
-def patrol_sql(day: date | None = None) -> str:
-    """Patrol compliance per worker and Asia/Shanghai day, optionally for one day.
+def kpi_trend_sql(end: date, days: int = 30) -> str:
+    """Case KPIs for each Asia/Shanghai day from ``end - days + 1`` to ``end``, every day present.
 
-    Columns: worker_id, day, patrols (sessions long enough to count, see ``patrol_rules``),
-    total_minutes (all sessions), compliant. Ordered by day, then worker, so a multi-day answer
-    reads as a register.
+    A chart of a month with gaps would draw a line straight across a day nothing fell due on, so
+    the days come from ``generate_series`` and are LEFT JOINed to the facts: a day with nothing due
+    is a row of zeros and NULL rates, as :func:`kpi_sql` gives for it. Columns: ``day``, then the
+    columns of :func:`kpi_sql` (the same :data:`CASE_MEASURES`), ordered by day; each row equals
+    ``kpi_sql(day=that_day)``. ``days`` is 1 to :data:`TREND_MAX_DAYS` (ValueError otherwise; a
+    non-integer is a TypeError).
     """
-    sql = "SELECT worker_id, day, patrols, total_minutes, compliant FROM patrol_compliance"
+    if isinstance(days, bool) or not isinstance(days, int):
+        raise TypeError(f"days must be an int, not {type(days).__name__}")
+    if not 1 <= days <= TREND_MAX_DAYS:
+        raise ValueError(f"days must be between 1 and {TREND_MAX_DAYS}, not {days}")
+    last = _date_literal(end)
+    first = _date_literal(end - timedelta(days=days - 1))
+    calendar = (
+        f"(SELECT CAST(moment AS DATE) AS day FROM generate_series({first}, {last}, INTERVAL 1 DAY) AS series(moment))"
+    )
+    return (
+        "SELECT calendar.day, " + ", ".join(CASE_MEASURES) + f" FROM {calendar} AS calendar"
+        " LEFT JOIN kpi_case_facts AS facts ON facts.period_date = calendar.day AND facts.is_due"
+        " GROUP BY calendar.day ORDER BY calendar.day"
+    )
+
+
+def patrol_sql(day: date | None = None, by: PatrolGrouping | None = None) -> str:
+    """Patrol compliance per worker and Asia/Shanghai day, or per squad and day; optionally for one day.
+
+    Without ``by``: columns worker_id, day, patrols (sessions long enough to count, see
+    ``patrol_rules``), total_minutes (all sessions), compliant; ordered by day, then worker, so a
+    multi-day answer reads as a register. Only workers with a track that day have a row.
+
+    With ``by="squad"``: one row per squad and day, judged against the roster (``grid_cells``: each
+    cell's squad and workers, the grid the sink runs with), so a worker who never went out counts
+    against the squad instead of vanishing. Columns: squad, day, workers (grid workers on the
+    squad's roster), patrolling (of them, with any track point that day), compliant (of them,
+    compliant that day per ``patrol_compliance``), compliance_rate (compliant / workers, 4
+    places). The days are those with any track point in the warehouse (only ``day`` when given);
+    tracks of ids not on the roster count for no squad. Ordered by day, then squad.
+    """
+    if by is not None and by != "squad":
+        raise ValueError(f"unknown patrol grouping {by!r}; expected squad")
+    if by is None:
+        sql = "SELECT worker_id, day, patrols, total_minutes, compliant FROM patrol_compliance"
+        if day is not None:
+            sql += f" WHERE day = {_date_literal(day)}"
+        return sql + " ORDER BY day, worker_id"
+    days = "SELECT DISTINCT day FROM patrol_compliance"
     if day is not None:
-        sql += f" WHERE day = {_date_literal(day)}"
-    return sql + " ORDER BY day, worker_id"
+        days += f" WHERE day = {_date_literal(day)}"
+    return (
+        "WITH roster AS (SELECT DISTINCT squad, unnest(workers) AS worker_id FROM grid_cells), "
+        f"days AS ({days}) "
+        "SELECT roster.squad, days.day, count(*) AS workers, "
+        "count(compliance.worker_id) AS patrolling, "
+        "count(*) FILTER (WHERE compliance.compliant) AS compliant, "
+        "round(CAST(count(*) FILTER (WHERE compliance.compliant) AS DOUBLE) / nullif(count(*), 0), 4) "
+        "AS compliance_rate "
+        "FROM roster CROSS JOIN days "
+        "LEFT JOIN patrol_compliance AS compliance "
+        "ON compliance.worker_id = roster.worker_id AND compliance.day = days.day "
+        "GROUP BY roster.squad, days.day ORDER BY days.day, roster.squad"
+    )
+
+
+SUBMITTED_DAY = "CAST(timezone('Asia/Shanghai', submitted_at) AS DATE)"
+FINISHED_DAY = "CAST(timezone('Asia/Shanghai', finished_at) AS DATE)"
+
+
+def approvals_kpi_sql(day: date | None = None, month: date | None = None, by: ApprovalGrouping | None = None) -> str:
+    """The service centre's KPIs over ``application_facts``, optionally per department or item.
+
+    Columns: the group column if any (``department``, or ``item_code`` for ``by="item"``), then
+
+    - received: applications submitted in the period (the Asia/Shanghai day of ``submitted_at``),
+      all applications when there is no period;
+    - in_progress: not finished, as of now, whatever the period (a backlog is a snapshot; "in
+      progress on a past day" cannot be told from the current state alone);
+    - overdue_in_progress: of those, past their ``due_at`` now (``application_facts.overdue``);
+    - finished: finished in the period (the Asia/Shanghai day of ``finished_at``, the time of the
+      finishing change), whenever submitted; all finished applications when there is no period;
+    - finished_on_time: of those, ``finished_at <= due_at`` (finishing at the deadline is on time;
+      without a due_at, an item not in the catalogue, there was no deadline to meet: not on time,
+      as for cases);
+    - on_time_rate: finished_on_time / finished, 4 places, NULL when nothing finished;
+    - fully_online_share: the share of ``received`` whose item is fully online (不见面审批), 4
+      places, NULL when nothing was received.
+
+    Received and finished count different applications on purpose: an application received in
+    November and finished in December counts in November's received and December's finished, so
+    each counts once in each column over any run of periods. Without a grouping the query always
+    returns one row; with one, a group appears when it has something in any column, departments
+    and items without one (not in the catalogue) last. ``day`` and ``month`` together raise
+    ValueError.
+    """
+    if by is None:
+        column = None
+    elif by in APPROVAL_GROUP_COLUMNS:
+        column = APPROVAL_GROUP_COLUMNS[by]
+    else:
+        raise ValueError(f"unknown grouping {by!r}; expected one of {', '.join(APPROVAL_GROUPINGS)}")
+    received = _period_condition(SUBMITTED_DAY, day, month)
+    finished = _period_condition(FINISHED_DAY, day, month)
+    flags = [
+        f"coalesce({received or 'true'}, false) AS is_received",
+        "NOT finished AS is_in_progress",
+        "NOT finished AND coalesce(overdue, false) AS is_overdue_in_progress",
+        f"finished AND coalesce({finished or 'true'}, false) AS is_finished",
+        f"finished AND coalesce({finished or 'true'}, false) AND coalesce(finished_at <= due_at, false) "
+        "AS is_finished_on_time",
+        "coalesce(fully_online, false) AS is_fully_online",
+    ]
+    measures = [
+        "count(*) FILTER (WHERE is_received) AS received",
+        "count(*) FILTER (WHERE is_in_progress) AS in_progress",
+        "count(*) FILTER (WHERE is_overdue_in_progress) AS overdue_in_progress",
+        "count(*) FILTER (WHERE is_finished) AS finished",
+        "count(*) FILTER (WHERE is_finished_on_time) AS finished_on_time",
+        "round(CAST(count(*) FILTER (WHERE is_finished_on_time) AS DOUBLE) "
+        "/ nullif(count(*) FILTER (WHERE is_finished), 0), 4) AS on_time_rate",
+        "round(CAST(count(*) FILTER (WHERE is_received AND is_fully_online) AS DOUBLE) "
+        "/ nullif(count(*) FILTER (WHERE is_received), 0), 4) AS fully_online_share",
+    ]
+    facts = "SELECT " + ", ".join(([column] if column else []) + flags) + " FROM application_facts"
+    sql = f"WITH facts AS ({facts}) SELECT " + ", ".join(([column] if column else []) + measures) + " FROM facts"
+    if column:
+        sql += (
+            f" GROUP BY {column}"
+            " HAVING count(*) FILTER (WHERE is_received OR is_in_progress OR is_finished) > 0"
+            f" ORDER BY {column} NULLS LAST"
+        )
+    return sql

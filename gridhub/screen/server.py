@@ -1,11 +1,12 @@
-"""The screen's HTTP side: its page and assets, and JSON read through the role-aware query layer.
+"""The screen's web server: its page and assets, the viewer's login, and the JSON and live feed behind it.
 
 The screen never opens the warehouse: every number comes from the sink's SQL endpoint, asked
 with the viewer's own token, so an analyst's screen shows what an analyst's ``gridhub sql``
 shows (masked), the KPIs are the rows ``gridhub kpi`` prints, and each read is audited. A viewer
 logs in with a token: as ``Authorization: Bearer`` (scripts) or, from the page, once through
-``POST /login``, which keeps it in an HttpOnly cookie. Nothing is fetched from outside at run
-time: the page, its script and its map are all served from here.
+``POST /login``, which keeps it in an HttpOnly cookie. A commander's actions are relayed to the
+patrol gateway with the commander's own token, so they meet the HTTP API's rules and refusals.
+Nothing is fetched from outside at run time: the page, its script and its map are served from here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from datetime import date
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
@@ -24,36 +25,28 @@ from connectors.http_guard import json_error, json_errors
 from connectors.patrol_access import refusal
 from foundation.access import Caller, Doorkeeper, Forbidden, RateLimited, Role, Unauthenticated, bearer_token
 from foundation.errors import InputRejected, RetryableError
+from foundation.logs import get_logger
 from foundation.service import Service
 from foundation.settings import Settings
+from gridhub.screen.feed import LiveFeed
+from gridhub.screen.handlers import COOKIE, ScreenHandlers
 from schemas.grid import Grid
-from streams.case_flow import load_flow
-from warehouse.kpi import GROUPINGS, kpi_sql
-from warehouse.reader import query
-from warehouse.sql import sql_literal
+from warehouse.profile import EntityNotFound
 
 VIEWERS: tuple[Role, ...] = ("analyst", "commander", "admin")
-COOKIE = "gridhub_token"
 ASSETS = ("index.html", "screen.js", "screen.css")
-OPEN_CASE_COLUMNS = (
-    "case_id, category, category_name, department, squad, grid_code, community, status, "
-    "reported_at, due_at, lat, lon, report_count, reporter_id"
-)
-
-
-def open_cases_sql() -> str:
-    """Every case not yet ended, oldest first, with what the map and the lists show."""
-    ended = ", ".join(sql_literal(status) for status in sorted(load_flow().terminals))
-    return f"SELECT {OPEN_CASE_COLUMNS} FROM cases WHERE status NOT IN ({ended}) ORDER BY reported_at"
+log = get_logger(__name__)
+Handler = Callable[[web.Request, Caller, Settings], Awaitable[web.StreamResponse]]
 
 
 class ScreenService(Service):
     """The screen's web server, on its own port (``GRIDHUB_SCREEN_PORT``)."""
 
-    def __init__(self, settings: Settings, doorkeeper: Doorkeeper, grid: Grid) -> None:
+    def __init__(self, settings: Settings, doorkeeper: Doorkeeper, grid: Grid, feed: LiveFeed) -> None:
         self.settings = settings
         self.doorkeeper = doorkeeper
-        self.grid_geojson = grid.to_geojson()
+        self.feed = feed
+        self.handlers = ScreenHandlers(settings, doorkeeper, grid, feed)
         self._socket: socket.socket | None = None
 
     def prepare(self) -> dict[str, Any]:
@@ -68,11 +61,16 @@ class ScreenService(Service):
     async def _serve(self, stop: threading.Event) -> None:
         if self._socket is None:
             raise RuntimeError("prepare() binds the screen's socket before run()")
+        self.handlers.closing = asyncio.Event()
+        following = asyncio.create_task(self.feed.run())
+        following.add_done_callback(_feed_stopped)
         runner = web.AppRunner(self.application(), access_log=None)
         await runner.setup()
         site = web.SockSite(runner, self._socket)
         await site.start()
         await asyncio.to_thread(stop.wait)
+        self.handlers.closing.set()
+        following.cancel()
         await runner.cleanup()
 
     def close(self) -> None:
@@ -83,15 +81,28 @@ class ScreenService(Service):
     def application(self) -> web.Application:
         """The routes: the page and its assets (open: they hold no data), login, and the JSON behind a token."""
         app = web.Application(middlewares=[json_errors])
+        views = self.handlers
         app.add_routes(
             [
                 web.get("/", self.asset),
                 *(web.get(f"/{name}", self.asset) for name in ASSETS),
                 web.post("/login", self.login),
-                web.get("/api/me", self._viewer(self.me)),
-                web.get("/api/grid", self._viewer(self.grid)),
-                web.get("/api/cases", self._viewer(self.cases)),
-                web.get("/api/kpi", self._viewer(self.kpi)),
+                web.post("/logout", self.logout),
+                web.get("/api/me", self._viewer(views.me)),
+                web.get("/api/grid", self._viewer(views.grid)),
+                web.get("/api/cases", self._viewer(views.cases)),
+                web.get("/api/cases/{case_id}", self._viewer(views.case)),
+                web.post("/api/cases/{case_id}/actions", self._viewer(views.act, "commander")),
+                web.get("/api/updates/{update_id}", self._viewer(views.update_outcome, "commander")),
+                web.get("/api/photos/{reference}", self._viewer(views.photo, "commander")),
+                web.get("/api/cells/{code}", self._viewer(views.cell)),
+                web.get("/api/tracks", self._viewer(views.tracks)),
+                web.get("/api/search", self._viewer(views.search)),
+                web.get("/api/kpi", self._viewer(views.kpi)),
+                web.get("/api/kpi/trend", self._viewer(views.trend)),
+                web.get("/api/kpi/patrol", self._viewer(views.patrol)),
+                web.get("/api/kpi/approvals", self._viewer(views.approvals)),
+                web.get("/api/feed", self._viewer(views.live)),
             ]
         )
         return app
@@ -104,6 +115,7 @@ class ScreenService(Service):
         response = web.Response(text=text, content_type=kind, charset="utf-8")
         response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
         response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Cache-Control"] = "no-cache"
         return response
 
     async def login(self, request: web.Request) -> web.Response:
@@ -115,22 +127,35 @@ class ScreenService(Service):
         except (Unauthenticated, Forbidden, RateLimited) as exc:
             return refusal(exc)
         response = web.json_response({"name": caller.name, "role": caller.role})
-        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", max_age=12 * 3600)
+        # Secure whenever the viewer came over HTTPS, here or through the town's TLS proxy.
+        secure = request.secure or request.headers.get("X-Forwarded-Proto") == "https"
+        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", secure=secure, max_age=12 * 3600)
         return response
 
-    def _viewer(self, handler: Any) -> Any:
+    async def logout(self, _request: web.Request) -> web.Response:
+        """Forget the viewer's cookie, so a shared wall screen can change hands."""
+        response = web.json_response({"status": "logged_out"})
+        response.del_cookie(COOKIE)
+        return response
+
+    def _viewer(self, handler: Handler, *roles: Role) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """Admit a viewer (of ``roles``, by default any viewer) and hand the handler settings that read as them."""
+        allowed = roles or VIEWERS
+
         async def admitted(request: web.Request) -> web.StreamResponse:
             header = request.headers.get("Authorization")
             if header is None and COOKIE in request.cookies:
                 header = f"Bearer {request.cookies[COOKIE]}"
             try:
-                caller = self.doorkeeper.admit(header, *VIEWERS)
+                caller = self.doorkeeper.admit(header, *allowed)
                 # As the viewer, never as this process: the hub's own secret would see everything whole.
                 token = SecretStr(bearer_token(header))
                 as_viewer = self.settings.model_copy(update={"token": token, "service_token": None})
                 return await handler(request, caller, as_viewer)
             except (Unauthenticated, Forbidden, RateLimited) as exc:
                 return refusal(exc)
+            except EntityNotFound as exc:
+                return json_error(404, exc.reason_code, str(exc))
             except InputRejected as exc:
                 return json_error(400, exc.reason_code, str(exc))
             except RetryableError as exc:
@@ -140,41 +165,16 @@ class ScreenService(Service):
 
         return admitted
 
-    async def me(self, _request: web.Request, caller: Caller, _as_viewer: Settings) -> web.Response:
-        """Who is looking, and whether personal data is shown whole to them."""
-        return web.json_response({"name": caller.name, "role": caller.role, "masked": not caller.sees_personal_data})
 
-    async def grid(self, _request: web.Request, caller: Caller, _as_viewer: Settings) -> web.Response:
-        """The grid the hub places reports with: every cell as a GeoJSON feature.
-
-        Who patrols which cell names grid workers: only a viewer who sees personal data gets that roster.
-        """
-        if caller.sees_personal_data:
-            return web.json_response(self.grid_geojson)
-        features = [
-            {**feature, "properties": {**feature["properties"], "workers": []}}
-            for feature in self.grid_geojson["features"]
-        ]
-        return web.json_response({**self.grid_geojson, "features": features})
-
-    async def cases(self, _request: web.Request, _caller: Caller, as_viewer: Settings) -> web.Response:
-        """The open cases, as the viewer's role sees them."""
-        return web.json_response(await asyncio.to_thread(query, as_viewer, open_cases_sql()))
-
-    async def kpi(self, request: web.Request, _caller: Caller, as_viewer: Settings) -> web.Response:
-        """The case KPIs, exactly as ``gridhub kpi [--by B] [--date D]`` computes them."""
-        by = request.query.get("by") or None
-        if by is not None and by not in GROUPINGS:
-            return json_error(400, "bad_grouping", f"by must be one of {', '.join(GROUPINGS)}")
-        try:
-            day = date.fromisoformat(request.query["date"]) if request.query.get("date") else None
-        except ValueError:
-            return json_error(400, "bad_date", "date looks like 2026-11-25")
-        return web.json_response(await asyncio.to_thread(query, as_viewer, kpi_sql(by, day)))  # type: ignore[arg-type]
+def _feed_stopped(task: asyncio.Task[None]) -> None:
+    """Say so when the live feed ends other than by the screen's own stop: the wall would go quiet without it."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("screen_feed_failed", error=repr(task.exception()), action="restart gridhub; report this as a bug")
 
 
-def build_screen(settings: Settings, _bootstrap: str) -> Service:
-    """The screen, reading through the sink's SQL endpoint with each viewer's token."""
+def build_screen(settings: Settings, bootstrap: str) -> Service:
+    """The screen, reading through the sink's SQL endpoint with each viewer's token, and the topics for its feed."""
     from foundation.access import doorkeeper_of
 
-    return ScreenService(settings, doorkeeper_of(settings), Grid.load(settings.grid_path))
+    grid = Grid.load(settings.grid_path)
+    return ScreenService(settings, doorkeeper_of(settings), grid, LiveFeed(settings, bootstrap))

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from typing import Any
 
+from schemas.grid import Grid
 from schemas.topics import CASE_COMMANDS, OVERDUE_ALERTS, RAW_PATROL
 from tests.support import hub as support
 from tests.support.files import picture
@@ -308,3 +310,74 @@ def test_an_extension_moves_the_deadline_and_a_cancelled_case_leaves_the_kpis(hu
     kpi = hub.cli("kpi", "--by", "worker", "--output", "json")
     mine = [row for row in json.loads(kpi.stdout) if row["worker"] == reporter]
     assert [(row["cases_due"], row["closed"]) for row in mine] == [(1, 0)], "only the extended case is due"
+
+
+def kpi_rows(hub: Hub, *options: str, token: str | None = None) -> list[dict[str, Any]]:
+    """``gridhub kpi OPTIONS -o json``, as the commander (or the caller of ``token``)."""
+    printed = hub.cli("kpi", *options, "-o", "json", token=token)
+    assert printed.returncode == 0, printed.stderr
+    return json.loads(printed.stdout)
+
+
+def test_kpi_months_trends_patrols_by_squad_and_approvals(hub: Hub) -> None:
+    case_id, worker = unique("R-KPI"), "GW120"
+    assert hub.post("/v1/reports", report(case_id, reported_at="2026-11-25T08:30:00+08:00"))[0] == 202
+    settle(hub, case_id, 3)
+
+    # A trend is one row per day, every day there, each the day's own KPIs; a month is the sum of its days.
+    trend = kpi_rows(hub, "--trend", "3", "--date", "2026-11-26")
+    assert [row.pop("day") for row in trend] == ["2026-11-24", "2026-11-25", "2026-11-26"]
+    for day, row in zip(("2026-11-24", "2026-11-25", "2026-11-26"), trend, strict=True):
+        assert [row] == kpi_rows(hub, "--date", day), day
+    [month] = kpi_rows(hub, "--month", "2026-11")
+    november = kpi_rows(hub, "--trend", "30", "--date", "2026-11-30")
+    assert len(november) == 30 and month["cases_due"] >= 1
+    for column in ("cases_due", "closed", "closed_on_time"):
+        assert month[column] == sum(row[column] for row in november), column
+
+    # Patrols per squad count the sink's roster (the grid it runs with), masked or whole alike.
+    minutes = range(0, 61, 5)  # 08:00-09:00 and 15:00-16:00: two patrols of an hour, so compliant
+    points = [
+        {"at": f"2026-11-25T{hour + minute // 60:02d}:{minute % 60:02d}:00+08:00", "lat": 31.99, "lon": 119.87}
+        for hour in (8, 15)
+        for minute in minutes
+    ]
+    assert hub.post("/v1/tracks", {"worker_id": worker, "points": points})[0] == 202
+    wait_until(
+        lambda: hub.scalar(f"SELECT count(*) FROM patrol_tracks WHERE worker_id = '{worker}'") == len(points),
+        what="the worker's two patrols",
+    )
+    grid = Grid.load(hub.settings.grid_path)
+    commander = kpi_rows(hub, "--patrol", "--by", "squad", "--date", "2026-11-25")
+    assert commander == kpi_rows(hub, "--patrol", "--by", "squad", "--date", "2026-11-25", token=hub.tokens.analyst)
+    roster = Counter(cell.squad for cell in grid.workers().values())
+    assert {row["squad"]: row["workers"] for row in commander} == roster
+    mine = next(row for row in commander if row["squad"] == grid.workers()[worker].squad)
+    assert mine["patrolling"] >= 1 and mine["compliant"] >= 1
+
+    # The service centre: one row without a grouping, whatever the period holds.
+    columns = [
+        "received",
+        "in_progress",
+        "overdue_in_progress",
+        "finished",
+        "finished_on_time",
+        "on_time_rate",
+        "fully_online_share",
+    ]
+    [approvals] = kpi_rows(hub, "--approvals", "--month", "2026-11")
+    assert list(approvals) == columns
+    for row in kpi_rows(hub, "--approvals", "--by", "department", "--date", "2026-11-25"):
+        assert list(row) == ["department", *columns]
+
+    for refused, complaint in (
+        (("--date", "2026-11-25", "--month", "2026-11"), "not both"),
+        (("--month", "2026-13"), "--month must look like 2026-11"),
+        (("--trend", "0"), "--trend must be between 1 and 366"),
+        (("--trend", "7", "--by", "squad"), "--by is not for --trend"),
+        (("--patrol", "--by", "worker"), "--by with --patrol must be one of squad"),
+        (("--patrol", "--approvals"), "choose one of"),
+        (("--approvals", "--by", "squad"), "--by with --approvals must be one of department, item"),
+    ):
+        printed = hub.cli("kpi", *refused)
+        assert printed.returncode == 2 and complaint in printed.stderr, (refused, printed.stderr)

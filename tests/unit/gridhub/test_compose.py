@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import tomllib
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -407,6 +408,39 @@ def test_warehouse_and_approvals_state_live_on_volumes(
         assert on_volume("approvals", database), f"the SQLite approvals database {database} is not on a volume"
 
 
+def test_only_the_sink_mounts_the_warehouse(compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # DuckDB allows one writing process, and the warehouse holds personal data whole: everyone else
+    # (the screen above all) reads it through the sink's SQL endpoint, with its own token.
+    services = services_of(compose)
+    sink = settings_from(monkeypatch, environment(services["sink"]))
+    volume = next(
+        source
+        for source, target in volume_mounts(services["sink"])
+        if source and PurePosixPath(sink.warehouse_file).is_relative_to(target)
+    )
+    for name, service in services.items():
+        if name != "sink":
+            assert volume not in {source for source, _target in volume_mounts(service)}, f"{name} mounts {volume}"
+
+
+def test_the_screen_reads_through_the_sink_and_acts_through_the_gateway(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without these URLs the screen would look for the sink's and the gateway's run files in its own
+    # data dir, find none, and try to open a warehouse file it does not have.
+    services = services_of(compose)
+    screen = settings_from(monkeypatch, environment(services["screen"]))
+    for door, url in (("sink", screen.sink_url), ("patrol", screen.patrol_url)):
+        assert url, f"the screen has no URL for {door}"
+        listening = getattr(settings_from(monkeypatch, environment(services[door])), TOKEN_DOORS[door])
+        parts = urllib.parse.urlsplit(url)
+        assert parts.scheme == "http" and parts.hostname == door, f"the screen calls {url}, not the {door} service"
+        assert parts.port == listening, f"the screen calls {door} on {parts.port}; it listens on {listening}"
+        assert parts.path == "" and not parts.query, f"{url}: the screen appends its paths to a bare address"
+    depends = services["screen"].get("depends_on") or {}
+    assert depends.get("worker", {}).get("condition") == "service_healthy"
+
+
 # --- trust: logins, secrets, published ports and the ACL table ---------------------------------------------------
 
 DEPLOY = ROOT / "deploy"
@@ -416,7 +450,7 @@ MAKE_SECRETS = DEPLOY / "make-secrets.sh"
 SECRETS_DIR = DEPLOY / "secrets"
 GITIGNORE = ROOT / ".gitignore"
 SUPER_USER = "admin"
-TOKEN_DOORS = {"patrol": "http_port", "sink": "sink_query_port"}
+TOKEN_DOORS = {"patrol": "http_port", "sink": "sink_query_port", "screen": "screen_port"}
 """The only gridhub services that may publish a port: each door answers bearer tokens only."""
 KAFKA_OPERATIONS = {"Read", "Write", "Create", "Describe", "Delete", "Alter", "DescribeConfigs", "AlterConfigs"}
 KAFKA_OPERATIONS |= {"ClusterAction", "IdempotentWrite", "CreateTokens", "DescribeTokens", "All"}
@@ -638,6 +672,36 @@ def test_make_secrets_makes_exactly_the_declared_secrets_owner_only(compose: dic
     assert refused.returncode != 0, "the super user cannot be revoked"
 
 
+def test_make_secrets_gives_each_password_to_the_user_that_reads_it(
+    compose: dict[str, Any], bindings: set[Binding]
+) -> None:
+    """Run make-secrets.sh's own owner_of: a service's password belongs to the image's user, or it cannot read it."""
+    script = MAKE_SECRETS.read_text()
+    function = re.search(r"^owner_of\(\) \{\n.*?^\}\n", script, re.MULTILINE | re.DOTALL)
+    assert function, "make-secrets.sh has no owner_of function"
+    image_uid = re.search(r"^GRIDHUB_IMAGE_UID=\$\{GRIDHUB_IMAGE_UID:-(\d+)\}$", script, re.MULTILINE)
+    runs = " ".join(arguments for keyword, arguments in dockerfile_instructions() if keyword == "RUN")
+    dockerfile_uid = re.search(r"useradd [^&;]*--uid (\d+)", runs)
+    assert image_uid and dockerfile_uid and image_uid.group(1) == dockerfile_uid.group(1), "the image's uid differs"
+    services = {
+        environment(service)["GRIDHUB_KAFKA_USERNAME"] for service in gridhub_services_using_kafka(compose).values()
+    }
+    ids = {"KAFKA_UID": "1000", "GRIDHUB_IMAGE_UID": "10001", "OPERATOR_UID": "4242"}
+    for principal in sorted(principals_of(bindings) | {SUPER_USER}):
+        run = subprocess.run(
+            ["sh", "-c", f'{function.group(0)}owner_of "$1"', "sh", principal],
+            env={"PATH": os.environ["PATH"], **ids},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+        user = (
+            "KAFKA_UID" if principal == SUPER_USER else "GRIDHUB_IMAGE_UID" if principal in services else "OPERATOR_UID"
+        )
+        assert run.stdout.strip() == ids[user], f"{principal}'s password goes to {run.stdout.strip()}, not {user}"
+
+
 def test_no_port_is_published_without_authentication(compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     for name, service in services_of(compose).items():
         ports = published_ports(service)
@@ -728,6 +792,7 @@ def test_the_acl_table_grants_each_principal_only_its_own_topics(
     bindings: set[Binding], departments: list[str], streams_app: Any
 ) -> None:
     from gridhub.broker import all_topics
+    from gridhub.screen.feed import FEED_TOPICS
     from schemas.topics import (
         APPLICATION_ALERTS,
         APPLICATION_CHANGES,
@@ -759,6 +824,8 @@ def test_the_acl_table_grants_each_principal_only_its_own_topics(
         # The gateway reads every desk's orders on the desk's behalf, a future department's too.
         "patrol": {canonical_topic("case"), *dispatch, future_dispatch},
         "approvals": set(),
+        # The screen's live feed: new reports, case transitions and overdue alerts, taken from its code.
+        "screen": set(FEED_TOPICS),
         "exports": set(),
         "review": set(),
     }
@@ -780,6 +847,8 @@ def test_the_acl_table_grants_each_principal_only_its_own_topics(
         # A connector writes its raw topic, and what it cannot even wrap as a reject.
         "patrol": {RAW_PATROL},
         "approvals": {RAW_APPROVALS, REJECTS},
+        # The screen acts on cases only through the patrol gateway, as the commander.
+        "screen": set(),
         "exports": {RAW_EXPORTS, RAW_BATCHES, REJECTS},
         # The command centre's review decisions (gridhub review merge/separate), for the sink.
         "review": {MATCH_DECISIONS},
@@ -824,6 +893,29 @@ def test_the_acl_table_gives_each_group_to_its_reader_only(
         for group in sorted(universe):
             allowed = allows(bindings, principal, "Read", "group", group)
             assert allowed == (group in groups.get(principal, set())), f"{principal} group {group}: {allowed}"
+
+
+def test_the_screens_feed_reads_without_a_group_so_it_needs_none(
+    bindings: set[Binding], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Open the live feed's consumer as the screen does and read its options: no group, nothing committed."""
+    import gridhub.screen.feed as feed
+
+    class Built(Exception):
+        pass
+
+    seen: dict[str, Any] = {}
+
+    def consumer(*topics: str, **options: Any) -> None:
+        seen.update(options, topics=topics)
+        raise Built
+
+    monkeypatch.setattr(feed, "AIOKafkaConsumer", consumer)
+    with pytest.raises(Built):
+        asyncio.run(feed.LiveFeed(Settings(), "unused:9092")._follow())
+    assert seen["group_id"] is None and seen["topics"] == (), "the feed assigns its partitions itself"
+    assert seen.get("enable_auto_commit") is False
+    assert not any(principal == "screen" and resource == "group" for principal, _o, resource, *_ in bindings)
 
 
 def test_kafka_init_applies_the_acl_table_as_written(tmp_path: Path, bindings: set[Binding]) -> None:
@@ -888,9 +980,7 @@ def test_kafka_init_applies_the_acl_table_as_written(tmp_path: Path, bindings: s
     assert applied == bindings
 
 
-def test_the_gateway_and_the_sink_share_one_token_book(
-    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_token_doors_share_one_token_book(compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     services = services_of(compose)
     books = {}
     for name in TOKEN_DOORS:
@@ -920,28 +1010,13 @@ def run_check(argv: list[str], replace: dict[str, str] | None = None, env: dict[
     return subprocess.run(argv, env={**clean, **(env or {})}, capture_output=True, timeout=60, check=False).returncode
 
 
-@pytest.fixture
-def patrol_gateway(tmp_path: Path) -> Iterator[int]:
-    """The real patrol gateway application on a free port (no Kafka needed for /healthz)."""
+def served(app: Any) -> Iterator[int]:
+    """Serve an aiohttp application on a free port from a thread of its own; yields the port."""
     from aiohttp import web
-
-    from connectors.patrol_http import Limits, PatrolGateway
-    from connectors.photos import PhotoStore
-    from foundation.access import doorkeeper_of
-    from schemas.grid import Grid
-    from streams.routing import load_rules
 
     port = free_port()
     loop = asyncio.new_event_loop()
-    gateway = PatrolGateway(
-        None,  # type: ignore[arg-type]  # /healthz never publishes
-        load_rules(Settings().routing_rules),
-        Grid.load(Settings().grid_path),
-        PhotoStore(Path("/nonexistent"), 1024),
-        Limits(record_bytes=1024, photos=1, track_points=1),
-        doorkeeper_of(Settings(data_dir=tmp_path)),
-    )
-    runner = web.AppRunner(gateway.application())
+    runner = web.AppRunner(app)
     loop.run_until_complete(runner.setup())
     loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
     thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -953,6 +1028,27 @@ def patrol_gateway(tmp_path: Path) -> Iterator[int]:
         thread.join(timeout=10)
         loop.run_until_complete(runner.cleanup())
         loop.close()
+
+
+@pytest.fixture
+def patrol_gateway(tmp_path: Path) -> Iterator[int]:
+    """The real patrol gateway application on a free port (no Kafka needed for /healthz)."""
+
+    from connectors.patrol_http import Limits, PatrolGateway
+    from connectors.photos import PhotoStore
+    from foundation.access import doorkeeper_of
+    from schemas.grid import Grid
+    from streams.routing import load_rules
+
+    gateway = PatrolGateway(
+        None,  # type: ignore[arg-type]  # /healthz never publishes
+        load_rules(Settings().routing_rules),
+        Grid.load(Settings().grid_path),
+        PhotoStore(Path("/nonexistent"), 1024),
+        Limits(record_bytes=1024, photos=1, track_points=1),
+        doorkeeper_of(Settings(data_dir=tmp_path)),
+    )
+    yield from served(gateway.application())
 
 
 @pytest.fixture
@@ -971,6 +1067,35 @@ def sink_endpoint(tmp_path: Path) -> Iterator[int]:
     finally:
         server.stop()
         connection.close()
+
+
+@pytest.fixture
+def screen_server(tmp_path: Path) -> Iterator[int]:
+    """The real screen application on a free port (its page needs neither Kafka, nor the sink, nor a token)."""
+
+    from foundation.access import doorkeeper_of
+    from gridhub.screen.feed import LiveFeed
+    from gridhub.screen.server import ScreenService
+    from schemas.grid import Grid
+
+    settings = Settings(data_dir=tmp_path)
+    screen = ScreenService(
+        settings, doorkeeper_of(settings), Grid.load(settings.grid_path), LiveFeed(settings, "unused:9092")
+    )
+    yield from served(screen.application())
+
+
+def test_screen_health_check_passes_against_the_screen_and_fails_without_it(
+    compose: dict[str, Any], screen_server: int
+) -> None:
+    argv = healthcheck_argv(services_of(compose)["screen"])
+    assert argv
+    configured = environment(services_of(compose)["screen"])["GRIDHUB_SCREEN_PORT"]
+    assert run_check(argv, {f"127.0.0.1:{configured}": f"127.0.0.1:{screen_server}"}) == 0
+    assert run_check(argv, {f"127.0.0.1:{configured}": f"127.0.0.1:{free_port()}"}) != 0
+    # The probe must not need a token (compose has none to give it); what is behind one refuses it.
+    probe = argv[-1].replace(f"127.0.0.1:{configured}/", f"127.0.0.1:{screen_server}/api/me")
+    assert probe != argv[-1] and run_check([*argv[:-1], probe]) != 0, "the screen's API answered without a token"
 
 
 def test_patrol_health_check_passes_against_the_gateway_and_fails_without_it(

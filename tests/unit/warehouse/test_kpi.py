@@ -1,4 +1,5 @@
-"""KPI views and queries: denominators (§3.6), groupings, the day filter, patrol compliance, time zones.
+"""KPI views and queries: denominators (§3.6), groupings, days, months and trends, patrol compliance (per
+worker and per squad against the roster), the service centre's applications, time zones.
 
 Every expected number below is worked out by hand from the fixture rows (see the comments), not by
 running the same SQL another way.
@@ -13,10 +14,26 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
+from shapely.geometry import box
 
-from warehouse.kpi import GROUPINGS, kpi_sql, patrol_sql
+from schemas.grid import Grid, GridCell
+from schemas.personal import pseudonym
+from warehouse.grid_cells import replace_grid_cells
+from warehouse.kpi import (
+    GROUPINGS,
+    TREND_MAX_DAYS,
+    approvals_kpi_sql,
+    kpi_sql,
+    kpi_trend_sql,
+    patrol_sql,
+)
+from warehouse.masking import MASKED_SCHEMA, relations_of, use_schema
+from warehouse.resolution import Resolver
+from warehouse.resolution_rules import ResolutionRules
+from warehouse.sql_guard import check_query
 from warehouse.upsert import upsert_rows
 from warehouse.writer import ENTITY_TABLES
+from warehouse.writer import connect as connect_file
 
 WAREHOUSE = Path(__file__).resolve().parents[3] / "warehouse"
 TOWN = ZoneInfo("Asia/Shanghai")
@@ -37,6 +54,7 @@ def connect(session_zone: str = "UTC") -> duckdb.DuckDBPyConnection:
     connection.execute(f"SET TimeZone = '{session_zone}'")
     connection.execute((WAREHOUSE / "schema.sql").read_text())
     connection.execute((WAREHOUSE / "cases.sql").read_text())
+    connection.execute((WAREHOUSE / "approvals.sql").read_text())
     return connection
 
 
@@ -310,6 +328,12 @@ def test_day_must_be_a_date(day: object) -> None:
         kpi_sql(day=day)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         patrol_sql(day=day)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        kpi_sql(month=day)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        kpi_trend_sql(day)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        approvals_kpi_sql(month=day)  # type: ignore[arg-type]
 
 
 # Time zone -----------------------------------------------------------------------------------------
@@ -463,3 +487,361 @@ def test_a_session_never_spans_midnight_in_town() -> None:
 def test_rule_numbers_live_in_one_view() -> None:
     connection = connect()
     assert connection.execute("SELECT * FROM patrol_rules").fetchall() == [(20, 50, 2)]
+
+
+# Months and trends ---------------------------------------------------------------------------------
+
+NOVEMBER = date(2026, 11, 18)  # any day of the month names it
+
+
+def days_of(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+@pytest.fixture
+def months(warehouse: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """The cases above plus two at the month's edges in town time, which a UTC day would misplace:
+    EDGE-IN closes 1 November 00:10 in town (31 October 16:10Z): November, on time, 5 hours.
+    EDGE-OUT closes 1 December 00:30 in town (30 November 16:30Z): December."""
+    insert(
+        warehouse,
+        "cases",
+        [
+            case(
+                "EDGE-IN",
+                "wansui",
+                "env",
+                G1,
+                "W1",
+                "closed",
+                due="2026-11-02 12:00",
+                closed="2026-11-01 00:10",
+                hours=5,
+            ),
+            case(
+                "EDGE-OUT",
+                "xiaohe",
+                "env",
+                G4,
+                "W4",
+                "closed",
+                due="2026-12-02 12:00",
+                closed="2026-12-01 00:30",
+                hours=2,
+            ),
+        ],
+    )
+    return warehouse
+
+
+COUNTS = ("cases_due", "closed", "closed_on_time")
+
+
+def test_a_month_is_the_sum_of_its_days(months: duckdb.DuckDBPyConnection) -> None:
+    [month] = kpis(months, kpi_sql(month=NOVEMBER))
+    # All of the 11 due cases of the fixture are in November, and EDGE-IN: 12 due, 9 closed, 7 on time,
+    # 1 rework (C02). Hours 1,2,4,5,6,8,10,20,30: median 6; p90 position 7.2 -> 20 + 0.2*10 = 22.
+    assert month == expected(12, 9, 7, 1, 6.0, 22.0)
+    daily = [kpis(months, kpi_sql(day=day))[0] for day in days_of(date(2026, 11, 1), date(2026, 11, 30))]
+    for column in COUNTS:
+        assert month[column] == sum(row[column] for row in daily), column
+    reworks = sum(round(row["rework_rate"] * row["cases_due"]) for row in daily if row["cases_due"])
+    assert round(month["rework_rate"] * month["cases_due"]) == reworks == 1
+    [december] = kpis(months, kpi_sql(month=date(2026, 12, 31)))
+    assert (december["cases_due"], december["closed"]) == (1, 1)  # EDGE-OUT, not in November
+
+
+def test_a_month_per_group_adds_up_to_the_town(months: duckdb.DuckDBPyConnection) -> None:
+    [town_row] = kpis(months, kpi_sql(month=NOVEMBER))
+    for by in GROUPINGS:
+        rows = kpis(months, kpi_sql(by=by, month=NOVEMBER))  # type: ignore[arg-type]
+        for column in COUNTS:
+            assert sum(row[column] for row in rows) == town_row[column], (by, column)
+
+
+def test_day_and_month_together_are_refused() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        kpi_sql(day=DAY, month=DAY)
+    with pytest.raises(ValueError, match="not both"):
+        approvals_kpi_sql(day=DAY, month=DAY)
+
+
+@pytest.mark.parametrize("session_zone", ["UTC", "Asia/Tokyo", "America/Los_Angeles"])
+def test_each_trend_row_is_that_days_kpis_and_empty_days_are_there(session_zone: str) -> None:
+    connection = connect(session_zone)
+    insert(connection, "cases", CASES)
+    insert(connection, "case_transitions", TRANSITIONS)
+    rows = kpis(connection, kpi_trend_sql(date(2026, 11, 28), days=7))
+    assert [row["day"] for row in rows] == days_of(date(2026, 11, 22), date(2026, 11, 28))
+    assert list(rows[0]) == ["day", *kpis(connection, kpi_sql())[0]]
+    for row in rows:
+        assert {name: value for name, value in row.items() if name != "day"} == kpis(
+            connection, kpi_sql(day=row["day"])
+        )[0], row["day"]
+    by_day = {row["day"]: row for row in rows}
+    assert by_day[date(2026, 11, 25)] == {"day": date(2026, 11, 25), **expected(9, 7, 5, 1, 8.0, 24.0)}
+    for empty in (date(2026, 11, 22), date(2026, 11, 23), date(2026, 11, 26), date(2026, 11, 28)):
+        assert by_day[empty] == {
+            "day": empty,
+            "cases_due": 0,
+            "closed": 0,
+            "closed_on_time": 0,
+            "closure_rate": None,
+            "on_time_rate": None,
+            "rework_rate": None,
+            "median_hours_to_close": None,
+            "p90_hours_to_close": None,
+        }
+
+
+def test_a_trend_of_one_day_and_of_a_leap_year(warehouse: duckdb.DuckDBPyConnection) -> None:
+    assert kpis(warehouse, kpi_trend_sql(DAY, 1)) == [{"day": DAY, **kpis(warehouse, kpi_sql(day=DAY))[0]}]
+    year = kpis(warehouse, kpi_trend_sql(date(2028, 12, 31), TREND_MAX_DAYS))
+    assert (len(year), year[0]["day"]) == (366, date(2028, 1, 1))  # 2028 is a leap year
+
+
+@pytest.mark.parametrize("days", [0, -3, TREND_MAX_DAYS + 1])
+def test_a_trend_outside_one_to_366_days_is_refused(days: int) -> None:
+    with pytest.raises(ValueError, match="between 1 and 366"):
+        kpi_trend_sql(DAY, days)
+
+
+@pytest.mark.parametrize("days", [True, 2.5, "30"])
+def test_a_trend_length_must_be_an_int(days: object) -> None:
+    with pytest.raises(TypeError):
+        kpi_trend_sql(DAY, days)  # type: ignore[arg-type]
+
+
+# Patrol compliance per squad -------------------------------------------------------------------------
+
+
+def roster(cells: dict[str, tuple[str, tuple[str, ...]]]) -> Grid:
+    """A small grid: code -> (squad, workers), each cell a separate square so none overlap."""
+    return Grid(
+        GridCell(code, f"cell {code}", "甲村", squad, "basic", None, workers, box(n, 0, n + 0.01, 0.01))  # type: ignore[arg-type]
+        for n, (code, (squad, workers)) in enumerate(cells.items())
+    )
+
+
+# P9 is on the roster and never sends a track; X1 sends two patrols but is on no roster.
+ROSTER = {
+    G1: ("wansui", ("P1", "P2")),
+    G2: ("wansui", ("P3", "P9")),
+    G3: ("mengcheng", ("P4", "P5", "P6")),
+    G4: ("xiaohe", ("P7", "P8")),
+}
+OUTSIDER = [*track("X1", "2026-11-25 08:00", 60), *track("X1", "2026-11-25 15:00", 60)]
+
+
+def test_patrol_by_squad_counts_the_roster_not_only_who_sent_tracks(patrols: duckdb.DuckDBPyConnection) -> None:
+    replace_grid_cells(patrols, roster(ROSTER))
+    insert(patrols, "patrol_tracks", [*OUTSIDER, *track("X1", "2026-11-26 08:00", 60)])
+    rows = patrols.execute(patrol_sql(by="squad")).fetchall()
+    assert [description[0] for description in patrols.description] == [  # type: ignore[union-attr]
+        "squad",
+        "day",
+        "workers",
+        "patrolling",
+        "compliant",
+        "compliance_rate",
+    ]
+    the_24th, the_26th = date(2026, 11, 24), date(2026, 11, 26)
+    assert rows == [
+        # The 24th: only P8 went out (two patrols).
+        ("mengcheng", the_24th, 3, 0, 0, 0.0),
+        ("wansui", the_24th, 4, 0, 0, 0.0),
+        ("xiaohe", the_24th, 2, 1, 1, 0.5),
+        # The 25th: P4 P5 P6 out, P6 compliant; P1 P2 P3 out, P1 compliant, P9 absent but counted;
+        # P7 out (not compliant), P8 absent. X1's compliant day counts for no squad.
+        ("mengcheng", DAY, 3, 3, 1, 0.3333),
+        ("wansui", DAY, 4, 3, 1, 0.25),
+        ("xiaohe", DAY, 2, 1, 0, 0.0),
+        # The 26th has a track (X1's), so it is a day judged: nobody on the roster went out.
+        ("mengcheng", the_26th, 3, 0, 0, 0.0),
+        ("wansui", the_26th, 4, 0, 0, 0.0),
+        ("xiaohe", the_26th, 2, 0, 0, 0.0),
+    ]
+    assert patrols.execute(patrol_sql(day=DAY, by="squad")).fetchall() == rows[3:6]
+    assert patrols.execute(patrol_sql(day=date(2026, 11, 30), by="squad")).fetchall() == []
+
+
+def test_patrol_by_squad_without_a_roster_has_no_rows(patrols: duckdb.DuckDBPyConnection) -> None:
+    assert patrols.execute(patrol_sql(by="squad")).fetchall() == []
+
+
+def test_patrol_grouping_is_squad_only() -> None:
+    with pytest.raises(ValueError, match="unknown patrol grouping"):
+        patrol_sql(by="worker")  # type: ignore[arg-type]
+
+
+# Masked roles ----------------------------------------------------------------------------------------
+
+
+def rows_as(connection: duckdb.DuckDBPyConnection, schema: str, sql: str) -> list[tuple[Any, ...]]:
+    """``sql`` as a role of ``schema`` runs it: checked by the SQL door against that schema's relations."""
+    check_query(sql, relations=relations_of(connection, schema))
+    cursor = connection.cursor()
+    try:
+        use_schema(cursor, schema)
+        return cursor.execute(sql).fetchall()
+    finally:
+        cursor.close()
+
+
+def test_a_masked_analyst_gets_the_commanders_patrol_counts_per_squad(tmp_path: Path) -> None:
+    connection = connect_file(tmp_path / "warehouse.duckdb", Resolver(ResolutionRules.load()))
+    try:
+        replace_grid_cells(connection, roster(ROSTER))
+        insert(
+            connection,
+            "patrol_tracks",
+            [
+                *track("P1", "2026-11-25 07:00", 60),
+                *track("P1", "2026-11-25 15:00", 65),
+                *track("P3", "2026-11-25 08:00", 65),
+                *track("P6", "2026-11-25 08:00", 55),
+                *track("P6", "2026-11-25 14:00", 50),
+                *OUTSIDER,
+            ],
+        )
+        commander = rows_as(connection, "main", patrol_sql(by="squad"))
+        analyst = rows_as(connection, MASKED_SCHEMA, patrol_sql(by="squad"))
+        assert (
+            commander
+            == analyst
+            == [
+                ("mengcheng", DAY, 3, 1, 1, 0.3333),
+                ("wansui", DAY, 4, 2, 1, 0.25),
+                ("xiaohe", DAY, 2, 0, 0, 0.0),
+            ]
+        )
+        secret = str(connection.execute("SELECT secret FROM main.masking_secret").fetchone()[0])  # type: ignore[index]
+        seen = dict(rows_as(connection, MASKED_SCHEMA, "SELECT code, workers FROM grid_cells"))
+        assert seen[G1] == [pseudonym("P1", secret), pseudonym("P2", secret)]
+        # The screen sends every builder's SQL through the SQL door as the viewer: a masked role's must pass too.
+        for sql in (
+            kpi_sql(month=NOVEMBER),
+            kpi_trend_sql(DAY, 30),
+            approvals_kpi_sql(month=NOVEMBER, by="item"),
+        ):
+            assert rows_as(connection, MASKED_SCHEMA, sql) == rows_as(connection, "main", sql)
+    finally:
+        connection.close()
+
+
+# The service centre's applications ----------------------------------------------------------------------
+
+# LIC: 5 days; ONL: fully online, 3 days; BLD: a hundred years, so an application for it is never
+# overdue while these tests run (in_progress is judged against the clock, now).
+ITEMS = [
+    ("T-LIC", "营业执照", "municipal", "market", "市场监管局", False, 5),
+    ("T-ONL", "网上备案", "municipal", "market", "市场监管局", True, 3),
+    ("T-BLD", "建设许可", "provincial", "housing", "住建局", False, 36500),
+]
+
+
+def application(app_id: str, item: str, status: str, submitted: str, updated: str | None = None) -> dict[str, Any]:
+    return {
+        "application_id": app_id,
+        "item_code": item,
+        "applicant_id_number": "11010519491231002X",
+        "status": status,
+        "submitted_at": town(submitted),
+        "updated_at": town(updated or submitted),
+        "source": "test",
+        "source_record_id": app_id,
+    }
+
+
+APPLICATIONS = [
+    # received on the 25th, finished on the 27th, on time (due the 30th 09:00)
+    application("A1", "T-LIC", "approved", "2026-11-25 09:00", "2026-11-27 10:00"),
+    # received on the 10th, finished on the 25th, late (due the 15th 09:00)
+    application("A2", "T-LIC", "refused", "2026-11-10 09:00", "2026-11-25 10:00"),
+    # fully online; received at 23:30 on the 25th in town (15:30Z), finished on time on the 26th
+    application("A3", "T-ONL", "approved", "2026-11-25 23:30", "2026-11-26 08:00"),
+    # in progress since 2020: overdue now
+    application("A4", "T-LIC", "accepted", "2020-01-01 09:00"),
+    # in progress, received on the 25th, not overdue
+    application("A5", "T-BLD", "accepted", "2026-11-25 14:00"),
+    # received 31 October in town, finished 1 November 00:30 in town (31 October 16:30Z), on time
+    application("A6", "T-BLD", "approved", "2026-10-31 23:00", "2026-11-01 00:30"),
+    # an item the catalogue no longer has: no department, no deadline, so not finished on time
+    application("A7", "T-GONE", "withdrawn", "2026-11-25 11:00", "2026-11-25 12:00"),
+]
+
+
+@pytest.fixture
+def service_centre() -> duckdb.DuckDBPyConnection:
+    connection = connect()
+    for item in ITEMS:
+        connection.execute("INSERT INTO approval_items VALUES (?, ?, ?, ?, ?, ?, ?)", list(item))
+    insert(connection, "applications", APPLICATIONS)
+    return connection
+
+
+APPROVAL_COLUMNS = (
+    "received",
+    "in_progress",
+    "overdue_in_progress",
+    "finished",
+    "finished_on_time",
+    "on_time_rate",
+    "fully_online_share",
+)
+
+
+def approval_row(*values: Any) -> dict[str, Any]:
+    return dict(zip(APPROVAL_COLUMNS, values, strict=True))
+
+
+def test_approvals_for_a_day(service_centre: duckdb.DuckDBPyConnection) -> None:
+    # Received on the 25th: A1 A3 A5 A7 (A3 is fully online). Finished on the 25th: A2 (late), A7
+    # (no deadline). In progress now: A4 (overdue), A5.
+    assert kpis(service_centre, approvals_kpi_sql(day=DAY)) == [approval_row(4, 2, 1, 2, 0, 0.0, 0.25)]
+
+
+def test_approvals_for_a_month(service_centre: duckdb.DuckDBPyConnection) -> None:
+    # Received in November: A1 A2 A3 A5 A7 (A6 on 31 October in town). Finished in November: A1 A2
+    # A3 A6 A7, on time A1 A3 A6.
+    assert kpis(service_centre, approvals_kpi_sql(month=NOVEMBER)) == [approval_row(5, 2, 1, 5, 3, 0.6, 0.2)]
+    # October: A6 received; nothing finished; the backlog is the same snapshot.
+    assert kpis(service_centre, approvals_kpi_sql(month=date(2026, 10, 1))) == [approval_row(1, 2, 1, 0, 0, None, 0.0)]
+
+
+def test_approvals_without_a_period_count_everything(service_centre: duckdb.DuckDBPyConnection) -> None:
+    assert kpis(service_centre, approvals_kpi_sql()) == [approval_row(7, 2, 1, 5, 3, 0.6, round(1 / 7, 4))]
+
+
+def test_approvals_on_a_quiet_day_are_one_row_with_the_backlog(service_centre: duckdb.DuckDBPyConnection) -> None:
+    quiet = date(2026, 12, 25)
+    assert kpis(service_centre, approvals_kpi_sql(day=quiet)) == [approval_row(0, 2, 1, 0, 0, None, None)]
+    rows = kpis(service_centre, approvals_kpi_sql(day=quiet, by="item"))
+    assert rows == [
+        {"item_code": "T-BLD", **approval_row(0, 1, 0, 0, 0, None, None)},
+        {"item_code": "T-LIC", **approval_row(0, 1, 1, 0, 0, None, None)},
+    ]
+    service_centre.execute("DELETE FROM applications")
+    assert kpis(service_centre, approvals_kpi_sql()) == [approval_row(0, 0, 0, 0, 0, None, None)]
+
+
+def test_approvals_per_department_for_a_month(service_centre: duckdb.DuckDBPyConnection) -> None:
+    assert kpis(service_centre, approvals_kpi_sql(month=NOVEMBER, by="department")) == [
+        {"department": "housing", **approval_row(1, 1, 0, 1, 1, 1.0, 0.0)},  # A5 received, A6 finished
+        {"department": "market", **approval_row(3, 1, 1, 3, 2, 0.6667, 0.3333)},  # A1 A2 A3; A4 waiting
+        {"department": None, **approval_row(1, 0, 0, 1, 0, 0.0, 0.0)},  # A7, not in the catalogue
+    ]
+
+
+def test_approvals_per_item_for_a_day(service_centre: duckdb.DuckDBPyConnection) -> None:
+    assert kpis(service_centre, approvals_kpi_sql(day=DAY, by="item")) == [
+        {"item_code": "T-BLD", **approval_row(1, 1, 0, 0, 0, None, 0.0)},  # A5 (A6 is another day)
+        {"item_code": "T-GONE", **approval_row(1, 0, 0, 1, 0, 0.0, 0.0)},  # A7
+        {"item_code": "T-LIC", **approval_row(1, 1, 1, 1, 0, 0.0, 0.0)},  # A1 received, A2 late, A4 overdue
+        {"item_code": "T-ONL", **approval_row(1, 0, 0, 0, 0, None, 1.0)},  # A3
+    ]
+
+
+def test_approvals_grouping_is_refused_unless_known() -> None:
+    with pytest.raises(ValueError, match="unknown grouping"):
+        approvals_kpi_sql(by="item_code; DROP TABLE applications")  # type: ignore[arg-type]

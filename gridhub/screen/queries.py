@@ -1,0 +1,102 @@
+"""The screen's questions to the warehouse, as SQL for the role-aware query layer.
+
+Each runs as the viewer (masked views for a masked role), so these builders only choose tables
+and filters. What they interpolate is a status from the case flow, a grid code the grid knows, or
+a case id that matched :data:`CASE_ID`, always through :func:`sql_literal`: never free text.
+"""
+
+from __future__ import annotations
+
+import re
+
+from streams.case_flow import load_flow
+from warehouse.sql import sql_literal
+
+OPEN_CASE_COLUMNS = (
+    "case_id, category, category_name, department, squad, grid_code, community, status, "
+    "reported_at, due_at, lat, lon, report_count, reporter_id"
+)
+CASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,95}")
+"""What a case id (its opening report's id) may look like; anything else is refused before SQL."""
+TRACK_WINDOW_MINUTES = 60
+"""How far back "on patrol now" reaches, counted from the newest track point the hub holds."""
+
+
+def _ended() -> str:
+    return ", ".join(sql_literal(status) for status in sorted(load_flow().terminals))
+
+
+def open_cases_sql() -> str:
+    """Every case not yet ended, oldest first, with what the map and the lists show."""
+    return f"SELECT {OPEN_CASE_COLUMNS} FROM cases WHERE status NOT IN ({_ended()}) ORDER BY reported_at"
+
+
+def tracks_sql(minutes: int = TRACK_WINDOW_MINUTES) -> str:
+    """The track points of the last ``minutes`` before the newest one, per worker in time order.
+
+    Counted from the newest point rather than the wall clock, so a replayed or simulated day shows
+    its patrols too; on a live hub the two are the same moment.
+    """
+    return (
+        "WITH newest AS (SELECT max(recorded_at) AS at FROM patrol_tracks) "
+        "SELECT t.worker_id, t.recorded_at, t.lat, t.lon, t.grid_code FROM patrol_tracks AS t, newest "
+        f"WHERE t.recorded_at >= newest.at - INTERVAL {int(minutes)} MINUTE "
+        "ORDER BY t.worker_id, t.recorded_at"
+    )
+
+
+def cell_cases_sql(code: str) -> str:
+    """The cases of one grid cell: the open ones first, then the latest ended ones."""
+    return (
+        "SELECT case_id, category_name, status, reported_at, due_at, closed_at, department "
+        f"FROM cases WHERE grid_code = {sql_literal(code)} "
+        f"ORDER BY status IN ({_ended()}), reported_at DESC LIMIT 200"
+    )
+
+
+def cell_counts_sql(code: str) -> str:
+    """How many places, people, organisations and objects the warehouse ties to one grid cell.
+
+    Places carry their cell; people, organisations and objects are counted through the links that
+    tie them to those places (lives at, registered at, located at), as ``gridhub show`` lists them.
+    """
+    cell = sql_literal(code)
+    linked = (
+        "SELECT count(DISTINCT l.from_key) FROM entity_links AS l JOIN places AS p ON p.place_key = l.to_key "
+        f"WHERE l.to_kind = 'place' AND p.grid_code = {cell} AND l.from_kind = "
+    )
+    return (
+        f"SELECT (SELECT count(*) FROM places WHERE grid_code = {cell}) AS places, "
+        f"({linked}'person') AS people, ({linked}'organisation') AS organisations, ({linked}'object') AS objects"
+    )
+
+
+def case_sql(case_id: str) -> str:
+    """One case as it stands."""
+    return f"SELECT * FROM cases WHERE case_id = {sql_literal(case_id)}"
+
+
+def case_reports_sql(case_id: str) -> str:
+    """The reports filed into one case, first report first."""
+    return (
+        "SELECT event_id, category_name, description, reported_at, reporter_id, status, photo_refs, "
+        "subject_id_number, subject_uscc, object_id, place_id "
+        f"FROM events WHERE case_id = {sql_literal(case_id)} ORDER BY reported_at"
+    )
+
+
+def case_transitions_sql(case_id: str) -> str:
+    """Every step of one case, in order."""
+    return (
+        'SELECT seq, from_status, to_status, action, actor, actor_role, "at", due_at, note, photo_ref '
+        f"FROM case_transitions WHERE case_id = {sql_literal(case_id)} ORDER BY seq"
+    )
+
+
+def case_involved_sql(case_id: str) -> str:
+    """The people, organisations, objects and places the case's reports concern, as golden records."""
+    return (
+        "SELECT DISTINCT l.to_kind AS kind, l.to_key AS key, l.evidence FROM entity_links AS l "
+        "JOIN events AS e ON l.from_kind = 'event' AND l.from_key = e.event_id "
+        f"WHERE e.case_id = {sql_literal(case_id)} ORDER BY kind, key"
+    )
