@@ -232,6 +232,7 @@ class UpdateBody(_Body):
     photo_ref: Reference | None = None
     due_at: Timestamp | None = None
     new_due_at: Timestamp | None = None
+    department: Text | None = None
 
 
 class TrackBody(_Body):

@@ -259,6 +259,11 @@ class PatrolGateway(Connector):
         submission = await self._read(request, "update")
         update_id, payload = update_payload(submission.record)
         stamp_update(caller, payload)
+        if payload.get("department") is not None and payload["department"] not in self.rules.departments:
+            known = ", ".join(sorted(self.rules.departments))
+            return json_error(
+                422, "unknown_department", f"no department {payload['department']!r}; departments: {known}"
+            )
         return await self._publish(
             update_id, "event_update", payload, submission.photos, "update_id", desk_department(caller)
         )

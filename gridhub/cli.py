@@ -246,12 +246,15 @@ def dispatch_update(
     ] = None,
     note: Annotated[str | None, typer.Option(help="What was done or why.")] = None,
     photo: Annotated[Path | None, typer.Option(help="Photo of the result (JPEG, PNG or WebP).")] = None,
+    department: Annotated[
+        str | None, typer.Option(help="With --status dispatched (a commander's re-dispatch): to this department.")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Post back what the desk did with a case."""
+    """Post back what the desk did with a case (or, as a commander, re-dispatch, extend or cancel it)."""
     from gridhub.dispatch import post_update
 
-    answer = post_update(_settings(data_dir=data_dir), case_id, status, actor, note, photo)
+    answer = post_update(_settings(data_dir=data_dir), case_id, status, actor, note, photo, department)
     photos = ", ".join(answer.get("photos") or [])
     console.print(f"update {answer['update_id']} accepted" + (f" with photo {photos}" if photos else ""))
 
@@ -480,12 +483,14 @@ add_plugin_commands(app)
 def main() -> None:
     """Run the CLI: a gridhub error becomes one readable line and exit code 2, Ctrl-C exit code 130."""
     import click
+    from typer._click.exceptions import ClickException as TyperClickException
 
     try:
         code = app(standalone_mode=False)
     except typer.Abort:
         code = 130
-    except click.ClickException as exc:
+    except (click.ClickException, TyperClickException) as exc:
+        # Typer parses with its own copy of click, whose errors (a bad option value) are not click's.
         exc.show()
         raise SystemExit(exc.exit_code) from None
     except GridhubError as exc:

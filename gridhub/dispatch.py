@@ -114,10 +114,12 @@ def post_update(
     actor: str | None,
     note: str | None = None,
     photo: Path | None = None,
+    department: str | None = None,
 ) -> dict[str, Any]:
     """Post a lifecycle update (with an optional photo) to the patrol gateway, as the desk's app would.
 
     The token says in which role the update acts; ``actor`` names the person at the desk (default: the token's name).
+    ``department`` is where a commander's re-dispatch sends the case, when not back to its own.
     """
     if photo is not None and not photo.is_file():
         raise UsageError(f"no such photo: {photo}")
@@ -128,6 +130,7 @@ def post_update(
         "at": datetime.now(TOWN_TIMEZONE).isoformat(),
         "note": note,
         **({"actor": actor} if actor else {}),
+        **({"department": department} if department else {}),
     }
     body, content_type = _multipart({"update": json.dumps(update, ensure_ascii=False).encode()}, photo)
     return _call_gateway(settings, "/v1/updates", body, content_type)

@@ -336,6 +336,11 @@ class EventUpdate(Canonical):
         validation_alias=AliasChoices("new_due_at", "due_at"),
         description="The new deadline, when the command centre extends a case (延期).",
     )
+    department: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None,
+        description="The department a re-dispatch (改派) sends the case to, when not its own; only the command "
+        "centre's redispatch may name one.",
+    )
 
 
 class Application(Canonical):

@@ -29,6 +29,7 @@ FINISHED_STATUSES: frozenset[str] = frozenset({"closed", "rejected", "cancelled"
 # Actions whose transitions the KPIs count (返工数 and 回退数); see the comment in case_flow.yaml.
 REWORK_ACTION = "rework"
 DECLINE_ACTION = "decline"
+REDISPATCH_ACTION = "redispatch"
 CLOSED_STATUS = "closed"
 
 
@@ -69,6 +70,7 @@ def command_for(case_id: str, update: EventUpdate) -> Command:
         note=update.note,
         photo_ref=update.photo_ref,
         due_at=update.new_due_at,
+        department=update.department,
     )
 
 
@@ -174,6 +176,12 @@ def _refuse(flow: CaseFlow, case: Case, command: Command) -> IllegalTransition |
             f"{name} is {case.status}; moving it to {target} ({edge.action}) is for {flow.who(edge)} only, "
             f"and {command.actor} acts as {command.actor_role}",
         )
+    if command.department and edge.action != REDISPATCH_ACTION:
+        return IllegalTransition(
+            "department_not_allowed",
+            f"{name} is {case.status}; only a re-dispatch ({REDISPATCH_ACTION}) names a department, "
+            f"and moving it to {target} is {edge.action}: send it again without department",
+        )
     if edge.photo_required and not (command.photo_ref and command.photo_ref.strip()):
         return IllegalTransition(
             "photo_required",
@@ -209,6 +217,7 @@ def apply(flow: CaseFlow, case: Case, command: Command) -> tuple[Case, Transitio
         rework_count=case.rework_count + (edge.action == REWORK_ACTION),
         return_count=case.return_count + (edge.action == DECLINE_ACTION),
         closed_at=command.at if edge.target == CLOSED_STATUS else case.closed_at,
+        department=command.department or case.department,
         due_at=aware(command.due_at) if edge.deadline_required and command.due_at else case.due_at,
         overdue_alerted=case.overdue_alerted and not edge.deadline_required,
     )

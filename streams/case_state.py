@@ -189,6 +189,8 @@ class Command:
     photo_ref: str | None = None
     due_at: datetime | None = None
     """The new deadline, for an extension (延期) only."""
+    department: str | None = None
+    """The department a re-dispatch (改派) sends the case to, for a redispatch only."""
 
     def __post_init__(self) -> None:
         """A naive time is read as China Standard Time, like every other timestamp here."""

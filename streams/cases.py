@@ -273,6 +273,12 @@ class CaseDesk:
                 f"no case has report {update.event_id!r}; an update must name the report_id of a reported case",
             )
             return
+        if update.department is not None and update.department not in self.rules.departments:
+            known = ", ".join(sorted(self.rules.departments))
+            await self._reject(
+                raw, envelope, "unknown_department", f"no department {update.department!r}; departments: {known}"
+            )
+            return
         try:
             command = command_for(stored["case_id"], update)
             case, transition = apply(self.flow, Case.from_dict(stored), command)

@@ -180,19 +180,22 @@ def patrol_sql(day: date | None = None, by: PatrolGrouping | None = None) -> str
         if day is not None:
             sql += f" WHERE day = {_date_literal(day)}"
         return sql + " ORDER BY day, worker_id"
-    days = "SELECT DISTINCT day FROM patrol_compliance"
+    # The day is a literal inside the compliance CTE, where DuckDB pushes it under the sessions' window
+    # functions: joined in from another CTE it would sessionise a whole year of tracks first (5 s, not 0.3 s).
+    compliance = "SELECT worker_id, day, compliant FROM patrol_compliance"
     if day is not None:
-        days += f" WHERE day = {_date_literal(day)}"
+        compliance += f" WHERE day = {_date_literal(day)}"
     return (
         "WITH roster AS (SELECT DISTINCT squad, unnest(workers) AS worker_id FROM grid_cells), "
-        f"days AS ({days}) "
+        f"compliance AS ({compliance}), "
+        "days AS (SELECT DISTINCT day FROM compliance) "
         "SELECT roster.squad, days.day, count(*) AS workers, "
         "count(compliance.worker_id) AS patrolling, "
         "count(*) FILTER (WHERE compliance.compliant) AS compliant, "
         "round(CAST(count(*) FILTER (WHERE compliance.compliant) AS DOUBLE) / nullif(count(*), 0), 4) "
         "AS compliance_rate "
         "FROM roster CROSS JOIN days "
-        "LEFT JOIN patrol_compliance AS compliance "
+        "LEFT JOIN compliance "
         "ON compliance.worker_id = roster.worker_id AND compliance.day = days.day "
         "GROUP BY roster.squad, days.day ORDER BY days.day, roster.squad"
     )

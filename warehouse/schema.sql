@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE TABLE IF NOT EXISTS event_updates (
     update_id VARCHAR, event_id VARCHAR NOT NULL, status VARCHAR NOT NULL, occurred_at TIMESTAMPTZ NOT NULL,
-    actor VARCHAR, actor_role VARCHAR, note VARCHAR, photo_ref VARCHAR, new_due_at TIMESTAMPTZ,
+    actor VARCHAR, actor_role VARCHAR, note VARCHAR, photo_ref VARCHAR, new_due_at TIMESTAMPTZ, department VARCHAR,
     source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
     received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
 );

@@ -118,10 +118,11 @@ class Batch:
                 entry.update(outcome="rejected", reason_code="contract_violation")
 
 
-WAREHOUSE_VERSION = 4
+WAREHOUSE_VERSION = 5
 """Shape of the tables; bumped whenever a table changes (2: base data as source copies plus golden records;
 3: no primary-key indexes, keys kept unique by the writer; 4: rejects keep the topic, partition and offset
-of the refused message, the error, and the hash and size of their payload)."""
+of the refused message, the error, and the hash and size of their payload; 5: an update keeps the department
+a re-dispatch sends its case to)."""
 
 UPGRADES: dict[int, str] = {
     3: "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS topic VARCHAR;"
@@ -130,6 +131,7 @@ UPGRADES: dict[int, str] = {
     "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS error VARCHAR;"
     "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS payload_sha256 VARCHAR;"
     "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS payload_bytes BIGINT;",
+    4: "ALTER TABLE event_updates ADD COLUMN IF NOT EXISTS department VARCHAR;",
 }
 """The step that brings a file of each older version to the next one in place. Only changes that keep
 every stored row as it was (columns added) have one; a file of a version without one is refused."""

@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections import deque
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -84,7 +84,7 @@ class LiveFeed:
         self.settings = settings
         self.bootstrap = bootstrap
         self.keep = keep
-        self.recent: deque[dict[str, Any]] = deque(maxlen=keep)
+        self.recent: list[dict[str, Any]] = []
         self._watchers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._sequence = 0
 
@@ -113,7 +113,7 @@ class LiveFeed:
             while True:
                 for messages in (await consumer.getmany(timeout_ms=1000)).values():
                     for message in messages:
-                        self._publish(message.topic, message.value or b"{}")
+                        self.publish(message.topic, message.value or b"{}")
         finally:
             await consumer.stop()
 
@@ -133,7 +133,8 @@ class LiveFeed:
         for partition in partitions:
             consumer.seek(partition, max(beginnings[partition], ends[partition] - self.keep))
 
-    def _publish(self, topic: str, value: bytes) -> None:
+    def publish(self, topic: str, value: bytes) -> None:
+        """Hand one message of :data:`FEED_TOPICS` to the feed: kept, and sent to every watcher."""
         try:
             item = feed_item(topic, value)
         except (ValueError, KeyError, TypeError) as exc:
@@ -143,18 +144,34 @@ class LiveFeed:
             return
         self._sequence += 1
         item["seq"] = self._sequence
-        self.recent.append(item)
+        self._remember(item)
         for queue in self._watchers:
             queue.put_nowait(item)
+
+    def _remember(self, item: dict[str, Any]) -> None:
+        """Keep the ``keep`` latest items by time, whichever topic or partition they were read from.
+
+        At start the topics are read one partition after another, so arrival order is not time
+        order: an alert read first must not be pushed out by older steps read after it.
+        """
+        self.recent.append(item)
+        if len(self.recent) > 2 * self.keep:
+            self.recent.sort(key=_moment)
+            del self.recent[: -self.keep]
 
     @contextlib.asynccontextmanager
     async def watch(self) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
         """A queue of the items from now on, preceded by the recent ones; released on exit."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        for item in sorted(self.recent, key=lambda entry: str(entry["at"])):
+        for item in sorted(self.recent, key=_moment)[-self.keep :]:
             queue.put_nowait(item)
         self._watchers.add(queue)
         try:
             yield queue
         finally:
             self._watchers.discard(queue)
+
+
+def _moment(item: dict[str, Any]) -> datetime:
+    """When an item happened, comparable across the offsets the topics write (+08:00, +00:00)."""
+    return datetime.fromisoformat(str(item["at"]))

@@ -26,6 +26,7 @@ from foundation.settings import Settings
 from gridhub.screen.feed import LiveFeed
 from gridhub.screen.queries import (
     CASE_ID,
+    NEWEST_TRACK_SQL,
     case_involved_sql,
     case_reports_sql,
     case_sql,
@@ -84,8 +85,11 @@ def today() -> date:
 class ScreenHandlers:
     """The screen's routes, each reading as the admitted viewer."""
 
-    def __init__(self, settings: Settings, doorkeeper: Doorkeeper, grid: Grid, feed: LiveFeed) -> None:
+    def __init__(
+        self, settings: Settings, doorkeeper: Doorkeeper, grid: Grid, feed: LiveFeed, departments: dict[str, str]
+    ) -> None:
         self.settings = settings
+        self.departments = departments
         self.doorkeeper = doorkeeper
         self.town_grid = grid
         self.grid_geojson = grid.to_geojson()
@@ -105,6 +109,7 @@ class ScreenHandlers:
                 "masked": not caller.sees_personal_data,
                 "can_dispatch": caller.role == "commander",
                 "today": today().isoformat(),
+                "departments": self.departments,
             }
         )
 
@@ -127,7 +132,10 @@ class ScreenHandlers:
 
     async def tracks(self, _request: web.Request, _caller: Caller, as_viewer: Settings) -> web.Response:
         """The patrol tracks of the last hour, per worker (pseudonymous workers for a masked role)."""
-        return web.json_response(await self._read(as_viewer, tracks_sql()))
+        newest = (await self._read(as_viewer, NEWEST_TRACK_SQL))["rows"][0][0]
+        if newest is None:
+            return web.json_response({"columns": ["worker_id", "recorded_at", "lat", "lon", "grid_code"], "rows": []})
+        return web.json_response(await self._read(as_viewer, tracks_sql(moment(newest))))
 
     async def cell(self, request: web.Request, caller: Caller, as_viewer: Settings) -> web.Response:
         """One grid cell: what it is, its cases, its workers (for who may see them) and its base data counts."""
@@ -204,7 +212,10 @@ class ScreenHandlers:
         return web.json_response(await self._read(as_viewer, approvals_kpi_sql(period.day, period.month)))
 
     async def act(self, request: web.Request, caller: Caller, _as_viewer: Settings) -> web.Response:
-        """Re-dispatch, extend or cancel a case, sent to the patrol gateway as the commander's own update."""
+        """Re-dispatch (to its own or another ``department``), extend (to ``due_at``) or cancel a case.
+
+        Sent to the patrol gateway as the commander's own update, so its rules and refusals apply as they are.
+        """
         case_id = _case_id(request)
         try:
             body = await request.json()
@@ -223,6 +234,8 @@ class ScreenHandlers:
             update["note"] = str(body["note"])[:500]
         if body.get("due_at"):
             update["due_at"] = str(body["due_at"])
+        if body.get("department"):
+            update["department"] = str(body["department"])
         return await self._relay(request, "POST", "/v1/updates", json.dumps(update).encode())
 
     async def update_outcome(self, request: web.Request, _caller: Caller, as_viewer: Settings) -> web.Response:
@@ -312,6 +325,11 @@ class ScreenHandlers:
         except Unauthenticated:
             return False
         return True
+
+
+def moment(value: object) -> datetime:
+    """A timestamp as the sink's JSON gives it (ISO text) or as DuckDB does (a datetime)."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
 def _case_id(request: web.Request) -> str:

@@ -8,8 +8,10 @@ a case id that matched :data:`CASE_ID`, always through :func:`sql_literal`: neve
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 from streams.case_flow import load_flow
+from streams.case_state import aware
 from warehouse.sql import sql_literal
 
 OPEN_CASE_COLUMNS = (
@@ -31,17 +33,22 @@ def open_cases_sql() -> str:
     return f"SELECT {OPEN_CASE_COLUMNS} FROM cases WHERE status NOT IN ({_ended()}) ORDER BY reported_at"
 
 
-def tracks_sql(minutes: int = TRACK_WINDOW_MINUTES) -> str:
-    """The track points of the last ``minutes`` before the newest one, per worker in time order.
+NEWEST_TRACK_SQL = "SELECT max(recorded_at) AS newest FROM patrol_tracks"
+"""The time of the newest track point, which "on patrol now" counts back from (:func:`tracks_sql`)."""
+
+
+def tracks_sql(newest: datetime, minutes: int = TRACK_WINDOW_MINUTES) -> str:
+    """The track points of the last ``minutes`` up to ``newest`` (:data:`NEWEST_TRACK_SQL`), per worker in time order.
 
     Counted from the newest point rather than the wall clock, so a replayed or simulated day shows
-    its patrols too; on a live hub the two are the same moment.
+    its patrols too; on a live hub the two are the same moment. The bound is a literal, asked for
+    first, because DuckDB skips the blocks of a year of points outside a literal range but reads
+    them all against a subquery's value (2 ms against 200 ms on 3 million points).
     """
+    since = aware(newest) - timedelta(minutes=minutes)
     return (
-        "WITH newest AS (SELECT max(recorded_at) AS at FROM patrol_tracks) "
-        "SELECT t.worker_id, t.recorded_at, t.lat, t.lon, t.grid_code FROM patrol_tracks AS t, newest "
-        f"WHERE t.recorded_at >= newest.at - INTERVAL {int(minutes)} MINUTE "
-        "ORDER BY t.worker_id, t.recorded_at"
+        "SELECT worker_id, recorded_at, lat, lon, grid_code FROM patrol_tracks "
+        f"WHERE recorded_at >= TIMESTAMPTZ {sql_literal(since.isoformat())} ORDER BY worker_id, recorded_at"
     )
 
 
@@ -96,7 +103,6 @@ def case_transitions_sql(case_id: str) -> str:
 def case_involved_sql(case_id: str) -> str:
     """The people, organisations, objects and places the case's reports concern, as golden records."""
     return (
-        "SELECT DISTINCT l.to_kind AS kind, l.to_key AS key, l.evidence FROM entity_links AS l "
-        "JOIN events AS e ON l.from_kind = 'event' AND l.from_key = e.event_id "
-        f"WHERE e.case_id = {sql_literal(case_id)} ORDER BY kind, key"
+        "SELECT DISTINCT to_kind AS kind, to_key AS key, evidence FROM entity_links WHERE from_kind = 'event' "
+        f"AND from_key IN (SELECT event_id FROM events WHERE case_id = {sql_literal(case_id)}) ORDER BY kind, key"
     )

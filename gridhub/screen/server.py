@@ -42,11 +42,13 @@ Handler = Callable[[web.Request, Caller, Settings], Awaitable[web.StreamResponse
 class ScreenService(Service):
     """The screen's web server, on its own port (``GRIDHUB_SCREEN_PORT``)."""
 
-    def __init__(self, settings: Settings, doorkeeper: Doorkeeper, grid: Grid, feed: LiveFeed) -> None:
+    def __init__(
+        self, settings: Settings, doorkeeper: Doorkeeper, grid: Grid, feed: LiveFeed, departments: dict[str, str]
+    ) -> None:
         self.settings = settings
         self.doorkeeper = doorkeeper
         self.feed = feed
-        self.handlers = ScreenHandlers(settings, doorkeeper, grid, feed)
+        self.handlers = ScreenHandlers(settings, doorkeeper, grid, feed, departments)
         self._socket: socket.socket | None = None
 
     def prepare(self) -> dict[str, Any]:
@@ -175,6 +177,7 @@ def _feed_stopped(task: asyncio.Task[None]) -> None:
 def build_screen(settings: Settings, bootstrap: str) -> Service:
     """The screen, reading through the sink's SQL endpoint with each viewer's token, and the topics for its feed."""
     from foundation.access import doorkeeper_of
+    from streams.routing import load_rules
 
-    grid = Grid.load(settings.grid_path)
-    return ScreenService(settings, doorkeeper_of(settings), grid, LiveFeed(settings, bootstrap))
+    grid, departments = Grid.load(settings.grid_path), load_rules(settings.routing_rules).departments
+    return ScreenService(settings, doorkeeper_of(settings), grid, LiveFeed(settings, bootstrap), departments)

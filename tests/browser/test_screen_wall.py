@@ -211,3 +211,32 @@ def test_a_redispatch_from_the_screen_reaches_the_departments_work_order_topic(
     expect(page.locator("#act-result.applied")).to_be_visible()
     wait_until(lambda: len(work_orders(served_demo, department, report_id)) == 2, what="the second work order")
     screenshot()
+
+
+def test_the_english_switch_relabels_the_screen_and_keeps_its_numbers(
+    served_demo: ServedDemo, page: Page, screenshot: Callable
+) -> None:
+    login(page, served_demo.screen_url, served_demo.analyst_token)
+    loaded(page)
+    before = shown_row(page, "kpi-summary", "day")
+    expect(page.locator("h1")).to_have_text("孟河镇联动指挥中心")
+    page.locator("#language").click()
+    expect(page.locator("h1")).to_have_text("Menghe linked command centre")
+    expect(page.locator("#kpi-summary th").nth(2)).to_have_text("closed")
+    expect(page.locator("#language")).to_have_text("中文")
+    after = shown_row(page, "kpi-summary", "day")
+    assert (after.pop("period"), before.pop("period")) == ("that day", "当日")
+    assert after == before
+    screenshot()
+
+
+def test_a_laptop_shows_the_whole_screen_without_sideways_scrolling(
+    served_demo: ServedDemo, page: Page, screenshot: Callable
+) -> None:
+    page.set_viewport_size({"width": 1366, "height": 768})
+    login(page, served_demo.screen_url, served_demo.analyst_token)
+    loaded(page)
+    for panel in ("#map-panel", "#kpi-panel", "#feed-panel", "#cases-panel", "#patrol-panel", "#approvals-panel"):
+        expect(page.locator(panel)).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot()

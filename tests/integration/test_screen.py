@@ -18,7 +18,8 @@ import pytest
 
 from gridhub.screen.server import ASSETS
 from schemas.grid import Grid
-from tests.support.files import write_csv
+from streams.routing import load_rules
+from tests.support.files import picture, write_csv
 from tests.support.hub import Hub, post_json, report, spot, unique, wait_until
 from tests.support.identities import FULL_ID, FULL_MOBILE, mobile, resident_id
 from warehouse.reader import query
@@ -339,3 +340,49 @@ def test_the_search_box_gives_what_gridhub_show_gives_masked_by_role(hub: Hub, t
     status, masked, _ = get(f"{screen(hub)}/api/search?kind=person&q={pseudonym['rows'][0][0]}", hub.tokens.analyst)
     text = json.dumps(masked, ensure_ascii=False)
     assert status == 200 and masked["lineage"] and not FULL_ID.search(text) and not FULL_MOBILE.search(text)
+
+
+def test_a_redispatch_from_the_screen_may_send_a_case_to_another_department(hub: Hub) -> None:
+    case_id = new_case(hub)
+    wait_until(lambda: case_field(hub, case_id, "status") == "dispatched", what="the case")
+    first = case_field(hub, case_id, "department")
+    other = next(name for name in load_rules(hub.settings.routing_rules).departments if name != first)
+    decline = {"update_id": unique("U"), "event_id": case_id, "status": "returned", "at": "2026-11-25T10:00:00+08:00",
+               "actor": f"desk-{first}", "note": "不属本部门"}  # fmt: skip
+    assert hub.post("/v1/updates", decline)[0] == 202
+    wait_until(lambda: case_field(hub, case_id, "status") == "returned", what="the return")
+    actions = f"{screen(hub)}/api/cases/{case_id}/actions"
+    status, refused = post(actions, hub.tokens.commander, {"action": "redispatch", "department": "atlantis"})
+    assert (status, refused["error"]) == (422, "unknown_department")
+    status, sent = post(actions, hub.tokens.commander, {"action": "redispatch", "department": other, "note": "改派"})
+    assert status == 202, sent
+    wait_until(lambda: hub.work_orders(other, case_id), what="the work order of the other department")
+    wait_until(lambda: case_field(hub, case_id, "department") == other, what="the case's new department")
+    assert hub.scalar(f"SELECT department FROM event_updates WHERE update_id = '{sent['update_id']}'") == other
+    start = {"update_id": unique("U"), "event_id": case_id, "status": "in_handling", "at": "2026-11-25T11:00:00+08:00",
+             "actor": f"desk-{first}"}  # fmt: skip
+    status, answer = hub.post("/v1/updates", start)
+    assert status == 403 and other in answer["reason"], answer
+    extend = {"action": "extend", "department": other, "due_at": "2027-01-01T00:00:00+08:00"}
+    status, refused = post(actions, hub.tokens.commander, extend)
+    assert (status, refused["error"]) == (409, "department_not_allowed"), refused
+
+
+def test_a_cases_photos_are_shown_to_the_commander_through_the_gateways_own_rule(hub: Hub) -> None:
+    photo = picture("JPEG", (200, 40, 40))
+    case_id = unique("R-SCREEN")
+    body = report(case_id, category="0102", description="暴露垃圾", reported_at="2026-11-25T09:00:00+08:00",
+                  reporter_id="GW001")  # fmt: skip
+    status, answer = hub.post_form("/v1/reports", "report", body, [photo])
+    assert status == 202, answer
+    (reference,) = answer["photos"]
+    wait_until(lambda: case_field(hub, case_id, "status") == "dispatched", what="the case")
+    shown = as_dicts(get(f"{screen(hub)}/api/cases/{case_id}", hub.tokens.commander)[1]["reports"])
+    assert shown[0]["photo_refs"] == [reference]
+    request = urllib.request.Request(
+        f"{screen(hub)}/api/photos/{reference}", headers={"Authorization": f"Bearer {hub.tokens.commander}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.read() == photo and response.headers["Content-Type"] == "image/jpeg"
+    assert get(f"{screen(hub)}/api/photos/{reference}", hub.tokens.analyst)[0] == 403
+    assert get(f"{screen(hub)}/api/photos/sha256:{'0' * 64}", hub.tokens.commander)[0] == 404

@@ -61,7 +61,20 @@ const LABELS = {
       restart: "handling again", resume: "resumed",
     },
     statuses: {},
-    columns: {},
+    columns: {
+      case_id: "case", category_name: "category", department: "department", squad: "squad", status: "status",
+      reported_at: "reported", due_at: "due", cases_due: "cases due", closed: "closed", closed_on_time: "closed on time",
+      closure_rate: "closure rate", on_time_rate: "on-time rate", rework_rate: "rework rate",
+      median_hours_to_close: "median hours to close", p90_hours_to_close: "p90 hours to close", grid_code: "grid cell",
+      worker: "grid worker", day: "day", workers: "workers", patrolling: "patrolling", compliant: "compliant",
+      compliance_rate: "compliance rate", received: "received", in_progress: "in progress",
+      overdue_in_progress: "overdue in progress", finished: "finished", finished_on_time: "finished on time",
+      fully_online_share: "fully online", period: "period", places: "places", people: "people",
+      organisations: "organisations", objects: "objects", closed_at: "closed", event_id: "report",
+      description: "description", reporter_id: "reporter", seq: "step", from_status: "from", to_status: "to",
+      action: "action", actor: "actor", actor_role: "role", at: "at", note: "note", kind: "kind", key: "key",
+      evidence: "evidence", field: "field", value: "value", source: "source",
+    },
   },
 };
 const KPI_MEASURES = ["cases_due", "closed", "closure_rate", "on_time_rate", "rework_rate", "median_hours_to_close"];
@@ -360,10 +373,17 @@ function actionsForm(item) {
   const due = element("input", null, { type: "datetime-local", id: "extend-due", "aria-label": label("newDue") });
   const note = element("input", null, { type: "text", id: "action-note", placeholder: label("note"), maxlength: "500" });
   const result = element("p", null, { id: "act-result", role: "status" });
+  const department = element("select", null, { id: "redispatch-department", "aria-label": label("department") });
+  for (const [key, name] of Object.entries(state.me.departments ?? {})) {
+    const option = element("option", `${name} (${key})`, { value: key });
+    option.selected = key === item.department;
+    department.append(option);
+  }
   form.append(note);
   for (const action of ["redispatch", "extend", "cancel"]) {
     const button = element("button", label(action), { type: "button", id: `act-${action}` });
-    button.addEventListener("click", () => act(item.case_id, action, { due, note, result }));
+    button.addEventListener("click", () => act(item, action, { due, note, result, department }));
+    if (action === "redispatch") form.append(department);
     form.append(button);
     if (action === "extend") form.append(due);
   }
@@ -371,9 +391,11 @@ function actionsForm(item) {
   return form;
 }
 
-async function act(caseId, action, { due, note, result }) {
+async function act(item, action, { due, note, result, department }) {
+  const caseId = item.case_id;
   const body = { action, note: note.value || undefined };
   if (action === "extend" && due.value) body.due_at = new Date(due.value).toISOString();
+  if (action === "redispatch" && department.value && department.value !== item.department) body.department = department.value;
   result.className = "";
   try {
     const answer = await api(`/api/cases/${encodeURIComponent(caseId)}/actions`, {

@@ -1080,7 +1080,7 @@ def screen_server(tmp_path: Path) -> Iterator[int]:
 
     settings = Settings(data_dir=tmp_path)
     screen = ScreenService(
-        settings, doorkeeper_of(settings), Grid.load(settings.grid_path), LiveFeed(settings, "unused:9092")
+        settings, doorkeeper_of(settings), Grid.load(settings.grid_path), LiveFeed(settings, "unused:9092"), {}
     )
     yield from served(screen.application())
 

@@ -72,3 +72,28 @@ def test_a_case_id_as_the_hub_makes_them_is_accepted(case_id: str) -> None:
 @pytest.mark.parametrize("case_id", ["x' OR 1=1 --", "", "../etc/passwd", "R 1", "-R", "R" * 97, "R;DROP"])
 def test_anything_else_is_refused_before_it_reaches_sql(case_id: str) -> None:
     assert not CASE_ID.fullmatch(case_id)
+
+
+def test_a_new_viewer_gets_the_latest_items_by_time_whatever_order_the_partitions_were_read_in() -> None:
+    import asyncio
+
+    from foundation.settings import Settings
+    from gridhub.screen.feed import LiveFeed
+
+    feed = LiveFeed(Settings(), "unused:9092", keep=3)
+    alert = {"case": REPORT, "at": "2026-12-02T08:00:00+00:00", "hours_late": 100}
+    feed.publish(OVERDUE_ALERTS, message(alert))  # read first, but the latest of all
+    for hour in range(10):
+        step = {"case_id": "R-2", "from_status": "dispatched", "to_status": "in_handling", "action": "start",
+                "at": f"2026-11-25T{hour + 8:02d}:00:00+08:00"}  # fmt: skip
+        feed.publish(TRANSITIONS, message({"record": step}))
+
+    async def first_items() -> list[dict[str, Any]]:
+        async with feed.watch() as queue:
+            return [queue.get_nowait() for _ in range(queue.qsize())]
+
+    items = asyncio.run(first_items())
+    assert [item["at"] for item in items] == [
+        "2026-11-25T16:00:00+08:00", "2026-11-25T17:00:00+08:00", "2026-12-02T08:00:00+00:00",
+    ]  # fmt: skip
+    assert items[-1]["kind"] == "overdue"

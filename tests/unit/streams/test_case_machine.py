@@ -126,6 +126,26 @@ def test_decline_then_redispatch_counts_a_return() -> None:
     assert (case.status, case.return_count, case.rework_count) == ("in_handling", 1, 0)
 
 
+def test_a_redispatch_may_send_the_case_to_another_department() -> None:
+    returned = at_status("returned")
+    moved, step = apply(FLOW, returned, command(returned, "dispatched", "command_centre", department="water"))
+    assert (moved.status, moved.department, step.action) == ("dispatched", "water", "redispatch")
+    same, _ = apply(FLOW, returned, command(returned, "dispatched", "command_centre"))
+    assert same.department == returned.department
+
+
+@pytest.mark.parametrize(
+    ("start", "target", "role"),
+    [("dispatched", "extended", "command_centre"), ("dispatched", "cancelled", "command_centre"),
+     ("dispatched", "in_handling", "desk")],
+)  # fmt: skip
+def test_only_a_redispatch_names_a_department(start: str, target: str, role: str) -> None:
+    case = at_status(start)
+    extra = {"due_at": case.due_at + timedelta(days=1)} if target == "extended" else {}
+    refused = refusal(case, command(case, target, role, department="water", **extra))
+    assert refused.code == "department_not_allowed" and "redispatch" in str(refused)
+
+
 def test_failed_verification_goes_back_to_handling_and_counts_one_rework() -> None:
     case, log = walk(
         fresh(),

@@ -144,6 +144,30 @@ def test_a_redispatch_sends_the_opening_report_again_as_last_resent_by_the_phone
     assert desk.cases["R1"]["status"] == "dispatched" and desk.reports == {}
 
 
+def test_a_redispatch_to_another_department_sends_the_work_order_there(desk: Desk) -> None:
+    asyncio.run(desk.report(report_command("R1", 31.99, 119.87)))
+    move(desk, "R1", ("returned", "desk-sanitation"))
+    raw, message = update_command("R1", "dispatched", "command-centre", 2)
+    message["record"]["department"] = "water"
+    asyncio.run(desk.update(raw, message))
+    orders = [
+        (topic, json.loads(value)["work_order"]["event_id"]) for topic, _, value in desk.sent if "dispatch." in topic
+    ]
+    assert orders == [("dispatch.sanitation", "R1"), ("dispatch.water", "R1")]
+    assert desk.cases["R1"]["department"] == "water"
+
+
+def test_a_department_the_town_does_not_have_is_rejected_and_changes_nothing(desk: Desk) -> None:
+    asyncio.run(desk.report(report_command("R1", 31.99, 119.87)))
+    move(desk, "R1", ("returned", "desk-sanitation"))
+    raw, message = update_command("R1", "dispatched", "command-centre", 2)
+    message["record"]["department"] = "atlantis"
+    asyncio.run(desk.update(raw, message))
+    (reject,) = [json.loads(value) for topic, _, value in desk.sent if topic == "rejects"]
+    assert reject["reason_code"] == "unknown_department" and "atlantis" in reject["reason"]
+    assert (desk.cases["R1"]["status"], desk.cases["R1"]["department"]) == ("returned", "sanitation")
+
+
 def test_a_merged_report_is_kept_apart_and_its_updates_move_the_case_it_joined(desk: Desk) -> None:
     asyncio.run(desk.report(report_command("R1", 31.99, 119.87)))
     asyncio.run(desk.report(report_command("R2", 31.9901, 119.8701)))

@@ -44,7 +44,9 @@ def test_a_warehouse_of_another_table_shape_is_refused_with_what_to_do(tmp_path:
     old = tmp_path / "old.duckdb"
     with duckdb.connect(str(old)) as connection:
         connection.execute("CREATE TABLE people (id_number VARCHAR PRIMARY KEY, name VARCHAR)")
-    with pytest.raises(WarehouseSchemaError, match="version 1, this gridhub writes version 4; move the file aside"):
+    with pytest.raises(
+        WarehouseSchemaError, match=f"version 1, this gridhub writes version {WAREHOUSE_VERSION}; move the file aside"
+    ):
         connect(old, Resolver(ResolutionRules.load()))
 
 
@@ -64,16 +66,19 @@ def test_a_new_warehouse_records_its_version_and_opens_again(tmp_path: Path) -> 
     path = tmp_path / "new.duckdb"
     connect(path, Resolver(ResolutionRules.load())).close()
     connection = connect(path, Resolver(ResolutionRules.load()))
-    assert connection.execute("SELECT value FROM warehouse_meta WHERE key = 'version'").fetchall() == [("4",)]
+    assert connection.execute("SELECT value FROM warehouse_meta WHERE key = 'version'").fetchall() == [
+        (str(WAREHOUSE_VERSION),)
+    ]
     connection.close()
 
 
-def test_a_version_3_warehouse_gains_the_reject_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+def test_a_version_3_warehouse_gains_the_reject_and_update_columns_and_keeps_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "v3.duckdb"
     connection = connect(path, Resolver(ResolutionRules.load()))
     added = ("topic", "partition", "message_offset", "error", "payload_sha256", "payload_bytes")
     for column in added:
         connection.execute(f"ALTER TABLE rejects DROP COLUMN {column}")
+    connection.execute("ALTER TABLE event_updates DROP COLUMN department")
     connection.execute("INSERT INTO rejects (record_uid, stage) VALUES ('kept', 'validate')")
     connection.execute("UPDATE warehouse_meta SET value = '3' WHERE key = 'version'")
     connection.close()
@@ -81,8 +86,11 @@ def test_a_version_3_warehouse_gains_the_reject_columns_and_keeps_its_rows(tmp_p
     connection = connect(path, Resolver(ResolutionRules.load()))
     columns = {name for (name,) in connection.execute("SELECT name FROM pragma_table_info('rejects')").fetchall()}
     assert set(added) <= columns
+    updates = {name for (name,) in connection.execute("SELECT name FROM pragma_table_info('event_updates')").fetchall()}
+    assert "department" in updates
     assert connection.execute("SELECT record_uid FROM rejects").fetchall() == [("kept",)]
-    assert connection.execute("SELECT value FROM warehouse_meta WHERE key = 'version'").fetchall() == [("4",)]
+    version = connection.execute("SELECT value FROM warehouse_meta WHERE key = 'version'").fetchall()
+    assert version == [(str(WAREHOUSE_VERSION),)]
     connection.close()
 
 
