@@ -184,9 +184,9 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def served_demo(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[ServedDemo]:
-    """`gridhub demo --serve` on a folder of its own, running until the session ends, then Ctrl-C'd.
+    """`gridhub demo --serve` on a folder of its own, running until the browser tests end, then Ctrl-C'd.
 
     Asks for ``chromium`` first so that a missing browser fails at once, not after the demo's day.
     """
@@ -223,9 +223,13 @@ def served_demo(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Ite
         pytest.fail(f"`gridhub demo --serve` {problem}; it printed:\n{output.text}", pytrace=False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: Path) -> Iterator[Browser]:
-    """Headless Chromium, for the whole session."""
+    """Headless Chromium, for one test module.
+
+    Never for the whole session: Playwright's sync API keeps an event loop running in the main
+    thread while it is open, and every later test that calls ``asyncio.run`` would then fail.
+    """
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
         yield launched

@@ -18,6 +18,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from foundation.access import TokenBook
+from schemas.grid import Grid
 from schemas.topics import dispatch_topic
 from tests.browser.conftest import ServedDemo, login, save_screenshot
 from tests.support.hub import ROOT, post_json, spot, topic_messages, unique, wait_until
@@ -121,6 +122,13 @@ def test_the_map_draws_every_open_case_of_the_day(served_demo: ServedDemo, page:
     placed = [row for row in open_cases["rows"] if row[open_cases["columns"].index("lat")] is not None]
     expect(page.locator("#map circle.case")).to_have_count(len(placed))
     expect(page.locator("#cases tbody tr")).to_have_count(len(open_cases["rows"]))
+    cells = Grid.load(served_demo.settings.grid_path).cells.values()
+    basic = [cell for cell in cells if cell.kind == "basic"]
+    expect(page.locator("#map text.community-label")).to_have_count(len({cell.community for cell in basic}))
+    expect(page.locator("#squad-legend [data-squad]")).to_have_count(len({cell.squad for cell in cells if cell.squad}))
+    for squad in {cell.squad for cell in basic}:
+        in_squad = sum(1 for cell in cells if cell.squad == squad)
+        expect(page.locator(f"#map path.cell[data-squad='{squad}']")).to_have_count(in_squad)
     screenshot()
 
 

@@ -9,13 +9,14 @@ const LABELS = {
     dueSoon: "临近时限", overdue: "已超时", kpi: "案件考核指标", by: "按", squad: "片区", department: "部门",
     grid: "网格", worker: "网格员", openCases: "在办案件", switchTo: "English", day: "日期", today: "当日",
     thisMonth: "本月", trend: "近30日趋势", feed: "实时动态", patrol: "巡查考核(按片区)", approvals: "审批服务",
-    basicCell: "基础网格", dedicatedCell: "专属网格", tracks: "巡查轨迹(近1小时)", search: "查询",
+    dedicatedCell: "专属网格", tracks: "巡查轨迹(近1小时)", search: "查询",
     searchHint: "身份证号、信用代码、地址或编号", person: "人", organisation: "组织", place: "地", object: "物",
     masked: "个人信息已脱敏", whole: "可见完整个人信息（查询留痕）", period: "统计期", cases: "案件",
     workers: "网格员", counts: "基础数据", reports: "上报", transitions: "流转", involved: "涉及对象",
     redispatch: "改派", extend: "延期", cancel: "作废", newDue: "新时限", note: "说明", sent: "已提交，等待处理…",
     applied: "已生效", refused: "未生效", overdueAlert: "超时预警", lineage: "主数据", copies: "来源记录",
     links: "关联", reviews: "待确认匹配", notFound: "未找到", photos: "照片", none: "无", due: "时限",
+    squads: { wansui: "万绥片区", mengcheng: "孟城片区", xiaohe: "小河片区" },
     kinds: {
       report: "新上报", merge: "合并上报", dispatch: "派遣", redispatch: "改派", close: "结案", cancel: "作废",
       extend: "延期", overdue: "超时", reject: "不予立案", start: "开始处置", handle: "处置完成", verify: "核查通过",
@@ -45,7 +46,7 @@ const LABELS = {
     onTime: "in time", dueSoon: "due soon", overdue: "overdue", kpi: "Case KPIs", by: "by", squad: "squad",
     department: "department", grid: "grid cell", worker: "grid worker", openCases: "Open cases", switchTo: "中文",
     day: "Day", today: "that day", thisMonth: "that month", trend: "Last 30 days", feed: "Live feed",
-    patrol: "Patrol compliance by squad", approvals: "Approvals", basicCell: "basic cell", dedicatedCell: "dedicated cell",
+    patrol: "Patrol compliance by squad", approvals: "Approvals", dedicatedCell: "dedicated cell",
     tracks: "patrol tracks (last hour)", search: "Search", searchHint: "ID, credit code, address or key",
     person: "person", organisation: "organisation", place: "place", object: "object",
     masked: "personal data masked", whole: "personal data shown whole (reads are audited)", period: "period",
@@ -61,6 +62,7 @@ const LABELS = {
       restart: "handling again", resume: "resumed",
     },
     statuses: {},
+    squads: { wansui: "Wansui squad", mengcheng: "Mengcheng squad", xiaohe: "Xiaohe squad" },
     columns: {
       case_id: "case", category_name: "category", department: "department", squad: "squad", status: "status",
       reported_at: "reported", due_at: "due", cases_due: "cases due", closed: "closed", closed_on_time: "closed on time",
@@ -170,13 +172,28 @@ function drawMap(tracks) {
   map.setAttribute("viewBox", `0 0 ${width} ${height}`);
   const toXY = projection(state.grid.features, width, height);
   const cells = svg("g", { class: "cells" });
+  const squads = squadsOf(state.grid);
   const ordered = [...state.grid.features].sort((a) => (a.properties.kind === "dedicated" ? 1 : -1));
+  const communities = new Map();
   for (const feature of ordered) {
     const { code, name, kind, community, squad } = feature.properties;
+    const points = rings(feature.geometry).flat().map(toXY);
     const d = rings(feature.geometry).map((ring) => `M${ring.map(toXY).map((p) => p.join(",")).join("L")}Z`).join("");
-    const path = svg("path", { d, class: `cell ${kind ?? "basic"}`, "data-code": code }, `${name ?? code} · ${community ?? ""} · ${squad ?? ""}`);
+    const path = svg("path", { d, class: `cell ${kind ?? "basic"} squad-${squads.indexOf(squad)}`, "data-code": code, "data-squad": squad ?? "" },
+      `${name ?? code} · ${community ?? ""} · ${squadName(squad)}`);
     path.addEventListener("click", () => openCell(code));
     cells.append(path);
+    if (community && kind !== "dedicated") {
+      if (!communities.has(community)) communities.set(community, []);
+      communities.get(community).push(...points);
+    }
+  }
+  const labels = svg("g", { class: "communities" });
+  for (const [community, points] of communities) {
+    const [x, y] = [0, 1].map((axis) => points.reduce((sum, p) => sum + p[axis], 0) / points.length);
+    const text = svg("text", { x, y, class: "community-label", "text-anchor": "middle", "data-community": community });
+    text.textContent = community;
+    labels.append(text);
   }
   const lines = svg("g", { class: "tracks" });
   const byWorker = new Map();
@@ -196,8 +213,24 @@ function drawMap(tracks) {
     dot.addEventListener("click", () => openCase(item.case_id));
     dots.append(dot);
   }
-  map.replaceChildren(cells, lines, dots);
+  map.replaceChildren(cells, labels, lines, dots);
+  drawSquadLegend(squads);
   state.toXY = toXY;
+}
+
+function squadsOf(grid) {
+  return [...new Set(grid.features.map((feature) => feature.properties.squad).filter(Boolean))].sort();
+}
+
+function squadName(squad) {
+  return squad ? nested("squads", squad) : "";
+}
+
+function drawSquadLegend(squads) {
+  const legend = document.getElementById("squad-legend");
+  legend.replaceChildren(...squads.flatMap((squad, index) => [
+    element("span", null, { class: `swatch squad-${index}` }), element("span", squadName(squad), { "data-squad": squad }),
+  ]));
 }
 
 function markLive(item) {
@@ -215,6 +248,22 @@ function asObjects(result) {
   return result.rows.map((row) => Object.fromEntries(result.columns.map((name, i) => [name, row[i]])));
 }
 
+function departmentName(key) {
+  // The routing rules name a department "综合行政执法局 (integrated enforcement bureau)": one half per language.
+  const full = state.me?.departments?.[key];
+  const halves = full?.match(/^(.*?) \((.*)\)$/);
+  if (!halves) return full ?? key;
+  return state.language === "zh" ? halves[1] : halves[2];
+}
+
+function shownValue(name, value) {
+  // Codes are shown by their names; the cell keeps the code itself in data-value.
+  if (name === "status" || name === "from_status" || name === "to_status") return statusName(value);
+  if (name === "squad" && value) return squadName(value);
+  if (name === "department" && value) return departmentName(value);
+  return show(value, name);
+}
+
 function drawTable(table, result, { names = result.columns, rowClass = () => "", onRow = null, key = null } = {}) {
   table.replaceChildren();
   const head = table.createTHead().insertRow();
@@ -225,7 +274,7 @@ function drawTable(table, result, { names = result.columns, rowClass = () => "",
     tr.className = rowClass(row);
     if (key) tr.dataset.key = row[key] ?? "";
     for (const name of names) {
-      const value = name === "status" || name === "from_status" || name === "to_status" ? statusName(row[name]) : show(row[name], name);
+      const value = shownValue(name, row[name]);
       const cell = tr.insertCell();
       cell.textContent = value;
       cell.dataset.column = name;
@@ -274,7 +323,7 @@ function drawApprovals(today, month) {
 function feedLine(item) {
   const when = show(item.at).slice(11) || show(item.at);
   const what = nested("kinds", item.kind);
-  const where = [item.category_name, item.grid_code, item.department].filter(Boolean).join(" · ");
+  const where = [item.category_name, item.grid_code, item.department && departmentName(item.department)].filter(Boolean).join(" · ");
   return `${when} ${what} ${item.case_id ?? ""} ${where}${item.status ? ` → ${statusName(item.status)}` : ""}`;
 }
 
@@ -344,7 +393,7 @@ async function openCase(caseId) {
   }
   const { case: item } = answer;
   const heading = element("h2", `${label("cases")} ${item.case_id}`, { id: "detail-title", "data-case": item.case_id });
-  const facts = element("p", `${item.category_name ?? item.category} · ${statusName(item.status)} · ${item.department ?? ""} · ${item.grid_code ?? ""} · ${label("due")} ${show(item.due_at)}`);
+  const facts = element("p", `${item.category_name ?? item.category} · ${statusName(item.status)} · ${item.department ? departmentName(item.department) : ""} · ${item.grid_code ?? ""} · ${label("due")} ${show(item.due_at)}`);
   const parts = [heading, facts];
   if (state.me.can_dispatch) parts.push(actionsForm(item));
   parts.push(
@@ -374,8 +423,8 @@ function actionsForm(item) {
   const note = element("input", null, { type: "text", id: "action-note", placeholder: label("note"), maxlength: "500" });
   const result = element("p", null, { id: "act-result", role: "status" });
   const department = element("select", null, { id: "redispatch-department", "aria-label": label("department") });
-  for (const [key, name] of Object.entries(state.me.departments ?? {})) {
-    const option = element("option", `${name} (${key})`, { value: key });
+  for (const key of Object.keys(state.me.departments ?? {})) {
+    const option = element("option", departmentName(key), { value: key });
     option.selected = key === item.department;
     department.append(option);
   }
