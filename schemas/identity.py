@@ -8,9 +8,13 @@ message tells the data owner what exactly is wrong with the value they sent.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from datetime import date, datetime
+from typing import Any
+
+from stdnum import numdb
 
 from foundation.errors import InputRejected
 from schemas import TOWN_TIMEZONE
@@ -83,7 +87,50 @@ def normalise_resident_id(value: str) -> str:
     expected = resident_id_check_char(code[:17])
     if code[17] != expected:
         raise InvalidCode(f"resident ID check character is {code[17]}, expected {expected}: a digit is mistyped")
+    _known_division(code)
     return code
+
+
+class UnknownDivision(InvalidCode):
+    """A resident ID whose first six digits name no administrative division, present or retired."""
+
+    reason_code = "unknown_division"
+
+
+DIVISION_DIGITS = 6
+"""The birthplace's county code: the first six digits of a resident ID."""
+
+
+@functools.cache
+def division_codes() -> frozenset[str]:
+    """Every six-digit administrative division code GB/T 2260 has had, the retired ones included.
+
+    The codes are python-stdnum's (its ``cn/loc`` table, kept with the standard's revisions).
+    Unlike ``stdnum.cn.ric``, the birth year is not held against the years a code was in use: a
+    card carries the code of when it was issued, often years after the birth, so a code that
+    existed at any time is a birthplace a real card can show.
+    """
+    codes: set[str] = set()
+
+    def walk(nodes: list[tuple[int, str, str, dict[str, str], list[Any]]], prefix: str) -> None:
+        for length, low, high, _props, children in nodes:
+            for number in range(int(low), int(high) + 1):
+                key = prefix + str(number).zfill(length)
+                if len(key) == DIVISION_DIGITS:
+                    codes.add(key)
+                walk(children, key)
+
+    walk(numdb.get("cn/loc").prefixes, "")
+    return frozenset(codes)
+
+
+def _known_division(code: str) -> None:
+    """Refuse a birthplace that GB/T 2260 never had."""
+    if code[:DIVISION_DIGITS] not in division_codes():
+        raise UnknownDivision(
+            f"resident ID starts with {code[:6]}, which no administrative division of GB/T 2260 has ever had "
+            "(the first six digits are the birthplace's county code): check the first digits against the card"
+        )
 
 
 def resident_id_birth_date(code: str) -> date:

@@ -33,6 +33,7 @@ from schemas.identity import (
     resident_id_birth_date,
     resident_id_gender,
 )
+from schemas.phones import normalise_phone
 
 ResidentId = Annotated[str, AfterValidator(normalise_resident_id)]
 Uscc = Annotated[str, AfterValidator(normalise_uscc)]
@@ -161,7 +162,10 @@ class Person(Resolvable):
     name: Name
     gender: Literal["M", "F"] | None = None
     birth_date: RegisterDate | None = None
-    phone: str | None = Field(default=None, pattern=r"^\+?[0-9\- ]{5,20}$")
+    phone: Annotated[str, Field(pattern=r"^\+?[0-9\- ]{5,20}$"), AfterValidator(normalise_phone)] | None = Field(
+        default=None,
+        description="Kept in E.164 (+8613800000000) when it can be a number, so matching compares one form.",
+    )
     address: str | None = None
     employer_uscc: Uscc | None = Field(default=None, description="Unified social credit code of the employer.")
 
@@ -207,7 +211,9 @@ class Organisation(Resolvable):
         default=None, description="Resident ID of the legal representative; links the person."
     )
     registered_address: str | None = None
-    phone: str | None = None
+    phone: Annotated[str, AfterValidator(normalise_phone)] | None = Field(
+        default=None, description="Kept in E.164 when it can be a number, as for people."
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -26,7 +26,7 @@ from pydantic_core import to_json
 
 from schemas import TOWN_TIMEZONE
 from schemas.address import normalise_address
-from schemas.identity import RESIDENT_ID_CHECK_CHARS, RESIDENT_ID_WEIGHTS
+from schemas.identity import RESIDENT_ID_CHECK_CHARS, RESIDENT_ID_WEIGHTS, division_codes
 
 INPUT_FIELDS = ("id_number", "name", "gender", "birth_date", "phone", "address", "employer_uscc")
 """Person's input fields, in the order ``model_dump`` writes them; every other column is ignored, as the model does."""
@@ -38,13 +38,19 @@ _RESIDENT_ID = r"^[0-9]{17}[0-9Xx]$"
 _HAN_NAME = r"^[\x{3400}-\x{4DBF}\x{4E00}-\x{9FFF}·]{1,200}$"
 """Han (CJK Unified Ideographs and Extension A) and the middle dot of minority names: NFKC leaves them as they
 are and they hold no whitespace, so ``_tidy_name`` returns such a name unchanged, and JSON needs no escapes."""
-_PHONE = r"^\+?[0-9\- ]{5,20}$"
-"""Person.phone's pattern; after trimming, a value that matches it is what pydantic stores."""
+_MOBILE = r"^1(?:[3-689][0-9]|7[0-8])[0-9]{8}$"
+"""A plain mainland mobile number: libphonenumber reads it as it is, so its E.164 form is ``+86`` and it.
+Not 179..: 179xx is a carrier's dialling prefix that libphonenumber strips."""
+_LANDLINE = r"^0[1-9][0-9]{1,3}-?[0-9]{7,8}$"
+"""A landline with its area code (``0519-8888888``): E.164 drops the trunk 0 and the dash."""
 _GENDER_WORDS = pa.array(["男", "女", "male", "female", "m", "f"])
 _GENDER_CODES = pa.array(["M", "F", "M", "F", "M", "F"])
 """``Person._gender_words``: matched after ASCII lower-casing, which on these words is what ``str.lower`` does."""
 _ID_WEIGHTS = np.array(RESIDENT_ID_WEIGHTS, dtype=np.int64)
 _ID_CHECK = np.frombuffer(RESIDENT_ID_CHECK_CHARS.encode(), np.uint8)
+_DIVISIONS = np.zeros(1_000_000, dtype=bool)
+_DIVISIONS[[int(code) for code in division_codes()]] = True
+"""Whether each six-digit number is a GB/T 2260 division code (:func:`schemas.identity.division_codes`)."""
 _FIRST_BIRTH_YEAR = 1880
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 _ISO_PARTS = ((6, 10), (10, 12), (12, 14))
@@ -88,7 +94,7 @@ def normalise_people(table: pa.Table) -> PeopleBatch:
         & _holds(trimmed["name"], _HAN_NAME)
         & (_absent(trimmed["gender"]) | _true(pc.equal(gender, ids.gender)))
         & (_absent(trimmed["birth_date"]) | _true(pc.equal(trimmed["birth_date"], ids.birth_date)))
-        & (_absent(trimmed["phone"]) | _holds(trimmed["phone"], _PHONE))
+        & (_absent(trimmed["phone"]) | _holds(trimmed["phone"], _MOBILE) | _holds(trimmed["phone"], _LANDLINE))
         & _absent(trimmed["employer_uscc"])
     )
     rows = pa.array(np.flatnonzero(decided), pa.int64())
@@ -97,7 +103,7 @@ def normalise_people(table: pa.Table) -> PeopleBatch:
         "name": trimmed["name"],
         "gender": ids.gender,
         "birth_date": ids.birth_date,
-        "phone": _blank_to_null(trimmed["phone"]),
+        "phone": _e164(_blank_to_null(trimmed["phone"])),
         "address": columns["address"],
     }
     accepted = _accepted(rows, {field: column.take(rows) for field, column in values.items()})
@@ -155,6 +161,16 @@ def _holds(trimmed: pa.Array, pattern: str) -> np.ndarray:
     return _true(pc.match_substring_regex(trimmed, pattern))
 
 
+def _e164(phones: pa.Array) -> pa.Array:
+    """:func:`schemas.phones.normalise_phone` of the numbers the fast path decides (plain mobiles, landlines)."""
+    national = pc.if_else(
+        _true(pc.match_substring_regex(phones, _LANDLINE)),
+        pc.utf8_slice_codeunits(pc.replace_substring(phones, "-", ""), 1),
+        phones,
+    )
+    return pc.binary_join_element_wise("+86", national, "")
+
+
 def _blank_to_null(trimmed: pa.Array) -> pa.Array:
     """A blank optional field is absent to the model, so it is null in the dump, not an empty string."""
     return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
@@ -164,7 +180,8 @@ def _resident_ids(trimmed: pa.Array) -> _ResidentIds:
     """GB 11643 as ``normalise_resident_id`` applies it to 18-character IDs, on whole columns.
 
     Only plain ASCII IDs are judged here (15-digit ones, separators and full-width digits are left to the
-    model): 17 digits and a check character that is right, a real birth date from 1880 up to today.
+    model): 17 digits and a check character that is right, a birthplace GB/T 2260 knows, a real birth date
+    from 1880 up to today.
     Today is read once, before any row is judged, and the model reads it later: a birth date not after
     our today is not after the model's either. Every ID is then 18 bytes, so numpy reads them as a matrix.
     """
@@ -173,6 +190,7 @@ def _resident_ids(trimmed: pa.Array) -> _ResidentIds:
     chars = _byte_matrix(number, 18)
     digits = chars[:, :17].astype(np.int64) - ord("0")
     year, month, day = (digits[:, a:b] @ 10 ** np.arange(b - a - 1, -1, -1) for a, b in _ISO_PARTS)
+    division = digits[:, :6] @ 10 ** np.arange(5, -1, -1)
     month_start = ((year - 1970) * 12 + np.clip(month, 1, 12) - 1).astype("datetime64[M]")
     month_days = ((month_start + 1).astype("datetime64[D]") - month_start.astype("datetime64[D]")).astype(np.int64)
     born = month_start.astype("datetime64[D]") + (day - 1)
@@ -180,6 +198,7 @@ def _resident_ids(trimmed: pa.Array) -> _ResidentIds:
     valid = (
         shaped
         & (chars[:, 17] == _ID_CHECK[(digits @ _ID_WEIGHTS) % 11])
+        & _DIVISIONS[division]
         & (month >= 1)
         & (month <= 12)
         & (day >= 1)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from schemas.approvals import ApprovalCatalogue
 from schemas.grid import Grid, to_wgs84
+from schemas.identity import InvalidCode
 from schemas.records import (
     CANONICAL_MODELS,
     DERIVED_KINDS,
@@ -60,6 +61,9 @@ def describe_validation_error(error: ValidationError) -> tuple[str, str]:
         message = str(item["msg"]).removeprefix("Value error, ")
         if str(item["type"]).startswith("missing_"):
             code = code or str(item["type"])
+        refused = (item.get("ctx") or {}).get("error")
+        if isinstance(refused, InvalidCode) and type(refused) is not InvalidCode:
+            code = code or refused.reason_code  # a refusal with a reason of its own (unknown_division)
         kind = "missing" if item["type"] == "missing" else "invalid"
         code = code or f"{kind}_{field}"
         parts.append(f"{field}: {message}")

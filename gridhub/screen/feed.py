@@ -27,6 +27,7 @@ from foundation.kafka_security import aiokafka_options
 from foundation.logs import get_logger
 from foundation.settings import Settings
 from schemas.topics import OVERDUE_ALERTS, canonical_topic
+from streams.case_state import aware
 
 log = get_logger(__name__)
 
@@ -39,8 +40,18 @@ CASE_FIELDS = ("case_id", "category", "category_name", "department", "squad", "g
 
 
 def feed_item(topic: str, value: bytes) -> dict[str, Any] | None:
-    """The feed's item for one message of :data:`FEED_TOPICS`, or None for what the wall does not show."""
-    document = json.loads(value)
+    """The feed's item for one message of :data:`FEED_TOPICS`, or None for what the wall does not show.
+
+    Raises ValueError, KeyError or TypeError for a message it cannot read; its ``at`` is always an
+    aware ISO time (a naive one is the town's), so items from every topic sort together.
+    """
+    item = _item(topic, json.loads(value))
+    if item is not None:
+        item["at"] = _moment(item).isoformat()
+    return item
+
+
+def _item(topic: str, document: dict[str, Any]) -> dict[str, Any] | None:
     if topic == REPORTS:
         if document.get("meta", {}).get("outcome") != "new":
             return None
@@ -173,5 +184,5 @@ class LiveFeed:
 
 
 def _moment(item: dict[str, Any]) -> datetime:
-    """When an item happened, comparable across the offsets the topics write (+08:00, +00:00)."""
-    return datetime.fromisoformat(str(item["at"]))
+    """When an item happened, comparable across the offsets the topics write (+08:00, +00:00, none)."""
+    return aware(datetime.fromisoformat(str(item["at"])))

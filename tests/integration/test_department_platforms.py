@@ -101,7 +101,7 @@ def test_xlsx_exports_load_with_date_cells_serials_and_the_department_mapping(hu
     assert hub.outcomes(source=source) == {"new": 2, "rejected": 1}
     loaded = hub.sql(f"SELECT id_number, birth_date, phone FROM person_sources WHERE source = '{source}'")
     assert sorted(loaded) == sorted(
-        [[cell, birth_of(cell).isoformat(), "13900000061"], [serial, birth_of(serial).isoformat(), "13900000062"]]
+        [[cell, birth_of(cell).isoformat(), "+8613900000061"], [serial, birth_of(serial).isoformat(), "+8613900000062"]]
     )
     assert reasons_of(hub, source)[text_date][0] == "invalid_birth_date"
 

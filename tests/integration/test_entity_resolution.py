@@ -31,7 +31,7 @@ def test_three_departments_with_conflicting_fields_make_one_golden_person(hub: H
     )
 
     assert hub.sql(f"SELECT name, phone, address, source_count FROM people WHERE person_key = '{person}'") == [
-        ["周敏", phone, "新北区孟河镇通江路五号", 3]
+        ["周敏", f"+86{phone}", "新北区孟河镇通江路五号", 3]
     ]
     lineage = dict(
         (field, [value, source])

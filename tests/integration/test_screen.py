@@ -166,10 +166,13 @@ def feed(hub: Hub, token: str) -> Iterator[Callable[[Callable[[dict[str, Any]], 
         assert stream.headers["Content-Type"].startswith("text/event-stream")
 
         def until(found: Callable[[dict[str, Any]], bool], timeout_s: float = 30) -> list[dict[str, Any]]:
+            """Items up to the first that ``found`` accepts; a heartbeat is offered to it as ``{"alive": True}``."""
             items, deadline = [], time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 line = stream.readline().decode()
                 assert line, f"the feed ended; it had sent {items}"
+                if line.startswith(": alive") and found({"alive": True}):
+                    return items
                 if line.startswith("data: "):
                     items.append(json.loads(line.removeprefix("data: ")))
                     if found(items[-1]):
@@ -213,7 +216,8 @@ def test_the_feed_ends_when_the_viewers_token_is_revoked(hub: Hub) -> None:
     name = unique("wall")
     token = hub.book.add(name, "analyst")
     with feed(hub, token) as until:
-        hub.book.revoke(name)
+        until(lambda item: item.get("alive", False))  # the stream is alive: it ends below because of the revoke
+        assert hub.book.revoke(name)
         started = time.monotonic()
         with pytest.raises(AssertionError, match="the feed ended"):
             until(lambda _item: False, 60)

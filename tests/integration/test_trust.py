@@ -283,7 +283,7 @@ def test_an_analyst_never_sees_a_full_id_or_phone_on_any_path_and_the_commander_
         assert not FULL_MOBILE.search(shown.stdout + shown.stderr), args
 
     whole = hub.cli("sql", f"SELECT phone FROM people WHERE id_number = '{someone}'", "-o", "json")
-    assert json.loads(whole.stdout) == [{"phone": phone}]
+    assert json.loads(whole.stdout) == [{"phone": f"+86{phone}"}]
     audit = hub.cli("audit", "--caller", "command-centre", "-o", "json", token=hub.admin)
     assert audit.returncode == 0, audit.stderr
     entries = json.loads(audit.stdout)

@@ -10,8 +10,9 @@ from schemas.identity import USCC_ALPHABET, resident_id_check_char, uscc_check_c
 _issued: set[str] = set()
 FULL_ID = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
 """A whole resident ID anywhere in a text: what no masked output may contain."""
-FULL_MOBILE = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
-"""A whole mainland mobile number anywhere in a text: what no masked output may contain."""
+FULL_MOBILE = re.compile(r"(?<![0-9])(?:\+?86)?1[3-9][0-9]{9}(?![0-9])")
+"""A whole mainland mobile number anywhere in a text, as written or in E.164 (+86...): what no masked output
+may contain."""
 
 
 def resident_id(division: str = "320411") -> str:

@@ -97,3 +97,25 @@ def test_a_new_viewer_gets_the_latest_items_by_time_whatever_order_the_partition
         "2026-11-25T16:00:00+08:00", "2026-11-25T17:00:00+08:00", "2026-12-02T08:00:00+00:00",
     ]  # fmt: skip
     assert items[-1]["kind"] == "overdue"
+
+
+def test_a_message_with_an_odd_time_neither_breaks_the_feed_nor_its_order() -> None:
+    import asyncio
+
+    from foundation.settings import Settings
+    from gridhub.screen.feed import LiveFeed
+
+    feed = LiveFeed(Settings(), "unused:9092", keep=10)
+    step = {"case_id": "R-2", "from_status": "dispatched", "to_status": "in_handling", "action": "start"}
+    feed.publish(TRANSITIONS, message({"record": {**step, "at": "2026-11-25T10:00:00"}}))  # naive: the town's time
+    feed.publish(TRANSITIONS, message({"record": {**step, "at": "2026-11-25T01:30:00+00:00"}}))
+    feed.publish(TRANSITIONS, message({"record": {**step, "at": "yesterday"}}))  # unreadable: skipped
+    feed.publish(TRANSITIONS, b"not json")
+
+    async def first_items() -> list[dict[str, Any]]:
+        async with feed.watch() as queue:
+            return [queue.get_nowait() for _ in range(queue.qsize())]
+
+    assert [item["at"] for item in asyncio.run(first_items())] == [
+        "2026-11-25T01:30:00+00:00", "2026-11-25T10:00:00+08:00",
+    ]  # fmt: skip

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from schemas.identity import (
     InvalidCode,
+    UnknownDivision,
+    division_codes,
     normalise_resident_id,
     normalise_uscc,
     resident_id_birth_date,
@@ -43,7 +45,8 @@ def replace_at(code: str, position: int, char: str) -> str:
 
 # Strategies ---------------------------------------------------------------------------------------
 
-divisions = st.text(alphabet=DIGITS, min_size=6, max_size=6)
+divisions = st.sampled_from(sorted(division_codes()))
+never_divisions = st.text(alphabet=DIGITS, min_size=6, max_size=6).filter(lambda code: code not in division_codes())
 births = st.dates(min_value=date(1880, 1, 1), max_value=date(2020, 12, 31))
 sequences = st.integers(min_value=0, max_value=999)
 
@@ -398,3 +401,28 @@ def test_every_adjacent_transposition_makes_a_uscc_invalid(code: str) -> None:
         if swapped != code:
             with pytest.raises(InvalidCode):
                 normalise_uscc(swapped)
+
+
+def test_a_birthplace_no_division_ever_had_is_refused_with_a_reason_of_its_own() -> None:
+    with pytest.raises(UnknownDivision, match="starts with 990426") as refused:
+        normalise_resident_id("990426199112010074")  # the example: right check character, region 99
+    assert refused.value.reason_code == "unknown_division"
+
+
+@given(division=never_divisions, born=births, sequence=sequences)
+def test_any_code_outside_gb_t_2260_is_refused(division: str, born: date, sequence: int) -> None:
+    with pytest.raises(UnknownDivision):
+        normalise_resident_id(with_check(f"{division}{born:%Y%m%d}{sequence:03d}"))
+
+
+@pytest.mark.parametrize("division", ["110103", "110104", "320404", "320411"])
+def test_retired_and_current_divisions_are_birthplaces(division: str) -> None:
+    # 110103 (崇文区) and 110104 (宣武区) were retired in 2010; old cards still carry them.
+    code = with_check(f"{division}19650301001")
+    assert normalise_resident_id(code) == code
+
+
+def test_the_table_has_the_countys_of_every_province_and_nothing_else() -> None:
+    codes = division_codes()
+    assert len(codes) > 3000 and all(len(code) == 6 and code.isdigit() for code in codes)
+    assert {code[:2] for code in codes} >= {"11", "32", "44", "65"}

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.identity import resident_id_check_char
+from schemas.identity import division_codes, resident_id_check_char
 from schemas.personal import (
     PersonalFields,
     PersonalFieldsError,
@@ -37,7 +37,7 @@ def resident_ids() -> st.SearchStrategy[str]:
         lambda division, born, sequence: (
             (first17 := f"{division}{born:%Y%m%d}{sequence:03d}") + resident_id_check_char(first17)
         ),
-        st.integers(110000, 659999).map(str),
+        st.sampled_from(sorted(division_codes())),
         st.dates(date(1930, 1, 1), date(2020, 12, 31)),
         st.integers(0, 999),
     )

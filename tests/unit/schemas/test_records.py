@@ -134,9 +134,21 @@ def test_person_text_is_trimmed() -> None:
     assert (person.name, person.address) == ("张三", "新北区孟河镇")
 
 
-@pytest.mark.parametrize("phone", ["13800000000", "+86 138-0000-0000", "0519-8888888"])
-def test_plausible_phone_numbers_are_accepted(phone: str) -> None:
-    assert Person(id_number=WOMAN_ID, name="张三", phone=phone).phone == phone
+@pytest.mark.parametrize(
+    ("phone", "kept"),
+    [
+        ("13800000000", "+8613800000000"),
+        ("+86 138-0000-0000", "+8613800000000"),
+        ("138-0000-0000", "+8613800000000"),
+        ("0086 138 0000 0000", "+8613800000000"),
+        ("0519-8888888", "+865198888888"),
+        ("+1 202 555 0100", "+12025550100"),
+        ("12345", "12345"),  # no number of that length anywhere: kept as written
+    ],
+)
+def test_phone_numbers_are_kept_in_e164_so_one_line_written_two_ways_is_one(phone: str, kept: str) -> None:
+    assert Person(id_number=WOMAN_ID, name="张三", phone=phone).phone == kept
+    assert Organisation(uscc=None, name="孟河五金厂", registered_address="孟河镇", phone=phone).phone == kept
 
 
 @pytest.mark.parametrize("phone", ["call me", "1234", "138000000001380000000", "138.0000.0000"])

@@ -118,9 +118,10 @@ ACCEPTED = [
     {**WOMAN, "id_number": f"  {WOMAN_ID}\t", "name": " 张三 ", "gender": " F ", "birth_date": " 1949-12-31 "},
     *({**WOMAN, "gender": word} for word in ("female", "FEMALE", "Female", "f", "F", "女 ")),
     *({**MAN, "gender": word} for word in ("male", "MALE", "m", "M", "男")),
-    {**WOMAN, "phone": " 138 0000 0000 "},
-    {**WOMAN, "phone": "+86 138-0000-0000"},
+    {**WOMAN, "phone": " 13800000000 "},
     {**WOMAN, "phone": "0519-8888888"},
+    {**WOMAN, "phone": "010-88888888"},
+    {**WOMAN, "phone": "051988888888"},
     {**WOMAN, "gender": "", "birth_date": "  ", "phone": "\t", "address": " ", "employer_uscc": ""},
     {**WOMAN, "gender": None, "birth_date": None, "phone": None, "address": None, "employer_uscc": None},
     {**WOMAN, "name": "买买提·艾力"},
@@ -135,12 +136,17 @@ ACCEPTED = [
     {**WOMAN, "address": "\x1f孟河镇\x1c"},
     {**WOMAN, "address": "#"},
     {**WOMAN, "address": "Main St. 5 <b>&amp;</b> /"},
-    {**WOMAN, "id_number": with_check("000000199001010010"[:17]), "gender": None, "birth_date": None},
+    {**WOMAN, "id_number": with_check("11010319900101001"), "gender": None, "birth_date": None},  # retired 2010
     {**WOMAN, "id_number": with_check(f"320411{TODAY:%Y%m%d}001"), "gender": None, "birth_date": None},
     {**WOMAN, "record_uid": "r-1", "source_record_id": "42", "match_key": "forged", "address_norm": "forged"},
 ]
 
 UNDECIDED = [
+    {**WOMAN, "phone": "138 0000 0000"},  # spaces, a country code, a carrier prefix: libphonenumber reads these
+    {**WOMAN, "phone": "+86 138-0000-0000"},
+    {**WOMAN, "phone": "17951 13800000000"},
+    {**WOMAN, "phone": "17910007679"},
+    {**WOMAN, "id_number": with_check("00000019900101001")},  # a birthplace GB/T 2260 never had: unknown_division
     {**WOMAN, "id_number": WOMAN_ID.translate(FULL_WIDTH)},
     {**WOMAN, "id_number": "110105-19491231-002X"},
     {**WOMAN, "id_number": "110105 19491231 002X"},

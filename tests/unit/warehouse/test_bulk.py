@@ -22,7 +22,8 @@ LI = "32041119750611001" + resident_id_check_char("32041119750611001")
 def refuse_one_phone(kind: str, table: pa.Table) -> dict[int, list[str]]:
     """A stand-in contract: one phone number breaks it."""
     phones = table.column("phone").to_pylist()
-    return {index: ["phone must not be 13900000009"] for index, phone in enumerate(phones) if phone == "13900000009"}
+    refused = "+8613900000009"
+    return {index: [f"phone must not be {refused}"] for index, phone in enumerate(phones) if phone == refused}
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def test_rows_are_new_updated_or_duplicate_against_the_stored_copy_and_within_th
     )
     assert outcomes(connection, "r2") == {"b1": "duplicate", "b2": "new"}
     assert connection.execute("SELECT person_key, phone FROM people ORDER BY 1").fetchall() == sorted(
-        [(WANG, "13900000002"), (LI, None)]
+        [(WANG, "+8613900000002"), (LI, None)]
     )
 
 
@@ -90,6 +91,6 @@ def test_a_row_the_contract_refuses_is_a_reject_with_its_rule_and_never_a_copy(
     )
     assert outcomes(connection, "r1") == {"a1": "new", "a2": "rejected"}
     assert connection.execute("SELECT record_uid, reason_code, reason FROM rejects").fetchall() == [
-        ("a2", "contract_violation", "warehouse contract: phone must not be 13900000009")
+        ("a2", "contract_violation", "warehouse contract: phone must not be +8613900000009")
     ]
     assert connection.execute("SELECT person_key FROM people").fetchall() == [(WANG,)]

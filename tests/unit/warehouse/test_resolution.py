@@ -106,7 +106,7 @@ def test_three_departments_make_one_golden_record_with_ranked_survivors(warehous
     three_departments(warehouse)
     assert warehouse.rows("SELECT person_key, name, address, phone, gender, birth_date, source_count, sources "
                           "FROM people") == [
-        (WANG, "王芳", "江苏省常州市新北区孟河镇通江路12号", "13900000003", "F", datetime(1980, 2, 3).date(), 3,
+        (WANG, "王芳", "江苏省常州市新北区孟河镇通江路12号", "+8613900000003", "F", datetime(1980, 2, 3).date(), 3,
          ["civil-affairs", "housing", "public-security"]),
     ]  # fmt: skip
 
@@ -121,7 +121,7 @@ def test_lineage_names_the_source_and_time_of_every_surviving_field(warehouse: W
     }
     assert lineage["name"] == ("王芳", "public-security", T0 + timedelta(hours=1))
     assert lineage["address"] == ("江苏省常州市新北区孟河镇通江路12号", "housing", T0 + timedelta(hours=2))
-    assert lineage["phone"] == ("13900000003", "housing", T0 + timedelta(hours=2))
+    assert lineage["phone"] == ("+8613900000003", "housing", T0 + timedelta(hours=2))
     observed = warehouse.rows(
         f"SELECT source, value FROM field_observations WHERE entity_key = '{WANG}' AND field = 'name' ORDER BY source"
     )
@@ -147,9 +147,18 @@ def test_a_confident_match_without_id_merges_and_records_its_score(warehouse: Wa
     assert warehouse.rows("SELECT count(*), max(source_count) FROM people") == [(1, 4)]
 
 
+@pytest.mark.parametrize("written", ["139-0000-0003", "+86 139 0000 0003", "0086 13900000003"])
+def test_a_phone_written_another_way_is_the_same_phone(warehouse: Warehouse, written: str) -> None:
+    three_departments(warehouse)
+    warehouse.load(
+        "person", {"source": "community", "rid": "m7", "name": "王芳", "birth_date": "1980-02-03", "phone": written}
+    )
+    assert warehouse.match("community", "m7") == (WANG, "fuzzy", 0.85)
+
+
 def test_an_old_phone_on_one_departments_copy_still_identifies_the_person(warehouse: Warehouse) -> None:
     three_departments(warehouse)
-    assert warehouse.rows("SELECT phone FROM people") == [("13900000003",)]
+    assert warehouse.rows("SELECT phone FROM people") == [("+8613900000003",)]
     warehouse.load(
         "person",
         {"source": "community", "rid": "m6", "name": "王芳", "birth_date": "1980-02-03", "phone": "13900000001"},
