@@ -41,7 +41,7 @@ def test_three_departments_with_conflicting_fields_make_one_golden_person(hub: H
     )
     assert lineage["name"] == ["周敏", "public-security"]
     assert lineage["address"] == ["新北区孟河镇通江路五号", "housing"]
-    assert lineage["phone"] == [phone, "housing"]
+    assert lineage["phone"] == [f"+86{phone}", "housing"]
     assert hub.scalar(f"SELECT count(*) FROM field_observations WHERE entity_key = '{person}' AND field = 'name'") == 3
 
 
