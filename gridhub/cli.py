@@ -28,6 +28,7 @@ from gridhub.cli_common import (
     console,
     errors,
     print_result,
+    stop_showing_progress,
 )
 from gridhub.cli_common import command_settings as _settings
 
@@ -90,16 +91,9 @@ def up(data_dir: DataDir = None, bootstrap: Bootstrap = None) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        with console.status("stopping: closing the doors...") as status:
-
-            def show(left: int) -> None:
-                status.update(
-                    f"stopping: {left} accepted messages still on their way to the warehouse "
-                    "(Ctrl-C again to stop now; they are kept and sent again at the next start)"
-                )
-
-            report = stack.stop(on_progress=show)
-        console.print(report.describe("gridhub", settings))
+        stop_showing_progress(
+            stack, "gridhub", " (Ctrl-C again to stop now; they are kept and sent again at the next start)"
+        )
 
 
 @app.command()
@@ -281,7 +275,6 @@ def kpi(
     data_dir: DataDir = None,
 ) -> None:
     """The command centre's KPIs: case closure, on-time closure, rework, time to close; patrols; approvals."""
-    import re
     from datetime import date, datetime
 
     from schemas import TOWN_TIMEZONE
@@ -292,6 +285,7 @@ def kpi(
         approvals_kpi_sql,
         kpi_sql,
         kpi_trend_sql,
+        parse_month,
         patrol_sql,
     )
     from warehouse.reader import query as run
@@ -306,10 +300,10 @@ def kpi(
         chosen = date.fromisoformat(day) if day else None
     except ValueError as exc:
         raise UsageError(f"--date must look like 2026-11-25 ({exc})") from exc
-    found = re.fullmatch(r"([0-9]{4})-([0-9]{2})", month) if month is not None else None
-    if month is not None and (found is None or not 1 <= int(found[2]) <= 12):
-        raise UsageError(f"--month must look like 2026-11, not {month!r}")
-    chosen_month = date(int(found[1]), int(found[2]), 1) if found is not None else None
+    try:
+        chosen_month = parse_month(month) if month is not None else None
+    except ValueError:
+        raise UsageError(f"--month must look like 2026-11, not {month!r}") from None
     mode = modes[0] if modes else None
     allowed = {"--patrol": ("squad",), "--approvals": APPROVAL_GROUPINGS, "--trend": ()}.get(mode or "", GROUPINGS)
     if by is not None and not allowed:

@@ -11,7 +11,7 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ from rich.table import Table
 from foundation.errors import InputRejected
 from foundation.logs import configure_logging
 from foundation.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from gridhub.supervisor import Stack
 
 console = Console(soft_wrap=True)
 """Results and progress, on standard output."""
@@ -71,3 +74,14 @@ def print_result(result: dict[str, Any], output: str = "table", title: str | Non
         errors.print(
             f"only the first {limit} rows are shown (GRIDHUB_SQL_MAX_ROWS); narrow the query or raise the limit"
         )
+
+
+def stop_showing_progress(stack: Stack, what: str, hint: str = "", console: Console = console) -> None:
+    """Stop a running hub as an operator sees it: the drain's progress, then one line on how it stopped."""
+    with console.status("stopping: closing the doors...") as status:
+
+        def show(left: int) -> None:
+            status.update(f"stopping: {left} accepted messages still on their way to the warehouse{hint}")
+
+        report = stack.stop(on_progress=show)
+    console.print(report.describe(what, stack.settings), markup=False, highlight=False)

@@ -33,7 +33,7 @@ from connectors.publisher import RawPublisher
 from foundation.errors import GridhubError
 from foundation.settings import Settings
 from gridhub.broker import count_messages
-from gridhub.cli_common import print_result
+from gridhub.cli_common import print_result, stop_showing_progress
 from gridhub.ingest import publish_export
 from gridhub.supervisor import Stack
 from schemas.grid import Grid
@@ -352,15 +352,9 @@ def _serve(stack: Stack, console: Console) -> None:
             stack.watch()
             stopping.wait(1)
     finally:
-        with console.status("stopping: closing the doors...") as status:
-
-            def show(left: int) -> None:
-                status.update(f"stopping: {left} accepted messages still on their way to the warehouse")
-
-            report = stack.stop(on_progress=show)
+        stop_showing_progress(stack, "gridhub demo", console=console)
         for number, handler in previous.items():
             signal.signal(number, handler)
-        console.print(report.describe("gridhub demo", stack.settings), markup=False, highlight=False)
 
 
 def run_demo(settings: Settings, events: int, seed: int, console: Console, serve: bool = False) -> None:

@@ -16,6 +16,7 @@ day is an Asia/Shanghai day: the views compute it with ``timezone()``.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from typing import Literal, get_args
 
@@ -80,6 +81,14 @@ def _group_column(by: str | None) -> str | None:
         return GROUP_COLUMNS[by]
     except KeyError:
         raise ValueError(f"unknown grouping {by!r}; expected one of {', '.join(GROUPINGS)}") from None
+
+
+def parse_month(text: str) -> date:
+    """The first day of a month written ``YYYY-MM`` (as ``--month`` and the screen take it); ValueError otherwise."""
+    found = re.fullmatch(r"([0-9]{4})-([0-9]{2})", text)
+    if found is None or not 1 <= int(found[2]) <= 12:
+        raise ValueError(f"a month looks like 2026-11, not {text!r}")
+    return date(int(found[1]), int(found[2]), 1)
 
 
 def _month_bounds(month: date) -> tuple[date, date]:

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from connectors.http_guard import json_error
 from foundation import runfiles
-from foundation.access import Caller, Doorkeeper, Unauthenticated
+from foundation.access import Caller, Doorkeeper, Unauthenticated, bearer_token
 from foundation.errors import InputRejected
 from foundation.settings import Settings
 from gridhub.screen.feed import LiveFeed
@@ -38,7 +38,7 @@ from gridhub.screen.queries import (
 )
 from schemas import TOWN_TIMEZONE
 from schemas.grid import Grid
-from warehouse.kpi import GROUPINGS, approvals_kpi_sql, kpi_sql, kpi_trend_sql, patrol_sql
+from warehouse.kpi import GROUPINGS, approvals_kpi_sql, kpi_sql, kpi_trend_sql, parse_month, patrol_sql
 from warehouse.profile import entity_profile
 from warehouse.reader import query
 from warehouse.sql import sql_literal
@@ -65,7 +65,7 @@ class Period:
             if request.query.get("date"):
                 self.day = date.fromisoformat(request.query["date"])
             if request.query.get("month"):
-                self.month = date.fromisoformat(request.query["month"] + "-01")
+                self.month = parse_month(request.query["month"])
         except ValueError:
             raise BadRequest("bad_period", "date looks like 2026-11-25, month like 2026-11") from None
 
@@ -268,7 +268,7 @@ class ScreenHandlers:
         gateway = self.settings.patrol_url or (runfiles.discover(self.settings, "patrol") or {}).get("url")
         if not gateway:
             return _unavailable("the patrol gateway is not running; start `gridhub up` or set GRIDHUB_PATROL_URL")
-        headers = {"Authorization": _authorization(request), "Content-Type": "application/json"}
+        headers = {"Authorization": authorization_of(request) or "", "Content-Type": "application/json"}
         try:
             async with (
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
@@ -290,7 +290,7 @@ class ScreenHandlers:
         The stream ends when the viewer's token is revoked (checked at every heartbeat) or the
         screen stops; the browser's EventSource then reconnects and meets the door again.
         """
-        token = _authorization(request).removeprefix("Bearer ")
+        token = bearer_token(authorization_of(request))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
         await response.prepare(request)
         async with self.feed.watch() as queue:
@@ -339,10 +339,12 @@ def _case_id(request: web.Request) -> str:
     return case_id
 
 
-def _authorization(request: web.Request) -> str:
-    """The viewer's credentials as a header, whether they came as one or in the login cookie."""
+def authorization_of(request: web.Request) -> str | None:
+    """The viewer's credentials as an ``Authorization`` header, whether they came as one or in the login cookie."""
     header = request.headers.get("Authorization")
-    return header if header is not None else f"Bearer {request.cookies.get(COOKIE, '')}"
+    if header is None and COOKIE in request.cookies:
+        return f"Bearer {request.cookies[COOKIE]}"
+    return header
 
 
 def _unavailable(reason: str) -> web.Response:

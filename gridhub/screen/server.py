@@ -29,7 +29,7 @@ from foundation.logs import get_logger
 from foundation.service import Service
 from foundation.settings import Settings
 from gridhub.screen.feed import LiveFeed
-from gridhub.screen.handlers import COOKIE, ScreenHandlers
+from gridhub.screen.handlers import COOKIE, ScreenHandlers, authorization_of
 from schemas.grid import Grid
 from warehouse.profile import EntityNotFound
 
@@ -145,9 +145,7 @@ class ScreenService(Service):
         allowed = roles or VIEWERS
 
         async def admitted(request: web.Request) -> web.StreamResponse:
-            header = request.headers.get("Authorization")
-            if header is None and COOKIE in request.cookies:
-                header = f"Bearer {request.cookies[COOKIE]}"
+            header = authorization_of(request)
             try:
                 caller = self.doorkeeper.admit(header, *allowed)
                 # As the viewer, never as this process: the hub's own secret would see everything whole.
