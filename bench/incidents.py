@@ -198,8 +198,7 @@ async def _send_all(url: str, bodies: list[dict[str, Any]], rate: float, clocks:
 async def _drive(hub: BenchHub, bodies: list[dict[str, Any]], prefix: str, session: Session) -> _Clocks:
     clocks = _Clocks()
     stop = asyncio.Event()
-    departments = load_rules(hub.settings.routing_rules).departments
-    topics = [dispatch_topic(name) for name in departments]
+    topics = [dispatch_topic(unit) for unit in load_rules(hub.settings.routing_rules).desk_units()]
     watchers = [
         asyncio.create_task(_watch_dispatch(hub, topics, prefix, clocks, stop)),
         asyncio.create_task(_watch_warehouse(hub, prefix, clocks, stop)),

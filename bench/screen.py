@@ -27,10 +27,6 @@ from bench.session import Session
 from foundation.access import Caller
 from gridhub.screen.queries import (
     NEWEST_TRACK_SQL,
-    case_involved_sql,
-    case_reports_sql,
-    case_sql,
-    case_transitions_sql,
     cell_cases_sql,
     cell_counts_sql,
     open_cases_sql,
@@ -38,6 +34,7 @@ from gridhub.screen.queries import (
 )
 from simulation.demo import run_demo
 from simulation.town import DAY
+from warehouse.case_story import case_involved_sql, case_reports_sql, case_sql, case_transitions_sql
 from warehouse.kpi import approvals_kpi_sql, kpi_sql, kpi_trend_sql, patrol_sql
 from warehouse.query_server import QueryLimits, answer
 

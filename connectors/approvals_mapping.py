@@ -13,12 +13,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from foundation import packaged
 from foundation.errors import ConfigurationError, InputRejected
 from schemas.config_file import read_yaml
-from schemas.records import APPLICATION_STATUSES
+from schemas.records import APPLICATION_STATUSES, Application
 
 MAPPED_FIELDS = (
     "application_id",
@@ -29,19 +29,33 @@ MAPPED_FIELDS = (
     "status",
     "submitted_at",
     "updated_at",
+    "window_no",
+    "channel",
 )
 REQUIRED_FIELDS = ("application_id", "item_code", "status", "submitted_at", "updated_at")
 APPLICANT_FIELDS = ("applicant_id_number", "applicant_uscc")
+CHANNELS: tuple[str, ...] = get_args(get_args(Application.model_fields["channel"].annotation)[0])
+"""Canonical channels, ``window`` and ``online``, read from the field (``Literal[...] | None``)."""
 
 
 class MappingError(ConfigurationError):
     """The mapping file is wrong, or does not fit the table it names."""
 
 
-class UnmappedStatus(InputRejected):
+class UnmappedCode(InputRejected):
+    """A row's code (status, channel) is neither canonical nor listed in the mapping's table of codes."""
+
+
+class UnmappedStatus(UnmappedCode):
     """A row's status code is neither a canonical status nor listed in ``status_values``."""
 
     reason_code = "unmapped_status"
+
+
+class UnmappedChannel(UnmappedCode):
+    """A row's channel code is neither a canonical channel nor listed in ``channel_values``."""
+
+    reason_code = "unmapped_channel"
 
 
 def _plain(value: Any) -> Any:
@@ -59,6 +73,7 @@ class ApprovalsMapping:
     cursor_column: str
     columns: dict[str, str]
     status_values: dict[str, str]
+    channel_values: dict[str, str]
 
     @property
     def qualified_table(self) -> str:
@@ -81,20 +96,39 @@ class ApprovalsMapping:
 
     def status(self, value: Any) -> str:
         """The canonical status of a source status code."""
+        return self._translate("status", value, self.status_values, APPLICATION_STATUSES, UnmappedStatus)
+
+    def channel(self, value: Any) -> str | None:
+        """The canonical channel of a source channel code; None when the row does not say."""
+        if value is None or not str(value).strip():
+            return None
+        return self._translate("channel", value, self.channel_values, CHANNELS, UnmappedChannel)
+
+    def _translate(
+        self,
+        field: str,
+        value: Any,
+        values: dict[str, str],
+        canonical: tuple[str, ...],
+        refusal: type[UnmappedCode],
+    ) -> str:
+        """A source code through ``<field>_values``, or as it is when it is already canonical."""
         text = str(value).strip() if value is not None else ""
-        if text in self.status_values:
-            return self.status_values[text]
-        if text in APPLICATION_STATUSES:
+        if text in values:
+            return values[text]
+        if text in canonical:
             return text
-        raise UnmappedStatus(
-            f"status {text!r} in column {self.columns['status']} is not a canonical status and is not in "
-            f"status_values of {self.path}; add it there (canonical: {', '.join(APPLICATION_STATUSES)})"
+        raise refusal(
+            f"{field} {text!r} in column {self.columns[field]} is not a canonical {field} and is not in "
+            f"{field}_values of {self.path}; add it there (canonical: {', '.join(canonical)})"
         )
 
     def payload(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        """The canonical application fields of one source row (raises :class:`UnmappedStatus`)."""
+        """The canonical application fields of one source row (raises :class:`UnmappedCode`)."""
         payload = {field: _plain(row[column]) for field, column in self.columns.items()}
         payload["status"] = self.status(row[self.columns["status"]])
+        if "channel" in self.columns:
+            payload["channel"] = self.channel(row[self.columns["channel"]])
         return payload
 
 
@@ -103,6 +137,21 @@ def _text(document: dict[str, Any], key: str, path: Path) -> str:
     if not isinstance(value, str) or not value.strip():
         raise MappingError(f"{path}: '{key}' must name a column or table, not {value!r}")
     return value.strip()
+
+
+def _values(document: dict[str, Any], field: str, canonical: tuple[str, ...], path: Path) -> dict[str, str]:
+    """The ``<field>_values`` table: source codes to canonical values, each checked."""
+    raw_values = document.get(f"{field}_values") or {}
+    if not isinstance(raw_values, dict):
+        raise MappingError(f"{path}: {field}_values must map source {field} codes to canonical values")
+    values = {str(code).strip(): str(value) for code, value in raw_values.items()}
+    wrong = sorted({value for value in values.values() if value not in canonical})
+    if wrong:
+        raise MappingError(
+            f"{path}: {field}_values maps to {', '.join(wrong)}, which are not canonical {field} values "
+            f"({', '.join(canonical)})"
+        )
+    return values
 
 
 def load_mapping(path: Path = packaged.APPROVALS_MAPPING) -> ApprovalsMapping:
@@ -119,16 +168,6 @@ def load_mapping(path: Path = packaged.APPROVALS_MAPPING) -> ApprovalsMapping:
         raise MappingError(f"{path}: columns lacks the source column of {', '.join(missing)}")
     if not any(field in columns for field in APPLICANT_FIELDS):
         raise MappingError(f"{path}: columns must map applicant_id_number, applicant_uscc or both")
-    raw_values = document.get("status_values") or {}
-    if not isinstance(raw_values, dict):
-        raise MappingError(f"{path}: status_values must map source status codes to canonical statuses")
-    status_values = {str(code).strip(): str(status) for code, status in raw_values.items()}
-    wrong = sorted({status for status in status_values.values() if status not in APPLICATION_STATUSES})
-    if wrong:
-        raise MappingError(
-            f"{path}: status_values maps to {', '.join(wrong)}, which are not canonical statuses "
-            f"({', '.join(APPLICATION_STATUSES)})"
-        )
     schema = document.get("schema")
     return ApprovalsMapping(
         path=path,
@@ -136,5 +175,6 @@ def load_mapping(path: Path = packaged.APPROVALS_MAPPING) -> ApprovalsMapping:
         schema=str(schema).strip() if schema else None,
         cursor_column=_text(document, "cursor_column", path),
         columns=columns,
-        status_values=status_values,
+        status_values=_values(document, "status", APPLICATION_STATUSES, path),
+        channel_values=_values(document, "channel", CHANNELS, path),
     )

@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from kafka.producer.future import FutureRecordMetadata
 
-from connectors.approvals_mapping import ApprovalsMapping, MappingError, UnmappedStatus
+from connectors.approvals_mapping import ApprovalsMapping, MappingError, UnmappedCode
 from connectors.base import Connector, SourceUnavailable
 from connectors.cursor import Cursor, CursorStore
 from connectors.publisher import RawPublisher
@@ -138,12 +138,12 @@ class ApprovalsConnector(Connector):
         return {"table": self.mapping.qualified_table}
 
     def _publish(self, row: dict[str, Any], number: int) -> FutureRecordMetadata:
-        """Send one change row, or reject it here when its status code is not mapped."""
+        """Send one change row, or reject it here when its status or channel code is not mapped."""
         key = row[self.mapping.columns["application_id"]]
         record_id = str(key) if key is not None else f"{self.mapping.qualified_table}#{number}"
         try:
             payload = self.mapping.payload(row)
-        except UnmappedStatus as exc:
+        except UnmappedCode as exc:
             reject = Reject.build(
                 "validate",
                 exc.reason_code,

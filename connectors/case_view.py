@@ -29,7 +29,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from foundation.logs import get_logger
 from schemas.records import CaseRecord, EventUpdate
 from schemas.rejects import describe_error
-from schemas.topics import canonical_topic
+from schemas.topics import canonical_topic, desk_covers, split_unit
 from streams.case_flow import CaseFlow
 from streams.case_machine import IllegalTransition, apply, command_for
 from streams.case_state import Case
@@ -139,16 +139,17 @@ class CaseView:
             if report_id not in self._report_case:
                 self._pending.add(report_id)
 
-    def refuse(self, update: EventUpdate, department: str | None = None) -> tuple[int, str, str] | None:
+    def refuse(self, update: EventUpdate, desk: str | None = None) -> tuple[int, str, str] | None:
         """Why the update cannot be accepted (HTTP status, code, reason), or None to accept it.
 
-        With ``department`` (a desk's), only a case dispatched to that department may be moved.
+        With ``desk`` (a desk unit the gateway knows: a department, or one of its squads), only a
+        case that desk covers may be moved (:func:`schemas.topics.desk_covers`).
         """
         with self._lock:
             if update.update_id in self._accepted_updates:
                 return None  # a phone resending an update it already got 202 for: dedup absorbs it
             case_id = self._report_case.get(update.event_id)
-            if department is not None:
+            if desk is not None:
                 case = self._cases.get(case_id or "")
                 if case is None and (update.event_id in self._pending or not self._caught_up.is_set()):
                     return (
@@ -163,13 +164,8 @@ class CaseView:
                         "unknown_case",
                         f"no case has report {update.event_id!r}; an update must name the report_id of a work order",
                     )
-                if case.department != department:
-                    return (
-                        403,
-                        "forbidden",
-                        f"case {case.case_id} is dispatched to {case.department}, not to {department}; "
-                        "a desk moves only its own cases",
-                    )
+                if not desk_covers(desk, case.department, case.squad):
+                    return 403, "forbidden", _not_yours(case, desk)
             if case_id is None:
                 if update.event_id in self._pending or not self._caught_up.is_set():
                     self._unapplied.setdefault(update.event_id, []).append(update)
@@ -196,3 +192,15 @@ class CaseView:
         case = self._cases[case_id]
         command = command_for(case_id, update)
         self._cases[case_id], _ = apply(self.flow, dataclasses.replace(case, updated_at=case.reported_at), command)
+
+
+def _not_yours(case: Case, desk: str) -> str:
+    """Why ``desk`` may not move ``case``: another department's, or (for a squad desk) another area's."""
+    department, squad = split_unit(desk)
+    if squad is None or department != case.department:
+        return f"case {case.case_id} is dispatched to {case.department}, not to {desk}; a desk moves only its own cases"
+    area = f"squad {case.squad}'s area" if case.squad else "no squad's area (outside every grid cell)"
+    return (
+        f"case {case.case_id} of {case.department} lies in {area}, and the squad desk {desk} moves only cases of "
+        f"squad {squad}'s area; the squad of its area or the {department} desk may move it"
+    )

@@ -1,9 +1,10 @@
 """What each caller may send through the patrol gateway, and as whom.
 
 The role of an update's actor comes from the caller's token, never from the body or from the
-look of an id: a phone acts as its own grid worker, a desk as its department, command-centre
-staff as the command centre. So a phone cannot report or patrol as another worker, a desk
-cannot move a case dispatched to another department, and no body can claim a role.
+look of an id: a phone acts as its own grid worker, a desk as its desk unit (a department, or
+a squad of the enforcement bureau), command-centre staff as the command centre. So a phone cannot
+report or patrol as another worker, a desk cannot move a case dispatched to another desk, and no
+body can claim a role. A desk may name who acts (``actor``): the officer a case is assigned to.
 """
 
 from __future__ import annotations
@@ -70,5 +71,8 @@ def stamp_tracks(caller: Caller, payloads: list[tuple[str, dict[str, Any]]]) -> 
 
 
 def desk_department(caller: Caller) -> str | None:
-    """The only department whose cases this caller may move, or None when not bound to one."""
+    """The desk unit a desk's token is bound to (a department, or a squad of one: ``enforcement.wansui``), else None.
+
+    It bounds the cases the caller may move and the orders it may read (:func:`schemas.topics.desk_covers`).
+    """
     return caller.department if caller.role == "desk" else None

@@ -38,7 +38,7 @@ from foundation.errors import BrokerUnavailable, GridhubError, InputRejected, Re
 from foundation.logs import get_logger
 from schemas.grid import Grid
 from schemas.records import EntityKind, EventUpdate, RawEnvelope
-from schemas.topics import RAW_PATROL
+from schemas.topics import RAW_PATROL, desk_covers, split_unit
 from streams.normalise import Rejected, normalise_envelope
 from streams.routing import RoutingRules
 
@@ -224,16 +224,24 @@ class PatrolGateway(Connector):
         return web.FileResponse(path)
 
     async def get_orders(self, request: web.Request, caller: Caller) -> web.Response:
-        """A desk's work orders past its cursor (long-polls up to ``wait`` s); a commander names the department."""
+        """A desk's work orders past its cursor (long-polls up to ``wait`` s); a commander names the desk unit.
+
+        ``department`` names a desk unit (``water``, ``enforcement.wansui``). A desk reads its own
+        unit's orders, and a department's own desk also any of its squads' (the bureau oversees
+        them), in its own consumer group so the squad's position stays the squad's.
+        """
         if self.orders is None:
             return json_error(404, "not_found", "this gateway serves no work orders")
-        department = desk_department(caller) or request.query.get("department", "")
-        asked = request.query.get("department", department)
-        if asked != department:
-            raise Forbidden(f"{caller.name} is the desk of {department}; it cannot read the orders of {asked}")
-        if department not in self.rules.departments:
-            known = ", ".join(sorted(self.rules.departments))
-            return json_error(404, "unknown_department", f"no department {department[:64]!r}; known: {known}")
+        desk = desk_department(caller)
+        asked = request.query.get("department", desk or "")
+        if desk is not None and not desk_covers(desk, *split_unit(asked)):
+            raise Forbidden(f"{caller.name} is the desk of {desk}; it cannot read the orders of {asked[:64]}")
+        if asked not in self.rules.desk_units():
+            return json_error(
+                404,
+                "unknown_department",
+                f"no department {asked[:64]!r} (nor squad desk of one); desks: {self._desks()}",
+            )
         start = "beginning" if request.query.get("start") == "beginning" else "committed"
         try:
             wait_s = max(0.0, float(request.query.get("wait", "0")))
@@ -241,11 +249,15 @@ class PatrolGateway(Connector):
             return json_error(400, "bad_wait", "wait is a number of seconds")
         try:
             orders, cursor = await asyncio.to_thread(
-                self.orders.read, department, request.query.get("after"), start, wait_s
+                self.orders.read, asked, request.query.get("after"), start, wait_s, desk
             )
         except KafkaError as exc:
             return _retry_later("kafka_unavailable", f"the work orders cannot be read now ({type(exc).__name__})")
-        return web.json_response({"department": department, "orders": orders, "cursor": cursor})
+        return web.json_response({"department": asked, "orders": orders, "cursor": cursor})
+
+    def _desks(self) -> str:
+        """The desk units work orders go to, for a reason that names an unknown one."""
+        return ", ".join(sorted(self.rules.desk_units()))
 
     async def post_report(self, request: web.Request, caller: Caller) -> web.Response:
         """Accept one incident report; ``report_id`` lets a retrying phone be recognised."""
@@ -256,6 +268,13 @@ class PatrolGateway(Connector):
 
     async def post_update(self, request: web.Request, caller: Caller) -> web.Response:
         """Accept one lifecycle update of an event, optionally with a photo; the token says who acts."""
+        desk = desk_department(caller)
+        if desk is not None and desk not in self.rules.desk_units():
+            return json_error(
+                403,
+                "unknown_desk",
+                f"{caller.name} is the desk of {desk[:64]!r}, which no work order goes to; desks: {self._desks()}",
+            )
         submission = await self._read(request, "update")
         update_id, payload = update_payload(submission.record)
         stamp_update(caller, payload)
@@ -264,9 +283,7 @@ class PatrolGateway(Connector):
             return json_error(
                 422, "unknown_department", f"no department {payload['department']!r}; departments: {known}"
             )
-        return await self._publish(
-            update_id, "event_update", payload, submission.photos, "update_id", desk_department(caller)
-        )
+        return await self._publish(update_id, "event_update", payload, submission.photos, "update_id", desk)
 
     async def post_tracks(self, request: web.Request, caller: Caller) -> web.Response:
         """Accept a batch of patrol track points from one worker, all or nothing."""
@@ -293,7 +310,7 @@ class PatrolGateway(Connector):
         payload: dict[str, Any],
         photos: list[bytes],
         id_field: str,
-        department: str | None = None,
+        desk: str | None = None,
     ) -> web.Response:
         """Check the photos and the record with the stream's own rules, keep the photos, and answer once Kafka has it.
 
@@ -311,7 +328,7 @@ class PatrolGateway(Connector):
         if isinstance(decision, Rejected):
             return json_error(422, decision.reject.reason_code, decision.reject.reason)
         if self.cases is not None and isinstance(decision.record, EventUpdate):
-            refused = self.cases.refuse(decision.record, department)
+            refused = self.cases.refuse(decision.record, desk)
             if refused is not None:
                 return _retry_later(*refused[1:]) if refused[0] == 503 else json_error(*refused)
         for photo in checked:

@@ -1,10 +1,12 @@
-"""A desk's work orders, read from its ``dispatch.<department>`` topic on the desk's behalf.
+"""A desk's work orders, read from its ``dispatch.<unit>`` topic on the desk's behalf.
 
 Desks reach the hub through the gateway with a token, not through Kafka: a desk's token names
-its department, so it can only ever read its own orders. What a desk has seen is kept where it
-was before, as the committed position of its consumer group (``gridhub-desk-<department>``):
-a desk asks with the cursor of its last answer, which commits it, so an order is shown again
-only to a desk that did not come back for more (at least once, never silently skipped).
+its desk unit (a department, or a squad of one: ``enforcement.wansui``), so it can only ever read
+its own orders (a department's own desk also those of its squads). What a desk has seen is kept
+where it was before, as the committed position of its consumer group (``gridhub-desk-<unit>``,
+the reader's unit): a desk asks with the cursor of its last answer, which commits it, so an order
+is shown again only to a desk that did not come back for more (at least once, never silently
+skipped), and the bureau reading a squad's orders never moves that squad's own position.
 """
 
 from __future__ import annotations
@@ -46,20 +48,23 @@ def format_cursor(positions: dict[int, int]) -> str:
 
 @dataclass(frozen=True)
 class WorkOrders:
-    """Reads one department's orders per request, with a short-lived consumer of the desk's group."""
+    """Reads one desk unit's orders per request, with a short-lived consumer of the reading desk's group."""
 
     bootstrap: str
     client_options: dict[str, Any]
 
-    def read(self, department: str, after: str | None, start: Start, wait_s: float) -> tuple[list[dict[str, Any]], str]:
-        """Orders past ``after`` (committing it first) or past the desk's committed position; and the next cursor.
+    def read(
+        self, unit: str, after: str | None, start: Start, wait_s: float, reader: str | None = None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Orders of ``unit`` past ``after`` (committing it first) or past the reader's position; and the next cursor.
 
-        Waits up to ``wait_s`` for the first order, so a desk can long-poll.
+        ``reader`` is the desk unit that reads (``unit`` itself unless a department's desk reads a
+        squad's orders). Waits up to ``wait_s`` for the first order, so a desk can long-poll.
         """
-        topic = dispatch_topic(department)
+        topic = dispatch_topic(unit)
         consumer = KafkaConsumer(
             bootstrap_servers=self.bootstrap,
-            group_id=f"gridhub-desk-{department}",
+            group_id=f"gridhub-desk-{reader or unit}",
             enable_auto_commit=False,
             **self.client_options,
         )

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     approval_items: Path = Field(
         default=packaged.APPROVAL_ITEMS, description="Catalogue of approval items with time limits."
     )
+    enforcement: Path = Field(
+        default=packaged.ENFORCEMENT,
+        description="The enforcement bureau's units, officers, powers and case flow (synthetic stand-in by default).",
+    )
     approvals_overdue_check_seconds: float = Field(
         default=60.0, gt=0, description="How often open applications are checked against their time limit."
     )

@@ -31,11 +31,11 @@ from schemas.topics import (
     APPLICATION_ALERTS,
     APPLICATION_CHANGES,
     CASE_COMMANDS,
-    DISPATCH_PREFIX,
     OVERDUE_ALERTS,
     RAW_BATCHES,
     RAW_TOPICS,
     SINGLE_PARTITION_TOPICS,
+    dispatch_topic,
     sink_topics,
 )
 from streams.routing import load_rules
@@ -146,9 +146,8 @@ def admin_client(bootstrap: str, client_options: Mapping[str, Any] | None = None
 
 
 def all_topics(settings: Settings) -> list[str]:
-    """Every topic gridhub publishes or consumes, dispatch topics included."""
-    departments = load_rules(settings.routing_rules).departments
-    dispatch = (f"{DISPATCH_PREFIX}{name}" for name in departments)
+    """Every topic gridhub publishes or consumes, the dispatch topic of every desk unit (squad desks too) included."""
+    dispatch = (dispatch_topic(unit) for unit in load_rules(settings.routing_rules).desk_units())
     alerts = (OVERDUE_ALERTS, APPLICATION_ALERTS)
     return [*RAW_TOPICS, RAW_BATCHES, CASE_COMMANDS, APPLICATION_CHANGES, *alerts, *sink_topics(), *dispatch]
 

@@ -128,7 +128,7 @@ def _published(settings: Settings, report: IngestReport, unit: str, wait: bool, 
 def ingest(
     path: Annotated[Path, typer.Argument(help="A CSV, JSON Lines, XLSX or Parquet export.")],
     source: Annotated[str, typer.Option(help="The publishing department, e.g. civil-affairs.")],
-    entity: Annotated[str, typer.Option(help="person, organisation, place or object.")],
+    entity: Annotated[str, typer.Option(help="person, organisation, place, object or event (incidents).")],
     sheet: Annotated[
         str | None, typer.Option(help="Worksheet of an .xlsx export (default: the source's mapping, else the first).")
     ] = None,
@@ -138,10 +138,11 @@ def ingest(
     bootstrap: Bootstrap = None,
 ) -> None:
     """Publish a department export into the running hub."""
+    from connectors.exports.columns import EXPORT_ENTITIES
     from gridhub.ingest import ingest_file
 
-    if entity not in ("person", "organisation", "place", "object"):
-        raise UsageError(f"--entity must be person, organisation, place or object, not {entity!r}")
+    if entity not in EXPORT_ENTITIES:
+        raise UsageError(f"--entity must be one of {', '.join(EXPORT_ENTITIES)}, not {entity!r}")
     settings = _settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
     report = ingest_file(settings, path, source, entity, uuid.uuid4().hex, console, sheet)  # type: ignore[arg-type]
     _published(settings, report, "lines", wait, timeout)
@@ -262,27 +263,35 @@ def kpi(
     month: Annotated[str | None, typer.Option(help="Asia/Shanghai calendar month, YYYY-MM (not with --date).")] = None,
     by: Annotated[
         str | None,
-        typer.Option(help="squad, department, grid or worker; --patrol: squad; --approvals: department or item."),
+        typer.Option(
+            help="squad, department, grid or worker; --patrol: squad; --approvals: department, item or window; "
+            "--enforcement: squad, officer or power."
+        ),
     ] = None,
     patrol: Annotated[bool, typer.Option(help="Patrol compliance per worker (or squad) instead of case KPIs.")] = False,
     trend: Annotated[
         str | None, typer.Option(help="Case KPIs for each of the last N days (1-366) up to --date, every day shown.")
     ] = None,
     approvals: Annotated[
-        bool, typer.Option(help="The service centre's applications: received, in progress, overdue, on time.")
+        bool, typer.Option(help="The service centre's applications: received, in progress, overdue, on time, online.")
+    ] = False,
+    enforcement: Annotated[
+        bool, typer.Option(help="The enforcement bureau's cases: filed, decided on time, hours to decision, powers.")
     ] = False,
     output: Annotated[str, typer.Option("--output", "-o", help="table, csv or json.")] = "table",
     data_dir: DataDir = None,
 ) -> None:
-    """The command centre's KPIs: case closure, on-time closure, rework, time to close; patrols; approvals."""
+    """The command centre's KPIs: case closure, on time, rework, time to close; patrols; approvals; enforcement."""
     from datetime import date, datetime
 
     from schemas import TOWN_TIMEZONE
     from warehouse.kpi import (
         APPROVAL_GROUPINGS,
+        ENFORCEMENT_GROUPINGS,
         GROUPINGS,
         TREND_MAX_DAYS,
         approvals_kpi_sql,
+        enforcement_kpi_sql,
         kpi_sql,
         kpi_trend_sql,
         parse_month,
@@ -290,10 +299,15 @@ def kpi(
     )
     from warehouse.reader import query as run
 
-    flags = (("--patrol", patrol), ("--approvals", approvals), ("--trend", trend is not None))
+    flags = (
+        ("--patrol", patrol),
+        ("--approvals", approvals),
+        ("--enforcement", enforcement),
+        ("--trend", trend is not None),
+    )
     modes = [flag for flag, given in flags if given]
     if len(modes) > 1:
-        raise UsageError(f"choose one of --patrol, --approvals and --trend, not {' and '.join(modes)}")
+        raise UsageError(f"choose one of --patrol, --approvals, --enforcement and --trend, not {' and '.join(modes)}")
     if day is not None and month is not None:
         raise UsageError("give --date or --month, not both")
     try:
@@ -305,7 +319,12 @@ def kpi(
     except ValueError:
         raise UsageError(f"--month must look like 2026-11, not {month!r}") from None
     mode = modes[0] if modes else None
-    allowed = {"--patrol": ("squad",), "--approvals": APPROVAL_GROUPINGS, "--trend": ()}.get(mode or "", GROUPINGS)
+    allowed = {
+        "--patrol": ("squad",),
+        "--approvals": APPROVAL_GROUPINGS,
+        "--enforcement": ENFORCEMENT_GROUPINGS,
+        "--trend": (),
+    }.get(mode or "", GROUPINGS)
     if by is not None and not allowed:
         raise UsageError(f"--by is not for {mode} (it shows the whole town day by day)")
     if by is not None and by not in allowed:
@@ -320,6 +339,9 @@ def kpi(
     elif approvals:
         sql = approvals_kpi_sql(chosen, chosen_month, by)  # type: ignore[arg-type]
         title = f"approvals{' by ' + by if by else ''}{when}"
+    elif enforcement:
+        sql = enforcement_kpi_sql(chosen, chosen_month, by)  # type: ignore[arg-type]
+        title = f"enforcement cases{' by ' + by if by else ''}{when} (by day of filing)"
     elif trend is not None:
         days = int(trend) if trend.isascii() and trend.isdigit() else 0  # parsed here: one line, not a traceback
         if not 1 <= days <= TREND_MAX_DAYS:
@@ -335,31 +357,52 @@ def kpi(
 
 @app.command()
 def show(
-    kind: Annotated[str, typer.Argument(help="person, organisation, place or object.")],
-    key: Annotated[str, typer.Argument(help="Resident ID, credit code, address, entity key, or a source's own id.")],
+    kind: Annotated[str, typer.Argument(help="person, organisation, place, object, or event (a case's whole story).")],
+    key: Annotated[
+        str,
+        typer.Argument(
+            help="Resident ID, credit code, address, entity key, or a source's own id; for event a case or report id."
+        ),
+    ],
     output: Annotated[str, typer.Option("--output", "-o", help="table or json.")] = "table",
     data_dir: DataDir = None,
 ) -> None:
-    """Everything about one person, organisation, place or object: fields and their sources, links, reviews."""
+    """Everything about one person, organisation, place or object, or one case's whole story (event)."""
     from dataclasses import asdict
 
+    from warehouse.case_story import case_story
     from warehouse.profile import entity_profile
 
-    if kind not in ("person", "organisation", "place", "object"):
-        raise UsageError(f"kind must be person, organisation, place or object, not {kind!r}")
+    if kind not in (*KINDS, "event"):
+        raise UsageError(f"kind must be person, organisation, place, object or event, not {kind!r}")
     if output not in ("table", "json"):
         raise UsageError("--output must be table or json")
-    profile = entity_profile(_settings(data_dir=data_dir), kind, key)
-    if output == "json":
-        console.print_json(json.dumps(asdict(profile), ensure_ascii=False, default=str))
-        return
-    sections = (
-        ("golden record: field, value, the source it survived from, when", profile.lineage),
-        ("source copies and how they matched", profile.copies),
-        ("links", profile.links),
-        ("weak matches waiting for review", profile.reviews),
-    )
-    console.print(f"[bold]{kind} {profile.key}[/bold]")
+    settings = _settings(data_dir=data_dir)
+    if kind == "event":
+        story = case_story(settings, key)
+        if output == "json":
+            console.print_json(json.dumps(asdict(story), ensure_ascii=False, default=str))
+            return
+        console.print(f"[bold]case {story.case_id}[/bold]")
+        sections = (
+            ("the case as it stands", [story.case]),
+            ("reports filed into it, first first", story.reports),
+            ("its steps: who did what, when, against which deadline", story.steps),
+            ("the people, organisations, objects and places it concerns", story.involved),
+            ("enforcement cases the bureau opened for it", story.enforcement),
+        )
+    else:
+        profile = entity_profile(settings, kind, key)
+        if output == "json":
+            console.print_json(json.dumps(asdict(profile), ensure_ascii=False, default=str))
+            return
+        console.print(f"[bold]{kind} {profile.key}[/bold]")
+        sections = (
+            ("golden record: field, value, the source it survived from, when", profile.lineage),
+            ("source copies and how they matched", profile.copies),
+            ("links", profile.links),
+            ("weak matches waiting for review", profile.reviews),
+        )
     for title, rows in sections:
         if rows:
             print_result({"columns": list(rows[0]), "rows": [list(row.values()) for row in rows]}, title=title)

@@ -64,7 +64,8 @@ def listen(
 ) -> int:
     """Show the desk each new work order, through the gateway, as the desk of ``GRIDHUB_TOKEN``.
 
-    A desk's token names its department (``department`` may repeat it); a commander names one.
+    A desk's token names its desk unit (``department`` may repeat it; the enforcement bureau's own
+    desk may name one of its squads, ``enforcement.wansui``); a commander names one.
     With ``once`` it returns when the backlog is shown (for scripts and checks), having told the
     gateway so, which saves the desk's position; otherwise it waits for new orders until
     interrupted. A message that is no readable work order is passed to ``skipped`` (its place

@@ -49,6 +49,7 @@ class SinkService(Service):
 
     def __init__(self, settings: Settings, bootstrap: str) -> None:
         from schemas.approvals import load_catalogue
+        from schemas.enforcement import load_bureau
         from schemas.grid import Grid
         from warehouse.resolution import Resolver
         from warehouse.resolution_rules import ResolutionRules
@@ -58,15 +59,17 @@ class SinkService(Service):
         self.resolver = Resolver(ResolutionRules.load(settings.resolution_rules))
         self.catalogue = load_catalogue(settings.approval_items)
         self.grid = Grid.load(settings.grid_path)
+        self.bureau = load_bureau(settings.enforcement)
         self._close: list[Callable[[], None]] = []
 
     def prepare(self) -> dict[str, Any]:
-        """Open the warehouse, load the approval catalogue and the grid, start the SQL endpoint; announce its URL."""
+        """Open the warehouse, load the catalogue, the grid and the bureau, start the SQL endpoint; announce its URL."""
         from foundation.access import doorkeeper_of
         from schemas.topics import sink_topics
         from warehouse.approvals import replace_approval_items
         from warehouse.audit import ensure_audit_table
         from warehouse.contract import BatchContract
+        from warehouse.enforcement import replace_bureau
         from warehouse.grid_cells import replace_grid_cells
         from warehouse.journal_keeper import JournalKeeper
         from warehouse.query_server import QueryLimits, QueryServer
@@ -79,6 +82,7 @@ class SinkService(Service):
         self._close.append(connection.close)
         replace_approval_items(connection, self.catalogue)
         replace_grid_cells(connection, self.grid)
+        replace_bureau(connection, self.bureau)
         ensure_audit_table(connection)
         contract = BatchContract()
         writer = WarehouseWriter(connection, self.resolver, contract.table_violations)

@@ -39,8 +39,9 @@ CoordinateSystem = Literal["wgs84", "gcj02", "bd09"]
 """WGS84 (GPS), GCJ-02 (Amap/Tencent, state-mandated offset), BD-09 (Baidu, offset again)."""
 CellKind = Literal["basic", "dedicated"]
 """基础网格 tiles the town; 专属网格 covers one institution inside a basic cell."""
-DedicatedTo = Literal["school", "hospital", "park"]
-"""What a dedicated cell is dedicated to (the article names schools, hospitals and parks)."""
+DedicatedTo = Literal["school", "hospital", "park", "industrial_park", "agricultural_park"]
+"""What a dedicated cell is dedicated to: the article names schools, hospitals and parks (园区), and among
+these the industrial park (工业园区) and the modern agricultural park (现代农业园区)."""
 
 SQUADS: tuple[str, ...] = get_args(Squad)
 COORDINATE_SYSTEMS: tuple[str, ...] = get_args(CoordinateSystem)
@@ -103,7 +104,7 @@ class GridCell:
     squad: Squad
     kind: CellKind
     dedicated_to: DedicatedTo | None
-    """``school``, ``hospital`` or ``park`` for a dedicated cell, ``None`` for a basic cell."""
+    """What a dedicated cell serves (:data:`DedicatedTo`), ``None`` for a basic cell."""
     workers: tuple[str, ...]
     """Ids of the grid workers who patrol the cell, e.g. ``("GW017",)``."""
     polygon: Polygon | MultiPolygon

@@ -58,6 +58,7 @@ EntityKind = Literal[
     "track_point",
     "case",
     "case_transition",
+    "enforcement_case",
 ]
 ENTITY_KINDS: tuple[str, ...] = get_args(EntityKind)
 ActorRole = Literal["grid_worker", "desk", "command_centre", "system"]
@@ -362,6 +363,14 @@ class Application(Canonical):
     status: ApplicationStatus
     submitted_at: AwareDatetime
     updated_at: AwareDatetime
+    window_no: int | None = Field(
+        default=None, ge=1, description="The service centre's window that took it; none when taken online."
+    )
+    channel: Literal["window", "online"] | None = Field(
+        default=None,
+        description="window: at a window of the centre; online: fully online (外网受理、内网办理、快递送达); "
+        "none when the approval system does not say.",
+    )
 
     @model_validator(mode="after")
     def _has_applicant(self) -> Application:
@@ -415,6 +424,11 @@ class CaseRecord(Canonical):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     overdue_alerted: bool = False
+    handled_by: list[str] = Field(
+        default_factory=list,
+        description="Who took action handle on the case (巡办分离: none of them may verify it); "
+        "empty in records written before it was kept.",
+    )
 
 
 class CaseTransition(Canonical):
@@ -440,6 +454,64 @@ class CaseTransition(Canonical):
         return f"{self.case_id}|{self.seq}"
 
 
+STAGE_TIMES: dict[str, str] = {
+    "filing": "filed_at",
+    "investigation": "investigated_at",
+    "notice": "notified_at",
+    "decision": "decided_at",
+    "execution": "executed_at",
+    "closing": "closed_at",
+}
+"""The stages of an enforcement case (立案 调查取证 告知 决定 执行 结案) and the field holding the time of each.
+
+The moves between stages are data (``schemas/data/enforcement.yaml``); the stages themselves are columns
+of the case file every enforcement case system keeps, so a flow file may rewire them but not invent one."""
+
+
+class EnforcementCase(Canonical):
+    """An enforcement case (执法案件) of the integrated enforcement bureau, as its case file stands.
+
+    The bureau's case system sends the whole file each time it changes, with the time of every stage
+    reached; the stream checks the stages against the flow and the power and officer against the
+    bureau's roster (``schemas.enforcement``), and sets ``status`` to the last stage reached.
+    """
+
+    kind: ClassVar[EntityKind] = "enforcement_case"
+    key_field: ClassVar[str] = "case_no"
+    case_no: Annotated[str, Field(min_length=1, max_length=64)] = Field(description="The bureau's case number.")
+    grid_case_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")] | None = Field(
+        default=None, description="The grid case that started it (its opening report's id), when one did."
+    )
+    power_code: Annotated[str, Field(min_length=1, max_length=32)]
+    power_name: str | None = None
+    party_id_number: ResidentId | None = Field(default=None, description="Resident ID of a person who is the party.")
+    party_uscc: Uscc | None = Field(default=None, description="Credit code of an organisation that is the party.")
+    party_name: Name | None = None
+    officer_id: Annotated[str, Field(min_length=1, max_length=32)]
+    squad: str | None = Field(default=None, description="The officer's unit, set by the stream from the roster.")
+    status: str | None = Field(default=None, description="The last stage reached, set by the stream.")
+    filed_at: AwareDatetime | None = None
+    investigated_at: AwareDatetime | None = None
+    notified_at: AwareDatetime | None = None
+    decided_at: AwareDatetime | None = None
+    executed_at: AwareDatetime | None = None
+    closed_at: AwareDatetime | None = None
+    decision: Annotated[str, Field(max_length=500)] | None = Field(
+        default=None, description="What was decided (责令限期拆除, 罚款, 不予处罚...)."
+    )
+    fine_yuan: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _has_party(self) -> EnforcementCase:
+        """A case is against someone: a resident ID, a credit code, or at least a name to resolve later."""
+        if not (self.party_id_number or self.party_uscc or self.party_name):
+            raise PydanticCustomError(
+                "missing_party",
+                "an enforcement case needs its party: party_id_number, party_uscc or party_name",
+            )
+        return self
+
+
 CANONICAL_MODELS: dict[str, type[Canonical]] = {
     model.kind: model
     for model in (
@@ -453,6 +525,7 @@ CANONICAL_MODELS: dict[str, type[Canonical]] = {
         PatrolPoint,
         CaseRecord,
         CaseTransition,
+        EnforcementCase,
     )
 }
 DERIVED_KINDS = frozenset({"case", "case_transition"})

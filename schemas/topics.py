@@ -39,9 +39,39 @@ def canonical_topic(kind: str) -> str:
 CANONICAL_TOPICS = tuple(canonical_topic(kind) for kind in CANONICAL_MODELS)
 
 
-def dispatch_topic(department: str) -> str:
-    """Work-order topic a department's liaison desk subscribes to."""
-    return f"{DISPATCH_PREFIX}{department}"
+UNIT_SEPARATOR = "."
+"""Between a department and its squad in a desk unit: ``enforcement.wansui``."""
+
+
+def desk_unit(department: str, squad: str | None = None) -> str:
+    """The desk that receives a work order: the department's own, or (with ``squad``) one of its squad desks.
+
+    This is the one place the name of a desk unit is made: the case agent publishes on its
+    :func:`dispatch_topic`, the gateway lets a desk token bound to it read that topic, and the
+    broker creates one topic per unit. Whether a department dispatches by squad is the routing
+    rules' business (``dispatch_by_squad`` in ``schemas/data/categories.yaml``).
+    """
+    return f"{department}{UNIT_SEPARATOR}{squad}" if squad else department
+
+
+def split_unit(unit: str) -> tuple[str, str | None]:
+    """The department and squad (None for a department's own desk) of a desk unit: :func:`desk_unit` undone."""
+    department, _, squad = unit.partition(UNIT_SEPARATOR)
+    return department, squad or None
+
+
+def desk_covers(desk: str, department: str, squad: str | None) -> bool:
+    """Whether the desk unit ``desk`` may act on a case of ``department`` in ``squad``'s area.
+
+    A department's own desk covers all its cases (the enforcement bureau oversees its squads);
+    a squad desk covers only its department's cases of its squad's area.
+    """
+    return desk in (department, desk_unit(department, squad))
+
+
+def dispatch_topic(unit: str) -> str:
+    """Work-order topic a desk unit (:func:`desk_unit`: a department or one of its squads) subscribes to."""
+    return f"{DISPATCH_PREFIX}{unit}"
 
 
 def sink_topics() -> tuple[str, ...]:

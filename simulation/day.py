@@ -10,8 +10,8 @@ dedup, validation and the reject path are tested on every run.
 The generator is a pure function of ``(events, seed)`` and the routing table: one seeded
 :class:`random.Random` is consumed in a fixed order and no set or hash order ever reaches the
 output, so a test can assert exact counts and a failing demo can be replayed byte for byte.
-Its only I/O is reading the routing table and :func:`write_exports`, which lays the two register
-exports out as files.
+Its only I/O is reading the routing table and the approval catalogue (its windows), and
+:func:`write_exports`, which lays the two register exports out as files.
 
 The counts in :attr:`TownDay.expected` are recomputed from the generated rows (with the
 national check-character rules and the routing table), not copied from the plan, so they stay
@@ -31,7 +31,9 @@ from typing import Any
 
 from foundation import packaged
 from schemas import TOWN_TIMEZONE
+from schemas.approvals import load_catalogue
 from schemas.identity import InvalidCode, normalise_resident_id, normalise_uscc, uscc_check_char
+from simulation.article import article_example
 from simulation.people import (
     CHECK_CHARACTERS,
     enterprise_register,
@@ -42,6 +44,7 @@ from simulation.people import (
     weighted,
     wrong_check,
 )
+from simulation.senders import case_workers
 from simulation.town import (
     DAY,
     GRID_WORKERS,
@@ -141,8 +144,11 @@ def simulate_day(events: int = 200, seed: int = 20261125, rules: RoutingRules | 
     reports, valid_reports = _reports(rng, events, reported_categories(rules))
     updates = _updates(rng, valid_reports)
     seconds = _corroborations(rng, valid_reports, {update["event_id"] for update in updates})
-    reports = [*reports, *seconds]
+    example, example_updates = article_example()
+    reports = [*reports, *seconds, example]
+    updates = sorted([*updates, *example_updates], key=lambda update: datetime.fromisoformat(update["at"]))
     applications = _applications(rng, max(1, events // 2), people, organisations)
+    applications = _seated(random.Random(seed + 2), applications)  # noqa: S311 -- own stream, as for tracks
     malformed = _malformed(rng)
     expected = _tally(rules, reports, malformed, updates, applications, people, organisations)
     tracks = _tracks(random.Random(seed + 1))  # noqa: S311 -- own stream, so the rest of the day is unchanged
@@ -422,7 +428,8 @@ def _updates(rng: random.Random, valid: list[tuple[Row, ReportedCategory]]) -> l
 
     The command centre's automation accepts and dispatches a fresh report, so those first
     steps are never posted; the command centre closes and re-dispatches; the department desk works the
-    case and attaches a photo when handled; the reporting worker verifies on site with
+    case and attaches a photo when handled (an enforcement case: its squad's desk, naming the officer it
+    assigned as the actor, see :func:`simulation.senders.case_workers`); the reporting worker verifies on site with
     a photo. A few cases are returned by the desk and dispatched again, and a few fail the
     on-site check and are reworked.
     """
@@ -441,7 +448,7 @@ def _updates(rng: random.Random, valid: list[tuple[Row, ReportedCategory]]) -> l
         automatic = _automatic_steps(chain)
         statuses = [status for step, status in enumerate(chain) if step not in automatic]
         moments = [moment for step, moment in enumerate(timeline) if step not in automatic]
-        desk = f"desk-{spec.department}"
+        desk, handler = case_workers(spec.department, report["lat"], report["lon"], index)
         previous = None
         for step, (status, moment) in enumerate(zip(statuses, moments, strict=True), start=1):
             rework = status == "returned" and previous == "handled"
@@ -452,8 +459,8 @@ def _updates(rng: random.Random, valid: list[tuple[Row, ReportedCategory]]) -> l
                 "status": status,
                 "at": _iso(moment),
                 "actor": {
-                    "in_handling": desk,
-                    "handled": desk,
+                    "in_handling": handler,
+                    "handled": handler,
                     "returned": desk,
                     "verified": report["reporter_id"],
                 }.get(status, _COMMAND_DESK),
@@ -549,6 +556,29 @@ def _applications(
     return [row for _, _, row in rows]
 
 
+def _seated(rng: random.Random, applications: list[Row]) -> list[Row]:
+    """The approval rows with the channel each application came by and its window, alike on all its changes.
+
+    Fully online items (不见面审批) always come online; others mostly to a window, most often one
+    staffed by the item's department (any window takes any item, but applicants queue under
+    their department's sign), otherwise any of the centre's windows.
+    """
+    catalogue = load_catalogue(packaged.APPROVAL_ITEMS)
+    windows = list(catalogue.windows.values())
+    seats: dict[str, Row] = {}
+    for row in applications:
+        if row["application_id"] in seats:
+            continue
+        item = catalogue.items[row["item_code"]]
+        if item.fully_online or rng.random() < 0.1:
+            seats[row["application_id"]] = {"window_no": None, "channel": "online"}
+            continue
+        staffed = [window for window in windows if window.department == item.department]
+        pool = staffed if staffed and rng.random() < 0.7 else windows
+        seats[row["application_id"]] = {"window_no": rng.choice(pool).window_no, "channel": "window"}
+    return [{**row, **seats[row["application_id"]]} for row in applications]
+
+
 # --- expected outcome ----------------------------------------------------------------------
 
 
@@ -601,6 +631,9 @@ def _tally(
         "updates": len(updates),
         "application_rows": len(applications),
         "applications": len(valid_application_ids),
+        "applications_at_windows": len(
+            valid_application_ids.keys() & {row["application_id"] for row in applications if row["window_no"]}
+        ),
         "application_rows_invalid": invalid_application_rows,
         "people_rows": len(people),
         "people": len(set(valid_people)),

@@ -29,21 +29,27 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from connectors.exports import ExportEntity, ExportFile
+from connectors.exports.columns import load_mappings
 from connectors.publisher import RawPublisher
+from foundation import packaged
 from foundation.errors import GridhubError
 from foundation.settings import Settings
 from gridhub.broker import count_messages
 from gridhub.cli_common import print_result, stop_showing_progress
 from gridhub.ingest import publish_export
 from gridhub.supervisor import Stack
+from schemas.approvals import load_catalogue
+from schemas.enforcement import load_bureau
 from schemas.grid import Grid
 from schemas.topics import OVERDUE_ALERTS, dispatch_topic
+from simulation import article, enforcement
 from simulation.day import TownDay, simulate_day, write_exports
+from simulation.feeds import FEEDS_SQL, TownFeeds, town_feeds, write_feeds
 from simulation.registers import TownRegisters, town_registers, write_registers
 from simulation.senders import TownTokens
 from simulation.town import DAY
 from streams.routing import load_rules
-from warehouse.kpi import kpi_sql
+from warehouse.kpi import enforcement_kpi_sql, kpi_sql
 from warehouse.reader import query
 
 PHONES = 8  # reports in flight at once, as from several grid workers' phones
@@ -52,7 +58,7 @@ CREATE TABLE IF NOT EXISTS applications (
     change_seq INTEGER PRIMARY KEY AUTOINCREMENT,
     application_id TEXT NOT NULL, item_code TEXT NOT NULL, item_name TEXT,
     applicant_id_number TEXT, applicant_uscc TEXT, status TEXT NOT NULL,
-    submitted_at TEXT NOT NULL, updated_at TEXT NOT NULL
+    submitted_at TEXT NOT NULL, updated_at TEXT NOT NULL, window_no INTEGER, channel TEXT
 )
 """
 
@@ -148,7 +154,14 @@ def _load_approvals(url: str, rows: list[dict[str, Any]]) -> None:
 
 
 def _feed(
-    settings: Settings, stack: Stack, day: TownDay, registers: TownRegisters, tokens: TownTokens, progress: Progress
+    settings: Settings,
+    stack: Stack,
+    day: TownDay,
+    registers: TownRegisters,
+    feeds: TownFeeds,
+    case_files: list[dict[str, Any]],
+    tokens: TownTokens,
+    progress: Progress,
 ) -> tuple[Tally, int]:
     """Send the day through all three connector families; return the HTTP tally and records expected."""
     patrol = stack.url("patrol")
@@ -160,18 +173,26 @@ def _feed(
     task = progress.add_task("service centre files applications", total=len(day.applications))
     _load_approvals(settings.approvals_url, day.applications)
     progress.advance(task, len(day.applications))
-    people_file, organisations_file = write_exports(day, settings.data_dir / "exports")
+    folder = settings.data_dir / "exports"
+    people_file, organisations_file = write_exports(day, folder)
     publisher = RawPublisher.for_door(settings, stack.bootstrap, "ingest")
     exported = 0
     try:
-        feeds: list[tuple[Path, str, ExportEntity]] = [
+        exports: list[tuple[Path, str, ExportEntity]] = [
             (people_file, "civil-affairs", "person"),
             (organisations_file, "market-supervision", "organisation"),
             (organisations_file, "market-supervision", "organisation"),
-            *write_registers(registers, settings.data_dir / "exports"),
+            *write_registers(registers, folder),
+            *write_feeds(feeds, folder),
+            (
+                enforcement.write_case_files(case_files, settings.data_dir / "exports"),
+                enforcement.SOURCE,
+                "enforcement_case",
+            ),
         ]
-        for path, source, entity in feeds:
-            export = ExportFile(path, entity)
+        mappings = load_mappings(settings.export_mappings)
+        for path, source, entity in exports:
+            export = ExportFile(path, entity, mappings.columns_for(source, entity))
             report = publish_export(publisher, export, source, uuid.uuid4().hex, progress.console)
             exported += report.total
     finally:
@@ -217,6 +238,7 @@ def _wait_for_overdue_alerts(settings: Settings, timeout_s: float = 20) -> None:
         time.sleep(0.5)
 
 
+FEEDS_TITLE = "Department incident feeds: events by source"
 SUMMARY_QUERIES = {
     "Records taken in, by source and outcome": """
         SELECT source, count(*) AS taken_in, count(*) FILTER (outcome = 'new') AS new,
@@ -229,12 +251,14 @@ SUMMARY_QUERIES = {
         FROM rejects GROUP BY ALL ORDER BY records DESC, source""",
     "Events (reports) by status of their case": """
         SELECT status, count(*) AS events FROM events GROUP BY status ORDER BY events DESC""",
+    FEEDS_TITLE: FEEDS_SQL,
     "Cases by status": """
         SELECT status, count(*) AS cases, sum(report_count) AS reports,
                count(*) FILTER (report_count > 1) AS merged_reports_cases,
                count(*) FILTER (overdue_alerted) AS overdue_alerts
         FROM cases GROUP BY status ORDER BY cases DESC""",
     "Case KPIs by squad (day of the cases' deadlines or closure)": kpi_sql(by="squad"),
+    "Enforcement cases by squad (day of filing)": enforcement_kpi_sql(by="squad"),
     "Patrol compliance (two patrols of at least 50 minutes)": """
         SELECT count(*) AS worker_days, count(*) FILTER (compliant) AS compliant,
                round(avg(total_minutes), 1) AS average_minutes FROM patrol_compliance""",
@@ -265,9 +289,21 @@ SUMMARY_QUERIES = {
         SELECT 'lifecycle_rejects', count(*) FROM rejects WHERE stage = 'lifecycle' UNION ALL
         SELECT 'reports_in_cases', coalesce(sum(report_count), 0) FROM cases UNION ALL
         SELECT 'applications', count(*) FROM applications UNION ALL
+        SELECT 'applications_at_windows', count(*) FILTER (window_no IS NOT NULL) FROM applications UNION ALL
+        SELECT 'approval_items', count(*) FROM approval_items UNION ALL
+        SELECT 'service_windows', count(*) FROM service_windows UNION ALL
         SELECT 'patrol_tracks', count(*) FROM patrol_tracks UNION ALL
         SELECT 'workers_compliant', count(*) FILTER (compliant) FROM patrol_compliance UNION ALL
-        SELECT 'rejects', count(*) FROM rejects""",
+        SELECT 'enforcement_squads', count(*) FROM enforcement_units WHERE kind = 'squad' UNION ALL
+        SELECT 'enforcement_officers', count(*) FROM enforcement_officers UNION ALL
+        SELECT 'enforcement_powers', count(*) FROM enforcement_powers UNION ALL
+        SELECT 'enforcement_cases', count(*) FROM enforcement_cases UNION ALL
+        SELECT 'enforcement_cases_linked', count(*) FROM enforcement_case_facts
+            WHERE grid_case_status IS NOT NULL AND coalesce(person_key, organisation_key) IS NOT NULL UNION ALL
+        SELECT 'article_example_closed_within_2h', count(*) FROM cases AS c WHERE c.case_id = '{ARTICLE_CASE}'
+            AND c.status = 'closed' AND EXISTS (SELECT 1 FROM case_transitions AS t WHERE t.case_id = c.case_id
+            AND t.to_status = 'handled' AND t."at" - c.reported_at <= INTERVAL 2 HOUR) UNION ALL
+        SELECT 'rejects', count(*) FROM rejects""".replace("{ARTICLE_CASE}", article.REPORT_ID),
 }
 
 
@@ -280,17 +316,33 @@ def _merged_reports(settings: Settings, report_ids: list[str]) -> int:
     return int(query(settings, sql)["rows"][0][0])
 
 
-def _check(day: TownDay, registers: TownRegisters, rows: dict[str, int], tally: Tally) -> list[str]:
-    """Compare the warehouse with what the simulated day must produce."""
+def _check(
+    day: TownDay, registers: TownRegisters, feeds: TownFeeds, case_files: int, rows: dict[str, int], tally: Tally
+) -> list[str]:
+    """Compare the warehouse with what the simulated day must produce, the catalogue and the bureau it used.
+
+    ``case_files``: the bureau's files that must be accepted (the faulty ones are in the rejects).
+    """
+    catalogue = load_catalogue(packaged.APPROVAL_ITEMS)
+    bureau = load_bureau(packaged.ENFORCEMENT)
     wanted = {
         **registers.expected,
-        "events": day.expected["events"],
-        "cases": day.expected["events"] - len(day.corroborating),
-        "reports_in_cases": day.expected["events"],
+        "events": day.expected["events"] + feeds.events,
+        "cases": day.expected["events"] - len(day.corroborating) + feeds.cases,
+        "reports_in_cases": day.expected["events"] + feeds.events,
         "organisations": day.expected["organisations"],
         "applications": day.expected["applications"],
+        "applications_at_windows": day.expected["applications_at_windows"],
+        "approval_items": len(catalogue.items),
+        "service_windows": len(catalogue.windows),
         "patrol_tracks": day.expected["patrol_points"],
         "workers_compliant": day.expected["workers_compliant"],
+        "enforcement_squads": sum(unit.kind == "squad" for unit in bureau.file.units.values()),
+        "enforcement_officers": len(bureau.officers),
+        "enforcement_powers": len(bureau.powers),
+        "enforcement_cases": case_files,
+        "enforcement_cases_linked": case_files,
+        "article_example_closed_within_2h": 1,
     }
     problems = [
         f"{table}: warehouse has {rows[table]}, the day produced {count}"
@@ -367,6 +419,8 @@ def run_demo(settings: Settings, events: int, seed: int, console: Console, serve
     rules = load_rules(settings.routing_rules)
     day = simulate_day(events=events, seed=seed, rules=rules)
     registers = town_registers(day, seed)
+    feeds = town_feeds(day, seed, rules)
+    bureau_files = enforcement.case_files(day, Grid.load(settings.grid_path), load_bureau(settings.enforcement), seed)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with ExitStack() as running:
         with Progress(*columns, console=console) as progress:
@@ -375,14 +429,13 @@ def run_demo(settings: Settings, events: int, seed: int, console: Console, serve
             stack = running.enter_context(Stack(settings))
             settings = stack.settings
             progress.advance(task)
-            tally, expected = _feed(settings, stack, day, registers, tokens, progress)
+            tally, expected = _feed(settings, stack, day, registers, feeds, bureau_files, tokens, progress)
             _wait_for_warehouse(settings, expected, progress)
             _wait_for_overdue_alerts(settings)
             results = {title: query(settings, sql) for title, sql in SUMMARY_QUERIES.items()}
             merged = _merged_reports(settings, day.corroborating)
-            departments = list(rules.departments)
             dispatched = count_messages(
-                stack.bootstrap, [*(dispatch_topic(name) for name in departments), OVERDUE_ALERTS]
+                stack.bootstrap, [*(dispatch_topic(unit) for unit in rules.desk_units()), OVERDUE_ALERTS]
             )
             if not serve:
                 running.close()  # the hub stops before the summary
@@ -398,7 +451,9 @@ def run_demo(settings: Settings, events: int, seed: int, console: Console, serve
             title="Work orders on dispatch topics, and overdue alerts",
         )
         rows = {str(name): int(count) for name, count in results["Warehouse rows"]["rows"]}
-        problems = _check(day, registers, rows, tally)
+        accepted_files = len(bureau_files) - len(enforcement.FAULTS)
+        problems = _check(day, registers, feeds, accepted_files, rows, tally)
+        problems += feeds.problems(results[FEEDS_TITLE]["rows"])
         if merged != len(day.corroborating):
             problems.append(f"{merged} of {len(day.corroborating)} second reports of an open problem joined its case")
         console.print(

@@ -2,7 +2,8 @@
 
 The town's surveyed grid layer is not public, so this module draws a stand-in with the
 figures of the article (reference BRIEF): 128 basic cells worked by GW001..GW128 and 18
-dedicated cells (8 schools, 4 hospitals, 6 parks) worked by GW129..GW146, about 88 km²,
+dedicated cells (8 schools, 4 hospitals, 4 parks, the industrial park and the modern agricultural
+park) worked by GW129..GW146, about 88 km²,
 three enforcement squads by area. The layout is illustrative, not surveyed: basic cells are
 a 16 × 8 lattice over the town's box (:data:`simulation.town.TOWN_BOX`), each village or
 community owns a rectangular block of the lattice containing its centre in
@@ -78,8 +79,8 @@ DEDICATED: tuple[tuple[str, str, tuple[int, int]], ...] = (
     ("万绥公园", "park", (2, 2)),
     ("孟河中心公园", "park", (2, 6)),
     ("通江河滨公园", "park", (2, 9)),
-    ("石桥湾湿地公园", "park", (5, 2)),
-    ("富民公园", "park", (5, 11)),
+    ("孟河现代农业园区", "agricultural_park", (5, 2)),
+    ("孟河工业园区", "industrial_park", (5, 11)),
     ("孟城古镇公园", "park", (3, 8)),
 )
 # Half-size in degrees (lat, lon) of a dedicated cell: a few hundred metres across.
@@ -87,6 +88,8 @@ _DEDICATED_HALF_SIZE: dict[str, tuple[float, float]] = {
     "school": (0.0010, 0.00125),  # about 220 m × 235 m
     "hospital": (0.0009, 0.0010),  # about 200 m × 190 m
     "park": (0.00125, 0.0015),  # about 280 m × 285 m
+    "industrial_park": (0.0027, 0.0026),  # about 600 m × 490 m
+    "agricultural_park": (0.0030, 0.0030),  # about 670 m × 570 m
 }
 
 

@@ -27,6 +27,7 @@ from foundation.kafka_security import faust_credentials
 from foundation.settings import Settings
 from schemas.approvals import ApprovalCatalogue, load_catalogue
 from schemas.batches import decode_batch, encode_within
+from schemas.enforcement import load_bureau
 from schemas.grid import Grid
 from schemas.messages import canonical_message, duplicate_message, reject_message
 from schemas.records import CANONICAL_MODELS, Application, Event, EventUpdate
@@ -85,6 +86,7 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
     case_commands = register_case_agent(app, settings, rules, grid)
     catalogue = load_catalogue(settings.approval_items)
     application_changes = register_application_agent(app, settings, catalogue)
+    bureau = load_bureau(settings.enforcement)
     rejects = app.topic(REJECTS, **RAW_CODEC)
     duplicates = app.topic(DUPLICATES, **RAW_CODEC)
     seen = app.Table("dedup-fingerprints", default=None, key_type=str, value_type=str)
@@ -120,7 +122,7 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
             value: bytes = event.value
             where = event.message
             try:
-                decision = normalise(value, rules, grid, catalogue)
+                decision = normalise(value, rules, grid, catalogue, bureau)
                 if isinstance(decision, Rejected):
                     await emit_reject(decision.reject.at(where.topic, where.partition, where.offset))
                 else:

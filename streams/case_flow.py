@@ -4,8 +4,9 @@ Which moves are allowed is data (``schemas/data/case_flow.yaml``) so a town can 
 what without a release. The file is read once, when the case agent or the patrol gateway starts, and
 a mistake in it would otherwise surface weeks later as cases stuck in the field; so :func:`load_flow`
 checks it whole and refuses a file that names an unknown status or role, repeats an edge, lets a
-terminal status lead anywhere, leaves a status with no way out, or declares a status no case can
-reach. It knows nothing of cases: ``streams.case_machine`` applies the flow to them.
+terminal status lead anywhere, leaves a status with no way out, declares a status no case can
+reach, or bars (``not_by``) the actors of an action no edge takes. It knows nothing of cases:
+``streams.case_machine`` applies the flow to them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ Role = ActorRole
 ROLES: tuple[str, ...] = get_args(Role)
 
 INITIAL_STATUS = "reported"
+HANDLE_ACTION = "handle"
+"""The action whose actors a case remembers (``Case.handled_by``): the only one an edge's ``not_by`` may name.
+
+巡办分离 (patrol apart from handling) keeps whoever handled a case from verifying it; remembering
+the actors of other actions would cost every case's state for a rule no town has asked for.
+"""
 
 
 class FlowError(ConfigurationError):
@@ -49,6 +56,8 @@ class Edge:
     photo_required: bool
     deadline_required: bool = False
     """An extension (延期): the command must carry a new deadline later than the current one."""
+    not_by: frozenset[str] = frozenset()
+    """Actions whose actors on the same case may not take this edge (巡办分离: who handled may not verify)."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,11 @@ def _edge(entry: Any, number: int, path: Path, statuses: list[str], roles: list[
         raise FlowError(f"{where}: photo must be true or false, got {photo!r}")
     if not isinstance(deadline, bool):
         raise FlowError(f"{where}: deadline must be true or false, got {deadline!r}")
+    not_by = entry.get("not_by", [])
+    if not isinstance(not_by, list) or any(item != HANDLE_ACTION for item in not_by):
+        raise FlowError(
+            f"{where}: not_by must list actions whose actors a case remembers ({HANDLE_ACTION}), got {not_by!r}"
+        )
     return Edge(
         source=source,
         target=target,
@@ -141,6 +155,7 @@ def _edge(entry: Any, number: int, path: Path, statuses: list[str], roles: list[
         roles=frozenset(edge_roles),
         photo_required=photo,
         deadline_required=deadline,
+        not_by=frozenset(not_by),
     )
 
 
@@ -205,6 +220,13 @@ def load_flow(path: Path | None = None) -> CaseFlow:
                 "a terminal status must be final"
             )
         edges[(edge.source, edge.target)] = edge
+    actions = {edge.action for edge in edges.values()}
+    for edge in edges.values():
+        for barred in sorted(edge.not_by - actions):
+            raise FlowError(
+                f"{path}: {edge.source} → {edge.target} ({edge.action}) is not_by {barred}, but no transition "
+                f"has action {barred}; the rule would never bar anyone"
+            )
 
     sources = {source for source, _ in edges}
     for status in statuses:

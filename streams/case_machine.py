@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from foundation.errors import InputRejected
 from schemas.records import EventUpdate
-from streams.case_flow import INITIAL_STATUS, CaseFlow
+from streams.case_flow import HANDLE_ACTION, INITIAL_STATUS, CaseFlow
 from streams.case_state import Case, Command, Transition, aware
 
 # Statuses in which a case is finished whatever the flow file says: overdue checks, duplicate
@@ -40,7 +40,8 @@ class IllegalTransition(InputRejected):
     ``already_in_status`` (the case is already there: usually a replayed command), ``unknown_status``,
     ``role_not_allowed``, ``photo_required``, ``deadline_required`` (an extension without a later
     deadline), ``case_closed`` (the case has ended: closed, rejected or cancelled),
-    ``time_goes_backwards`` and ``wrong_case``.
+    ``same_hands`` (巡办分离: who handled the case may not verify it), ``time_goes_backwards`` and
+    ``wrong_case``.
     """
 
     def __init__(self, code: str, reason: str) -> None:
@@ -176,6 +177,12 @@ def _refuse(flow: CaseFlow, case: Case, command: Command) -> IllegalTransition |
             f"{name} is {case.status}; moving it to {target} ({edge.action}) is for {flow.who(edge)} only, "
             f"and {command.actor} acts as {command.actor_role}",
         )
+    if HANDLE_ACTION in edge.not_by and command.actor in case.handled_by:
+        return IllegalTransition(
+            "same_hands",
+            f"{name} is {case.status}; {command.actor} handled it, and by 巡办分离 (patrol apart from handling) "
+            f"whoever handled a case may not {edge.action} it: another {flow.who(edge)} must",
+        )
     if command.department and edge.action != REDISPATCH_ACTION:
         return IllegalTransition(
             "department_not_allowed",
@@ -202,7 +209,8 @@ def apply(flow: CaseFlow, case: Case, command: Command) -> tuple[Case, Transitio
 
     A refused command changes nothing, so the caller may simply report the reason and move on.
     Counters follow the action: ``rework`` adds to ``rework_count`` (返工), ``decline`` to
-    ``return_count`` (回退). ``closed_at`` is set on entering ``closed``.
+    ``return_count`` (回退). ``closed_at`` is set on entering ``closed``. The actor of a ``handle``
+    joins ``handled_by``, for the edges the flow bars to handlers (``not_by``).
     """
     refusal = _refuse(flow, case, command)
     if refusal is not None:
@@ -220,6 +228,7 @@ def apply(flow: CaseFlow, case: Case, command: Command) -> tuple[Case, Transitio
         department=command.department or case.department,
         due_at=aware(command.due_at) if edge.deadline_required and command.due_at else case.due_at,
         overdue_alerted=case.overdue_alerted and not edge.deadline_required,
+        handled_by=_with(case.handled_by, command.actor) if edge.action == HANDLE_ACTION else case.handled_by,
     )
     transition = Transition(
         case_id=case.case_id,
@@ -235,6 +244,11 @@ def apply(flow: CaseFlow, case: Case, command: Command) -> tuple[Case, Transitio
         photo_ref=photo_ref,
     )
     return updated, transition
+
+
+def _with(actors: tuple[str, ...], actor: str) -> tuple[str, ...]:
+    """``actors`` and ``actor``, each once, in the order they first acted (a reworked case is handled again)."""
+    return actors if actor in actors else (*actors, actor)
 
 
 def auto_advance(flow: CaseFlow, case: Case, at: datetime) -> list[tuple[Case, Transition]]:

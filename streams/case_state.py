@@ -15,7 +15,7 @@ module can compare any two of them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -110,14 +110,21 @@ class Case:
     return_count: int
     closed_at: datetime | None
     overdue_alerted: bool
+    handled_by: tuple[str, ...] = ()
+    """Everyone who took action ``handle`` on the case, so 巡办分离 can bar them from verifying it.
+
+    Fields added after cases were first stored come last, with a default: it is what a table entry
+    or record written before the field existed means (no handler known), see :meth:`from_dict`.
+    """
 
     def __post_init__(self) -> None:
-        """Pin every timestamp to a zone and ``report_ids`` to a tuple, whatever the caller passed."""
+        """Pin every timestamp to a zone and the id lists to tuples, whatever the caller passed."""
         for name in ("reported_at", "due_at", "updated_at"):
             object.__setattr__(self, name, aware(getattr(self, name)))
         if self.closed_at is not None:
             object.__setattr__(self, "closed_at", aware(self.closed_at))
         object.__setattr__(self, "report_ids", tuple(self.report_ids))
+        object.__setattr__(self, "handled_by", tuple(self.handled_by))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (ISO timestamps, lists) for the case agent's Faust table."""
@@ -128,12 +135,17 @@ class Case:
         """Rebuild a case from :meth:`to_dict` output or a case record's ``model_dump``.
 
         Keys that are not fields (the report kept beside a case in its table entry, the names a
-        record carries) are ignored; a missing field is named in the error.
+        record carries) are ignored; a field with a default may be missing (an entry written before
+        the field existed); any other missing field is named in the error.
         """
-        try:
-            return cls(*[read(data[name] if name in data else data[stand_in]) for name, stand_in, read in _READ])
-        except KeyError as exc:
-            raise ValueError(f"case record lacks field {exc.args[0]!r}") from exc
+        values: dict[str, Any] = {}
+        for name, stand_in, read in _READ:
+            key = name if name in data else stand_in
+            if key in data:
+                values[name] = read(data[key])
+            elif name not in _DEFAULTED:
+                raise ValueError(f"case record lacks field {key!r}")
+        return cls(**values)
 
     def to_record(self, category_name: str | None, community: str | None) -> CaseRecord:
         """The warehouse's view of the case, with the names a case does not hold looked up by the caller."""
@@ -146,6 +158,7 @@ class Case:
 _CASE_FIELDS = tuple(field.name for field in fields(Case))
 _READ = tuple((field.name, _STAND_INS.get(field.name, field.name), _READERS[field.type]) for field in fields(Case))
 """Per field of a case, in field order: its name, the key read when the name is absent, and how to read it."""
+_DEFAULTED = frozenset(field.name for field in fields(Case) if field.default is not MISSING)
 _RECORD_FIELDS = tuple(name for name in _CASE_FIELDS if name in CaseRecord.model_fields)
 
 

@@ -6,10 +6,11 @@ problem (same category, close in space and time) and it applies transitions in
 order. Its state lives in Faust tables backed by changelog topics. Every outcome
 leaves as messages: the report or update for the warehouse (with the intake
 ledger's provenance), the case and each transition it took, the work order on the
-department's dispatch topic, or a reject naming the illegal step. What may happen
-to a case is decided by pure modules this agent calls: ``streams.case_flow`` (the
-flow file), ``streams.case_machine`` (each step) and ``streams.nearby`` (duplicate
-reports); a case's table entry is ``Case.to_dict`` with its opening report beside it.
+dispatch topic of its desk (the department's, or its squad's: ``RoutingRules.desk_of``),
+or a reject naming the illegal step. What may happen to a case is decided by pure
+modules this agent calls: ``streams.case_flow`` (the flow file), ``streams.case_machine``
+(each step) and ``streams.nearby`` (duplicate reports); a case's table entry is
+``Case.to_dict`` with its opening report beside it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from schemas.grid import Grid
 from schemas.messages import alert_message, canonical_message, derived_message, work_order_message
 from schemas.records import CaseRecord, CaseTransition, Event, EventUpdate, RawEnvelope
 from schemas.topics import CASE_COMMANDS, OVERDUE_ALERTS, canonical_topic, dispatch_topic
-from streams.case_flow import CaseFlow, load_flow
+from streams.case_flow import INITIAL_STATUS, CaseFlow, load_flow
 from streams.case_machine import (
     IllegalTransition,
     apply,
@@ -153,7 +154,8 @@ class CaseDesk:
         category = self.rules.categories.get(case.category)
         limit = category.limit_hours if category else (case.due_at - case.reported_at).total_seconds() / 3600
         message = work_order_message(report.model_copy(update={"status": "dispatched"}), case.department, limit)
-        await self.send(dispatch_topic(case.department), case.case_id.encode(), message)
+        desk = self.rules.desk_of(case.department, case.squad)
+        await self.send(dispatch_topic(desk), case.case_id.encode(), message)
 
     async def _reject(self, raw: bytes, envelope: RawEnvelope, code: str, reason: str) -> None:
         reject = rejection(raw, "lifecycle", code, reason, envelope).reject
@@ -192,7 +194,11 @@ class CaseDesk:
         self._follow(case)
 
     async def report(self, message: dict[str, Any]) -> None:
-        """A new report opens a case (accepted and dispatched at once) or joins an open one."""
+        """A new report opens a case (accepted and dispatched at once) or joins an open one.
+
+        A report from a source whose reports are verified on site (``RoutingRules.verify_on_site``,
+        the 12345 hotline) opens its case and leaves it ``reported`` for a person to accept.
+        """
         envelope = RawEnvelope.model_validate(message["envelope"])
         event = Event.model_validate(message["record"])
         known = self._report(event.event_id)
@@ -226,7 +232,8 @@ class CaseDesk:
                 reported_at=event.reported_at,
                 limit_hours=float(message["limit_hours"]),
             )
-            steps = auto_advance(self.flow, case, event.reported_at)
+            held = envelope.source in self.rules.verify_on_site
+            steps = [] if held else auto_advance(self.flow, case, event.reported_at)
             transitions = [opened, *(transition for _, transition in steps)]
             case = steps[-1][0] if steps else case
         event = event.model_copy(update={"case_id": case.case_id, "status": case.status})
@@ -288,7 +295,10 @@ class CaseDesk:
         update = update.model_copy(update={"actor_role": command.actor_role})
         body = canonical_message(envelope, update, message["fingerprint"], message["outcome"])
         await self.send(canonical_topic("event_update"), update.update_id.encode(), body)
-        await self._store(envelope, case, [transition])
+        # A case held for verification on site, once a person has filed it, is dispatched as any other.
+        steps = auto_advance(self.flow, case, command.at) if transition.from_status == INITIAL_STATUS else []
+        case = steps[-1][0] if steps else case
+        await self._store(envelope, case, [transition, *(step for _, step in steps)])
 
     async def tick(self, now: datetime) -> None:
         """Raise one alert per case the moment it passes its deadline unfinished."""

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from schemas.approvals import ApprovalCatalogue
+from schemas.approvals import ApprovalCatalogue, NotInCatalogue
+from schemas.enforcement import Bureau, CaseFileRefused
 from schemas.grid import Grid, to_wgs84
 from schemas.identity import InvalidCode
 from schemas.records import (
@@ -21,6 +22,7 @@ from schemas.records import (
     DERIVED_KINDS,
     Application,
     Canonical,
+    EnforcementCase,
     Event,
     PatrolPoint,
     Place,
@@ -132,7 +134,11 @@ def _place(record: Canonical, grid: Grid) -> Canonical | str:
 
 
 def normalise(
-    raw: bytes, rules: RoutingRules, grid: Grid | None = None, catalogue: ApprovalCatalogue | None = None
+    raw: bytes,
+    rules: RoutingRules,
+    grid: Grid | None = None,
+    catalogue: ApprovalCatalogue | None = None,
+    bureau: Bureau | None = None,
 ) -> Accepted | Rejected:
     """Decode, validate, classify and (given the town's grid and approval catalogue) place one raw message."""
     try:
@@ -142,7 +148,7 @@ def normalise(
         if any(item["type"] == "json_invalid" for item in exc.errors()):
             return rejection(raw, "decode", "bad_json", f"message is not valid JSON: {reason}")
         return rejection(raw, "decode", "bad_envelope", f"raw envelope does not match schema: {reason}")
-    return normalise_envelope(envelope, rules, grid, catalogue, raw)
+    return normalise_envelope(envelope, rules, grid, catalogue, raw, bureau)
 
 
 def normalise_envelope(
@@ -151,6 +157,7 @@ def normalise_envelope(
     grid: Grid | None = None,
     catalogue: ApprovalCatalogue | None = None,
     raw: bytes = b"",
+    bureau: Bureau | None = None,
 ) -> Accepted | Rejected:
     """Validate, classify and place a decoded envelope (a raw message's, or a row of a bulk batch)."""
     if envelope.entity in DERIVED_KINDS:
@@ -177,10 +184,15 @@ def normalise_envelope(
             update={"category": category.code, "category_name": category.name, "department": category.department}
         )
     if isinstance(record, Application) and catalogue is not None:
-        checked = catalogue.check(record)
-        if isinstance(checked, str):
-            return rejection(raw, "route", "unknown_item", checked, envelope)
-        record = checked
+        try:
+            record = catalogue.check(record)
+        except NotInCatalogue as exc:
+            return rejection(raw, "route", exc.reason_code, str(exc), envelope)
+    if isinstance(record, EnforcementCase) and bureau is not None:
+        try:
+            record = bureau.check(record)
+        except CaseFileRefused as exc:
+            return rejection(raw, "route", exc.reason_code, str(exc), envelope)
     if grid is not None:
         placed = _place(record, grid)
         if isinstance(placed, str):

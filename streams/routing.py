@@ -7,6 +7,8 @@ from pathlib import Path
 
 from foundation.errors import ConfigurationError
 from schemas.config_file import read_yaml
+from schemas.grid import SQUADS
+from schemas.topics import desk_unit
 
 
 class RoutingError(ConfigurationError):
@@ -30,6 +32,23 @@ class RoutingRules:
 
     departments: dict[str, str]
     categories: dict[str, Category]
+    dispatch_by_squad: frozenset[str] = frozenset()
+    """Departments whose work orders go to the squad desk of the case's area (一支队伍管执法, by area)."""
+    verify_on_site: frozenset[str] = frozenset()
+    """Sources whose fresh reports wait for a person to accept them (12345 complaints are verified on site)."""
+
+    def desk_of(self, department: str, squad: str | None) -> str:
+        """The desk unit a case of ``department`` in ``squad``'s area is dispatched to.
+
+        A case of a squad-dispatched department with no squad (a point outside every cell)
+        goes to the department's own desk, which oversees all its squads.
+        """
+        return desk_unit(department, squad if department in self.dispatch_by_squad else None)
+
+    def desk_units(self) -> tuple[str, ...]:
+        """Every desk a work order can go to: each department's own, and the squad desks of those by squad."""
+        by_squad = [name for name in self.departments if name in self.dispatch_by_squad]
+        return (*self.departments, *(desk_unit(name, squad) for name in by_squad for squad in SQUADS))
 
     def resolve(self, category: str) -> Category | None:
         """Find a category by its code or by its Chinese or English name."""
@@ -74,4 +93,31 @@ def load_rules(path: Path) -> RoutingRules:
         if item.code in categories:
             raise RoutingError(f"{path}: category code {item.code} appears twice")
         categories[item.code] = item
-    return RoutingRules(departments=departments, categories=categories)
+    return RoutingRules(
+        departments=departments,
+        categories=categories,
+        dispatch_by_squad=_by_squad(path, document, departments),
+        verify_on_site=_verified_sources(path, document),
+    )
+
+
+def _by_squad(path: Path, document: dict[str, object], departments: dict[str, str]) -> frozenset[str]:
+    """The optional ``dispatch_by_squad`` list; each entry must be a declared department."""
+    listed = document.get("dispatch_by_squad") or []
+    if not isinstance(listed, list):
+        raise RoutingError(f"{path}: 'dispatch_by_squad' must be a list of department keys, got {listed!r}")
+    unknown = [str(name) for name in listed if str(name) not in departments]
+    if unknown:
+        raise RoutingError(f"{path}: dispatch_by_squad names unknown department {', '.join(unknown)}")
+    return frozenset(str(name) for name in listed)
+
+
+def _verified_sources(path: Path, document: dict[str, object]) -> frozenset[str]:
+    """The sources of the optional ``sources`` section marked ``verify_on_site: true``."""
+    sources = document.get("sources") or {}
+    if not isinstance(sources, dict) or not all(isinstance(entry, dict) for entry in sources.values()):
+        raise RoutingError(f"{path}: 'sources' must map each source name to its settings ({{verify_on_site: true}})")
+    for name, entry in sources.items():
+        if set(entry) - {"verify_on_site"} or not isinstance(entry.get("verify_on_site", False), bool):
+            raise RoutingError(f"{path}: source {name} may only set verify_on_site (true or false), not {entry!r}")
+    return frozenset(str(name) for name, entry in sources.items() if entry.get("verify_on_site"))

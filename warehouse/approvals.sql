@@ -1,4 +1,4 @@
--- The one-window service centre: the catalogue of approval items and applications as facts.
+-- The one-window service centre: the catalogue of approval items, its windows, and applications as facts.
 -- Runs after schema.sql (its applications table) and is idempotent: tables are created if
 -- absent, views replaced.
 
@@ -11,6 +11,14 @@ CREATE TABLE IF NOT EXISTS approval_items (
     time_limit_days INTEGER NOT NULL CHECK (time_limit_days > 0)
 );
 
+-- The centre's service windows (the 'windows' of the same file), replaced with the catalogue:
+-- the department staffing each, the clerk on duty (masked for analysts), and the items it may
+-- take: all_items for every item (一窗受理), else the codes in items.
+CREATE TABLE IF NOT EXISTS service_windows (
+    window_no INTEGER NOT NULL, department VARCHAR NOT NULL, department_name VARCHAR,
+    clerk_id VARCHAR, clerk_name VARCHAR, all_items BOOLEAN NOT NULL, items VARCHAR[]
+);
+
 -- One row per application, as it stands, with its item and its deadline.
 --   due_at          submitted_at + the item's time limit (N calendar days = N x 24 h; the town's
 --                   time zone has no daylight saving, so this is exact and independent of the
@@ -21,6 +29,10 @@ CREATE TABLE IF NOT EXISTS approval_items (
 --   overdue         finished after due_at, or unfinished and past due_at now. The stream's alert
 --                   on alerts.applications fires for the unfinished ones only.
 --   applicant_kind  'organisation' when a unified social credit code is given, else 'person'.
+--   window_no, channel  the window that took it and how (window, or online: 外网受理、内网办理、
+--                   快递送达); NULL when the approval system did not say.
+--   window_department, window_department_name  the department staffing that window, as the
+--                   catalogue has it now (the clerk is not joined: the file knows today's only).
 -- applicant_id_number / applicant_uscc are the keys to link people and organisations.
 CREATE OR REPLACE VIEW application_facts AS
 WITH facts AS (
@@ -31,14 +43,17 @@ WITH facts AS (
         a.submitted_at + to_hours(24 * i.time_limit_days) AS due_at,
         a.status IN ('approved', 'refused', 'withdrawn') AS finished,
         CASE WHEN a.applicant_uscc IS NOT NULL THEN 'organisation' ELSE 'person' END AS applicant_kind,
-        a.applicant_id_number, a.applicant_uscc
+        a.applicant_id_number, a.applicant_uscc,
+        a.window_no, a.channel, w.department AS window_department, w.department_name AS window_department_name
     FROM applications AS a
     LEFT JOIN approval_items AS i ON i.code = a.item_code
+    LEFT JOIN service_windows AS w ON w.window_no = a.window_no
 )
 SELECT
     application_id, item_code, item_name, level, department, department_name, fully_online,
     time_limit_days, status, submitted_at, updated_at, due_at, finished,
     CASE WHEN finished THEN updated_at END AS finished_at,
     CASE WHEN finished THEN updated_at > due_at ELSE now() > due_at END AS overdue,
-    applicant_kind, applicant_id_number, applicant_uscc
+    applicant_kind, applicant_id_number, applicant_uscc,
+    window_no, channel, window_department, window_department_name
 FROM facts;

@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS cases (
     lat DOUBLE, lon DOUBLE,
     overdue_alerted BOOLEAN,
     source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
-    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
+    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ,
+    handled_by VARCHAR[]  -- who took action handle (巡办分离: none of them may verify the case)
 );
 -- The transition log: one row per state change, with who did it, when, and the deadline in force
 -- then (streams/case_state.py Transition.to_dict is one row). The KPIs count from here (§5: "KPIs

@@ -66,6 +66,11 @@ def _expectations() -> dict[str, list[Any]]:
             *present("case_id", "seq", "at", "actor"),
             gxe.ExpectColumnValuesToBeInSet(column="to_status", value_set=list(EVENT_STATUSES)),
         ],
+        "enforcement_case": [
+            *present("case_no", "power_code", "officer_id", "status", "filed_at"),
+            gxe.ExpectColumnValuesToMatchRegex(column="party_id_number", regex=r"^[0-9]{17}[0-9X]$"),
+            gxe.ExpectColumnValuesToMatchRegex(column="party_uscc", regex=USCC_PATTERN),
+        ],
         "application": [
             *present("application_id", "item_code", "submitted_at"),
             gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(APPLICATION_STATUSES)),

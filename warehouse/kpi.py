@@ -32,11 +32,17 @@ GROUP_COLUMNS: dict[str, str] = {
 }
 
 PatrolGrouping = Literal["squad"]
-ApprovalGrouping = Literal["department", "item"]
+ApprovalGrouping = Literal["department", "item", "window"]
 APPROVAL_GROUPINGS: tuple[str, ...] = get_args(ApprovalGrouping)
 
-# The CLI's word for an approvals grouping -> the application_facts column it groups by.
-APPROVAL_GROUP_COLUMNS: dict[str, str] = {"department": "department", "item": "item_code"}
+# The CLI's word for an approvals grouping -> the application_facts columns it groups by. A window
+# shows the department staffing it; applications with no window number are told apart by channel
+# (online, at a window that was not recorded, or not said).
+APPROVAL_GROUP_COLUMNS: dict[str, tuple[str, ...]] = {
+    "department": ("department",),
+    "item": ("item_code",),
+    "window": ("window_no", "window_department", "channel"),
+}
 
 TREND_MAX_DAYS = 366
 """The longest trend: a year of days, leap day included, so one query stays small for the screen."""
@@ -215,9 +221,10 @@ FINISHED_DAY = "CAST(timezone('Asia/Shanghai', finished_at) AS DATE)"
 
 
 def approvals_kpi_sql(day: date | None = None, month: date | None = None, by: ApprovalGrouping | None = None) -> str:
-    """The service centre's KPIs over ``application_facts``, optionally per department or item.
+    """The service centre's KPIs over ``application_facts``, optionally per department, item or window.
 
-    Columns: the group column if any (``department``, or ``item_code`` for ``by="item"``), then
+    Columns: the group columns if any (``department``; ``item_code`` for ``by="item"``;
+    ``window_no``, ``window_department`` and ``channel`` for ``by="window"``), then
 
     - received: applications submitted in the period (the Asia/Shanghai day of ``submitted_at``),
       all applications when there is no period;
@@ -231,19 +238,24 @@ def approvals_kpi_sql(day: date | None = None, month: date | None = None, by: Ap
       as for cases);
     - on_time_rate: finished_on_time / finished, 4 places, NULL when nothing finished;
     - fully_online_share: the share of ``received`` whose item is fully online (不见面审批), 4
-      places, NULL when nothing was received.
+      places, NULL when nothing was received;
+    - overdue: of ``received``, those overdue as ``application_facts`` says (finished after
+      ``due_at``, or unfinished and past it now);
+    - online_share: the share of ``received`` taken online (channel ``online``: 外网受理、内网办理、
+      快递送达), 4 places, NULL when nothing was received. It differs from fully_online_share by
+      the applicants of fully online items who still came to a window.
 
     Received and finished count different applications on purpose: an application received in
     November and finished in December counts in November's received and December's finished, so
     each counts once in each column over any run of periods. Without a grouping the query always
     returns one row; with one, a group appears when it has something in any column, departments
-    and items without one (not in the catalogue) last. ``day`` and ``month`` together raise
-    ValueError.
+    and items without one (not in the catalogue), applications without a window number, last.
+    ``day`` and ``month`` together raise ValueError.
     """
     if by is None:
-        column = None
+        columns: tuple[str, ...] = ()
     elif by in APPROVAL_GROUP_COLUMNS:
-        column = APPROVAL_GROUP_COLUMNS[by]
+        columns = APPROVAL_GROUP_COLUMNS[by]
     else:
         raise ValueError(f"unknown grouping {by!r}; expected one of {', '.join(APPROVAL_GROUPINGS)}")
     received = _period_condition(SUBMITTED_DAY, day, month)
@@ -256,6 +268,8 @@ def approvals_kpi_sql(day: date | None = None, month: date | None = None, by: Ap
         f"finished AND coalesce({finished or 'true'}, false) AND coalesce(finished_at <= due_at, false) "
         "AS is_finished_on_time",
         "coalesce(fully_online, false) AS is_fully_online",
+        "coalesce(overdue, false) AS is_overdue",
+        "coalesce(channel = 'online', false) AS is_online",
     ]
     measures = [
         "count(*) FILTER (WHERE is_received) AS received",
@@ -267,13 +281,70 @@ def approvals_kpi_sql(day: date | None = None, month: date | None = None, by: Ap
         "/ nullif(count(*) FILTER (WHERE is_finished), 0), 4) AS on_time_rate",
         "round(CAST(count(*) FILTER (WHERE is_received AND is_fully_online) AS DOUBLE) "
         "/ nullif(count(*) FILTER (WHERE is_received), 0), 4) AS fully_online_share",
+        "count(*) FILTER (WHERE is_received AND is_overdue) AS overdue",
+        "round(CAST(count(*) FILTER (WHERE is_received AND is_online) AS DOUBLE) "
+        "/ nullif(count(*) FILTER (WHERE is_received), 0), 4) AS online_share",
     ]
-    facts = "SELECT " + ", ".join(([column] if column else []) + flags) + " FROM application_facts"
-    sql = f"WITH facts AS ({facts}) SELECT " + ", ".join(([column] if column else []) + measures) + " FROM facts"
-    if column:
+    facts = "SELECT " + ", ".join([*columns, *flags]) + " FROM application_facts"
+    sql = f"WITH facts AS ({facts}) SELECT " + ", ".join([*columns, *measures]) + " FROM facts"
+    if columns:
         sql += (
-            f" GROUP BY {column}"
+            f" GROUP BY {', '.join(columns)}"
             " HAVING count(*) FILTER (WHERE is_received OR is_in_progress OR is_finished) > 0"
-            f" ORDER BY {column} NULLS LAST"
+            f" ORDER BY {', '.join(f'{column} NULLS LAST' for column in columns)}"
         )
+    return sql
+
+
+EnforcementGrouping = Literal["squad", "officer", "power"]
+ENFORCEMENT_GROUPINGS: tuple[str, ...] = get_args(EnforcementGrouping)
+ENFORCEMENT_GROUP_COLUMNS: dict[str, tuple[str, ...]] = {
+    "squad": ("squad", "squad_name"),
+    "officer": ("officer_id", "squad"),
+    "power": ("power_code", "power_name"),
+}
+FILED_DAY = "CAST(timezone('Asia/Shanghai', filed_at) AS DATE)"
+
+
+def enforcement_kpi_sql(
+    day: date | None = None, month: date | None = None, by: EnforcementGrouping | None = None
+) -> str:
+    """The enforcement bureau's KPIs over ``enforcement_case_facts``, optionally per squad, officer or power.
+
+    Columns: the group columns if any, then
+
+    - cases: cases filed (立案) in the period (the Asia/Shanghai day of ``filed_at``), all without one;
+    - decided: of those, decided, or closed without a decision (撤案), so their clock has stopped;
+    - on_time: of the decided, by the power's time limit from filing (``enforcement_case_facts.on_time``);
+    - on_time_rate: on_time / decided, 4 places, NULL when none was decided;
+    - overdue_open: of the cases, undecided and past their limit now;
+    - closed: of the cases, closed (结案);
+    - median_hours_to_decision: filing to decision, over the decided cases with a decision;
+    - powers_used: distinct powers the cases used;
+    - from_grid_cases: cases started by a grid case (linked by ``grid_case_id``).
+    """
+    if by is None:
+        columns: tuple[str, ...] = ()
+    elif by in ENFORCEMENT_GROUP_COLUMNS:
+        columns = ENFORCEMENT_GROUP_COLUMNS[by]
+    else:
+        raise ValueError(f"unknown grouping {by!r}; expected one of {', '.join(ENFORCEMENT_GROUPINGS)}")
+    filed = _period_condition(FILED_DAY, day, month)
+    measures = [
+        "count(*) AS cases",
+        "count(*) FILTER (WHERE on_time IS NOT NULL) AS decided",
+        "count(*) FILTER (WHERE on_time) AS on_time",
+        "round(CAST(count(*) FILTER (WHERE on_time) AS DOUBLE) "
+        "/ nullif(count(*) FILTER (WHERE on_time IS NOT NULL), 0), 4) AS on_time_rate",
+        "count(*) FILTER (WHERE on_time IS NULL AND now() > due_at) AS overdue_open",
+        "count(*) FILTER (WHERE status = 'closing') AS closed",
+        "round(quantile_cont(hours_to_decision, 0.5), 2) AS median_hours_to_decision",
+        "count(DISTINCT power_code) AS powers_used",
+        "count(grid_case_id) AS from_grid_cases",
+    ]
+    sql = "SELECT " + ", ".join([*columns, *measures]) + " FROM enforcement_case_facts"
+    if filed is not None:
+        sql += f" WHERE {filed}"
+    if columns:
+        sql += f" GROUP BY {', '.join(columns)} ORDER BY {', '.join(f'{column} NULLS LAST' for column in columns)}"
     return sql

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS applications (
     applicant_id_number VARCHAR, applicant_uscc VARCHAR, status VARCHAR NOT NULL,
     submitted_at TIMESTAMPTZ, updated_at TIMESTAMPTZ,
     source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
-    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
+    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ,
+    window_no INTEGER, channel VARCHAR
 );
 CREATE TABLE IF NOT EXISTS patrol_tracks (
     worker_id VARCHAR, recorded_at TIMESTAMPTZ, lat DOUBLE, lon DOUBLE, grid_code VARCHAR,

@@ -28,7 +28,8 @@ from warehouse.resolution_rules import ENTITIES
 from warehouse.upsert import insert_new_rows, transaction, upsert_rows
 
 SCHEMA_FILES = tuple(
-    Path(__file__).with_name(name) for name in ("schema.sql", "cases.sql", "entities.sql", "approvals.sql")
+    Path(__file__).with_name(name)
+    for name in ("schema.sql", "cases.sql", "entities.sql", "approvals.sql", "enforcement.sql")
 )
 
 ENTITY_TABLES: dict[str, tuple[str, str]] = {
@@ -42,6 +43,7 @@ ENTITY_TABLES: dict[str, tuple[str, str]] = {
     "track_point": ("patrol_tracks", "worker_id, recorded_at"),
     "case": ("cases", "case_id"),
     "case_transition": ("case_transitions", "case_id, seq"),
+    "enforcement_case": ("enforcement_cases", "case_no"),
 }
 """Where each kind's rows land; base data lands as source copies, which the resolver merges."""
 
@@ -118,7 +120,7 @@ class Batch:
                 entry.update(outcome="rejected", reason_code="contract_violation")
 
 
-WAREHOUSE_VERSION = 5
+WAREHOUSE_VERSION = 6
 """Shape of the tables; bumped whenever a table changes (2: base data as source copies plus golden records;
 3: no primary-key indexes, keys kept unique by the writer; 4: rejects keep the topic, partition and offset
 of the refused message, the error, and the hash and size of their payload; 5: an update keeps the department
@@ -132,6 +134,9 @@ UPGRADES: dict[int, str] = {
     "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS payload_sha256 VARCHAR;"
     "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS payload_bytes BIGINT;",
     4: "ALTER TABLE event_updates ADD COLUMN IF NOT EXISTS department VARCHAR;",
+    5: "ALTER TABLE applications ADD COLUMN IF NOT EXISTS window_no INTEGER;"
+    "ALTER TABLE applications ADD COLUMN IF NOT EXISTS channel VARCHAR;"
+    "ALTER TABLE cases ADD COLUMN IF NOT EXISTS handled_by VARCHAR[];",
 }
 """The step that brings a file of each older version to the next one in place. Only changes that keep
 every stored row as it was (columns added) have one; a file of a version without one is refused."""

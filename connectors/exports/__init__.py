@@ -1,11 +1,13 @@
 """Department exports: register tables delivered as files (CSV, JSON Lines, XLSX, Parquet) or pulled over REST.
 
-Rows stream from the reader into Arrow batches of a few thousand (the bulk
-lane, :mod:`.batching`), so an export of millions of rows needs no more memory
+Rows of base data stream from the reader into Arrow batches of a few thousand (the
+bulk lane, :mod:`.batching`), so an export of millions of rows needs no more memory
 than a few batches; a CSV pyarrow parses cleanly is read and mapped column-wise
-(:mod:`.columnar`). Headers are mapped to canonical field names by
-configuration (:mod:`.columns`); input that lacks a required column is refused
-before a single row is published.
+(:mod:`.columnar`). Incidents from department platforms (environment alarms, police
+incidents, hotline complaints: ``event`` rows) travel one by one on the per-record
+lane instead, as a grid worker's report does, because each becomes a case. Headers are
+mapped to canonical field names by configuration (:mod:`.columns`); input that lacks a
+required column is refused before a single row is published.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from connectors.publisher import RawPublisher, content_hash, make_envelope
 from schemas.records import RawEnvelope
 from schemas.rejects import Reject
 from schemas.topics import RAW_EXPORTS
+from streams.bulk import BULK_KINDS
 
 __all__ = [
     "BadLine",
@@ -162,13 +165,15 @@ class ExportPublisher:
     def publish(self, rows: RowSource, run_id: str, progress: Callable[[int], None] | None = None) -> IngestReport:
         """Publish every row, wait for Kafka to acknowledge them all, and report the counts.
 
-        Rows travel in Arrow batches on the bulk lane; a row with nested values (JSON Lines)
-        keeps the per-record lane, whose envelopes carry any JSON.
+        Base data travels in Arrow batches on the bulk lane; a row with nested values (JSON Lines)
+        and every row of a kind the bulk lane does not take (events, which the case agent files
+        one by one) keep the per-record lane, whose envelopes carry any JSON.
         """
         report = IngestReport(run_id=run_id)
         batches = PartitionedBatches(self.publisher, self.source, rows.entity, run_id)
         sent: list[FutureRecordMetadata] = []
-        blocks = rows.blocks()
+        bulk = rows.entity in BULK_KINDS
+        blocks = rows.blocks() if bulk else None
         if blocks is not None:
             for raw in blocks:
                 batches.add_block(column_block(raw, rows, report.records + 1))
@@ -182,7 +187,7 @@ class ExportPublisher:
                     report.unreadable += 1
                 else:
                     source_record_id, payload = item
-                    if batchable(payload):
+                    if bulk and batchable(payload):
                         batches.add(source_record_id, payload)
                     else:
                         envelope = make_envelope(self.source, source_record_id, rows.entity, payload, run_id)

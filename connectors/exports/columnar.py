@@ -15,7 +15,7 @@ import json
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.exports.columns import ColumnMap
+from connectors.exports.columns import ColumnMap, squash
 
 _ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
 _OTHER_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
@@ -28,14 +28,24 @@ def _blank(column: pa.ChunkedArray) -> pa.ChunkedArray:
 def mapped(block: pa.Table, columns: ColumnMap) -> pa.Table:
     """Headers renamed to field names, as :meth:`ColumnMap.apply` does for one row.
 
-    Two headers naming one field: the later one's cell wins unless it is blank. A field
-    with a department default takes it where the export leaves the cell blank.
+    Two headers naming one field: the later one's cell wins unless it is blank. A templated
+    field is its template joined row-wise, blank cells as nothing. A field with a department
+    default takes it where the export leaves the cell blank.
     """
     fields: dict[str, pa.ChunkedArray] = {}
     for header in block.column_names:
         name, cells = columns.field(header), block.column(header)
         earlier = fields.get(name)
         fields[name] = cells if earlier is None else pc.if_else(_blank(cells), earlier, cells)
+    by_header = {squash(header): block.column(header) for header in block.column_names}
+    for name, template in columns.templates.items():
+        parts: list[pa.ChunkedArray | str] = []
+        for literal, header in template.pieces:
+            parts.append(literal)
+            if header is not None:
+                cells = by_header[squash(header)]
+                parts.append(pc.if_else(_blank(cells), "", cells))
+        fields[name] = pc.binary_join_element_wise(*parts, "")
     for name, value in columns.defaults.items():
         default = pa.scalar(value, pa.string())
         present = fields.get(name)

@@ -14,6 +14,12 @@ source only and may set default values its exports never carry::
         sheet: 宗地信息        # optional: the worksheet of an .xlsx export
         record_id: 档案编号    # optional: row id for rows without the key (no resident ID)
 
+A field no single column holds (an alarm's description: which station, which
+pollutant, the value and the limit) is composed from several with a template
+of the department's headers, ``compose: {description: "{站点名称}{监测因子}超标"}``
+(:class:`Template`); a template's syntax is checked when the file is read, its
+headers against each export before a single row is published.
+
 Every cell also becomes text here (numbers without a spurious ``.0``, dates
 and datetimes in ISO form), whatever the format delivered: a CSV row, an Excel
 row and a Parquet row with the same content then become the same payload, and
@@ -24,6 +30,7 @@ for having been typed as numbers in a spreadsheet.
 from __future__ import annotations
 
 import math
+import string
 from datetime import date, datetime, time
 from decimal import Decimal
 from functools import cache
@@ -31,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
 from connectors.exports.errors import ExportRejected, MappingsError
 from connectors.exports.readers import blank
@@ -39,7 +46,10 @@ from foundation import packaged
 from schemas.config_file import read_yaml, validated
 from schemas.records import CANONICAL_MODELS
 
-ExportEntity = Literal["person", "organisation", "place", "object"]
+ExportEntity = Literal["person", "organisation", "place", "object", "event", "enforcement_case"]
+"""What the export doors carry: base data, incidents from department platforms (events), and the
+enforcement bureau's case files.
+A new kind needs its standard headers, key and required columns in export_headers.yaml."""
 EXPORT_ENTITIES: tuple[str, ...] = get_args(ExportEntity)
 
 
@@ -78,6 +88,46 @@ def _standard_headers() -> dict[str, Any]:
     return yaml.safe_load(packaged.EXPORT_HEADERS.read_text(encoding="utf-8"))
 
 
+class Template:
+    """A field's text composed from several of a department's columns: ``"{站点名称}{监测因子}超标"``.
+
+    Placeholders are the department's headers in braces (matched as headers are: ignoring case,
+    spaces and underscores); ``{{`` and ``}}`` are literal braces. A blank cell leaves its
+    placeholder empty. No format specs, conversions or positional ``{}``: a template is text
+    around cells, not a program, so what it does can be read off the mapping file.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pieces: list[tuple[str, str | None]] = []
+        try:
+            parsed = list(string.Formatter().parse(text))
+        except ValueError as exc:
+            raise ValueError(f"template {text!r} is malformed ({exc}); write literal braces as {{{{ and }}}}") from exc
+        for literal, header, spec, conversion in parsed:
+            if header is not None and (not header.strip() or spec or conversion):
+                raise ValueError(
+                    f"template {text!r}: {{{header}{'!' + conversion if conversion else ''}"
+                    f"{':' + spec if spec else ''}}} is not a column header; "
+                    "placeholders name a header, as in {站点名称}, with no format or conversion"
+                )
+            self.pieces.append((literal, header.strip() if header is not None else None))
+        if not self.headers:
+            raise ValueError(f"template {text!r} names no column; a fixed value belongs in defaults")
+
+    @property
+    def headers(self) -> list[str]:
+        """The headers the template reads, in order."""
+        return [header for _, header in self.pieces if header is not None]
+
+    def render(self, cells: dict[str, Any]) -> str:
+        """The text for one row; ``cells`` maps squashed headers to the row's cell texts."""
+        return "".join(
+            literal + ("" if header is None or blank(cells.get(squash(header))) else str(cells[squash(header)]))
+            for literal, header in self.pieces
+        )
+
+
 class DepartmentMapping(BaseModel):
     """How one department's export of one entity kind names its columns."""
 
@@ -92,6 +142,19 @@ class DepartmentMapping(BaseModel):
         description="The department's own row id column (档案编号...), identifying rows that lack the "
         "entity's key (a register without resident IDs) across deliveries.",
     )
+    compose: dict[str, str] = Field(
+        default_factory=dict,
+        description="Field -> template of the department's headers (see Template), for a field no single "
+        "column holds; it wins over a column mapped to the same field.",
+    )
+
+    @field_validator("compose")
+    @classmethod
+    def _templates_parse(cls, compose: dict[str, str]) -> dict[str, str]:
+        """A template that cannot be read would garble every row; refuse it when the file is read."""
+        for text in compose.values():
+            Template(text)
+        return compose
 
 
 class ExportMappings(RootModel[dict[str, dict[ExportEntity, DepartmentMapping]]]):
@@ -105,7 +168,7 @@ class ExportMappings(RootModel[dict[str, dict[ExportEntity, DepartmentMapping]]]
         for source, entities in self.root.items():
             for entity, mapping in entities.items():
                 known = set(CANONICAL_MODELS[entity].model_fields)
-                unknown = sorted({*mapping.columns.values(), *mapping.defaults} - known)
+                unknown = sorted({*mapping.columns.values(), *mapping.defaults, *mapping.compose} - known)
                 if unknown:
                     raise ValueError(
                         f"{source}.{entity} names unknown field(s) {', '.join(unknown)}; "
@@ -143,6 +206,7 @@ class ColumnMap:
         self.defaults = {field: cell_value(value) for field, value in self.department.defaults.items()}
         self.sheet = self.department.sheet
         self.record_id = self.department.record_id
+        self.templates = {field: Template(text) for field, text in self.department.compose.items()}
         self._resolved: dict[str, str] = {}
 
     def field(self, header: str) -> str:
@@ -154,7 +218,7 @@ class ColumnMap:
 
     def require(self, headers: list[str], what: str) -> None:
         """Refuse input that lacks a required column before a single record of it is published."""
-        present = {self.field(header) for header in headers} | set(self.defaults)
+        present = {self.field(header) for header in headers} | set(self.defaults) | set(self.templates)
         missing = [field for field in self.required if field not in present]
         if missing:
             wanted = "; ".join(f"{field} ({' / '.join(self._headers.get(field, [field]))})" for field in missing)
@@ -162,19 +226,32 @@ class ColumnMap:
                 f"{what} lacks required column(s) for {self.entity}: {wanted}. Found columns: {', '.join(headers)}",
                 "missing_columns",
             )
+        found = {squash(header) for header in headers}
+        for field, template in self.templates.items():
+            absent = [header for header in template.headers if squash(header) not in found]
+            if absent:
+                raise ExportRejected(
+                    f"{what} lacks column(s) {', '.join(absent)} that the mapping composes {field} from "
+                    f"({template.text!r}); fix the export or the template. Found columns: {', '.join(headers)}",
+                    "missing_columns",
+                )
 
     def apply(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Rename one row's keys to field names and its values to text; fill the department's defaults.
+        """Rename one row's keys to field names and its values to text; compose templated fields; fill defaults.
 
         When two columns name one field (住址 and 地址, say), an empty cell does not hide a filled one.
         """
         payload: dict[str, Any] = {}
+        cells: dict[str, Any] = {}
         for header, value in row.items():
             if header is None:
                 continue
             name, text = self.field(str(header)), cell_value(value)
+            cells[squash(str(header))] = text
             if name not in payload or not blank(text):
                 payload[name] = text
+        for name, template in self.templates.items():
+            payload[name] = template.render(cells)
         for name, value in self.defaults.items():
             if blank(payload.get(name)):
                 payload[name] = value

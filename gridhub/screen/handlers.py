@@ -25,12 +25,7 @@ from foundation.errors import InputRejected
 from foundation.settings import Settings
 from gridhub.screen.feed import LiveFeed
 from gridhub.screen.queries import (
-    CASE_ID,
     NEWEST_TRACK_SQL,
-    case_involved_sql,
-    case_reports_sql,
-    case_sql,
-    case_transitions_sql,
     cell_cases_sql,
     cell_counts_sql,
     open_cases_sql,
@@ -38,6 +33,14 @@ from gridhub.screen.queries import (
 )
 from schemas import TOWN_TIMEZONE
 from schemas.grid import Grid
+from warehouse.case_story import (
+    CASE_ID,
+    case_enforcement_sql,
+    case_involved_sql,
+    case_reports_sql,
+    case_sql,
+    case_transitions_sql,
+)
 from warehouse.kpi import GROUPINGS, approvals_kpi_sql, kpi_sql, kpi_trend_sql, parse_month, patrol_sql
 from warehouse.profile import entity_profile
 from warehouse.reader import query
@@ -164,15 +167,23 @@ class ScreenHandlers:
                     case_reports_sql(case_id),
                     case_transitions_sql(case_id),
                     case_involved_sql(case_id),
+                    case_enforcement_sql(case_id),
                 )
             )
         )
-        found, reports, transitions, involved = parts
+        found, reports, transitions, involved, enforcement = parts
         if not found["rows"]:
             return json_error(404, "unknown_case", f"the warehouse holds no case {case_id!r} (yet)")
         case = dict(zip(found["columns"], found["rows"][0], strict=True))
         return web.json_response(
-            {"case": case, "reports": reports, "transitions": transitions, "involved": involved}, dumps=_dumps
+            {
+                "case": case,
+                "reports": reports,
+                "transitions": transitions,
+                "involved": involved,
+                "enforcement": enforcement,
+            },
+            dumps=_dumps,
         )
 
     async def search(self, request: web.Request, _caller: Caller, as_viewer: Settings) -> web.Response:

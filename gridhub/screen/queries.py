@@ -2,12 +2,12 @@
 
 Each runs as the viewer (masked views for a masked role), so these builders only choose tables
 and filters. What they interpolate is a status from the case flow, a grid code the grid knows, or
-a case id that matched :data:`CASE_ID`, always through :func:`sql_literal`: never free text.
+always through :func:`sql_literal`: never free text. A case's own story is
+:mod:`warehouse.case_story`'s, shared with ``gridhub show event``.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
 from streams.case_flow import load_flow
@@ -18,8 +18,6 @@ OPEN_CASE_COLUMNS = (
     "case_id, category, category_name, department, squad, grid_code, community, status, "
     "reported_at, due_at, lat, lon, report_count, reporter_id"
 )
-CASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,95}")
-"""What a case id (its opening report's id) may look like; anything else is refused before SQL."""
 TRACK_WINDOW_MINUTES = 60
 """How far back "on patrol now" reaches, counted from the newest track point the hub holds."""
 
@@ -75,34 +73,4 @@ def cell_counts_sql(code: str) -> str:
     return (
         f"SELECT (SELECT count(*) FROM places WHERE grid_code = {cell}) AS places, "
         f"({linked}'person') AS people, ({linked}'organisation') AS organisations, ({linked}'object') AS objects"
-    )
-
-
-def case_sql(case_id: str) -> str:
-    """One case as it stands."""
-    return f"SELECT * FROM cases WHERE case_id = {sql_literal(case_id)}"
-
-
-def case_reports_sql(case_id: str) -> str:
-    """The reports filed into one case, first report first."""
-    return (
-        "SELECT event_id, category_name, description, reported_at, reporter_id, status, photo_refs, "
-        "subject_id_number, subject_uscc, object_id, place_id "
-        f"FROM events WHERE case_id = {sql_literal(case_id)} ORDER BY reported_at"
-    )
-
-
-def case_transitions_sql(case_id: str) -> str:
-    """Every step of one case, in order."""
-    return (
-        'SELECT seq, from_status, to_status, action, actor, actor_role, "at", due_at, note, photo_ref '
-        f"FROM case_transitions WHERE case_id = {sql_literal(case_id)} ORDER BY seq"
-    )
-
-
-def case_involved_sql(case_id: str) -> str:
-    """The people, organisations, objects and places the case's reports concern, as golden records."""
-    return (
-        "SELECT DISTINCT to_kind AS kind, to_key AS key, evidence FROM entity_links WHERE from_kind = 'event' "
-        f"AND from_key IN (SELECT event_id FROM events WHERE case_id = {sql_literal(case_id)}) ORDER BY kind, key"
     )

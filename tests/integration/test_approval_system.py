@@ -112,6 +112,32 @@ def test_catalogue_is_in_the_warehouse(hub: Hub) -> None:
         ["municipal", 76],
         ["provincial", 58],
     ]
+    assert hub.sql("SELECT count(*), min(window_no), max(window_no) FROM service_windows") == [[34, 1, 34]]
+
+
+def test_window_and_channel_land_with_the_application_and_an_unknown_window_is_rejected(hub: Hub) -> None:
+    at_window, online, stray = unique("A"), unique("A"), unique("A")
+    person = resident_id()
+    add_rows(
+        hub,
+        [
+            {**application(at_window, "submitted", person=person), "window_no": 5, "channel": "window"},
+            {**application(online, "submitted", person=person), "window_no": None, "channel": "online"},
+            {**application(stray, "submitted", person=person), "window_no": 35, "channel": "window"},
+        ],
+    )
+    both = f"SELECT count(*) FROM application_facts WHERE application_id IN ('{at_window}', '{online}')"
+    wait_until(lambda: hub.scalar(both) == 2, what="both applications as facts")
+    assert hub.sql(
+        "SELECT window_no, channel, window_department FROM application_facts "
+        f"WHERE application_id IN ('{at_window}', '{online}') ORDER BY application_id = '{online}'"
+    ) == [[5, "window", "tax"], [None, "online", None]]
+    reason = wait_until(
+        lambda: hub.sql(f"SELECT stage, reason_code, reason FROM rejects WHERE source_record_id = '{stray}'"),
+        what="the reject",
+    )
+    assert reason[0][:2] == ["route", "unknown_window"]
+    assert "window 35" in reason[0][2]
 
 
 def alerts_for(hub: Hub, *application_ids: str) -> list[str]:

@@ -40,10 +40,11 @@ PATHS = (  # source status codes, one change row each; lengths 1..5 average 3 ro
     ("0", "受理", "审查中", "审查中", "不予受理"),
 )
 STATUS_VALUES = {"0": "submitted", "受理": "accepted", "审查中": "in_review", "办结": "approved", "不予受理": "refused"}
+CHANNEL_VALUES = {"1": "window", "2": "online"}  # 受理方式: 1 窗口受理, 2 网上受理
 DDL = """
 CREATE TABLE {table} (
     xh BIGSERIAL PRIMARY KEY, bjbh TEXT NOT NULL, sxbm TEXT NOT NULL, sqrzjhm TEXT, tyshxydm TEXT,
-    bjzt TEXT NOT NULL, sqsj TIMESTAMP NOT NULL, gxsj TIMESTAMPTZ NOT NULL
+    bjzt TEXT NOT NULL, sqsj TIMESTAMP NOT NULL, gxsj TIMESTAMPTZ NOT NULL, ckh INTEGER, slfs TEXT
 )
 """
 
@@ -57,9 +58,17 @@ def mapping_file(folder: Path, table: str, **override: str) -> Path:
         "status": "bjzt",
         "submitted_at": "sqsj",
         "updated_at": "gxsj",
+        "window_no": "ckh",
+        "channel": "slfs",
         **override,
     }
-    document = {"table": table, "cursor_column": "xh", "columns": columns, "status_values": STATUS_VALUES}
+    document = {
+        "table": table,
+        "cursor_column": "xh",
+        "columns": columns,
+        "status_values": STATUS_VALUES,
+        "channel_values": CHANNEL_VALUES,
+    }
     path = folder / "mapping.yaml"
     path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")  # JSON is YAML
     return path
@@ -76,6 +85,8 @@ class Change:
     code: str
     submitted: datetime
     updated: datetime
+    window: int | None = None
+    """The window that took it; None when it came online."""
 
     def values(self) -> dict[str, object]:
         return {
@@ -86,6 +97,8 @@ class Change:
             "bjzt": self.code,
             "sqsj": self.submitted.replace(tzinfo=None),  # TIMESTAMP without zone: town time
             "gxsj": self.updated,
+            "ckh": self.window,
+            "slfs": "2" if self.window is None else "1",
         }
 
 
@@ -101,9 +114,10 @@ def plan(prefix: str) -> list[Change]:
         item, as_person = rng.choice(items), rng.random() < 0.7
         person, organisation = (rng.choice(people), None) if as_person else (None, rng.choice(companies))
         submitted = start + timedelta(seconds=number)
+        window = rng.randint(1, 34) if rng.random() < 0.8 else None
         for step, code in enumerate(PATHS[number % len(PATHS)]):
             updated = submitted + timedelta(minutes=step)
-            change = Change(f"{prefix}-{number:04d}", item, person, organisation, code, submitted, updated)
+            change = Change(f"{prefix}-{number:04d}", item, person, organisation, code, submitted, updated, window)
             timed.append((number // 40 + step * 6, number, change))
     timed.sort(key=lambda entry: entry[:2])
     return [change for _, _, change in timed]
@@ -265,19 +279,59 @@ def test_connector_killed_mid_run_on_postgres_delivers_every_change_exactly_once
     final = {row.application_id: row for row in rows}
     stored = hub.sql(
         "SELECT application_id, item_code, applicant_id_number, applicant_uscc, status, "
-        "epoch(submitted_at), epoch(updated_at) FROM applications "
+        "epoch(submitted_at), epoch(updated_at), window_no, channel FROM applications "
         f"WHERE application_id LIKE '{prefix}-%'"
     )
     assert len(stored) == APPLICATIONS
-    for application_id, item, person, organisation, status, submitted, updated in stored:
+    for application_id, item, person, organisation, status, submitted, updated, window, channel in stored:
         row = final[application_id]
-        assert (item, person, organisation, status) == (
+        assert (item, person, organisation, status, window, channel) == (
             row.item_code,
             row.person,
             row.organisation,
             STATUS_VALUES[row.code],
+            row.window,
+            "online" if row.window is None else "window",
         )
         assert (submitted, updated) == (row.submitted.timestamp(), row.updated.timestamp())
+
+
+def test_an_unknown_window_or_channel_code_on_postgres_is_rejected_with_its_reason(
+    hub: Hub, postgres_url: str, tmp_path: Path
+) -> None:
+    prefix = f"PW{uuid.uuid4().hex[:8]}"
+    table = f"sp_bj_{prefix.lower()}"
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(DDL.format(table=table))
+    now = datetime.now(TOWN_TIMEZONE).replace(microsecond=0)
+    good = Change(f"{prefix}-ok", "320411-XK-001", resident_id(), None, "0", now, now, window=9)
+    stray = Change(f"{prefix}-35", "320411-XK-001", resident_id(), None, "0", now, now, window=35)
+    kiosk = {**Change(f"{prefix}-kiosk", "320411-XK-001", resident_id(), None, "0", now, now).values(), "slfs": "3"}
+    with engine.begin() as connection:
+        target = sa.Table(table, sa.MetaData(), autoload_with=connection)
+        connection.execute(sa.insert(target), [good.values(), stray.values(), kiosk])
+    engine.dispose()
+    connector = ConnectorProcess(hub, tmp_path / "connector", postgres_url, mapping_file(tmp_path, table))
+    try:
+        connector.start()
+
+        def rejects() -> dict[str, str]:
+            rows = hub.sql(
+                f"SELECT source_record_id, reason_code FROM rejects WHERE source_record_id LIKE '{prefix}-%'"
+            )
+            return dict(rows) if len(rows) == 2 else {}
+
+        found = wait_until(lambda: connector.alive() and rejects(), what="both rejects")
+        wait_until(
+            lambda: hub.scalar(f"SELECT count(*) FROM applications WHERE application_id = '{good.application_id}'"),
+            what="the good one",
+        )
+    finally:
+        connector.stop()
+    assert found == {stray.application_id: "unknown_window", f"{prefix}-kiosk": "unmapped_channel"}
+    facts = "SELECT window_no, channel, window_department FROM application_facts WHERE application_id = "
+    assert hub.sql(f"{facts}'{good.application_id}'") == [[9, "window", "police"]]
 
 
 def test_a_mapping_naming_a_missing_column_stops_the_service_with_one_line(

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from connectors.approvals_mapping import (
     ApprovalsMapping,
     MappingError,
+    UnmappedChannel,
     UnmappedStatus,
     load_mapping,
 )
@@ -94,6 +95,21 @@ def test_an_unmapped_status_code_says_which_column_and_file_to_fix(tmp_path: Pat
     assert str(mapping.path) in str(caught.value)
 
 
+def test_window_and_channel_columns_are_mapped_and_channel_codes_translated(tmp_path: Path) -> None:
+    text = CUSTOM.replace("  updated_at: gxsj\n", "  updated_at: gxsj\n  window_no: ckh\n  channel: sllx\n")
+    mapping = load_mapping(write(tmp_path, f"{text}channel_values: {{1: window, 网办: online}}\n"))
+    row = {"bjbh": "BJ1", "sxbm": "X", "sqrzjhm": None, "tyshxydm": None, "bjzt": "0", "sqsj": "", "gxsj": ""}
+    at_window = mapping.payload({**row, "ckh": 12, "sllx": 1})
+    assert (at_window["window_no"], at_window["channel"]) == (12, "window")
+    online = mapping.payload({**row, "ckh": None, "sllx": "网办"})
+    assert (online["window_no"], online["channel"]) == (None, "online")
+    assert mapping.payload({**row, "ckh": None, "sllx": " "})["channel"] is None, "an empty cell says nothing"
+    assert mapping.channel("online") == "online", "canonical channels pass as they are"
+    with pytest.raises(UnmappedChannel, match="channel '自助机' in column sllx") as caught:
+        mapping.payload({**row, "ckh": None, "sllx": "自助机"})
+    assert caught.value.reason_code == "unmapped_channel"
+
+
 def test_a_column_the_table_lacks_is_one_error_naming_the_column_and_the_file(tmp_path: Path) -> None:
     mapping = load_mapping(write(tmp_path, CUSTOM.replace("sxbm", "sx_bm")))
     with pytest.raises(MappingError) as caught:
@@ -110,7 +126,8 @@ def test_a_column_the_table_lacks_is_one_error_naming_the_column_and_the_file(tm
         (CUSTOM.replace("  status: bjzt\n", ""), "lacks the source column of status"),
         (CUSTOM.replace("  applicant_id_number: sqrzjhm\n  applicant_uscc: tyshxydm\n", ""), "applicant"),
         (CUSTOM.replace("application_id: bjbh", "application_no: bjbh"), "unknown field"),
-        (CUSTOM.replace("办结: approved", "办结: done"), "not canonical statuses"),
+        (CUSTOM.replace("办结: approved", "办结: done"), "not canonical status values"),
+        (f"{CUSTOM}channel_values: {{网办: web}}\n", "channel_values maps to web, which are not canonical channel"),
         (CUSTOM.replace("cursor_column: xh", "cursor_column: ''"), "'cursor_column' must name"),
         ("table: [unclosed", "is not valid YAML"),
         ("just text", "must have 'table'"),

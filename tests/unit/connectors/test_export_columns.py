@@ -114,7 +114,10 @@ def test_the_packaged_example_is_the_default_and_valid() -> None:
     ("text", "problem"),
     [
         ("a:\n  place:\n    columns: {x: plce_id}\n", "a.place names unknown field(s) plce_id; place fields are"),
-        ("a:\n  people: {}\n", "Input should be 'person', 'organisation', 'place' or 'object'"),
+        (
+            "a:\n  people: {}\n",
+            "Input should be 'person', 'organisation', 'place', 'object', 'event' or 'enforcement_case'",
+        ),
         ("a:\n  place:\n    colums: {x: place_id}\n", "a.place.colums: Extra inputs are not permitted"),
         ("a: [unclosed\n", "is not valid YAML"),
     ],

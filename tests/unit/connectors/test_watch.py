@@ -144,7 +144,10 @@ def test_partial_names_and_lock_files_are_left_alone_until_renamed(watcher: Fold
     [
         ("loose.csv", "is not in a <source>/<entity>/ folder"),
         ("civil-affairs/loose.csv", "is not in a <source>/<entity>/ folder"),
-        ("civil-affairs/people/households.csv", "must be one of person, organisation, place, object, not 'people'"),
+        (
+            "civil-affairs/people/households.csv",
+            "must be one of person, organisation, place, object, event, enforcement_case, not 'people'",
+        ),
         ("civil-affairs/person/households.xml", "unsupported export format '.xml'"),
     ],
 )

@@ -811,11 +811,14 @@ def test_the_acl_table_grants_each_principal_only_its_own_topics(
         canonical_topic,
         dispatch_topic,
         sink_topics,
+        split_unit,
     )
+    from streams.routing import load_rules
 
     app_id = streams_app.conf.id
     internal = {*streams_app.tables.changelog_topics, f"{app_id}-__assignor-__leader"}
-    dispatch = {dispatch_topic(department) for department in departments}
+    units = load_rules(Settings().routing_rules).desk_units()
+    dispatch = {dispatch_topic(unit) for unit in units}
     future_dispatch = dispatch_topic("a-department-added-later")
     gridhub_topics = set(all_topics(Settings()))
     reads: dict[str, set[str]] = {
@@ -854,7 +857,8 @@ def test_the_acl_table_grants_each_principal_only_its_own_topics(
         "review": {MATCH_DECISIONS},
     }
     for department in departments:
-        reads[f"desk-{department}"] = {dispatch_topic(department)}
+        # A department's own system reads its topic and those of its squads (the enforcement bureau's).
+        reads[f"desk-{department}"] = {dispatch_topic(unit) for unit in units if split_unit(unit)[0] == department}
         writes[f"desk-{department}"] = set()
     assert principals_of(bindings) == set(reads), "acls.conf names other principals than gridhub's services and desks"
     assert SUPER_USER not in principals_of(bindings)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gridhub.screen.feed import OVERDUE_ALERTS, REPORTS, TRANSITIONS, feed_item
-from gridhub.screen.queries import CASE_ID
+from warehouse.case_story import CASE_ID
 
 REPORT = {
     "event_id": "R-2", "case_id": "R-2", "category": "0102", "category_name": "暴露垃圾", "department": "sanitation",

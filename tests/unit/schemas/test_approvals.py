@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from schemas.approvals import ApprovalCatalogue, CatalogueError, load_catalogue
+from schemas.approvals import ApprovalCatalogue, CatalogueError, NotInCatalogue, load_catalogue
 from schemas.records import Application
 from simulation.day import APPROVAL_ITEMS
 from warehouse.approvals import replace_approval_items
@@ -27,6 +27,17 @@ def test_catalogue_has_134_items_58_provincial_76_municipal_15_fully_online(cata
     assert len(items) == 134
     assert Counter(item.level for item in items) == {"provincial": 58, "municipal": 76}
     assert sum(item.fully_online for item in items) == 15
+
+
+def test_the_articles_fully_online_examples_and_the_tax_department_are_in_the_catalogue(
+    catalogue: ApprovalCatalogue,
+) -> None:
+    online = {item.name: item.department for item in catalogue.items.values() if item.fully_online}
+    assert online["企业代开增值税专用发票和普通发票"] == "tax"  # 企业代开专普票
+    assert online["生育服务卡领取(生育登记)"] == "health"  # 认领生育服务卡
+    assert {item.department_name for item in catalogue.items.values() if item.department == "tax"} == {
+        "国家税务总局常州市新北区税务局"
+    }
 
 
 def test_every_item_has_a_positive_time_limit_a_name_and_a_named_department(catalogue: ApprovalCatalogue) -> None:
@@ -98,9 +109,9 @@ def test_check_fills_the_item_name_from_the_catalogue_and_keeps_a_given_one(cata
 
 
 def test_check_explains_an_unknown_item(catalogue: ApprovalCatalogue) -> None:
-    reason = catalogue.check(application("320411-XK-999"))
-    assert isinstance(reason, str)
-    assert "'320411-XK-999' is not in the catalogue approval_items.yaml" in reason
+    with pytest.raises(NotInCatalogue, match=r"'320411-XK-999' is not in the catalogue approval_items\.yaml") as caught:
+        catalogue.check(application("320411-XK-999"))
+    assert caught.value.reason_code == "unknown_item"
 
 
 @pytest.fixture

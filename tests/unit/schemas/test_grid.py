@@ -69,7 +69,13 @@ def test_shipped_grid_round_trips_through_geojson(grid: Grid) -> None:
 def test_cell_counts_match_the_article(grid: Grid) -> None:
     assert len(_basic(grid)) == 128
     assert len(_dedicated(grid)) == 18
-    assert Counter(cell.dedicated_to for cell in _dedicated(grid)) == {"school": 8, "hospital": 4, "park": 6}
+    assert Counter(cell.dedicated_to for cell in _dedicated(grid)) == {
+        "school": 8,
+        "hospital": 4,
+        "park": 4,
+        "industrial_park": 1,
+        "agricultural_park": 1,
+    }
     assert all(cell.dedicated_to is None for cell in _basic(grid))
 
 

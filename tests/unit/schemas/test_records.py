@@ -369,5 +369,6 @@ def test_every_entity_kind_has_a_model_keyed_by_that_kind() -> None:
         "track_point",
         "case",
         "case_transition",
+        "enforcement_case",
     }
     assert all(model.kind == kind for kind, model in CANONICAL_MODELS.items())

@@ -22,6 +22,7 @@ import pytest
 from pydantic import ValidationError
 
 from foundation.packaged import CATEGORIES
+from schemas.approvals import load_catalogue
 from schemas.identity import InvalidCode, normalise_resident_id, normalise_uscc
 from schemas.records import Application, Event, EventUpdate, Organisation, Person
 from simulation.day import TownDay, simulate_day, write_exports
@@ -74,6 +75,7 @@ def recount(day: TownDay, rules: RoutingRules) -> dict[str, int]:
 
     valid_rows = 0
     application_ids: set[str] = set()
+    at_windows: set[str] = set()
     for row in day.applications:
         try:
             Application.model_validate(row)
@@ -81,6 +83,8 @@ def recount(day: TownDay, rules: RoutingRules) -> dict[str, int]:
             continue
         valid_rows += 1
         application_ids.add(row["application_id"])
+        if row["window_no"] is not None:
+            at_windows.add(row["application_id"])
 
     people_keys: list[str] = []
     for row in day.people:
@@ -104,6 +108,7 @@ def recount(day: TownDay, rules: RoutingRules) -> dict[str, int]:
         "updates": len(day.updates),
         "application_rows": len(day.applications),
         "applications": len(application_ids),
+        "applications_at_windows": len(at_windows),
         "application_rows_invalid": len(day.applications) - valid_rows,
         "people_rows": len(day.people),
         "people": len(set(people_keys)),
@@ -182,7 +187,7 @@ def test_needs_at_least_one_event() -> None:
 def test_expected_counts_match_an_independent_recount(events: int, seed: int, rules: RoutingRules) -> None:
     day = simulate_day(events, seed=seed)
     assert day.expected == recount(day, rules)
-    assert day.expected["events"] == events + len(day.corroborating)
+    assert day.expected["events"] == events + len(day.corroborating) + 1  # the article's example
     assert day.expected["people_rows"] == max(50, events)
     assert day.expected["organisation_rows"] == max(20, events // 5)
     assert day.expected["applications"] == max(1, events // 2)
@@ -217,7 +222,7 @@ def test_reports_are_well_formed(day: TownDay, rules: RoutingRules) -> None:
     end = datetime(2026, 11, 25, 18, tzinfo=CST)
     for body in day.reports:
         assert set(body) == REPORT_KEYS
-        assert re.fullmatch(r"R20261125-\d{6}(-2)?", body["report_id"])
+        assert re.fullmatch(r"R20261125-(\d{6}(-2)?|A00020)", body["report_id"])
         assert 31.95 <= body["lat"] <= 32.03
         assert 119.82 <= body["lon"] <= 119.92
         assert body["reported_at"].endswith("+08:00")
@@ -301,8 +306,9 @@ def test_a_routing_table_without_a_simulated_category_is_refused(rules: RoutingR
 # --- lifecycle updates ---------------------------------------------------------------------
 
 
-SENDER_ROLES = {"GW": "grid_worker", "de": "desk"}
-"""The role the gateway gives each simulated sender's token: a worker's phone, a desk (desk-...), else the centre."""
+SENDER_ROLES = {"GW": "grid_worker", "de": "desk", "ZF": "desk"}
+"""The role the gateway gives each simulated sender's token: a worker's phone, a desk (desk-..., or the squad desk
+of an enforcement officer ZF..), else the centre."""
 
 
 def test_updates_follow_the_case_flow(day: TownDay, rules: RoutingRules) -> None:
@@ -392,6 +398,23 @@ def test_application_rows_tell_each_application_in_order(day: TownDay) -> None:
     rows_per_application = Counter(row["application_id"] for row in day.applications)
     assert set(rows_per_application.values()) <= {1, 2, 3}
     assert len({row["item_code"] for row in day.applications}) >= 8
+
+
+def test_applications_come_online_or_to_a_window_mostly_of_their_items_department(day: TownDay) -> None:
+    catalogue = load_catalogue()
+    seats = {(row["application_id"], row["item_code"], row["window_no"], row["channel"]) for row in day.applications}
+    assert len(seats) == len({row["application_id"] for row in day.applications}), "all changes share the seat"
+    staffed_by_own = 0
+    for application_id, code, window_no, channel in seats:
+        item = catalogue.items[code]
+        assert (channel == "online") == (window_no is None)
+        if item.fully_online:
+            assert channel == "online", application_id
+        elif window_no is not None:
+            staffed_by_own += catalogue.windows[window_no].department == item.department
+    at_windows = sum(1 for _, _, window_no, _ in seats if window_no is not None)
+    assert at_windows > len(seats) / 2
+    assert staffed_by_own > at_windows / 2
 
 
 def test_invalid_applications_fail_on_the_check_character(day: TownDay) -> None:

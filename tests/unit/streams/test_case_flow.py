@@ -16,7 +16,7 @@ from tests.support.cases import FLOW, FLOW_FILE, at_status, command, flow_from, 
 # The packaged flow ---------------------------------------------------------------------------------------
 
 EXPECTED_EDGES = {
-    ("reported", "accepted"): ("accept", {"command_centre", "system"}, False),
+    ("reported", "accepted"): ("accept", {"command_centre", "system", "grid_worker"}, False),
     ("reported", "rejected"): ("reject", {"command_centre"}, False),
     ("accepted", "dispatched"): ("dispatch", {"command_centre", "system"}, False),
     ("dispatched", "in_handling"): ("start", {"desk"}, False),
@@ -103,6 +103,15 @@ def mutated(key: str, value: Any) -> dict[str, Any]:
     return document
 
 
+def no_handle_action() -> dict[str, Any]:
+    """The packaged flow with its handling edges renamed: verification would bar the actors of nothing."""
+    document = packaged()
+    for transition in document["transitions"]:
+        if transition["action"] == "handle":
+            transition["action"] = "finish"
+    return document
+
+
 def first_edge(**changes: Any) -> dict[str, Any]:
     document = packaged()
     document["transitions"][0] = {**document["transitions"][0], **changes}
@@ -127,6 +136,9 @@ BROKEN: dict[str, tuple[Any, str]] = {
     "edge without roles": (first_edge(roles=[]), "at least one role"),
     "edge without action": ({**packaged(), "transitions": [{"from": "reported", "to": "accepted"}]}, "lacks action"),
     "role listed twice": (mutated("roles", ["desk", "desk"]), "more than once"),
+    "not_by names an action a case does not remember": (first_edge(not_by=["verify"]), "not_by must list actions"),
+    "not_by not a list": (first_edge(not_by="handle"), "not_by must list actions"),
+    "not_by an action no edge takes": (no_handle_action(), "no transition has action handle"),
 }
 
 
@@ -153,6 +165,13 @@ def test_a_town_can_change_the_flow_as_data(tmp_path: Path) -> None:
             transition.update(roles=["grid_worker", "desk"], photo=False)
     flow = flow_from(document, tmp_path)
     case = at_status("handled")
-    moved, _ = apply(flow, case, command(case, "verified", "desk"))
+    moved, _ = apply(flow, case, command(case, "verified", "desk", actor="desk-2"))  # not desk-1, who handled it
     assert moved.status == "verified"
     assert refusal(case, command(case, "verified", "desk")).code == "role_not_allowed"  # the packaged flow still
+
+
+def test_the_packaged_flow_keeps_the_hands_that_handled_a_case_from_verifying_it() -> None:
+    """巡办分离 is data on the verify edge, and only there."""
+    flow = load_flow()
+    barred = {(edge.source, edge.target): edge.not_by for edge in flow.edges.values() if edge.not_by}
+    assert barred == {("handled", "verified"): frozenset({"handle"})}

@@ -208,6 +208,37 @@ def test_only_a_grid_worker_verifies(role: str) -> None:
     )
 
 
+def test_who_handled_a_case_may_not_verify_it_but_another_grid_worker_may() -> None:
+    """巡办分离: an officer who handled a case, out on patrol with his phone, cannot verify it himself."""
+    case, _ = walk(fresh(), *TO_HANDLED[:3])
+    case, _ = apply(FLOW, case, command(case, "handled", "desk", photo=PHOTO, actor="ZF01"))
+    assert case.handled_by == ("ZF01",)
+    refused = refusal(case, command(case, "verified", "grid_worker", photo=PHOTO, actor="ZF01"))
+    assert refused.code == "same_hands"
+    assert "ZF01 handled it" in str(refused) and "巡办分离" in str(refused) and "another grid_worker" in str(refused)
+    verified, transition = apply(FLOW, case, command(case, "verified", "grid_worker", photo=PHOTO, actor="GW001"))
+    assert (verified.status, transition.actor) == ("verified", "GW001")
+
+
+def test_everyone_who_handled_a_reworked_case_is_barred_from_verifying_it() -> None:
+    case, _ = walk(fresh(), *TO_HANDLED[:3])
+    case, _ = apply(FLOW, case, command(case, "handled", "desk", photo=PHOTO, actor="ZF01"))
+    case, _ = apply(FLOW, case, command(case, "returned", "grid_worker", actor="GW001"))
+    case, _ = apply(FLOW, case, command(case, "in_handling", "desk", actor="ZF02"))
+    case, _ = apply(FLOW, case, command(case, "handled", "desk", photo=PHOTO, actor="ZF02"))
+    assert case.handled_by == ("ZF01", "ZF02")
+    for officer in ("ZF01", "ZF02"):
+        assert refusal(case, command(case, "verified", "grid_worker", photo=PHOTO, actor=officer)).code == "same_hands"
+
+
+def test_a_case_stored_before_handlers_were_kept_may_be_verified_by_anyone() -> None:
+    """An old entry knows no handler: nobody can be barred on evidence the case never kept."""
+    case = replace(at_status("handled"), handled_by=())
+    assert apply(FLOW, case, command(case, "verified", "grid_worker", photo=PHOTO, actor="desk-1"))[0].status == (
+        "verified"
+    )
+
+
 def test_role_refusal_lists_every_allowed_role() -> None:
     case = at_status("handled")
     error = refusal(case, command(case, "returned", "desk", actor="d-1"))
@@ -353,6 +384,9 @@ ORACLE = {
     (t["from"], t["to"]): (set(t["roles"]), bool(t.get("photo", False)), bool(t.get("deadline", False)))
     for t in RAW["transitions"]
 }
+# 巡办分离 straight from the YAML: (from, to) -> actions whose actors may not take the edge, and each edge's action.
+NOT_BY = {(t["from"], t["to"]): set(t.get("not_by", [])) for t in RAW["transitions"]}
+ACTIONS = {(t["from"], t["to"]): t["action"] for t in RAW["transitions"]}
 TERMINAL = set(RAW["terminal"])
 TARGETS = [*EVENT_STATUSES, "done"]
 
@@ -384,6 +418,7 @@ def run(commands: list[Step], *, backwards: int = 0) -> None:
     case = fresh()
     at = T0
     reworks = returns = 0
+    handlers: list[str] = []
     for mode, random_target, random_role, photo, minutes in commands:
         options = sorted(target for source, target in ORACLE if source == case.status)
         target, role = random_target, random_role
@@ -394,10 +429,12 @@ def run(commands: list[Step], *, backwards: int = 0) -> None:
                 role = allowed[minutes % len(allowed)]
         at = at + timedelta(minutes=minutes - backwards)
         # "photo" also decides whether the command brings a later deadline (what an extension needs)
+        # Desks act as "a"; anyone else as "b" or "a", so someone sometimes verifies what they handled.
+        actor = "a" if role == "desk" else "ba"[minutes // 7 % 2]
         cmd = Command(
             case_id=case.case_id,
             status=target,
-            actor="a",
+            actor=actor,
             actor_role=role,  # type: ignore[arg-type]
             at=at,
             photo_ref=PHOTO if photo else None,
@@ -410,6 +447,7 @@ def run(commands: list[Step], *, backwards: int = 0) -> None:
             and role in ORACLE[(case.status, target)][0]
             and (photo or not ORACLE[(case.status, target)][1])
             and (photo or not ORACLE[(case.status, target)][2])
+            and not ("handle" in NOT_BY[(case.status, target)] and actor in handlers)
         )
         before = case
         try:
@@ -429,7 +467,10 @@ def run(commands: list[Step], *, backwards: int = 0) -> None:
         assert transition.at == case.updated_at >= before.updated_at
         reworks += transition.action == "rework"
         returns += transition.action == "decline"
+        if ACTIONS[(before.status, target)] == "handle" and actor not in handlers:
+            handlers.append(actor)
         assert (case.rework_count, case.return_count) == (reworks, returns)
+        assert case.handled_by == tuple(handlers)
         assert (case.closed_at is not None) == (case.status == "closed")
         assert Case.from_dict(json.loads(json.dumps(case.to_dict()))) == case
         REACHED.add(case.status)

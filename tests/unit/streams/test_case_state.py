@@ -117,14 +117,17 @@ def test_a_table_entry_written_by_an_earlier_worker_still_loads_and_is_written_b
         overdue_alerted=False,
     )
     stored = {key: value for key, value in OPEN_ENTRY.items() if key != "opening_report"}
-    assert json.dumps(case.to_dict()) == json.dumps(stored), "same keys, in the same order, in the same formats"
+    # Fields added since come last, at the value an old entry means (an earlier worker ignores them).
+    assert json.dumps(case.to_dict()) == json.dumps({**stored, "handled_by": []}), (
+        "same keys, in the same order, in the same formats"
+    )
 
 
 def test_a_closed_case_entry_keeps_its_closing_time_and_counters() -> None:
     case = Case.from_dict(CLOSED_ENTRY)
     assert case.closed_at == case.updated_at == REPORTED + timedelta(hours=3, minutes=30)
     assert (case.report_ids, case.seq, case.rework_count) == (("R1", "R2"), 10, 1)
-    assert json.dumps(case.to_dict()) == json.dumps(CLOSED_ENTRY)
+    assert json.dumps(case.to_dict()) == json.dumps({**CLOSED_ENTRY, "handled_by": []})
 
 
 def test_a_transition_keeps_the_message_format_earlier_workers_published() -> None:
@@ -191,6 +194,7 @@ def test_case_to_record_and_back_takes_the_report_time_as_the_last_change(status
         lat=case.lat,
         lon=case.lon,
         overdue_alerted=case.overdue_alerted,
+        handled_by=list(case.handled_by),
     )
     as_copied = replace(case, updated_at=case.reported_at)
     assert Case.from_dict(record.model_dump(mode="json")) == as_copied
@@ -201,3 +205,25 @@ def test_case_to_record_and_back_takes_the_report_time_as_the_last_change(status
 def test_a_record_without_names_maps_to_none() -> None:
     record = fresh().to_record(None, None)
     assert (record.category_name, record.community, record.report_ids) == (None, None, ["R-C-1"])
+
+
+def test_a_case_remembers_who_handled_it_through_its_table_entry_and_record() -> None:
+    """巡办分离 needs the handlers wherever a case is rebuilt: the agent's table and the gateway's copy."""
+    case = at_status("handled")
+    assert case.handled_by == ("desk-1",)
+    assert Case.from_dict(json.loads(json.dumps(case.to_dict()))).handled_by == ("desk-1",)
+    rebuilt = Case.from_dict(case.to_record(None, None).model_dump())
+    assert rebuilt.handled_by == ("desk-1",)
+
+
+def test_a_case_record_published_before_handlers_were_kept_still_loads() -> None:
+    """A record on canonical.case (or in the warehouse) without handled_by is a case nobody is known to have handled."""
+    record = CaseRecord.model_validate({**CLOSED_ENTRY, "report_count": 2})
+    assert record.handled_by == []
+    assert Case.from_dict(record.model_dump()).handled_by == ()
+
+
+def test_a_field_without_a_default_is_still_required() -> None:
+    entry = {key: value for key, value in CLOSED_ENTRY.items() if key != "seq"}
+    with pytest.raises(ValueError, match="lacks field 'seq'"):
+        Case.from_dict(entry)

@@ -150,11 +150,47 @@ def test_a_redispatch_to_another_department_sends_the_work_order_there(desk: Des
     raw, message = update_command("R1", "dispatched", "command-centre", 2)
     message["record"]["department"] = "water"
     asyncio.run(desk.update(raw, message))
-    orders = [
+    assert dispatched_to(desk) == [("dispatch.sanitation", "R1"), ("dispatch.water", "R1")]
+    assert desk.cases["R1"]["department"] == "water"
+
+
+def dispatched_to(desk: Desk) -> list[tuple[str, str]]:
+    """(topic, report id) of every work order the desk sent, in order."""
+    return [
         (topic, json.loads(value)["work_order"]["event_id"]) for topic, _, value in desk.sent if "dispatch." in topic
     ]
-    assert orders == [("dispatch.sanitation", "R1"), ("dispatch.water", "R1")]
-    assert desk.cases["R1"]["department"] == "water"
+
+
+def test_an_enforcement_case_goes_to_the_squad_desk_of_its_area(desk: Desk) -> None:
+    """一支队伍管执法: the bureau dispatches by squad; other departments keep their one desk."""
+    asyncio.run(desk.report(report_command("R1", 31.95, 119.83, category="0101", description="私搭乱建")))  # wansui
+    asyncio.run(desk.report(report_command("R2", 31.99, 119.87, category="0101", description="私搭乱建")))  # mengcheng
+    asyncio.run(desk.report(report_command("R3", 31.95, 119.83)))  # sanitation, in wansui's area
+    assert dispatched_to(desk) == [
+        ("dispatch.enforcement.wansui", "R1"),
+        ("dispatch.enforcement.mengcheng", "R2"),
+        ("dispatch.sanitation", "R3"),
+    ]
+
+
+def test_a_case_redispatched_to_the_bureau_goes_to_the_squad_of_its_area(desk: Desk) -> None:
+    asyncio.run(desk.report(report_command("R1", 31.95, 119.83)))
+    move(desk, "R1", ("returned", "desk-sanitation"))
+    raw, message = update_command("R1", "dispatched", "command-centre", 2)
+    message["record"]["department"] = "enforcement"
+    asyncio.run(desk.update(raw, message))
+    assert dispatched_to(desk) == [("dispatch.sanitation", "R1"), ("dispatch.enforcement.wansui", "R1")]
+
+
+def test_the_case_entry_remembers_who_handled_it(desk: Desk) -> None:
+    asyncio.run(desk.report(report_command("R1", 31.95, 119.83, category="0101", description="私搭乱建")))
+    move(desk, "R1", ("in_handling", "desk-enforcement.wansui"))
+    raw, message = update_command("R1", "handled", "desk-enforcement.wansui", 2)
+    message["record"]["photo_ref"] = "sha256:" + "a" * 64
+    asyncio.run(desk.update(raw, message))
+    assert desk.cases["R1"]["handled_by"] == ["desk-enforcement.wansui"]
+    [*_, (_, _, published)] = [sent for sent in desk.sent if sent[0] == canonical_topic("case")]
+    assert json.loads(published)["record"]["handled_by"] == ["desk-enforcement.wansui"]
 
 
 def test_a_department_the_town_does_not_have_is_rejected_and_changes_nothing(desk: Desk) -> None:

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from foundation.packaged import CATEGORIES
+from schemas.approvals import load_catalogue
 from schemas.identity import resident_id_check_char
-from schemas.records import EntityKind, Event, Person, RawEnvelope
+from schemas.records import Application, EntityKind, Event, Person, RawEnvelope
 from streams.normalise import Accepted, Rejected, internal_failure, normalise
 from streams.routing import RoutingRules, load_rules
 
@@ -228,6 +229,33 @@ def test_application_without_any_applicant_is_rejected(rules: RoutingRules) -> N
     stage, code, reason = rejected(normalise(raw("application", APPLICATION, source="approvals"), rules))
     assert (stage, code) == ("validate", "invalid_record")
     assert "needs an applicant" in reason
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "named"),
+    [
+        ({"item_code": "320411-XK-999"}, "unknown_item", "'320411-XK-999' is not in the catalogue"),
+        ({"window_no": 35, "channel": "window"}, "unknown_window", "window 35 is not among the 34 windows"),
+        ({"window_no": 9, "channel": "online"}, "online_with_window", "taken online names window 9"),
+    ],
+)
+def test_an_application_the_catalogue_cannot_judge_is_rejected_at_routing_with_its_reason(
+    rules: RoutingRules, fields: dict[str, Any], code: str, named: str
+) -> None:
+    payload = {**APPLICATION, "item_code": "320411-XK-001", "applicant_uscc": USCC, **fields}
+    stage, reason_code, reason = rejected(
+        normalise(raw("application", payload, source="approvals"), rules, catalogue=load_catalogue())
+    )
+    assert (stage, reason_code) == ("route", code)
+    assert named in reason
+
+
+def test_an_application_at_a_window_keeps_its_window_and_channel(rules: RoutingRules) -> None:
+    payload = {**APPLICATION, "item_code": "320411-XK-001", "applicant_uscc": USCC, "window_no": "12"}
+    data = raw("application", {**payload, "channel": "window"}, source="approvals")
+    record = accepted(normalise(data, rules, catalogue=load_catalogue())).record
+    assert isinstance(record, Application)
+    assert (record.window_no, record.channel, record.item_name) == (12, "window", "个体工商户设立登记")
 
 
 def test_validation_reject_keeps_the_provenance_and_the_payload(rules: RoutingRules) -> None:

@@ -76,6 +76,27 @@ def test_known_codes_lists_every_code_sorted(rules: RoutingRules) -> None:
     assert "0102" in listed
 
 
+# Dispatch by squad (一支队伍管执法) ----------------------------------------------------------------------
+
+
+def test_enforcement_cases_go_to_the_squad_desk_of_their_area(rules: RoutingRules) -> None:
+    assert rules.dispatch_by_squad == frozenset({"enforcement"})
+    assert rules.desk_of("enforcement", "wansui") == "enforcement.wansui"
+    assert rules.desk_of("enforcement", None) == "enforcement", "no squad: the bureau's own desk"
+    assert rules.desk_of("sanitation", "wansui") == "sanitation", "other departments keep one desk"
+
+
+def test_desk_units_are_every_department_and_the_squads_of_the_bureau(rules: RoutingRules) -> None:
+    units = rules.desk_units()
+    assert set(units) == {*rules.departments, "enforcement.wansui", "enforcement.mengcheng", "enforcement.xiaohe"}
+    assert len(units) == len(set(units))
+
+
+def test_a_table_without_dispatch_by_squad_dispatches_by_department(tmp_path: Path) -> None:
+    rules = load_rules(write(tmp_path, "departments: {a: A}\ncategories:\n  - {code: '01', name: x, department: a}\n"))
+    assert (rules.dispatch_by_squad, rules.desk_units(), rules.desk_of("a", "wansui")) == (frozenset(), ("a",), "a")
+
+
 # Defaults ----------------------------------------------------------------------------------------------
 
 
@@ -118,6 +139,14 @@ def test_a_table_with_no_categories_is_refused_since_every_event_would_be_reject
             "is incomplete .*could not convert string to float: 'soon'",
         ),
         ("departments: {a: A}\ncategories: [just-a-word]\n", "category entry 'just-a-word' is incomplete"),
+        (
+            "departments: {a: A}\ndispatch_by_squad: [b]\ncategories:\n  - {code: '01', name: x, department: a}\n",
+            "dispatch_by_squad names unknown department b",
+        ),
+        (
+            "departments: {a: A}\ndispatch_by_squad: a\ncategories:\n  - {code: '01', name: x, department: a}\n",
+            "'dispatch_by_squad' must be a list",
+        ),
         ("departments: [unclosed\n", "is not valid YAML"),
         ("departments: {a: A}\n\tcategories: []\n", "is not valid YAML"),
     ],

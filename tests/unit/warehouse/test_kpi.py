@@ -723,6 +723,7 @@ def test_a_masked_analyst_gets_the_commanders_patrol_counts_per_squad(tmp_path: 
             kpi_sql(month=NOVEMBER),
             kpi_trend_sql(DAY, 30),
             approvals_kpi_sql(month=NOVEMBER, by="item"),
+            approvals_kpi_sql(month=NOVEMBER, by="window"),
         ):
             assert rows_as(connection, MASKED_SCHEMA, sql) == rows_as(connection, "main", sql)
     finally:
@@ -740,8 +741,11 @@ ITEMS = [
 ]
 
 
-def application(app_id: str, item: str, status: str, submitted: str, updated: str | None = None) -> dict[str, Any]:
+def application(
+    app_id: str, item: str, status: str, submitted: str, updated: str | None = None, **seat: Any
+) -> dict[str, Any]:
     return {
+        **seat,
         "application_id": app_id,
         "item_code": item,
         "applicant_id_number": "11010519491231002X",
@@ -755,15 +759,15 @@ def application(app_id: str, item: str, status: str, submitted: str, updated: st
 
 APPLICATIONS = [
     # received on the 25th, finished on the 27th, on time (due the 30th 09:00)
-    application("A1", "T-LIC", "approved", "2026-11-25 09:00", "2026-11-27 10:00"),
+    application("A1", "T-LIC", "approved", "2026-11-25 09:00", "2026-11-27 10:00", window_no=1, channel="window"),
     # received on the 10th, finished on the 25th, late (due the 15th 09:00)
     application("A2", "T-LIC", "refused", "2026-11-10 09:00", "2026-11-25 10:00"),
-    # fully online; received at 23:30 on the 25th in town (15:30Z), finished on time on the 26th
-    application("A3", "T-ONL", "approved", "2026-11-25 23:30", "2026-11-26 08:00"),
+    # fully online, and taken online; received at 23:30 on the 25th in town (15:30Z), finished on time on the 26th
+    application("A3", "T-ONL", "approved", "2026-11-25 23:30", "2026-11-26 08:00", channel="online"),
     # in progress since 2020: overdue now
     application("A4", "T-LIC", "accepted", "2020-01-01 09:00"),
     # in progress, received on the 25th, not overdue
-    application("A5", "T-BLD", "accepted", "2026-11-25 14:00"),
+    application("A5", "T-BLD", "accepted", "2026-11-25 14:00", window_no=2, channel="window"),
     # received 31 October in town, finished 1 November 00:30 in town (31 October 16:30Z), on time
     application("A6", "T-BLD", "approved", "2026-10-31 23:00", "2026-11-01 00:30"),
     # an item the catalogue no longer has: no department, no deadline, so not finished on time
@@ -776,6 +780,10 @@ def service_centre() -> duckdb.DuckDBPyConnection:
     connection = connect()
     for item in ITEMS:
         connection.execute("INSERT INTO approval_items VALUES (?, ?, ?, ?, ?, ?, ?)", list(item))
+    connection.execute(
+        "INSERT INTO service_windows VALUES (1, 'market', '市场监管局', 'C1', '王丽', true, NULL), "
+        "(2, 'housing', '住建局', 'C2', '陈静', true, NULL)"
+    )
     insert(connection, "applications", APPLICATIONS)
     return connection
 
@@ -788,6 +796,8 @@ APPROVAL_COLUMNS = (
     "finished_on_time",
     "on_time_rate",
     "fully_online_share",
+    "overdue",
+    "online_share",
 )
 
 
@@ -798,47 +808,82 @@ def approval_row(*values: Any) -> dict[str, Any]:
 def test_approvals_for_a_day(service_centre: duckdb.DuckDBPyConnection) -> None:
     # Received on the 25th: A1 A3 A5 A7 (A3 is fully online). Finished on the 25th: A2 (late), A7
     # (no deadline). In progress now: A4 (overdue), A5.
-    assert kpis(service_centre, approvals_kpi_sql(day=DAY)) == [approval_row(4, 2, 1, 2, 0, 0.0, 0.25)]
+    assert kpis(service_centre, approvals_kpi_sql(day=DAY)) == [approval_row(4, 2, 1, 2, 0, 0.0, 0.25, 0, 0.25)]
 
 
 def test_approvals_for_a_month(service_centre: duckdb.DuckDBPyConnection) -> None:
     # Received in November: A1 A2 A3 A5 A7 (A6 on 31 October in town). Finished in November: A1 A2
     # A3 A6 A7, on time A1 A3 A6.
-    assert kpis(service_centre, approvals_kpi_sql(month=NOVEMBER)) == [approval_row(5, 2, 1, 5, 3, 0.6, 0.2)]
+    assert kpis(service_centre, approvals_kpi_sql(month=NOVEMBER)) == [approval_row(5, 2, 1, 5, 3, 0.6, 0.2, 1, 0.2)]
     # October: A6 received; nothing finished; the backlog is the same snapshot.
-    assert kpis(service_centre, approvals_kpi_sql(month=date(2026, 10, 1))) == [approval_row(1, 2, 1, 0, 0, None, 0.0)]
+    assert kpis(service_centre, approvals_kpi_sql(month=date(2026, 10, 1))) == [
+        approval_row(1, 2, 1, 0, 0, None, 0.0, 0, 0.0)
+    ]
 
 
 def test_approvals_without_a_period_count_everything(service_centre: duckdb.DuckDBPyConnection) -> None:
-    assert kpis(service_centre, approvals_kpi_sql()) == [approval_row(7, 2, 1, 5, 3, 0.6, round(1 / 7, 4))]
+    assert kpis(service_centre, approvals_kpi_sql()) == [
+        approval_row(7, 2, 1, 5, 3, 0.6, round(1 / 7, 4), 2, round(1 / 7, 4))
+    ]
 
 
 def test_approvals_on_a_quiet_day_are_one_row_with_the_backlog(service_centre: duckdb.DuckDBPyConnection) -> None:
     quiet = date(2026, 12, 25)
-    assert kpis(service_centre, approvals_kpi_sql(day=quiet)) == [approval_row(0, 2, 1, 0, 0, None, None)]
+    assert kpis(service_centre, approvals_kpi_sql(day=quiet)) == [approval_row(0, 2, 1, 0, 0, None, None, 0, None)]
     rows = kpis(service_centre, approvals_kpi_sql(day=quiet, by="item"))
     assert rows == [
-        {"item_code": "T-BLD", **approval_row(0, 1, 0, 0, 0, None, None)},
-        {"item_code": "T-LIC", **approval_row(0, 1, 1, 0, 0, None, None)},
+        {"item_code": "T-BLD", **approval_row(0, 1, 0, 0, 0, None, None, 0, None)},
+        {"item_code": "T-LIC", **approval_row(0, 1, 1, 0, 0, None, None, 0, None)},
     ]
     service_centre.execute("DELETE FROM applications")
-    assert kpis(service_centre, approvals_kpi_sql()) == [approval_row(0, 0, 0, 0, 0, None, None)]
+    assert kpis(service_centre, approvals_kpi_sql()) == [approval_row(0, 0, 0, 0, 0, None, None, 0, None)]
 
 
 def test_approvals_per_department_for_a_month(service_centre: duckdb.DuckDBPyConnection) -> None:
     assert kpis(service_centre, approvals_kpi_sql(month=NOVEMBER, by="department")) == [
-        {"department": "housing", **approval_row(1, 1, 0, 1, 1, 1.0, 0.0)},  # A5 received, A6 finished
-        {"department": "market", **approval_row(3, 1, 1, 3, 2, 0.6667, 0.3333)},  # A1 A2 A3; A4 waiting
-        {"department": None, **approval_row(1, 0, 0, 1, 0, 0.0, 0.0)},  # A7, not in the catalogue
+        {"department": "housing", **approval_row(1, 1, 0, 1, 1, 1.0, 0.0, 0, 0.0)},  # A5 received, A6 finished
+        {"department": "market", **approval_row(3, 1, 1, 3, 2, 0.6667, 0.3333, 1, 0.3333)},  # A1 A2 A3; A4 waiting
+        {"department": None, **approval_row(1, 0, 0, 1, 0, 0.0, 0.0, 0, 0.0)},  # A7, not in the catalogue
     ]
 
 
 def test_approvals_per_item_for_a_day(service_centre: duckdb.DuckDBPyConnection) -> None:
     assert kpis(service_centre, approvals_kpi_sql(day=DAY, by="item")) == [
-        {"item_code": "T-BLD", **approval_row(1, 1, 0, 0, 0, None, 0.0)},  # A5 (A6 is another day)
-        {"item_code": "T-GONE", **approval_row(1, 0, 0, 1, 0, 0.0, 0.0)},  # A7
-        {"item_code": "T-LIC", **approval_row(1, 1, 1, 1, 0, 0.0, 0.0)},  # A1 received, A2 late, A4 overdue
-        {"item_code": "T-ONL", **approval_row(1, 0, 0, 0, 0, None, 1.0)},  # A3
+        {"item_code": "T-BLD", **approval_row(1, 1, 0, 0, 0, None, 0.0, 0, 0.0)},  # A5 (A6 is another day)
+        {"item_code": "T-GONE", **approval_row(1, 0, 0, 1, 0, 0.0, 0.0, 0, 0.0)},  # A7
+        {"item_code": "T-LIC", **approval_row(1, 1, 1, 1, 0, 0.0, 0.0, 0, 0.0)},  # A1 received, A2 late, A4 overdue
+        {"item_code": "T-ONL", **approval_row(1, 0, 0, 0, 0, None, 1.0, 0, 1.0)},  # A3
+    ]
+
+
+def test_approvals_per_window_for_a_month(service_centre: duckdb.DuckDBPyConnection) -> None:
+    # A window's row names the department staffing it; without a window number, rows split by channel.
+    assert kpis(service_centre, approvals_kpi_sql(month=NOVEMBER, by="window")) == [
+        {
+            "window_no": 1,
+            "window_department": "market",
+            "channel": "window",
+            **approval_row(1, 0, 0, 1, 1, 1.0, 0.0, 0, 0.0),
+        },
+        {
+            "window_no": 2,
+            "window_department": "housing",
+            "channel": "window",
+            **approval_row(1, 1, 0, 0, 0, None, 0.0, 0, 0.0),
+        },
+        {
+            "window_no": None,
+            "window_department": None,
+            "channel": "online",
+            **approval_row(1, 0, 0, 1, 1, 1.0, 1.0, 0, 1.0),
+        },
+        # A2 (late) and A7 received, A4 overdue in progress, A2 A6 A7 finished (A6 on time): channel not said
+        {
+            "window_no": None,
+            "window_department": None,
+            "channel": None,
+            **approval_row(2, 1, 1, 3, 1, 0.3333, 0.0, 1, 0.0),
+        },
     ]
 
 
