@@ -172,3 +172,19 @@ SELECT
 FROM patrol_sessions AS s
 CROSS JOIN patrol_rules AS rules
 GROUP BY s.worker_id, s.day;
+
+-- One row per worker per Asia/Shanghai day with any track point: how much of the patrol stayed in
+-- the worker's own cell (the roster in grid_cells). own_cell_share = own_cell_points / points, NULL
+-- for an id on no roster (no own cell to cover).
+CREATE OR REPLACE VIEW patrol_coverage AS
+WITH roster AS (SELECT code AS own_cell, unnest(workers) AS worker_id FROM grid_cells)
+SELECT
+    t.worker_id, CAST(timezone('Asia/Shanghai', t.recorded_at) AS DATE) AS day, r.own_cell,
+    count(*) AS points,
+    count(*) FILTER (WHERE t.grid_code = r.own_cell) AS own_cell_points,
+    CASE WHEN r.own_cell IS NOT NULL
+         THEN round(CAST(count(*) FILTER (WHERE t.grid_code = r.own_cell) AS DOUBLE) / count(*), 4) END
+        AS own_cell_share
+FROM patrol_tracks AS t
+LEFT JOIN roster AS r ON r.worker_id = t.worker_id
+GROUP BY t.worker_id, day, r.own_cell;

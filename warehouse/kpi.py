@@ -176,42 +176,58 @@ def kpi_trend_sql(end: date, days: int = 30) -> str:
 def patrol_sql(day: date | None = None, by: PatrolGrouping | None = None) -> str:
     """Patrol compliance per worker and Asia/Shanghai day, or per squad and day; optionally for one day.
 
-    Without ``by``: columns worker_id, day, patrols (sessions long enough to count, see
-    ``patrol_rules``), total_minutes (all sessions), compliant; ordered by day, then worker, so a
-    multi-day answer reads as a register. Only workers with a track that day have a row.
+    Both are judged against the roster (``grid_cells``: each cell's squad and workers, the grid the
+    sink runs with), so a worker who never went out counts as not compliant instead of vanishing. The
+    days are those with any track point in the warehouse (only ``day`` when given).
 
-    With ``by="squad"``: one row per squad and day, judged against the roster (``grid_cells``: each
-    cell's squad and workers, the grid the sink runs with), so a worker who never went out counts
-    against the squad instead of vanishing. Columns: squad, day, workers (grid workers on the
+    Without ``by``: one row per rostered worker and day, plus any id that sent tracks but is on no
+    roster. Columns worker_id, day, patrols (sessions long enough to count, see ``patrol_rules``),
+    total_minutes (all sessions), compliant (false for a worker without a track), then squad and
+    own_cell (from the roster, NULL off it) and own_cell_share (of the day's track points, the share
+    in the worker's own cell, ``patrol_coverage``; NULL without a track or a roster). Ordered by
+    day, then worker, so a multi-day answer reads as a register.
+
+    With ``by="squad"``: one row per squad and day. Columns: squad, day, workers (grid workers on the
     squad's roster), patrolling (of them, with any track point that day), compliant (of them,
-    compliant that day per ``patrol_compliance``), compliance_rate (compliant / workers, 4
-    places). The days are those with any track point in the warehouse (only ``day`` when given);
-    tracks of ids not on the roster count for no squad. Ordered by day, then squad.
+    compliant that day per ``patrol_compliance``), compliance_rate (compliant / workers, 4 places),
+    own_cell_share (of the squad's workers' track points that day, the share in their own cells, 4
+    places). Tracks of ids not on the roster count for no squad. Ordered by day, then squad.
     """
     if by is not None and by != "squad":
         raise ValueError(f"unknown patrol grouping {by!r}; expected squad")
-    if by is None:
-        sql = "SELECT worker_id, day, patrols, total_minutes, compliant FROM patrol_compliance"
-        if day is not None:
-            sql += f" WHERE day = {_date_literal(day)}"
-        return sql + " ORDER BY day, worker_id"
-    # The day is a literal inside the compliance CTE, where DuckDB pushes it under the sessions' window
+    # The day is a literal inside each CTE over tracks, where DuckDB pushes it under the sessions' window
     # functions: joined in from another CTE it would sessionise a whole year of tracks first (5 s, not 0.3 s).
-    compliance = "SELECT worker_id, day, compliant FROM patrol_compliance"
-    if day is not None:
-        compliance += f" WHERE day = {_date_literal(day)}"
+    on_day = f" WHERE day = {_date_literal(day)}" if day is not None else ""
+    common = (
+        "WITH roster AS (SELECT DISTINCT squad, code AS own_cell, unnest(workers) AS worker_id FROM grid_cells), "
+        f"compliance AS (SELECT worker_id, day, patrols, total_minutes, compliant FROM patrol_compliance{on_day}), "
+        f"coverage AS (SELECT worker_id, day, points, own_cell_points, own_cell_share FROM patrol_coverage{on_day}), "
+        "days AS (SELECT DISTINCT day FROM compliance)"
+    )
+    if by is None:
+        return (
+            f"{common}, worker_days AS (SELECT roster.worker_id, days.day FROM roster CROSS JOIN days "
+            "UNION SELECT worker_id, day FROM compliance) "
+            "SELECT w.worker_id, w.day, coalesce(c.patrols, 0) AS patrols, "
+            "coalesce(c.total_minutes, 0) AS total_minutes, coalesce(c.compliant, false) AS compliant, "
+            "roster.squad, roster.own_cell, v.own_cell_share "
+            "FROM worker_days AS w LEFT JOIN roster ON roster.worker_id = w.worker_id "
+            "LEFT JOIN compliance AS c ON c.worker_id = w.worker_id AND c.day = w.day "
+            "LEFT JOIN coverage AS v ON v.worker_id = w.worker_id AND v.day = w.day "
+            "ORDER BY w.day, w.worker_id"
+        )
     return (
-        "WITH roster AS (SELECT DISTINCT squad, unnest(workers) AS worker_id FROM grid_cells), "
-        f"compliance AS ({compliance}), "
-        "days AS (SELECT DISTINCT day FROM compliance) "
+        f"{common} "
         "SELECT roster.squad, days.day, count(*) AS workers, "
         "count(compliance.worker_id) AS patrolling, "
         "count(*) FILTER (WHERE compliance.compliant) AS compliant, "
         "round(CAST(count(*) FILTER (WHERE compliance.compliant) AS DOUBLE) / nullif(count(*), 0), 4) "
-        "AS compliance_rate "
+        "AS compliance_rate, "
+        "round(CAST(sum(coverage.own_cell_points) AS DOUBLE) / nullif(sum(coverage.points), 0), 4) "
+        "AS own_cell_share "
         "FROM roster CROSS JOIN days "
-        "LEFT JOIN compliance "
-        "ON compliance.worker_id = roster.worker_id AND compliance.day = days.day "
+        "LEFT JOIN compliance ON compliance.worker_id = roster.worker_id AND compliance.day = days.day "
+        "LEFT JOIN coverage ON coverage.worker_id = roster.worker_id AND coverage.day = days.day "
         "GROUP BY roster.squad, days.day ORDER BY days.day, roster.squad"
     )
 

@@ -446,7 +446,8 @@ def patrols() -> duckdb.DuckDBPyConnection:
 
 def test_patrol_compliance_for_the_day(patrols: duckdb.DuckDBPyConnection) -> None:
     rows = patrols.execute(patrol_sql(day=DAY)).fetchall()
-    assert rows == [
+    assert {row[5:] for row in rows} == {(None, None, None)}  # no roster installed: no squad, cell or coverage
+    assert [row[:5] for row in rows] == [
         ("P1", DAY, 2, 125.0, True),  # 60 + 65 minutes
         ("P2", DAY, 1, 65.0, False),
         ("P3", DAY, 0, 60.0, False),
@@ -472,7 +473,7 @@ def test_sessions_split_on_gaps_longer_than_twenty_minutes(patrols: duckdb.DuckD
 
 def test_patrol_without_day_lists_every_worker_day(patrols: duckdb.DuckDBPyConnection) -> None:
     rows = patrols.execute(patrol_sql()).fetchall()
-    assert rows[0] == ("P8", date(2026, 11, 24), 2, 120.0, True)
+    assert rows[0][:5] == ("P8", date(2026, 11, 24), 2, 120.0, True)
     assert [(worker, day) for worker, day, *_ in rows[1:]] == [(f"P{n}", DAY) for n in range(1, 8)]
 
 
@@ -644,25 +645,40 @@ def test_patrol_by_squad_counts_the_roster_not_only_who_sent_tracks(patrols: duc
         "patrolling",
         "compliant",
         "compliance_rate",
+        "own_cell_share",
     ]
     the_24th, the_26th = date(2026, 11, 24), date(2026, 11, 26)
+    # Every fixture point lies in G1, the cell of P1 and P2: only their points are in their own cell.
     assert rows == [
-        # The 24th: only P8 went out (two patrols).
-        ("mengcheng", the_24th, 3, 0, 0, 0.0),
-        ("wansui", the_24th, 4, 0, 0, 0.0),
-        ("xiaohe", the_24th, 2, 1, 1, 0.5),
+        # The 24th: only P8 went out (two patrols), outside its cell G4.
+        ("mengcheng", the_24th, 3, 0, 0, 0.0, None),
+        ("wansui", the_24th, 4, 0, 0, 0.0, None),
+        ("xiaohe", the_24th, 2, 1, 1, 0.5, 0.0),
         # The 25th: P4 P5 P6 out, P6 compliant; P1 P2 P3 out, P1 compliant, P9 absent but counted;
-        # P7 out (not compliant), P8 absent. X1's compliant day counts for no squad.
-        ("mengcheng", DAY, 3, 3, 1, 0.3333),
-        ("wansui", DAY, 4, 3, 1, 0.25),
-        ("xiaohe", DAY, 2, 1, 0, 0.0),
+        # P7 out (not compliant), P8 absent. X1's compliant day counts for no squad. Wansui's points:
+        # P1 13 + 14, P2 14 in their own G1; P3 7 + 7 outside G2: 41 of 55.
+        ("mengcheng", DAY, 3, 3, 1, 0.3333, 0.0),
+        ("wansui", DAY, 4, 3, 1, 0.25, 0.7455),
+        ("xiaohe", DAY, 2, 1, 0, 0.0, 0.0),
         # The 26th has a track (X1's), so it is a day judged: nobody on the roster went out.
-        ("mengcheng", the_26th, 3, 0, 0, 0.0),
-        ("wansui", the_26th, 4, 0, 0, 0.0),
-        ("xiaohe", the_26th, 2, 0, 0, 0.0),
+        ("mengcheng", the_26th, 3, 0, 0, 0.0, None),
+        ("wansui", the_26th, 4, 0, 0, 0.0, None),
+        ("xiaohe", the_26th, 2, 0, 0, 0.0, None),
     ]
     assert patrols.execute(patrol_sql(day=DAY, by="squad")).fetchall() == rows[3:6]
     assert patrols.execute(patrol_sql(day=date(2026, 11, 30), by="squad")).fetchall() == []
+
+
+def test_each_rostered_worker_has_a_row_a_day_with_or_without_a_track(patrols: duckdb.DuckDBPyConnection) -> None:
+    replace_grid_cells(patrols, roster(ROSTER))
+    insert(patrols, "patrol_tracks", OUTSIDER)
+    rows = {row[0]: row for row in patrols.execute(patrol_sql(day=DAY)).fetchall()}
+    assert set(rows) == {"P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "X1"}
+    assert rows["P9"] == ("P9", DAY, 0, 0, False, "wansui", G2, None)  # on the roster, never went out
+    assert rows["P8"] == ("P8", DAY, 0, 0, False, "xiaohe", G4, None)  # went out the day before only
+    assert rows["P1"] == ("P1", DAY, 2, 125.0, True, "wansui", G1, 1.0)
+    assert rows["P3"][5:] == ("wansui", G2, 0.0)
+    assert rows["X1"][2:] == (2, 120.0, True, None, None, None)  # on no roster: no squad, no cell to cover
 
 
 def test_patrol_by_squad_without_a_roster_has_no_rows(patrols: duckdb.DuckDBPyConnection) -> None:
@@ -688,6 +704,10 @@ def rows_as(connection: duckdb.DuckDBPyConnection, schema: str, sql: str) -> lis
         cursor.close()
 
 
+def secret_of(connection: duckdb.DuckDBPyConnection) -> str:
+    return str(connection.execute("SELECT secret FROM main.masking_secret").fetchone()[0])  # type: ignore[index]
+
+
 def test_a_masked_analyst_gets_the_commanders_patrol_counts_per_squad(tmp_path: Path) -> None:
     connection = connect_file(tmp_path / "warehouse.duckdb", Resolver(ResolutionRules.load()))
     try:
@@ -710,12 +730,17 @@ def test_a_masked_analyst_gets_the_commanders_patrol_counts_per_squad(tmp_path: 
             commander
             == analyst
             == [
-                ("mengcheng", DAY, 3, 1, 1, 0.3333),
-                ("wansui", DAY, 4, 2, 1, 0.25),
-                ("xiaohe", DAY, 2, 0, 0, 0.0),
+                # Every point lies in G1: P1's 27 in its own cell, P3's 14 outside its G2.
+                ("mengcheng", DAY, 3, 1, 1, 0.3333, 0.0),
+                ("wansui", DAY, 4, 2, 1, 0.25, 0.6585),
+                ("xiaohe", DAY, 2, 0, 0, 0.0, None),
             ]
         )
-        secret = str(connection.execute("SELECT secret FROM main.masking_secret").fetchone()[0])  # type: ignore[index]
+        workers = rows_as(connection, MASKED_SCHEMA, patrol_sql(day=DAY))
+        whole = rows_as(connection, "main", patrol_sql(day=DAY))
+        assert sorted(map(str, (row[2:] for row in workers))) == sorted(map(str, (row[2:] for row in whole)))
+        assert {row[0] for row in workers} >= {pseudonym("P9", secret_of(connection))}
+        secret = secret_of(connection)
         seen = dict(rows_as(connection, MASKED_SCHEMA, "SELECT code, workers FROM grid_cells"))
         assert seen[G1] == [pseudonym("P1", secret), pseudonym("P2", secret)]
         # The screen sends every builder's SQL through the SQL door as the viewer: a masked role's must pass too.
