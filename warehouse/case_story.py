@@ -13,7 +13,7 @@ from typing import Any
 
 from foundation.errors import InputRejected
 from foundation.settings import Settings
-from warehouse.reader import query
+from warehouse.reader import query_rows
 from warehouse.sql import sql_literal
 
 CASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,95}")
@@ -85,17 +85,12 @@ class CaseStory:
     enforcement: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _rows(settings: Settings, sql: str) -> list[dict[str, Any]]:
-    result = query(settings, sql)
-    return [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
-
-
 def case_story(settings: Settings, event_id: str) -> CaseStory:
     """The story of the case ``event_id`` names: a case id, or the id of any report filed into a case."""
     wanted = event_id.strip()
     if not CASE_ID.fullmatch(wanted):
         raise CaseNotFound(f"{event_id[:100]!r} is not a case or report id (letters, digits, _ . : -)")
-    owner = _rows(settings, _owning_case_sql(wanted))
+    owner = query_rows(settings, _owning_case_sql(wanted))
     if not owner:
         raise CaseNotFound(
             f"the warehouse holds no case or report {wanted!r} (yet); list cases with "
@@ -104,9 +99,9 @@ def case_story(settings: Settings, event_id: str) -> CaseStory:
     case_id = str(owner[0]["case_id"])
     return CaseStory(
         case_id=case_id,
-        case=_rows(settings, case_sql(case_id))[0],
-        reports=_rows(settings, case_reports_sql(case_id)),
-        steps=_rows(settings, case_transitions_sql(case_id)),
-        involved=_rows(settings, case_involved_sql(case_id)),
-        enforcement=_rows(settings, case_enforcement_sql(case_id)),
+        case=query_rows(settings, case_sql(case_id))[0],
+        reports=query_rows(settings, case_reports_sql(case_id)),
+        steps=query_rows(settings, case_transitions_sql(case_id)),
+        involved=query_rows(settings, case_involved_sql(case_id)),
+        enforcement=query_rows(settings, case_enforcement_sql(case_id)),
     )

@@ -15,7 +15,7 @@ from foundation.errors import InputRejected
 from foundation.settings import Settings
 from schemas.address import normalise_address
 from schemas.identity import InvalidCode, normalise_resident_id, normalise_uscc
-from warehouse.reader import query
+from warehouse.reader import query_rows
 from warehouse.resolution_rules import ENTITIES, Entity
 from warehouse.sql import sql_literal
 
@@ -56,11 +56,6 @@ class Profile:
     reviews: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _rows(settings: Settings, sql: str) -> list[dict[str, Any]]:
-    result = query(settings, sql)
-    return [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
-
-
 def _strong_form(kind: str, key: str) -> str:
     """Accept a key as people type it (lower-case x, spaces); fall back to the text as given."""
     normalise = {"person": normalise_resident_id, "organisation": normalise_uscc}.get(kind)
@@ -75,7 +70,7 @@ def _strong_form(kind: str, key: str) -> str:
 def _resolve_key(settings: Settings, entity: Entity, key: str) -> str:
     """The entity key for what the user typed: an entity key, any source's own id of it, or a place's address."""
     wanted = sql_literal(_strong_form(entity.kind, key))
-    found = _rows(
+    found = query_rows(
         settings,
         f"SELECT {entity.key_column} AS key FROM {entity.golden_table} WHERE {entity.key_column} = {wanted} "
         f"UNION SELECT m.entity_key FROM entity_matches m JOIN {entity.sources_table} s "
@@ -84,7 +79,7 @@ def _resolve_key(settings: Settings, entity: Entity, key: str) -> str:
     )
     address = normalise_address(key) if entity.kind == "place" else None
     if address and not found:
-        found = _rows(settings, f"SELECT place_key AS key FROM places WHERE address_norm = {sql_literal(address)}")
+        found = query_rows(settings, f"SELECT place_key AS key FROM places WHERE address_norm = {sql_literal(address)}")
     keys = sorted({row["key"] for row in found})
     if not keys:
         raise EntityNotFound(f"no {entity.kind} with key or source id {key!r} in the warehouse")
@@ -99,19 +94,19 @@ def entity_profile(settings: Settings, kind: str, key: str) -> Profile:
     resolved = _resolve_key(settings, entity, key)
     target = sql_literal(resolved)
     profile = Profile(kind=kind, key=resolved)
-    profile.lineage = _rows(
+    profile.lineage = query_rows(
         settings,
         f"SELECT field, value, source, observed_at FROM field_lineage "
         f"WHERE kind = '{kind}' AND entity_key = {target} ORDER BY field",
     )
-    profile.copies = _rows(
+    profile.copies = query_rows(
         settings,
         f"SELECT m.source, m.source_record_id, m.method, m.confidence, s.received_at "
         f"FROM entity_matches m JOIN {entity.sources_table} s ON m.source = s.source "
         f"  AND m.source_record_id = s.source_record_id "
         f"WHERE m.kind = '{kind}' AND m.entity_key = {target} ORDER BY s.received_at, m.source",
     )
-    profile.links = _rows(
+    profile.links = query_rows(
         settings,
         f"WITH labels AS ({labels_sql()}) "
         f"SELECT l.relation, l.direction, l.other_kind, l.other_key, labels.label, l.evidence "
@@ -119,7 +114,7 @@ def entity_profile(settings: Settings, kind: str, key: str) -> Profile:
         f"  ON labels.kind = l.other_kind AND labels.key = l.other_key "
         f"ORDER BY l.relation, l.other_kind, l.other_key",
     )
-    profile.reviews = _rows(
+    profile.reviews = query_rows(
         settings,
         f"SELECT source, source_record_id, candidate_key, score, detail FROM match_review "
         f"WHERE kind = '{kind}' AND (candidate_key = {target} OR '~' || source || ':' || source_record_id = {target}) "

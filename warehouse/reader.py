@@ -146,6 +146,12 @@ def query(settings: Settings, sql: str) -> dict[str, Any]:
     return _ask(settings, "/sql", {"sql": sql}, lambda connection, caller: answer(connection, caller, sql, limits))
 
 
+def query_rows(settings: Settings, sql: str) -> list[dict[str, Any]]:
+    """:func:`query`'s answer as one column → value mapping per row, for code that reads rows by name."""
+    result = query(settings, sql)
+    return [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
+
+
 def whoami(settings: Settings) -> Caller:
     """The caller ``GRIDHUB_TOKEN`` belongs to, as the hub (or the token book) knows it."""
     found = _ask(settings, "/whoami", None, lambda _connection, caller: dataclasses.asdict(caller))
