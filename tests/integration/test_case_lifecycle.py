@@ -157,6 +157,9 @@ def test_a_case_goes_through_every_step_to_closed(hub: Hub) -> None:
             "rework_rate": 0.0,
             "median_hours_to_close": 2.25,
             "p90_hours_to_close": 2.25,
+            "parked": 0,
+            "escalated": 0,
+            "escalation_rate": 0.0,
         }
     ]
 
@@ -364,6 +367,8 @@ def test_kpi_months_trends_patrols_by_squad_and_approvals(hub: Hub) -> None:
         "finished_on_time",
         "on_time_rate",
         "fully_online_share",
+        "overdue",
+        "online_share",
     ]
     [approvals] = kpi_rows(hub, "--approvals", "--month", "2026-11")
     assert list(approvals) == columns

@@ -72,6 +72,7 @@ def test_schemas_export_writes_json_schema_for_every_contract(hub: Hub, tmp_path
             "track_point",
             "case",
             "case_transition",
+            "enforcement_case",
             "raw_envelope",
             "reject",
         )
