@@ -30,8 +30,8 @@ from foundation.logs import get_logger
 from schemas.records import CaseRecord, EventUpdate
 from schemas.rejects import describe_error
 from schemas.topics import canonical_topic, desk_covers, split_unit
-from streams.case_flow import CaseFlow
-from streams.case_machine import IllegalTransition, apply, command_for
+from streams.case_flow import INITIAL_STATUS, CaseFlow
+from streams.case_machine import IllegalTransition, apply, auto_advance, command_for
 from streams.case_state import Case
 
 log = get_logger(__name__)
@@ -191,7 +191,12 @@ class CaseView:
         """
         case = self._cases[case_id]
         command = command_for(case_id, update)
-        self._cases[case_id], _ = apply(self.flow, dataclasses.replace(case, updated_at=case.reported_at), command)
+        moved, transition = apply(self.flow, dataclasses.replace(case, updated_at=case.reported_at), command)
+        if transition.from_status == INITIAL_STATUS:
+            # As the agent does: a case held for verification on site, once a person has filed it, is dispatched.
+            steps = auto_advance(self.flow, moved, command.at)
+            moved = steps[-1][0] if steps else moved
+        self._cases[case_id] = moved
 
 
 def _not_yours(case: Case, desk: str) -> str:

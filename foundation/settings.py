@@ -112,6 +112,10 @@ class Settings(BaseSettings):
         default=packaged.ENFORCEMENT,
         description="The enforcement bureau's units, officers, powers and case flow (synthetic stand-in by default).",
     )
+    holidays: Path = Field(
+        default=packaged.HOLIDAYS,
+        description="Public holidays and adjusted working days (调休), for deadlines in working days.",
+    )
     approvals_overdue_check_seconds: float = Field(
         default=60.0, gt=0, description="How often open applications are checked against their time limit."
     )

@@ -31,6 +31,7 @@ from schemas.topics import (
     APPLICATION_ALERTS,
     APPLICATION_CHANGES,
     CASE_COMMANDS,
+    ESCALATION_ALERTS,
     OVERDUE_ALERTS,
     RAW_BATCHES,
     RAW_TOPICS,
@@ -148,7 +149,7 @@ def admin_client(bootstrap: str, client_options: Mapping[str, Any] | None = None
 def all_topics(settings: Settings) -> list[str]:
     """Every topic gridhub publishes or consumes, the dispatch topic of every desk unit (squad desks too) included."""
     dispatch = (dispatch_topic(unit) for unit in load_rules(settings.routing_rules).desk_units())
-    alerts = (OVERDUE_ALERTS, APPLICATION_ALERTS)
+    alerts = (OVERDUE_ALERTS, ESCALATION_ALERTS, APPLICATION_ALERTS)
     return [*RAW_TOPICS, RAW_BATCHES, CASE_COMMANDS, APPLICATION_CHANGES, *alerts, *sink_topics(), *dispatch]
 
 

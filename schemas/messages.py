@@ -79,6 +79,26 @@ def alert_message(case: CaseRecord, now: datetime) -> bytes:
     return _dump({"alert": "overdue", "case": case.model_dump(mode="json"), "hours_late": hours_late, "at": now})
 
 
+def escalation_message(case: CaseRecord, now: datetime, level: int | None, zh: str) -> bytes:
+    """An alert for ``alerts.escalation``: a case reaching a level of supervision (督办), or its review date.
+
+    ``level`` is the level reached (alert ``escalation``), or None for a parked case (挂账) whose
+    review date passed (alert ``review_due``); ``zh`` names it for the command centre's staff.
+    ``hours_late`` runs from the deadline, or from the review date.
+    """
+    since = case.due_at if level is not None else case.review_at or case.due_at
+    return _dump(
+        {
+            "alert": "escalation" if level is not None else "review_due",
+            "level": level,
+            "zh": zh,
+            "case": case.model_dump(mode="json"),
+            "hours_late": round((now - since).total_seconds() / 3600, 2),
+            "at": now,
+        }
+    )
+
+
 def duplicate_message(envelope: RawEnvelope, fingerprint: str) -> bytes:
     """Notice that a record was absorbed as a duplicate, for the intake ledger."""
     return _dump({"meta": _meta(envelope, "duplicate", fingerprint)})

@@ -75,6 +75,7 @@ EventStatus = Literal[
     "returned",
     "rejected",
     "cancelled",
+    "parked",
 ]
 ApplicationStatus = Literal["submitted", "accepted", "in_review", "approved", "refused", "withdrawn"]
 EVENT_STATUSES: tuple[str, ...] = get_args(EventStatus)
@@ -429,6 +430,19 @@ class CaseRecord(Canonical):
         description="Who took action handle on the case (巡办分离: none of them may verify it); "
         "empty in records written before it was kept.",
     )
+    escalation_level: int = Field(
+        default=0,
+        ge=0,
+        description="The supervision level its lateness reached under the current deadline (1 overdue, 2 督办, "
+        "...: the flow file's escalation levels); 0 before it was kept.",
+    )
+    escalated_at: AwareDatetime | None = Field(
+        default=None, description="When the case first reached level 2 (督办); kept after a new deadline."
+    )
+    review_at: AwareDatetime | None = Field(
+        default=None, description="The review date of its last parking (挂账); None if it was never parked."
+    )
+    review_alerted: bool = Field(default=False, description="Whether its parking's review date passed while parked.")
 
 
 class CaseTransition(Canonical):

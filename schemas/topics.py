@@ -19,6 +19,8 @@ CASE_COMMANDS = "cases.commands"
 """Reports and updates re-keyed by case, on ONE partition: one agent sees every open case, which
 spatial duplicate detection needs, and incidents are few enough (thousands a year) for one."""
 OVERDUE_ALERTS = "alerts.overdue"
+ESCALATION_ALERTS = "alerts.escalation"
+"""Supervision (督办): each escalation level a late case reaches, and parked cases (挂账) past their review date."""
 APPLICATION_CHANGES = "applications.changes"
 """Application changes and the overdue clock's ticks, on ONE partition: the clock's tick then
 reaches the one agent that holds every open application (tens of thousands a year at most)."""

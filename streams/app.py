@@ -109,8 +109,14 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
         outcome = "new" if previous is None else "update"
         if isinstance(record, Event | EventUpdate):
             case_key = (record.event_id).encode()
-            limit = accepted.category.limit_hours if accepted.category else None
-            await case_commands.send(key=case_key, value=command_message(accepted, outcome, limit))
+            category = accepted.category
+            message = command_message(
+                accepted,
+                outcome,
+                category.limit_hours if category else None,
+                category.limit_working_days if category else None,
+            )
+            await case_commands.send(key=case_key, value=message)
             return
         await outputs[record.kind].send(
             key=record.key.encode(), value=canonical_message(envelope, record, accepted.fingerprint, outcome)

@@ -58,6 +58,23 @@ class Edge:
     """An extension (延期): the command must carry a new deadline later than the current one."""
     not_by: frozenset[str] = frozenset()
     """Actions whose actors on the same case may not take this edge (巡办分离: who handled may not verify)."""
+    note_required: bool = False
+    """The command must say why in its note (挂账: the reason a case is parked)."""
+    review_required: bool = False
+    """A parking (挂账): the command's due_at is the review date, later than the command itself."""
+
+
+@dataclass(frozen=True)
+class EscalationLevel:
+    """One level of supervision (督办) a case reaches ``after_hours`` past its deadline, still open."""
+
+    level: int
+    after_hours: float
+    zh: str
+
+
+DEFAULT_ESCALATION = (EscalationLevel(level=1, after_hours=0.0, zh="超期"),)
+"""A flow file without ``escalation`` has one level: the overdue alert the moment the deadline passes."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,8 @@ class CaseFlow:
     statuses: tuple[str, ...]
     roles: tuple[str, ...]
     terminals: frozenset[str]
+    escalation: tuple[EscalationLevel, ...] = DEFAULT_ESCALATION
+    """Supervision levels in order; level 1 comes the moment a case is overdue (``after_hours: 0``)."""
 
     def allowed_from(self, status: str) -> list[Edge]:
         """The moves out of ``status``, in the order the flow file lists them."""
@@ -94,6 +113,10 @@ class CaseFlow:
         marks = [role for role in self.roles if role in edge.roles]
         if edge.photo_required:
             marks.append("photo")
+        if edge.note_required:
+            marks.append("note")
+        if edge.review_required:
+            marks.append("review date")
         return f"{edge.target} ({', '.join(marks)})"
 
     def options(self, status: str) -> str:
@@ -138,11 +161,12 @@ def _edge(entry: Any, number: int, path: Path, statuses: list[str], roles: list[
     for role in edge_roles:
         if role not in roles:
             raise FlowError(f"{where} names unknown role {role!r}; declared roles: {', '.join(roles)}")
-    photo, deadline = entry.get("photo", False), entry.get("deadline", False)
-    if not isinstance(photo, bool):
-        raise FlowError(f"{where}: photo must be true or false, got {photo!r}")
-    if not isinstance(deadline, bool):
-        raise FlowError(f"{where}: deadline must be true or false, got {deadline!r}")
+    flags = {name: entry.get(name, False) for name in ("photo", "deadline", "note", "review")}
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise FlowError(f"{where}: {name} must be true or false, got {value!r}")
+    if flags["deadline"] and flags["review"]:
+        raise FlowError(f"{where}: due_at is either a new deadline (deadline) or a review date (review), not both")
     not_by = entry.get("not_by", [])
     if not isinstance(not_by, list) or any(item != HANDLE_ACTION for item in not_by):
         raise FlowError(
@@ -153,10 +177,39 @@ def _edge(entry: Any, number: int, path: Path, statuses: list[str], roles: list[
         target=target,
         action=action.strip(),
         roles=frozenset(edge_roles),
-        photo_required=photo,
-        deadline_required=deadline,
+        photo_required=flags["photo"],
+        deadline_required=flags["deadline"],
         not_by=frozenset(not_by),
+        note_required=flags["note"],
+        review_required=flags["review"],
     )
+
+
+def _escalation(value: Any, path: Path) -> tuple[EscalationLevel, ...]:
+    """The ``escalation`` section: levels 1, 2, ... in order, the first at 0 hours, each later than the last.
+
+    Level 1 is the overdue alert itself (``Case.overdue_alerted`` means level 1 was raised), so it
+    must come the moment the deadline passes; a level no later than the one before would never be
+    raised on its own.
+    """
+    if value is None:
+        return DEFAULT_ESCALATION
+    if not isinstance(value, list) or not value:
+        raise FlowError(f"{path}: 'escalation' must be a list of levels ({{level, after_hours, zh}}), got {value!r}")
+    levels: list[EscalationLevel] = []
+    for number, entry in enumerate(value, start=1):
+        if not isinstance(entry, Mapping) or set(entry) != {"level", "after_hours", "zh"}:
+            raise FlowError(f"{path}: escalation level {number} must have exactly level, after_hours and zh: {entry!r}")
+        hours = entry["after_hours"]
+        if entry["level"] != number or isinstance(hours, bool) or not isinstance(hours, int | float):
+            raise FlowError(f"{path}: escalation level {number} must be numbered {number} with after_hours in hours")
+        if (number == 1 and hours != 0) or (levels and hours <= levels[-1].after_hours):
+            raise FlowError(
+                f"{path}: escalation level {number} comes {hours} h past the deadline; level 1 must come at 0 h "
+                "(it is the overdue alert) and each later level later than the one before"
+            )
+        levels.append(EscalationLevel(level=number, after_hours=float(hours), zh=str(entry["zh"])))
+    return tuple(levels)
 
 
 def _reachable(edges: Iterable[Edge]) -> set[str]:
@@ -238,4 +291,10 @@ def load_flow(path: Path | None = None) -> CaseFlow:
     unreachable = [status for status in statuses if status not in reachable]
     if unreachable:
         raise FlowError(f"{path}: no case can reach {', '.join(unreachable)} from {INITIAL_STATUS}")
-    return CaseFlow(edges=edges, statuses=tuple(statuses), roles=tuple(roles), terminals=frozenset(terminals))
+    return CaseFlow(
+        edges=edges,
+        statuses=tuple(statuses),
+        roles=tuple(roles),
+        terminals=frozenset(terminals),
+        escalation=_escalation(document.get("escalation"), path),
+    )

@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 
 from foundation.errors import InputRejected
 from schemas.records import EventUpdate
-from streams.case_flow import HANDLE_ACTION, INITIAL_STATUS, CaseFlow
+from schemas.working_time import WorkingCalendar
+from streams.case_flow import HANDLE_ACTION, INITIAL_STATUS, CaseFlow, EscalationLevel
 from streams.case_state import Case, Command, Transition, aware
 
 # Statuses in which a case is finished whatever the flow file says: overdue checks, duplicate
@@ -31,6 +32,10 @@ REWORK_ACTION = "rework"
 DECLINE_ACTION = "decline"
 REDISPATCH_ACTION = "redispatch"
 CLOSED_STATUS = "closed"
+PARKED_STATUS = "parked"
+"""挂账: a long-term case set aside with a reason and a review date; its deadline does not run."""
+ESCALATED_LEVEL = 2
+"""The level from which a case counts as escalated (督办): level 1 is the plain overdue alert."""
 
 
 class IllegalTransition(InputRejected):
@@ -39,7 +44,8 @@ class IllegalTransition(InputRejected):
     ``code`` is stable for programs: ``illegal_transition`` (no such move from this status),
     ``already_in_status`` (the case is already there: usually a replayed command), ``unknown_status``,
     ``role_not_allowed``, ``photo_required``, ``deadline_required`` (an extension without a later
-    deadline), ``case_closed`` (the case has ended: closed, rejected or cancelled),
+    deadline), ``note_required`` (a parking without its reason), ``review_date_required`` (a parking
+    without a review date after it), ``case_closed`` (the case has ended: closed, rejected or cancelled),
     ``same_hands`` (巡办分离: who handled the case may not verify it), ``time_goes_backwards`` and
     ``wrong_case``.
     """
@@ -87,17 +93,27 @@ def open_case(
     lon: float,
     reporter_id: str,
     reported_at: datetime,
-    limit_hours: float,
+    limit_hours: float | None = None,
+    limit_working_days: int | None = None,
+    calendar: WorkingCalendar | None = None,
 ) -> tuple[Case, Transition]:
-    """Open a case for a fresh report: status ``reported``, seq 1, due ``limit_hours`` after the report.
+    """Open a case for a fresh report: status ``reported``, seq 1, due after the category's limit.
 
     The deadline runs from the report, not from dispatch, because the town is judged on the time the
-    resident waited (按期结案率). Hours are calendar hours; working-time arithmetic is not applied.
+    resident waited (按期结案率). A limit is either ``limit_hours``, calendar hours (urgent work does
+    not stop for a holiday), or ``limit_working_days`` counted on ``calendar`` (工作日, see
+    ``schemas.working_time``): exactly one of them.
     """
-    if not limit_hours > 0:
-        raise ValueError(f"limit_hours must be a positive number of hours, got {limit_hours!r}")
     reported_at = aware(reported_at)
-    due_at = reported_at + timedelta(hours=limit_hours)
+    if limit_working_days is not None and limit_hours is None and calendar is not None:
+        due_at = calendar.add_working_days(reported_at, limit_working_days)
+    elif limit_working_days is None and limit_hours is not None and limit_hours > 0:
+        due_at = reported_at + timedelta(hours=limit_hours)
+    else:
+        raise ValueError(
+            "give limit_hours (a positive number of hours) or limit_working_days with a calendar, "
+            f"not limit_hours={limit_hours!r}, limit_working_days={limit_working_days!r}"
+        )
     case = Case(
         case_id=case_id,
         category=category,
@@ -201,6 +217,17 @@ def _refuse(flow: CaseFlow, case: Case, command: Command) -> IllegalTransition |
             f"{name} is {case.status}, due {case.due_at.isoformat()}; moving it to {target} ({edge.action}) "
             "needs a new deadline (due_at) later than that",
         )
+    if edge.note_required and not (command.note and command.note.strip()):
+        return IllegalTransition(
+            "note_required",
+            f"{name} is {case.status}; moving it to {target} ({edge.action}) needs the reason in a note",
+        )
+    if edge.review_required and (command.due_at is None or aware(command.due_at) <= command.at):
+        return IllegalTransition(
+            "review_date_required",
+            f"{name} is {case.status}; moving it to {target} ({edge.action}) needs a review date (due_at) "
+            f"later than the command's time, {command.at.isoformat()}",
+        )
     return None
 
 
@@ -210,7 +237,9 @@ def apply(flow: CaseFlow, case: Case, command: Command) -> tuple[Case, Transitio
     A refused command changes nothing, so the caller may simply report the reason and move on.
     Counters follow the action: ``rework`` adds to ``rework_count`` (返工), ``decline`` to
     ``return_count`` (回退). ``closed_at`` is set on entering ``closed``. The actor of a ``handle``
-    joins ``handled_by``, for the edges the flow bars to handlers (``not_by``).
+    joins ``handled_by``, for the edges the flow bars to handlers (``not_by``). A new deadline starts
+    the overdue alert and the escalation levels again; a parking (挂账) keeps its review date, and
+    leaves the deadline as it was, since parked cases are judged on no deadline.
     """
     refusal = _refuse(flow, case, command)
     if refusal is not None:
@@ -228,6 +257,9 @@ def apply(flow: CaseFlow, case: Case, command: Command) -> tuple[Case, Transitio
         department=command.department or case.department,
         due_at=aware(command.due_at) if edge.deadline_required and command.due_at else case.due_at,
         overdue_alerted=case.overdue_alerted and not edge.deadline_required,
+        escalation_level=0 if edge.deadline_required else case.escalation_level,
+        review_at=aware(command.due_at) if edge.review_required and command.due_at else case.review_at,
+        review_alerted=case.review_alerted and not edge.review_required,
         handled_by=_with(case.handled_by, command.actor) if edge.action == HANDLE_ACTION else case.handled_by,
     )
     transition = Transition(
@@ -282,8 +314,39 @@ def auto_advance(flow: CaseFlow, case: Case, at: datetime) -> list[tuple[Case, T
 
 
 def is_overdue(case: Case, now: datetime) -> bool:
-    """Whether the case is still open after its deadline (超期); a finished case never is."""
-    return case.status not in FINISHED_STATUSES and aware(now) > case.due_at
+    """Whether the case is still open after its deadline (超期); a finished or parked (挂账) case never is."""
+    return case.status not in FINISHED_STATUSES and case.status != PARKED_STATUS and aware(now) > case.due_at
+
+
+def escalate(flow: CaseFlow, case: Case, now: datetime) -> tuple[Case, list[EscalationLevel]]:
+    """The levels of supervision (督办) ``case`` reached by ``now`` and not raised yet, and the case raising them.
+
+    Each level is raised once per deadline, in order: a case found 3 days late at its first check
+    (a worker restarted, a report dated in the past) raises every level it passed. A case entry
+    written before levels were kept, with its overdue alert raised, counts as at level 1.
+    ``escalated_at`` keeps the first time level 2 (督办) was reached, for the KPIs.
+    """
+    if not is_overdue(case, now):
+        return case, []
+    late_hours = (aware(now) - case.due_at).total_seconds() / 3600
+    raised = max(case.escalation_level, int(case.overdue_alerted))
+    levels = [item for item in flow.escalation if item.level > raised and late_hours > item.after_hours]
+    if not levels:
+        return case, []
+    reached = levels[-1].level
+    escalated_at = case.escalated_at or (aware(now) if reached >= ESCALATED_LEVEL else None)
+    updated = replace(case, escalation_level=reached, overdue_alerted=True, escalated_at=escalated_at)
+    return updated, levels
+
+
+def review_due(case: Case, now: datetime) -> bool:
+    """Whether a parked case (挂账) passed its review date with no alert raised for it yet."""
+    return (
+        case.status == PARKED_STATUS
+        and not case.review_alerted
+        and case.review_at is not None
+        and aware(now) > case.review_at
+    )
 
 
 def merge_report(case: Case, report_id: str) -> Case:

@@ -116,13 +116,22 @@ class Case:
     Fields added after cases were first stored come last, with a default: it is what a table entry
     or record written before the field existed means (no handler known), see :meth:`from_dict`.
     """
+    escalation_level: int = 0
+    """The highest supervision level (督办) raised under the current deadline; a new deadline starts again at 0."""
+    escalated_at: datetime | None = None
+    """When the case first reached level 2 (督办), kept for the KPIs whatever deadline follows."""
+    review_at: datetime | None = None
+    """The review date of its last parking (挂账): a case parked past it raises an alert."""
+    review_alerted: bool = False
+    """Whether that alert was raised (once per parking)."""
 
     def __post_init__(self) -> None:
         """Pin every timestamp to a zone and the id lists to tuples, whatever the caller passed."""
         for name in ("reported_at", "due_at", "updated_at"):
             object.__setattr__(self, name, aware(getattr(self, name)))
-        if self.closed_at is not None:
-            object.__setattr__(self, "closed_at", aware(self.closed_at))
+        for name in ("closed_at", "escalated_at", "review_at"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, aware(getattr(self, name)))
         object.__setattr__(self, "report_ids", tuple(self.report_ids))
         object.__setattr__(self, "handled_by", tuple(self.handled_by))
 

@@ -24,18 +24,26 @@ import faust
 
 from foundation.settings import Settings
 from schemas.grid import Grid
-from schemas.messages import alert_message, canonical_message, derived_message, work_order_message
+from schemas.messages import (
+    alert_message,
+    canonical_message,
+    derived_message,
+    escalation_message,
+    work_order_message,
+)
 from schemas.records import CaseRecord, CaseTransition, Event, EventUpdate, RawEnvelope
-from schemas.topics import CASE_COMMANDS, OVERDUE_ALERTS, canonical_topic, dispatch_topic
+from schemas.topics import CASE_COMMANDS, ESCALATION_ALERTS, OVERDUE_ALERTS, canonical_topic, dispatch_topic
+from schemas.working_time import load_calendar
 from streams.case_flow import INITIAL_STATUS, CaseFlow, load_flow
 from streams.case_machine import (
     IllegalTransition,
     apply,
     auto_advance,
     command_for,
-    is_overdue,
+    escalate,
     merge_report,
     open_case,
+    review_due,
 )
 from streams.case_state import Case, Transition
 from streams.clocked import RESTORE, BadCommand, Send, register_clocked_agent, topic_sender
@@ -47,8 +55,10 @@ OPENING_REPORT = "opening_report"
 """Key, in a case's table entry, of the report that opened the case."""
 
 
-def command_message(accepted: Accepted, outcome: str, limit_hours: float | None) -> bytes:
-    """A report or update, handed from the integrate agent to the case agent."""
+def command_message(
+    accepted: Accepted, outcome: str, limit_hours: float | None, limit_working_days: int | None = None
+) -> bytes:
+    """A report or update, handed from the integrate agent to the case agent, with its category's time limit."""
     return json.dumps(
         {
             "type": accepted.record.kind,
@@ -57,6 +67,7 @@ def command_message(accepted: Accepted, outcome: str, limit_hours: float | None)
             "fingerprint": accepted.fingerprint,
             "outcome": outcome,
             "limit_hours": limit_hours,
+            "limit_working_days": limit_working_days,
         },
         ensure_ascii=False,
     ).encode()
@@ -83,6 +94,7 @@ class CaseDesk:
         self.grid = grid
         self.flow = flow
         self.send = send
+        self.calendar = load_calendar(settings.holidays)
         self.cases: Any = {}
         self.reports: Any = {}
         self._open: OpenCases | None = None
@@ -152,7 +164,11 @@ class CaseDesk:
     async def _work_order(self, case: Case, first_report: Event | None) -> None:
         report = first_report or Event.model_validate(self._report(case.report_ids[0]))
         category = self.rules.categories.get(case.category)
-        limit = category.limit_hours if category else (case.due_at - case.reported_at).total_seconds() / 3600
+        limit = (
+            category.limit_hours
+            if category and category.limit_hours
+            else (case.due_at - case.reported_at).total_seconds() / 3600
+        )
         message = work_order_message(report.model_copy(update={"status": "dispatched"}), case.department, limit)
         desk = self.rules.desk_of(case.department, case.squad)
         await self.send(dispatch_topic(desk), case.case_id.encode(), message)
@@ -230,7 +246,9 @@ class CaseDesk:
                 lon=event.lon,
                 reporter_id=event.reporter_id,
                 reported_at=event.reported_at,
-                limit_hours=float(message["limit_hours"]),
+                limit_hours=None if message["limit_hours"] is None else float(message["limit_hours"]),
+                limit_working_days=message.get("limit_working_days"),
+                calendar=self.calendar,
             )
             held = envelope.source in self.rules.verify_on_site
             steps = [] if held else auto_advance(self.flow, case, event.reported_at)
@@ -301,13 +319,28 @@ class CaseDesk:
         await self._store(envelope, case, [transition, *(step for _, step in steps)])
 
     async def tick(self, now: datetime) -> None:
-        """Raise one alert per case the moment it passes its deadline unfinished."""
+        """Raise the supervision (督办) of each late case and remind of each parked case past its review date.
+
+        Every level a case reaches is raised once, on ``alerts.escalation``; reaching level 1, the
+        moment it passes its deadline unfinished, also raises the one overdue alert on
+        ``alerts.overdue``. A parked case (挂账) is late for nothing, but once its review date passes
+        it raises one ``review_due`` alert. The case is stored with what was raised, so a restarted
+        worker does not raise it again.
+        """
         for case in self.open_cases():
-            if case.overdue_alerted or not is_overdue(case, now):
+            escalated, levels = escalate(self.flow, case, now)
+            reminded = review_due(case, now)
+            if not levels and not reminded:
                 continue
-            case = dataclasses.replace(case, overdue_alerted=True)
+            case = dataclasses.replace(escalated, review_alerted=escalated.review_alerted or reminded)
             record = self.case_record(case)
-            await self.send(OVERDUE_ALERTS, case.case_id.encode(), alert_message(record, now))
+            key = case.case_id.encode()
+            if levels and levels[0].level == 1:
+                await self.send(OVERDUE_ALERTS, key, alert_message(record, now))
+            for level in levels:
+                await self.send(ESCALATION_ALERTS, key, escalation_message(record, now, level.level, level.zh))
+            if reminded:
+                await self.send(ESCALATION_ALERTS, key, escalation_message(record, now, None, "挂账到期复核"))
             await self._store(None, case, [])
 
 

@@ -17,13 +17,18 @@ class RoutingError(ConfigurationError):
 
 @dataclass(frozen=True)
 class Category:
-    """One event category and the department that acts on it."""
+    """One event category, the department that acts on it, and its time limit.
+
+    The limit is ``limit_hours``, calendar hours (urgent work runs through holidays), or
+    ``limit_working_days`` (工作日, counted on the holiday calendar), never both: the other is None.
+    """
 
     code: str
     name: str
     name_en: str
     department: str
-    limit_hours: float
+    limit_hours: float | None
+    limit_working_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ def load_rules(path: Path) -> RoutingRules:
                 name=str(entry["name"]),
                 name_en=str(entry.get("name_en", entry["name"])),
                 department=str(entry["department"]),
-                limit_hours=float(entry.get("limit_hours", 24)),
+                **_limit(entry),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise RoutingError(f"{path}: category entry {entry!r} is incomplete ({exc})") from exc
@@ -99,6 +104,21 @@ def load_rules(path: Path) -> RoutingRules:
         dispatch_by_squad=_by_squad(path, document, departments),
         verify_on_site=_verified_sources(path, document),
     )
+
+
+def _limit(entry: dict[str, object]) -> dict[str, float | int | None]:
+    """A category's limit: ``limit_working_days`` (whole, positive), else ``limit_hours`` (24 if unsaid)."""
+    days = entry.get("limit_working_days")
+    if days is None:
+        hours = float(entry.get("limit_hours", 24))  # type: ignore[arg-type]
+        if not hours > 0:
+            raise ValueError(f"limit_hours must be a positive number, not {hours}")
+        return {"limit_hours": hours, "limit_working_days": None}
+    if "limit_hours" in entry:
+        raise ValueError("give limit_hours or limit_working_days, not both")
+    if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
+        raise ValueError(f"limit_working_days must be a whole positive number, not {days!r}")
+    return {"limit_hours": None, "limit_working_days": days}
 
 
 def _by_squad(path: Path, document: dict[str, object], departments: dict[str, str]) -> frozenset[str]:

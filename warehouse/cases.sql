@@ -6,8 +6,8 @@
 -- Needs schema.sql first: the patrol views read its patrol_tracks table.
 --
 -- Statuses are the canonical event statuses (schemas/records.py EventStatus, case flow in
--- schemas/data/case_flow.yaml): reported, accepted, dispatched, in_handling, handled, verified,
--- closed, returned, rejected.
+-- schemas/data/case_flow.yaml): reported, accepted, dispatched, in_handling, extended, handled,
+-- verified, closed, returned, rejected, cancelled, parked (挂账).
 --
 -- Every local day below is the town's day, Asia/Shanghai, computed with timezone(); never a bare
 -- CAST(timestamptz AS DATE), which takes the session's TimeZone setting and so depends on the
@@ -25,7 +25,12 @@ CREATE TABLE IF NOT EXISTS cases (
     overdue_alerted BOOLEAN,
     source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
     received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ,
-    handled_by VARCHAR[]  -- who took action handle (巡办分离: none of them may verify the case)
+    handled_by VARCHAR[],  -- who took action handle (巡办分离: none of them may verify the case)
+    -- 督办: the supervision level the case's lateness reached under its current deadline (1 overdue,
+    -- 2 督办, 3 挂牌督办: the escalation levels of case_flow.yaml), and when it first reached level 2.
+    escalation_level INTEGER, escalated_at TIMESTAMPTZ,
+    -- 挂账: the review date of its last parking, and whether it passed while the case was parked.
+    review_at TIMESTAMPTZ, review_alerted BOOLEAN
 );
 -- The transition log: one row per state change, with who did it, when, and the deadline in force
 -- then (streams/case_state.py Transition.to_dict is one row). The KPIs count from here (§5: "KPIs
@@ -57,9 +62,18 @@ CREATE TABLE IF NOT EXISTS grid_cells (
 --
 -- The denominators are system-defined (§3.6 says so), so they are fixed here, once:
 --
---   应结案数 cases due     A case not rejected (不予立案) or cancelled (作废) whose due_at falls in
---                          the period OR that was closed in the period. A case without due_at that
---                          is still open is due in no period.
+--   应结案数 cases due     A case not rejected (不予立案), cancelled (作废) or parked (挂账) whose
+--                          due_at falls in the period OR that was closed in the period. A case
+--                          without due_at that is still open is due in no period.
+--   挂账数   parked        A case parked now, on the day its due_at falls (as if it were due):
+--                          out of every figure above and below, counted on its own so it stays
+--                          visible. Once resumed (with a new deadline) it is due again as any case.
+--   督办数   escalated     Of the cases due, those that ever reached escalation level 2 (督办,
+--                          escalated_at set; the levels are the escalation of case_flow.yaml) and
+--                          were not closed on time: a case closed within its deadline was late for
+--                          nobody, even if the clock saw it open past the deadline before its
+--                          closing reached the case agent.
+--                          督办率 = 督办数 / 应结案数.
 --   结案数   closed        Of the cases due, those with closed_at set.
 --   按期结案数 on time      Of those closed, closed_at <= due_at (closing at the deadline is on
 --                          time). A closed case without a due_at had no deadline to meet and is
@@ -79,8 +93,9 @@ CREATE TABLE IF NOT EXISTS grid_cells (
 -- closure rate can rise when a late case is finally closed.
 
 -- One row per case, rejected ones included (is_due false); the flags nest
--- (is_on_time => is_closed => is_due) so that any grouping (squad, department, grid, worker) is a
--- plain GROUP BY over the rows WHERE is_due. hours_to_close is set only where is_closed;
+-- (is_on_time => is_closed => is_due, is_escalated => is_due) so that any grouping (squad,
+-- department, grid, worker) is a plain GROUP BY over the rows WHERE is_due; is_parked rows are
+-- never is_due. hours_to_close is set only where is_closed;
 -- rework_count is the case's rework transitions (sum it over due cases for 返工数).
 CREATE OR REPLACE VIEW kpi_case_facts AS
 WITH reworks AS (
@@ -93,8 +108,9 @@ facts AS (
     SELECT
         c.case_id,
         CAST(timezone('Asia/Shanghai', coalesce(c.closed_at, c.due_at)) AS DATE) AS period_date,
-        c.status NOT IN ('rejected', 'cancelled') AND coalesce(c.closed_at, c.due_at) IS NOT NULL AS is_due,
-        c.status, c.reported_at, c.due_at, c.closed_at,
+        c.status NOT IN ('rejected', 'cancelled', 'parked') AND coalesce(c.closed_at, c.due_at) IS NOT NULL AS is_due,
+        c.status = 'parked' AND c.due_at IS NOT NULL AS is_parked,
+        c.status, c.reported_at, c.due_at, c.closed_at, c.escalation_level, c.escalated_at, c.review_at,
         coalesce(r.rework_count, 0) AS rework_count,
         c.squad, c.department, c.grid_code, c.reporter_id AS worker, c.category
     FROM cases AS c
@@ -106,7 +122,10 @@ SELECT
     is_due AND closed_at IS NOT NULL AND coalesce(closed_at <= due_at, false) AS is_on_time,
     CASE WHEN is_due AND closed_at IS NOT NULL THEN epoch(closed_at - reported_at) / 3600.0 END AS hours_to_close,
     rework_count,
-    squad, department, grid_code, worker, category, status, reported_at, due_at, closed_at
+    squad, department, grid_code, worker, category, status, reported_at, due_at, closed_at,
+    is_parked,
+    is_due AND escalated_at IS NOT NULL AND NOT coalesce(closed_at <= due_at, false) AS is_escalated,
+    coalesce(escalation_level, 0) AS escalation_level, escalated_at, review_at
 FROM facts;
 
 -- Patrol compliance ---------------------------------------------------------------------------------

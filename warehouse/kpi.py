@@ -54,17 +54,24 @@ CASE_MEASURES: tuple[str, ...] = (
     "count(*) FILTER (WHERE is_on_time) AS closed_on_time",
     f"round(CAST(count(*) FILTER (WHERE is_closed) AS DOUBLE) / nullif({_DUE}, 0), 4) AS closure_rate",
     f"round(CAST(count(*) FILTER (WHERE is_on_time) AS DOUBLE) / nullif({_DUE}, 0), 4) AS on_time_rate",
-    f"round(CAST(coalesce(sum(rework_count), 0) AS DOUBLE) / nullif({_DUE}, 0), 4) AS rework_rate",
+    f"round(CAST(coalesce(sum(rework_count) FILTER (WHERE is_due), 0) AS DOUBLE) / nullif({_DUE}, 0), 4)"
+    " AS rework_rate",
     "round(quantile_cont(hours_to_close, 0.5) FILTER (WHERE is_closed), 2) AS median_hours_to_close",
     "round(quantile_cont(hours_to_close, 0.9) FILTER (WHERE is_closed), 2) AS p90_hours_to_close",
+    "count(*) FILTER (WHERE is_parked) AS parked",
+    "count(*) FILTER (WHERE is_escalated) AS escalated",
+    f"round(CAST(count(*) FILTER (WHERE is_escalated) AS DOUBLE) / nullif({_DUE}, 0), 4) AS escalation_rate",
 )
 """The case KPIs over rows of ``kpi_case_facts``, shared by :func:`kpi_sql` and :func:`kpi_trend_sql`.
 
-Cases due are counted as the rows where ``is_due`` holds, not as ``count(*)``: the trend LEFT
-JOINs every day to the facts, and a day with nothing due has one row of NULLs, which must count
-as zero cases due (and give NULL rates), not as one. Over rows already filtered to ``is_due``
-(:func:`kpi_sql`) both counts are the same, so the two builders compute each number identically.
+Every measure filters on the flag it counts, never on ``count(*)``: the rows are those due or
+parked (挂账, visible in ``parked`` and out of every other figure), and the trend LEFT JOINs every
+day to the facts, so a day with nothing due has one row of NULLs, which must count as zero cases
+due (and give NULL rates), not as one. So the two builders compute each number identically.
 """
+
+_ROWS = "(is_due OR is_parked)"
+"""The rows of ``kpi_case_facts`` the measures read: cases due, and parked cases to count apart."""
 
 
 def _date_literal(day: date) -> str:
@@ -127,8 +134,10 @@ def kpi_sql(by: Grouping | None = None, day: date | None = None, month: date | N
     Columns: the group column (if any), cases_due (应结案数), closed (结案数), closed_on_time
     (按期结案数), closure_rate, on_time_rate, rework_rate (ratios to cases_due, 4 places, NULL
     when nothing is due, because "0 %" would read as a failure), median_hours_to_close and
-    p90_hours_to_close (over closed cases, 2 places). Without a grouping the query always returns
-    one row, so "nothing due that day" shows as a row of zeros and NULLs, not as no answer.
+    p90_hours_to_close (over closed cases, 2 places), then parked (挂账, not among cases_due),
+    escalated (督办: cases due that reached escalation level 2) and escalation_rate (to cases_due).
+    Without a grouping the query always returns one row, so "nothing due that day" shows as a row of
+    zeros and NULLs, not as no answer.
 
     ``month`` is any date inside the month: the period is every ``period_date`` of that calendar
     month. Each case belongs to exactly one day (see ``cases.sql``), so a month's counts are the
@@ -136,7 +145,7 @@ def kpi_sql(by: Grouping | None = None, day: date | None = None, month: date | N
     ``month`` together raise ValueError.
     """
     column = _group_column(by)
-    conditions = ["is_due"]
+    conditions = [_ROWS]
     period = _period_condition("period_date", day, month)
     if period is not None:
         conditions.append(period)
@@ -168,7 +177,7 @@ def kpi_trend_sql(end: date, days: int = 30) -> str:
     )
     return (
         "SELECT calendar.day, " + ", ".join(CASE_MEASURES) + f" FROM {calendar} AS calendar"
-        " LEFT JOIN kpi_case_facts AS facts ON facts.period_date = calendar.day AND facts.is_due"
+        f" LEFT JOIN (SELECT * FROM kpi_case_facts WHERE {_ROWS}) AS facts ON facts.period_date = calendar.day"
         " GROUP BY calendar.day ORDER BY calendar.day"
     )
 

@@ -124,7 +124,8 @@ WAREHOUSE_VERSION = 6
 """Shape of the tables; bumped whenever a table changes (2: base data as source copies plus golden records;
 3: no primary-key indexes, keys kept unique by the writer; 4: rejects keep the topic, partition and offset
 of the refused message, the error, and the hash and size of their payload; 5: an update keeps the department
-a re-dispatch sends its case to)."""
+a re-dispatch sends its case to; 6: applications keep their window and channel, cases their handlers, their
+escalation level (督办) and their parking's review date (挂账))."""
 
 UPGRADES: dict[int, str] = {
     3: "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS topic VARCHAR;"
@@ -136,7 +137,11 @@ UPGRADES: dict[int, str] = {
     4: "ALTER TABLE event_updates ADD COLUMN IF NOT EXISTS department VARCHAR;",
     5: "ALTER TABLE applications ADD COLUMN IF NOT EXISTS window_no INTEGER;"
     "ALTER TABLE applications ADD COLUMN IF NOT EXISTS channel VARCHAR;"
-    "ALTER TABLE cases ADD COLUMN IF NOT EXISTS handled_by VARCHAR[];",
+    "ALTER TABLE cases ADD COLUMN IF NOT EXISTS handled_by VARCHAR[];"
+    "ALTER TABLE cases ADD COLUMN IF NOT EXISTS escalation_level INTEGER;"
+    "ALTER TABLE cases ADD COLUMN IF NOT EXISTS escalated_at TIMESTAMPTZ;"
+    "ALTER TABLE cases ADD COLUMN IF NOT EXISTS review_at TIMESTAMPTZ;"
+    "ALTER TABLE cases ADD COLUMN IF NOT EXISTS review_alerted BOOLEAN;",
 }
 """The step that brings a file of each older version to the next one in place. Only changes that keep
 every stored row as it was (columns added) have one; a file of a version without one is refused."""

@@ -113,3 +113,10 @@ def test_an_unreadable_case_record_is_skipped_and_logged_and_the_view_keeps_foll
     assert [(log["event"], log["offset"]) for log in logs] == [("case view skipped a case record it could not use", 7)]
     view._take_logged(consumed(8, record("R-9", "dispatched", 3)))
     assert view.refuse(update("R-9", "in_handling", 1)) is None
+
+
+def test_a_held_case_a_worker_accepts_is_dispatched_at_once_as_the_agent_dispatches_it(view: CaseView) -> None:
+    """A hotline complaint waits ``reported`` for a worker's check; once accepted, the desk may start at once."""
+    view._take(record("GD-1", "reported", 1))
+    assert view.refuse(update("GD-1", "accepted", 1, actor="GW021")) is None
+    assert view.refuse(update("GD-1", "in_handling", 2)) is None

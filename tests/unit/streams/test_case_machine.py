@@ -270,7 +270,8 @@ def test_reason_with_several_options() -> None:
     error = refusal(case, command(case, "closed", "command_centre"))
     assert str(error) == (
         "case C-1 is returned; from returned it can go to dispatched (command_centre, system), "
-        "in_handling (desk), rejected (command_centre) or cancelled (command_centre), not to closed"
+        "in_handling (desk), rejected (command_centre), cancelled (command_centre) or "
+        "parked (command_centre, note, review date), not to closed"
     )
 
 
@@ -381,7 +382,10 @@ def test_merge_into_a_finished_case_is_refused_but_a_replay_is_harmless() -> Non
 RAW = yaml.safe_load(FLOW_FILE.read_text(encoding="utf-8"))
 # An oracle read straight from the YAML, independent of load_flow: (from, to) -> (roles, photo).
 ORACLE = {
-    (t["from"], t["to"]): (set(t["roles"]), bool(t.get("photo", False)), bool(t.get("deadline", False)))
+    (t["from"], t["to"]): (
+        set(t["roles"]),
+        *(bool(t.get(flag, False)) for flag in ("photo", "deadline", "note", "review")),
+    )
     for t in RAW["transitions"]
 }
 # 巡办分离 straight from the YAML: (from, to) -> actions whose actors may not take the edge, and each edge's action.
@@ -428,7 +432,8 @@ def run(commands: list[Step], *, backwards: int = 0) -> None:
                 allowed = sorted(ORACLE[(case.status, target)][0])
                 role = allowed[minutes % len(allowed)]
         at = at + timedelta(minutes=minutes - backwards)
-        # "photo" also decides whether the command brings a later deadline (what an extension needs)
+        # "photo" also decides whether the command brings a later deadline (what an extension needs),
+        # which is also a review date (what a parking needs, if later than the command), and a note
         # Desks act as "a"; anyone else as "b" or "a", so someone sometimes verifies what they handled.
         actor = "a" if role == "desk" else "ba"[minutes // 7 % 2]
         cmd = Command(
@@ -439,6 +444,7 @@ def run(commands: list[Step], *, backwards: int = 0) -> None:
             at=at,
             photo_ref=PHOTO if photo else None,
             due_at=case.due_at + timedelta(days=1) if photo else None,
+            note="why" if photo else None,
         )
         expected_ok = (
             case.status not in TERMINAL
@@ -447,6 +453,8 @@ def run(commands: list[Step], *, backwards: int = 0) -> None:
             and role in ORACLE[(case.status, target)][0]
             and (photo or not ORACLE[(case.status, target)][1])
             and (photo or not ORACLE[(case.status, target)][2])
+            and (photo or not ORACLE[(case.status, target)][3])
+            and not (ORACLE[(case.status, target)][4] and not (photo and case.due_at + timedelta(days=1) > at))
             and not ("handle" in NOT_BY[(case.status, target)] and actor in handlers)
         )
         before = case

@@ -193,6 +193,9 @@ def expected(
         "rework_rate": pytest.approx(round(reworks / due, 4), abs=1e-12),
         "median_hours_to_close": pytest.approx(median, abs=1e-9),
         "p90_hours_to_close": pytest.approx(p90, abs=1e-9),
+        "parked": 0,
+        "escalated": 0,
+        "escalation_rate": pytest.approx(0.0, abs=1e-12),
     }
 
 
@@ -257,6 +260,9 @@ def test_nothing_due_gives_nulls_not_zero_rates(warehouse: duckdb.DuckDBPyConnec
         "rework_rate": None,
         "median_hours_to_close": None,
         "p90_hours_to_close": None,
+        "parked": 0,
+        "escalated": 0,
+        "escalation_rate": None,
     }
     assert kpis(warehouse, kpi_sql(by="squad", day=date(2026, 11, 30))) == []
 
@@ -592,6 +598,9 @@ def test_each_trend_row_is_that_days_kpis_and_empty_days_are_there(session_zone:
             "rework_rate": None,
             "median_hours_to_close": None,
             "p90_hours_to_close": None,
+            "parked": 0,
+            "escalated": 0,
+            "escalation_rate": None,
         }
 
 
