@@ -12,6 +12,7 @@ import yaml
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from schemas import TOWN_TIMEZONE
 from schemas.records import EVENT_STATUSES
 from streams.case_flow import ROLES
 from streams.case_machine import IllegalTransition, apply, auto_advance, is_overdue, merge_report, open_case
@@ -72,12 +73,25 @@ def test_open_case_is_reported_with_seq_1_and_due_after_the_limit(limit_hours: f
     )
 
 
-@pytest.mark.parametrize(("code", "hours"), [("0403", 1), ("0102", 8), ("0601", 168)])
+@pytest.mark.parametrize(("code", "hours"), [("0403", 1), ("0102", 8), ("0115", 72)])
 def test_due_at_follows_the_category_limit_hours(code: str, hours: float) -> None:
     category = load_rules(DATA / "categories.yaml").categories[code]
     assert category.limit_hours == hours
     case = fresh(category=code, department=category.department, limit_hours=category.limit_hours)
     assert case.due_at - case.reported_at == timedelta(hours=hours)
+
+
+def test_illegal_farmland_use_is_due_in_five_working_days_on_the_calendar() -> None:
+    from schemas.working_time import load_calendar
+
+    category = load_rules(DATA / "categories.yaml").categories["0601"]
+    assert (category.limit_hours, category.limit_working_days) == (None, 5)
+    wednesday = datetime(2026, 11, 25, 9, 30, tzinfo=TOWN_TIMEZONE)
+    case = fresh(
+        category="0601", reported_at=wednesday, limit_hours=None, limit_working_days=5, calendar=load_calendar()
+    )
+    # Thu 26, Fri 27, (weekend), Mon 30, Tue 1, Wed 2: due at midnight after Wednesday 2 December.
+    assert case.due_at == datetime(2026, 12, 3, 0, 0, tzinfo=TOWN_TIMEZONE)
 
 
 @pytest.mark.parametrize("limit_hours", [0, -1, float("nan")])
