@@ -51,6 +51,7 @@ class SinkService(Service):
         from schemas.approvals import load_catalogue
         from schemas.enforcement import load_bureau
         from schemas.grid import Grid
+        from schemas.working_time import load_calendar
         from warehouse.resolution import Resolver
         from warehouse.resolution_rules import ResolutionRules
 
@@ -60,6 +61,7 @@ class SinkService(Service):
         self.catalogue = load_catalogue(settings.approval_items)
         self.grid = Grid.load(settings.grid_path)
         self.bureau = load_bureau(settings.enforcement)
+        self.calendar = load_calendar(settings.holidays)
         self._close: list[Callable[[], None]] = []
 
     def prepare(self) -> dict[str, Any]:
@@ -68,6 +70,7 @@ class SinkService(Service):
         from schemas.topics import sink_topics
         from warehouse.approvals import replace_approval_items
         from warehouse.audit import ensure_audit_table
+        from warehouse.calendar_days import replace_calendar_days
         from warehouse.contract import BatchContract
         from warehouse.enforcement import replace_bureau
         from warehouse.grid_cells import replace_grid_cells
@@ -83,6 +86,7 @@ class SinkService(Service):
         replace_approval_items(connection, self.catalogue)
         replace_grid_cells(connection, self.grid)
         replace_bureau(connection, self.bureau)
+        replace_calendar_days(connection, self.calendar)
         ensure_audit_table(connection)
         contract = BatchContract()
         writer = WarehouseWriter(connection, self.resolver, contract.table_violations)

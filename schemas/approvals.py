@@ -14,7 +14,7 @@ application taken at a window must name one of them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,8 +22,11 @@ from foundation import packaged
 from foundation.errors import ConfigurationError, InputRejected
 from schemas.config_file import read_yaml
 from schemas.records import Application
+from schemas.working_time import WorkingCalendar
 
 ItemLevel = Literal["provincial", "municipal"]
+LimitUnit = Literal["calendar_days", "working_days"]
+LIMIT_UNITS: tuple[LimitUnit, ...] = ("calendar_days", "working_days")
 LEVELS: tuple[ItemLevel, ...] = ("provincial", "municipal")
 CHANGE_SEQ_FIELD = "change_seq"
 """Payload field with the approval system's change number of the row an application record came from.
@@ -49,7 +52,7 @@ class NotInCatalogue(InputRejected):
 
 @dataclass(frozen=True)
 class ApprovalItem:
-    """One item of the catalogue and its statutory time limit in calendar days."""
+    """One item of the catalogue and its statutory time limit, in calendar or working days."""
 
     code: str
     name: str
@@ -58,11 +61,18 @@ class ApprovalItem:
     department_name: str
     fully_online: bool
     time_limit_days: int
+    time_limit_unit: LimitUnit = "calendar_days"
 
-    @property
-    def time_limit(self) -> timedelta:
-        """The time limit as a duration: calendar days, holidays not modelled (see the YAML header)."""
-        return timedelta(days=self.time_limit_days)
+    def due_at(self, submitted_at: datetime, calendar: WorkingCalendar) -> datetime:
+        """When an application submitted at ``submitted_at`` falls due.
+
+        Calendar days are N x 24 h from submission; working days end at midnight after the Nth working
+        day that follows the submission's day (:meth:`WorkingCalendar.add_working_days`). The
+        warehouse's ``application_facts`` computes the same instant from the same calendar.
+        """
+        if self.time_limit_unit == "working_days":
+            return calendar.add_working_days(submitted_at, self.time_limit_days)
+        return submitted_at + timedelta(days=self.time_limit_days)
 
 
 @dataclass(frozen=True)
@@ -132,7 +142,7 @@ class ApprovalCatalogue:
         return application.model_copy(update={"item_code": item.code, "item_name": application.item_name or item.name})
 
 
-def _item(entry: Any, departments: dict[str, str], path: Path) -> ApprovalItem:
+def _item(entry: Any, departments: dict[str, str], path: Path, unit: str) -> ApprovalItem:
     if not isinstance(entry, dict):
         raise CatalogueError(f"{path}: item entry {entry!r} must be a mapping")
     try:
@@ -148,7 +158,10 @@ def _item(entry: Any, departments: dict[str, str], path: Path) -> ApprovalItem:
         raise CatalogueError(f"{path}: item {code} needs fully_online: true or false, not {online!r}")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
         raise CatalogueError(f"{path}: item {code} needs a whole positive time_limit_days, not {limit!r}")
-    return ApprovalItem(code, name, level, department, departments[department], online, limit)  # type: ignore[arg-type]
+    unit = str(entry.get("time_limit_unit", unit))
+    if unit not in LIMIT_UNITS:
+        raise CatalogueError(f"{path}: item {code} has time_limit_unit {unit!r}; use one of {', '.join(LIMIT_UNITS)}")
+    return ApprovalItem(code, name, level, department, departments[department], online, limit, unit)  # type: ignore[arg-type]
 
 
 def _window(entry: Any, departments: dict[str, str], items: dict[str, ApprovalItem], path: Path) -> ServiceWindow:
@@ -183,9 +196,12 @@ def load_catalogue(path: Path = packaged.APPROVAL_ITEMS) -> ApprovalCatalogue:
     if not isinstance(document.get("items"), list) or not document["items"]:
         raise CatalogueError(f"{path}: 'items' must be a non-empty list of approval items")
     departments = {str(key): str(value) for key, value in document["departments"].items()}
+    unit = str(document.get("time_limit_unit", "calendar_days"))
+    if unit not in LIMIT_UNITS:
+        raise CatalogueError(f"{path}: time_limit_unit {unit!r} must be one of {', '.join(LIMIT_UNITS)}")
     items: dict[str, ApprovalItem] = {}
     for entry in document["items"]:
-        item = _item(entry, departments, path)
+        item = _item(entry, departments, path, unit)
         if item.code in items:
             raise CatalogueError(f"{path}: item code {item.code} appears twice")
         items[item.code] = item

@@ -31,6 +31,7 @@ from schemas.approvals import CHANGE_SEQ_FIELD, ApprovalCatalogue
 from schemas.messages import canonical_message, duplicate_message
 from schemas.records import Application, RawEnvelope
 from schemas.topics import APPLICATION_ALERTS, APPLICATION_CHANGES, DUPLICATES, canonical_topic
+from schemas.working_time import WEEKDAYS_ONLY, WorkingCalendar, load_calendar
 from streams.clocked import BadCommand, Send, register_clocked_agent, topic_sender
 from streams.normalise import Accepted
 
@@ -127,6 +128,7 @@ def alert_message(tracked: Tracked, catalogue: ApprovalCatalogue, now: datetime)
             "department": item.department if item else None,
             "department_name": item.department_name if item else None,
             "time_limit_days": item.time_limit_days if item else None,
+            "time_limit_unit": item.time_limit_unit if item else None,
         },
         "due_at": due_at.isoformat(),
         "days_late": round((now - due_at).total_seconds() / 86400, 2),
@@ -138,9 +140,10 @@ def alert_message(tracked: Tracked, catalogue: ApprovalCatalogue, now: datetime)
 class ApplicationDesk:
     """The decisions of the application agent, separated from Faust so each step reads plainly."""
 
-    def __init__(self, catalogue: ApprovalCatalogue, send: Send) -> None:
+    def __init__(self, catalogue: ApprovalCatalogue, send: Send, calendar: WorkingCalendar = WEEKDAYS_ONLY) -> None:
         self.catalogue = catalogue
         self.send = send
+        self.calendar = calendar
         self.applications: Any = {}
 
     def _tracked(self, application_id: str) -> Tracked | None:
@@ -168,7 +171,7 @@ class ApplicationDesk:
             application=application,
             change_seq=change_seq,
             fingerprint=fingerprint,
-            due_at=application.submitted_at + item.time_limit if item else None,
+            due_at=item.due_at(application.submitted_at, self.calendar) if item else None,
             overdue_alerted=stored.overdue_alerted if stored else False,
         )
         self.applications[application.application_id] = tracked.to_dict()
@@ -195,7 +198,7 @@ class ApplicationDesk:
 def register_application_agent(app: faust.App, settings: Settings, catalogue: ApprovalCatalogue) -> faust.TopicT:
     """Add the application agent, its table and its overdue clock to the app; return its change topic."""
     send = topic_sender(app)
-    desk = ApplicationDesk(catalogue, send)
+    desk = ApplicationDesk(catalogue, send, load_calendar(settings.holidays))
     desk.applications = app.Table("applications", default=None, partitions=1, key_type=str)
 
     return register_clocked_agent(

@@ -4,12 +4,20 @@
 
 -- The catalogue (schemas/data/approval_items.yaml, GRIDHUB_APPROVAL_ITEMS), replaced as a whole
 -- by the sink at start-up, so it always shows the catalogue the running hub judges by.
--- time_limit_days are calendar days from submission (holidays are not modelled).
+-- time_limit_days count in time_limit_unit: calendar_days from submission, or working_days on the
+-- holiday calendar (calendar_days below).
 CREATE TABLE IF NOT EXISTS approval_items (
     code VARCHAR, name VARCHAR NOT NULL, level VARCHAR NOT NULL,
     department VARCHAR NOT NULL, department_name VARCHAR, fully_online BOOLEAN NOT NULL,
-    time_limit_days INTEGER NOT NULL CHECK (time_limit_days > 0)
+    time_limit_days INTEGER NOT NULL CHECK (time_limit_days > 0),
+    time_limit_unit VARCHAR DEFAULT 'calendar_days'
 );
+
+-- The working calendar (schemas/data/holidays.yaml, GRIDHUB_HOLIDAYS), replaced by the sink at
+-- start-up: every day of a span of years, whether it is worked, and working_upto, the count of
+-- working days up to and including it (so the Nth working day after D is the working day whose
+-- working_upto is D's + N).
+CREATE TABLE IF NOT EXISTS calendar_days (day DATE, working BOOLEAN NOT NULL, working_upto INTEGER NOT NULL);
 
 -- The centre's service windows (the 'windows' of the same file), replaced with the catalogue:
 -- the department staffing each, the clerk on duty (masked for analysts), and the items it may
@@ -20,10 +28,13 @@ CREATE TABLE IF NOT EXISTS service_windows (
 );
 
 -- One row per application, as it stands, with its item and its deadline.
---   due_at          submitted_at + the item's time limit (N calendar days = N x 24 h; the town's
+--   due_at          submitted_at + the item's time limit: N calendar days = N x 24 h (the town's
 --                   time zone has no daylight saving, so this is exact and independent of the
---                   session's TimeZone). NULL when the item is not in the catalogue (the stream
---                   rejects such applications; only rows stored before the catalogue can lack it).
+--                   session's TimeZone); N working days = midnight, town time, after the Nth working
+--                   day following the day of submission (次日起算), as streams/applications.py counts
+--                   it. NULL when the item is not in the catalogue (the stream rejects such
+--                   applications; only rows stored before the catalogue can lack it) or a working-day
+--                   deadline falls outside calendar_days.
 --   finished        approved, refused or withdrawn: nothing more is owed to the applicant.
 --   finished_at     updated_at of the finishing change (the approval system's time of it).
 --   overdue         finished after due_at, or unfinished and past due_at now. The stream's alert
@@ -40,7 +51,13 @@ WITH facts AS (
         a.application_id, a.item_code, coalesce(a.item_name, i.name) AS item_name,
         i.level, i.department, i.department_name, i.fully_online, i.time_limit_days,
         a.status, a.submitted_at, a.updated_at,
-        a.submitted_at + to_hours(24 * i.time_limit_days) AS due_at,
+        CASE WHEN i.time_limit_unit = 'working_days' THEN (
+            SELECT timezone('Asia/Shanghai', CAST(target.day + 1 AS TIMESTAMP))
+            FROM calendar_days AS start
+            JOIN calendar_days AS target
+              ON target.working AND target.working_upto = start.working_upto + i.time_limit_days
+            WHERE start.day = CAST(timezone('Asia/Shanghai', a.submitted_at) AS DATE)
+        ) ELSE a.submitted_at + to_hours(24 * i.time_limit_days) END AS due_at,
         a.status IN ('approved', 'refused', 'withdrawn') AS finished,
         CASE WHEN a.applicant_uscc IS NOT NULL THEN 'organisation' ELSE 'person' END AS applicant_kind,
         a.applicant_id_number, a.applicant_uscc,

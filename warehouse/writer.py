@@ -135,7 +135,8 @@ UPGRADES: dict[int, str] = {
     "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS payload_sha256 VARCHAR;"
     "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS payload_bytes BIGINT;",
     4: "ALTER TABLE event_updates ADD COLUMN IF NOT EXISTS department VARCHAR;",
-    5: "ALTER TABLE applications ADD COLUMN IF NOT EXISTS window_no INTEGER;"
+    5: "ALTER TABLE approval_items ADD COLUMN IF NOT EXISTS time_limit_unit VARCHAR DEFAULT 'calendar_days';"
+    "ALTER TABLE applications ADD COLUMN IF NOT EXISTS window_no INTEGER;"
     "ALTER TABLE applications ADD COLUMN IF NOT EXISTS channel VARCHAR;"
     "ALTER TABLE cases ADD COLUMN IF NOT EXISTS handled_by VARCHAR[];"
     "ALTER TABLE cases ADD COLUMN IF NOT EXISTS escalation_level INTEGER;"

@@ -813,7 +813,7 @@ APPLICATIONS = [
 def service_centre() -> duckdb.DuckDBPyConnection:
     connection = connect()
     for item in ITEMS:
-        connection.execute("INSERT INTO approval_items VALUES (?, ?, ?, ?, ?, ?, ?)", list(item))
+        connection.execute("INSERT INTO approval_items VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [*item, "calendar_days"])
     connection.execute(
         "INSERT INTO service_windows VALUES (1, 'market', '市场监管局', 'C1', '王丽', true, NULL), "
         "(2, 'housing', '住建局', 'C2', '陈静', true, NULL)"
