@@ -11,11 +11,28 @@ from typing import Annotated
 import typer
 
 from gridhub.cli_common import Bootstrap, DataDir, command_settings, console
+from simulation.scale import DEMO_EVENTS, MAX_DAYS, YEAR_DAYS, YEAR_EVENTS
 
 
 def demo(
-    events: Annotated[int, typer.Option(help="Distinct incident reports in the simulated day.", min=1)] = 200,
+    events: Annotated[
+        int | None,
+        typer.Option(
+            help="Distinct incident reports in the simulated day, or a day of --days "
+            f"(default {DEMO_EVENTS} for the one demo day, {YEAR_EVENTS} a day over several: the article's scale).",
+            min=1,
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the simulated day.")] = 20261125,
+    days: Annotated[
+        int,
+        typer.Option(
+            help=f"Days to simulate, ending on the demo day; {YEAR_DAYS} is a year, which must end on the "
+            "article's figures (more than 8,000 events, 99.1% closed).",
+            min=1,
+            max=MAX_DAYS,
+        ),
+    ] = 1,
     data_dir: DataDir = None,
     bootstrap: Bootstrap = None,
     serve: Annotated[
@@ -27,11 +44,13 @@ def demo(
         ),
     ] = False,
 ) -> None:
-    """Run the hub and drive a simulated town day through it, then print a summary (and, with --serve, keep it up)."""
+    """Run the hub and drive a simulated town day (or days) through it, then print a summary (--serve: keep it up)."""
     from simulation.demo import run_demo
 
     settings = command_settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
-    run_demo(settings, events=events, seed=seed, console=console, serve=serve)
+    if events is None:
+        events = DEMO_EVENTS if days == 1 else YEAR_EVENTS
+    run_demo(settings, events=events, seed=seed, console=console, serve=serve, days=days)
 
 
 def register(app: typer.Typer) -> None:

@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import json
 import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from foundation import packaged
 from schemas import TOWN_TIMEZONE
-from schemas.approvals import load_catalogue
+from schemas.approvals import ApprovalCatalogue, load_catalogue
 from schemas.identity import InvalidCode, normalise_resident_id, normalise_uscc, uscc_check_char
 from simulation.article import article_example
 from simulation.people import (
@@ -44,6 +45,7 @@ from simulation.people import (
     weighted,
     wrong_check,
 )
+from simulation.scale import DEMO_EVENTS
 from simulation.senders import case_workers
 from simulation.town import (
     DAY,
@@ -102,6 +104,56 @@ _RETURN_NOTES = ("现场情况与上报不符，申请退回", "位置不明确�
 # Final status of a chain and its weight; returned chains always get past a second dispatch.
 _CHAIN_ENDS = (("closed", 65), ("verified", 5), ("handled", 10), ("in_handling", 8), ("dispatched", 7), ("accepted", 5))
 _MAIN_CHAIN = ("accepted", "dispatched", "in_handling", "handled", "verified", "closed")
+_HANDLED_NOTE = "已处置完毕"
+"""What a desk writes when :data:`_HANDLED_NOTES` has no note of its department's own."""
+_GAP_SECONDS = {
+    "accepted": (120, 1200),
+    "dispatched": (180, 1800),
+    "returned": (600, 3600),
+    "in_handling": (600, 3600),
+    "handled": (1200, 10800),
+    "verified": (600, 3600),
+    "closed": (300, 1800),
+}
+"""Seconds before each status, from the step before it: a day's cases move within hours."""
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """How far and how fast the cases of a day move: the one demo day's, or a day of a simulated year.
+
+    The demo day works on a share of its cases and squeezes every chain into the day, so one day
+    holds every status; a day of a year works every case to its close and lets a chain run on into
+    the following days (the year decides which steps happen before it ends).
+    """
+
+    share: float
+    """Share of the day's valid reports that get updates."""
+    ends: tuple[tuple[str, int], ...]
+    """Final status of a chain and its weight."""
+    gaps: dict[str, tuple[int, int]]
+    """Seconds before each status (lowest, highest)."""
+    within_day: bool
+    """Whether every chain is squeezed into the day of its report."""
+
+
+ONE_DAY = Lifecycle(share=0.6, ends=_CHAIN_ENDS, gaps=_GAP_SECONDS, within_day=True)
+"""The demo day's lifecycle: 60% of the cases move, and only within the day."""
+A_YEAR_DAY = Lifecycle(
+    share=1.0,
+    ends=(("closed", 1),),
+    gaps={**_GAP_SECONDS, "handled": (1800, 16 * 3600), "verified": (600, 6 * 3600)},
+    within_day=False,
+)
+"""A day of a simulated year: every case is worked to its close, handling takes from half an hour to
+16 hours and the on-site check up to 6, so an afternoon's case is often closed the next day."""
+
+
+class Registers(NamedTuple):
+    """The household and enterprise register exports (Chinese headers): the town's base data on people."""
+
+    people: list[dict[str, str]]
+    organisations: list[dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -126,45 +178,98 @@ class TownDay:
     """HTTP JSON bodies for ``POST /v1/tracks``: one per patrol, a point every two minutes."""
     corroborating: list[str] = field(default_factory=list)
     """Report ids of second reports of an open case's problem by another worker: one case, two reports."""
+    day: date = DAY
+    """The date simulated."""
 
 
-def simulate_day(events: int = 200, seed: int = 20261125, rules: RoutingRules | None = None) -> TownDay:
+def simulate_day(
+    events: int = DEMO_EVENTS,
+    seed: int = 20261125,
+    rules: RoutingRules | None = None,
+    *,
+    day: date = DAY,
+    lifecycle: Lifecycle = ONE_DAY,
+    registers: Registers | None = None,
+    applications: int | None = None,
+    tracks: bool = True,
+) -> TownDay:
     """Generate one day of Menghe town with ``events`` distinct valid incident reports.
 
-    The same ``(events, seed)`` always yields the same day, so the demo and the tests are
-    reproducible; different seeds give different days with the same shape. ``rules`` is the routing
-    table the hub runs with (default: the packaged one); it names the reported categories.
+    The same arguments always yield the same day, so the demo and the tests are reproducible;
+    different seeds give different days with the same shape. ``rules`` is the routing table the hub
+    runs with (default: the packaged one); it names the reported categories.
+
+    A day of a simulated year (:mod:`simulation.year`) passes its ``day``, the year's
+    ``lifecycle``, the town's ``registers`` (base data, sent once a year, so the day makes none of
+    its own), its number of ``applications`` (default: one per two events) and whether the day has
+    patrol ``tracks``. The article's example is part of the day it happened on, :data:`DAY`.
     """
     if events < 1:
         raise ValueError(f"a town day needs at least one event, got {events}")
     rng = random.Random(seed)  # noqa: S311 -- simulation, not cryptography; seeded for replay
     rules = rules or load_rules(packaged.CATEGORIES)
-    people = household_register(rng, max(50, events))
-    organisations = enterprise_register(rng, max(20, events // 5), people)
-    reports, valid_reports = _reports(rng, events, reported_categories(rules))
-    updates = _updates(rng, valid_reports)
-    seconds = _corroborations(rng, valid_reports, {update["event_id"] for update in updates})
-    example, example_updates = article_example()
-    reports = [*reports, *seconds, example]
+    people, organisations = registers or base_registers(rng, events)
+    reports, valid_reports = _reports(rng, events, reported_categories(rules), day)
+    updates = lifecycle_updates(rng, valid_reports, lifecycle)
+    untouched = {update["event_id"] for update in updates} if lifecycle.within_day else set()
+    seconds = _corroborations(rng, valid_reports, untouched)
+    example, example_updates = article_example() if day == DAY else (None, [])
+    reports = [*reports, *seconds, *([example] if example else [])]
     updates = sorted([*updates, *example_updates], key=lambda update: datetime.fromisoformat(update["at"]))
-    applications = _applications(rng, max(1, events // 2), people, organisations)
-    applications = _seated(random.Random(seed + 2), applications)  # noqa: S311 -- own stream, as for tracks
+    count = max(1, events // 2) if applications is None else applications
+    application_rows = _applications(rng, count, people, organisations, day)
+    application_rows = _seated(random.Random(seed + 2), application_rows)  # noqa: S311 -- own stream, as for tracks
     malformed = _malformed(rng)
-    expected = _tally(rules, reports, malformed, updates, applications, people, organisations)
-    tracks = _tracks(random.Random(seed + 1))  # noqa: S311 -- own stream, so the rest of the day is unchanged
-    expected["patrol_points"] = sum(len(body["points"]) for body in tracks)
-    expected["workers_compliant"] = _compliant_workers(tracks)
+    expected = _tally(rules, reports, malformed, updates, application_rows, people, organisations)
+    patrols = _tracks(random.Random(seed + 1), day) if tracks else []  # noqa: S311 -- own stream, rest unchanged
+    expected["patrol_points"] = sum(len(body["points"]) for body in patrols)
+    expected["workers_compliant"] = _compliant_workers(patrols)
     return TownDay(
         reports=reports,
         malformed_reports=malformed,
         updates=updates,
-        applications=applications,
+        applications=application_rows,
         people=people,
         organisations=organisations,
         expected=expected,
-        tracks=tracks,
+        tracks=patrols,
         corroborating=[body["report_id"] for body in seconds],
+        day=day,
     )
+
+
+def base_registers(rng: random.Random, events: int) -> Registers:
+    """The household and enterprise registers of a town that reports ``events`` problems on a demo day."""
+    people = household_register(rng, max(50, events))
+    return Registers(people, enterprise_register(rng, max(20, events // 5), people))
+
+
+def combine(days: list[TownDay], rules: RoutingRules) -> TownDay:
+    """Several days (of one town, with the same registers) as one: all they send, and what it must all produce.
+
+    The counts are recomputed from the rows, as for a day, so they are exact for the whole run.
+    """
+    if not days:
+        raise ValueError("there are no days to combine")
+    last = days[-1]
+    day = TownDay(
+        reports=[body for each in days for body in each.reports],
+        malformed_reports=[body for each in days for body in each.malformed_reports],
+        updates=[update for each in days for update in each.updates],
+        applications=[row for each in days for row in each.applications],
+        people=last.people,
+        organisations=last.organisations,
+        expected={},
+        tracks=[body for each in days for body in each.tracks],
+        corroborating=[report_id for each in days for report_id in each.corroborating],
+        day=last.day,
+    )
+    day.expected.update(
+        _tally(rules, day.reports, day.malformed_reports, day.updates, day.applications, day.people, day.organisations)
+    )
+    day.expected["patrol_points"] = sum(each.expected["patrol_points"] for each in days)
+    day.expected["workers_compliant"] = sum(each.expected["workers_compliant"] for each in days)
+    return day
 
 
 def write_exports(day: TownDay, folder: Path) -> tuple[Path, Path]:
@@ -189,9 +294,9 @@ def write_exports(day: TownDay, folder: Path) -> tuple[Path, Path]:
 # --- time ----------------------------------------------------------------------------------
 
 
-def _at(hour: int, minute: int = 0, second: int = 0) -> datetime:
+def _at(day: date, hour: int, minute: int = 0, second: int = 0) -> datetime:
     """A wall-clock time of the simulated day in China Standard Time."""
-    return datetime.combine(DAY, time(hour, minute, second), tzinfo=TOWN_TIMEZONE)
+    return datetime.combine(day, time(hour, minute, second), tzinfo=TOWN_TIMEZONE)
 
 
 def _iso(moment: datetime) -> str:
@@ -199,15 +304,15 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
-def _steps(start: datetime, gaps: list[int], end: datetime) -> list[datetime]:
-    """Times after ``start`` separated by ``gaps`` seconds, squeezed so the last is not after ``end``.
+def _steps(start: datetime, gaps: list[int], end: datetime | None) -> list[datetime]:
+    """Times after ``start`` separated by ``gaps`` seconds, squeezed so the last is not after ``end`` (if any).
 
     Squeezing (rather than letting a late chain spill into tomorrow) keeps the day one
     day, and every step stays strictly later than the one before.
     """
-    room = int((end - start).total_seconds())
+    room = int((end - start).total_seconds()) if end is not None else None
     total = sum(gaps)
-    if total > room:
+    if room is not None and total > room:
         gaps = [max(1, gap * room // total) for gap in gaps]
     moments: list[datetime] = []
     moment = start
@@ -234,7 +339,7 @@ def _point(rng: random.Random, village: str) -> tuple[float, float]:
 
 
 def _reports(
-    rng: random.Random, events: int, categories: tuple[ReportedCategory, ...]
+    rng: random.Random, events: int, categories: tuple[ReportedCategory, ...], day: date
 ) -> tuple[list[Row], list[tuple[Row, ReportedCategory]]]:
     """Reports in send order, and the distinct valid ones with their category.
 
@@ -247,8 +352,8 @@ def _reports(
         (
             f"GW{number:03d}",
             rng.choice(villages),
-            _at(8) + timedelta(seconds=rng.randrange(150 * 60)),
-            _at(13, 30) + timedelta(seconds=rng.randrange(210 * 60)),
+            _at(day, 8) + timedelta(seconds=rng.randrange(150 * 60)),
+            _at(day, 13, 30) + timedelta(seconds=rng.randrange(210 * 60)),
         )
         for number in range(1, GRID_WORKERS + 1)
     ]
@@ -278,7 +383,7 @@ def _reports(
             while _looks_like_a_second_report(valid, spec, lat, lon, reported_at):
                 lat, lon = _point(rng, village)
         body: Row = {
-            "report_id": f"R{DAY:%Y%m%d}-{number:06d}",
+            "report_id": f"R{day:%Y%m%d}-{number:06d}",
             "category": category,
             "description": description,
             "lat": lat,
@@ -301,6 +406,8 @@ def _reports(
     return [body for _, _, body in sends], valid
 
 
+SECOND_REPORT_SUFFIX = "-2"
+"""A second report of a problem has the first one's id and this suffix."""
 SEPARATION_M = 100
 SEPARATION = timedelta(hours=3)
 
@@ -321,9 +428,9 @@ def _looks_like_a_second_report(
     )
 
 
-def _chain(rng: random.Random, returned: bool) -> list[str]:
-    """The statuses one event goes through today, following the case flow of §5."""
-    end = weighted(rng, _CHAIN_ENDS)
+def _chain(rng: random.Random, returned: bool, ends: tuple[tuple[str, int], ...]) -> list[str]:
+    """The statuses one event goes through, following the case flow of §5."""
+    end = weighted(rng, ends)
     if returned and end == "accepted":
         end = "dispatched"
     statuses = list(_MAIN_CHAIN[: _MAIN_CHAIN.index(end) + 1])
@@ -341,17 +448,6 @@ def _with_rework(statuses: list[str]) -> list[str]:
     return [*statuses[:handled], "returned", "in_handling", "handled", *statuses[handled:]]
 
 
-_GAP_SECONDS = {
-    "accepted": (120, 1200),
-    "dispatched": (180, 1800),
-    "returned": (600, 3600),
-    "in_handling": (600, 3600),
-    "handled": (1200, 10800),
-    "verified": (600, 3600),
-    "closed": (300, 1800),
-}
-
-
 def _corroborations(rng: random.Random, valid: list[tuple[Row, ReportedCategory]], updated: set[str]) -> list[Row]:
     """Second reports of still-open problems by another worker, about 10 m away and minutes later.
 
@@ -365,7 +461,7 @@ def _corroborations(rng: random.Random, valid: list[tuple[Row, ReportedCategory]
         seconds.append(
             {
                 **report,
-                "report_id": f"{report['report_id']}-2",
+                "report_id": f"{report['report_id']}{SECOND_REPORT_SUFFIX}",
                 "reporter_id": f"GW{rng.randint(1, GRID_WORKERS):03d}",
                 "lat": round(
                     min(max(report["lat"] + rng.uniform(-0.0001, 0.0001), REPORT_BOX.lat_min), REPORT_BOX.lat_max), 6
@@ -373,7 +469,7 @@ def _corroborations(rng: random.Random, valid: list[tuple[Row, ReportedCategory]
                 "lon": round(
                     min(max(report["lon"] + rng.uniform(-0.0001, 0.0001), REPORT_BOX.lon_min), REPORT_BOX.lon_max), 6
                 ),
-                "reported_at": _iso(min(later, _at(17, 59, 59))),
+                "reported_at": _iso(min(later, _at(later.date(), 17, 59, 59))),
                 "photos": [_photo(rng)],
             }
         )
@@ -386,14 +482,17 @@ SHORT_PATROL_MINUTES = 34
 COMPLIANT_PATROL_MINUTES = 50
 
 
-def _tracks(rng: random.Random) -> list[Row]:
+def _tracks(rng: random.Random, day: date) -> list[Row]:
     """Every worker's patrols: usually two hours-long walks; some skip one or cut them short."""
     bodies: list[Row] = []
     villages = list(VILLAGES)
     for number in range(1, GRID_WORKERS + 1):
         worker = f"GW{number:03d}"
         lat, lon = _point(rng, rng.choice(villages))
-        starts = [_at(8) + timedelta(minutes=rng.randrange(150)), _at(13, 30) + timedelta(minutes=rng.randrange(210))]
+        starts = [
+            _at(day, 8) + timedelta(minutes=rng.randrange(150)),
+            _at(day, 13, 30) + timedelta(minutes=rng.randrange(210)),
+        ]
         habit = rng.random()
         if habit < 0.1:
             starts = starts[:1]
@@ -418,13 +517,24 @@ def _compliant_workers(tracks: list[Row]) -> int:
     return sum(1 for count in patrols.values() if count >= 2)
 
 
-def _automatic_steps(chain: list[str]) -> set[int]:
-    """The first accept and dispatch: the command centre's automation takes them, nobody posts them."""
-    return {chain.index(status) for status in ("accepted", "dispatched") if status in chain}
+def _automatic_steps(chain: list[str], held: bool) -> set[int]:
+    """The first accept (unless the case is held for verification on site) and dispatch: automation takes them."""
+    automatic = ("dispatched",) if held else ("accepted", "dispatched")
+    return {chain.index(status) for status in automatic if status in chain}
 
 
-def _updates(rng: random.Random, valid: list[tuple[Row, ReportedCategory]]) -> list[Row]:
-    """Lifecycle updates for about 60% of the valid events, in the order they are posted.
+def lifecycle_updates(
+    rng: random.Random,
+    valid: list[tuple[Row, ReportedCategory]],
+    lifecycle: Lifecycle = ONE_DAY,
+    held: frozenset[str] = frozenset(),
+) -> list[Row]:
+    """Lifecycle updates for ``lifecycle.share`` of the valid events, in the order they are posted.
+
+    ``valid`` are report-like rows (report_id, reported_at, lat, lon, reporter_id) with their
+    category; a department feed's incidents pass as such rows too, the worker who checks on site
+    as reporter. The cases of the reports in ``held`` wait for that worker to accept them (a
+    hotline complaint, verified on site); the others are accepted by automation.
 
     The command centre's automation accepts and dispatches a fresh report, so those first
     steps are never posted; the command centre closes and re-dispatches; the department desk works the
@@ -433,19 +543,21 @@ def _updates(rng: random.Random, valid: list[tuple[Row, ReportedCategory]]) -> l
     a photo. A few cases are returned by the desk and dispatched again, and a few fail the
     on-site check and are reworked.
     """
-    chosen = sorted(rng.sample(range(len(valid)), round(len(valid) * 0.6)))
+    chosen = sorted(rng.sample(range(len(valid)), round(len(valid) * lifecycle.share)))
     returned = set(rng.sample(chosen, max(1, round(len(chosen) * 0.08)) if len(chosen) >= 5 else 0))
     reworked = set(rng.sample(chosen, max(1, round(len(chosen) * 0.06)) if len(chosen) >= 5 else 0))
-    end_of_day = _at(23, 59, 59)
     posts: list[tuple[datetime, int, int, Row]] = []
     for index in chosen:
         report, spec = valid[index]
-        chain = _chain(rng, index in returned)
+        chain = _chain(rng, index in returned, lifecycle.ends)
         if index in reworked:
             chain = _with_rework(chain)
-        gaps = [rng.randint(*_GAP_SECONDS[status]) for status in chain]
-        timeline = _steps(datetime.fromisoformat(report["reported_at"]), gaps, end_of_day)
-        automatic = _automatic_steps(chain)
+        gaps = [rng.randint(*lifecycle.gaps[status]) for status in chain]
+        reported_at = datetime.fromisoformat(report["reported_at"])
+        end = _at(reported_at.date(), 23, 59, 59) if lifecycle.within_day else None
+        timeline = _steps(reported_at, gaps, end)
+        is_held = report["report_id"] in held
+        automatic = _automatic_steps(chain, is_held)
         statuses = [status for step, status in enumerate(chain) if step not in automatic]
         moments = [moment for step, moment in enumerate(timeline) if step not in automatic]
         desk, handler = case_workers(spec.department, report["lat"], report["lon"], index)
@@ -459,6 +571,7 @@ def _updates(rng: random.Random, valid: list[tuple[Row, ReportedCategory]]) -> l
                 "status": status,
                 "at": _iso(moment),
                 "actor": {
+                    "accepted": report["reporter_id"] if is_held else _COMMAND_DESK,
                     "in_handling": handler,
                     "handled": handler,
                     "returned": desk,
@@ -471,7 +584,7 @@ def _updates(rng: random.Random, valid: list[tuple[Row, ReportedCategory]]) -> l
             elif status == "returned":
                 update["note"] = rng.choice(_RETURN_NOTES)
             elif status == "handled":
-                update["note"] = _HANDLED_NOTES[spec.department]
+                update["note"] = _HANDLED_NOTES.get(spec.department, _HANDLED_NOTE)
                 update["photo_ref"] = _photo(rng)
             elif status == "verified":
                 update["note"] = "现场核查已处置到位"
@@ -495,7 +608,7 @@ def _malformed(rng: random.Random) -> list[bytes]:
 
 
 def _applications(
-    rng: random.Random, count: int, people: list[dict[str, str]], organisations: list[dict[str, str]]
+    rng: random.Random, count: int, people: list[dict[str, str]], organisations: list[dict[str, str]], day: date
 ) -> list[Row]:
     """The approval table: one row per change of ``count`` applications, plus 1-2 mistyped IDs.
 
@@ -514,7 +627,7 @@ def _applications(
     taken = dict.fromkeys(residents)
     person_items = [item for item in APPROVAL_ITEMS if item[2] in ("person", "either")]
     invalid = rng.randint(1, 2)
-    close = _at(18)
+    close = _at(day, 18)
     rows: list[tuple[datetime, int, Row]] = []
     for number in range(1, count + invalid + 1):
         is_invalid = number > count
@@ -537,12 +650,12 @@ def _applications(
             first17 = f"91320411{organisation_code(rng)}"
             uscc = first17 + uscc_check_char(first17)
         path = ("submitted",) if is_invalid else weighted(rng, _APPLICATION_PATHS)
-        submitted = _at(8, 30) + timedelta(seconds=rng.randrange(8 * 3600))
+        submitted = _at(day, 8, 30) + timedelta(seconds=rng.randrange(8 * 3600))
         gaps = [rng.randint(300, 3600) if status == "accepted" else rng.randint(1800, 10800) for status in path[1:]]
         changes = [submitted, *_steps(submitted, gaps, close)]
         for step, (status, moment) in enumerate(zip(path, changes, strict=True)):
             row: Row = {
-                "application_id": f"A{DAY:%Y%m%d}{number:05d}",
+                "application_id": f"A{day:%Y%m%d}{number:05d}",
                 "item_code": item_code,
                 "item_name": item_name,
                 "applicant_id_number": id_number,
@@ -556,6 +669,12 @@ def _applications(
     return [row for _, _, row in rows]
 
 
+@functools.cache
+def _catalogue() -> ApprovalCatalogue:
+    """The packaged approval catalogue, read once: a year of days seats its applications at the same windows."""
+    return load_catalogue(packaged.APPROVAL_ITEMS)
+
+
 def _seated(rng: random.Random, applications: list[Row]) -> list[Row]:
     """The approval rows with the channel each application came by and its window, alike on all its changes.
 
@@ -563,7 +682,7 @@ def _seated(rng: random.Random, applications: list[Row]) -> list[Row]:
     staffed by the item's department (any window takes any item, but applicants queue under
     their department's sign), otherwise any of the centre's windows.
     """
-    catalogue = load_catalogue(packaged.APPROVAL_ITEMS)
+    catalogue = _catalogue()
     windows = list(catalogue.windows.values())
     seats: dict[str, Row] = {}
     for row in applications:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from gridhub.broker import count_messages
 from gridhub.cli_common import print_result, stop_showing_progress
 from gridhub.ingest import publish_export
 from gridhub.supervisor import Stack
+from schemas import TOWN_TIMEZONE
 from schemas.approvals import load_catalogue
 from schemas.enforcement import load_bureau
 from schemas.grid import Grid
@@ -46,13 +48,26 @@ from simulation import article, enforcement
 from simulation.day import TownDay, simulate_day, write_exports
 from simulation.feeds import FEEDS_SQL, TownFeeds, town_feeds, write_feeds
 from simulation.registers import TownRegisters, town_registers, write_registers
+from simulation.scale import TRACK_DAYS, YEAR_APPLICATIONS, YEAR_DAYS
 from simulation.senders import TownTokens
 from simulation.town import DAY
-from streams.routing import load_rules
-from warehouse.kpi import enforcement_kpi_sql, kpi_sql
+from simulation.year import TownYear, simulate_year
+from streams.routing import RoutingRules, load_rules
+from warehouse.kpi import CASE_MEASURES, enforcement_kpi_sql, kpi_sql
 from warehouse.reader import query
 
 PHONES = 8  # reports in flight at once, as from several grid workers' phones
+SECOND_REPORT_LAG_DAYS = 1
+"""Over several days, a day's second reports of a problem are sent after the reports of the next day."""
+UPDATE_LAG_DAYS = 3
+"""Over several days, a day's updates are sent after the reports of this many days more.
+
+The steps of a case never come before its report reaches the case agent (see :func:`_feed`), and
+the reports of the next days never depend on them (reports more than two hours apart never merge).
+"""
+YEAR_RATE_LIMIT = "1000/second"
+"""Calls one token may make over several days: a desk sends a year's updates in minutes, far beyond
+the door's per-token limit for a real desk (``GRIDHUB_RATE_LIMIT``), which the one demo day keeps."""
 APPROVALS_DDL = """
 CREATE TABLE IF NOT EXISTS applications (
     change_seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -117,7 +132,7 @@ def _post(url: str, body: bytes, token: str) -> str | None:
             time.sleep(float(exc.headers.get("Retry-After", "1")))
 
 
-def _demo_settings(settings: Settings, serve: bool = False) -> Settings:
+def _demo_settings(settings: Settings, serve: bool = False, days: int = 1) -> Settings:
     """The demo's own folder, emptied, so its counts describe this run alone; free ports, so it runs beside `up`.
 
     Serving (``--serve``), the screen keeps ``GRIDHUB_SCREEN_PORT`` when the user set it, so its
@@ -141,6 +156,8 @@ def _demo_settings(settings: Settings, serve: bool = False) -> Settings:
         "watch_dir": None,
         "rest_sources": None,
     }
+    if days > 1:
+        private["rate_limit"] = YEAR_RATE_LIMIT
     return Settings(**{**settings.model_dump(), **private})
 
 
@@ -153,62 +170,165 @@ def _load_approvals(url: str, rows: list[dict[str, Any]]) -> None:
     engine.dispose()
 
 
-def _feed(
-    settings: Settings,
-    stack: Stack,
-    day: TownDay,
-    registers: TownRegisters,
-    feeds: TownFeeds,
-    case_files: list[dict[str, Any]],
-    tokens: TownTokens,
-    progress: Progress,
-) -> tuple[Tally, int]:
-    """Send the day through all three connector families; return the HTTP tally and records expected."""
+@dataclass
+class DemoRun:
+    """What the demo sends, day by day, and what the warehouse must hold once it is all in."""
+
+    days: list[TownDay]
+    """Each day as it is sent (a year's days send the steps taken that day as their updates)."""
+    feeds: list[TownFeeds]
+    """Each day's department feed exports."""
+    whole: TownDay
+    """All the days as one: the exact counts."""
+    whole_feeds: TownFeeds
+    registers: TownRegisters
+    """Base data, sent once."""
+    case_files: list[dict[str, Any]]
+    """The enforcement bureau's export, sent with the last day."""
+    year: TownYear | None = None
+    """The year the days belong to, for a run of more than one day."""
+
+    @classmethod
+    def make(cls, settings: Settings, rules: RoutingRules, events: int, seed: int, days: int) -> DemoRun:
+        """The one demo day of ``events`` reports, or ``days`` days of ``events`` reports each ending on it."""
+        year: TownYear | None = None
+        if days == 1:
+            day = simulate_day(events=events, seed=seed, rules=rules)
+            feeds = town_feeds(day, seed, rules)
+            sent, sent_feeds, whole, whole_feeds = [day], [feeds], day, feeds
+        else:
+            year = simulate_year(days, seed, rules, events)
+            sent, sent_feeds, whole, whole_feeds = year.days, year.feeds, year.whole, year.whole_feeds
+        grid, bureau = Grid.load(settings.grid_path), load_bureau(settings.enforcement)
+        files = enforcement.case_files(whole, grid, bureau, seed)
+        return cls(sent, sent_feeds, whole, whole_feeds, town_registers(whole, seed), files, year)
+
+    def events_through(self, index: int, seconds_through: int | None = None) -> int:
+        """Events of days ``0..index`` (reports, feed incidents), second reports only up to ``seconds_through``."""
+        last = index if seconds_through is None else seconds_through
+        return sum(
+            day.expected["events"] - (len(day.corroborating) if number > last else 0) + feeds.events
+            for number, (day, feeds) in enumerate(zip(self.days[: index + 1], self.feeds[: index + 1], strict=True))
+        )
+
+
+def _feed(settings: Settings, stack: Stack, run: DemoRun, tokens: TownTokens, progress: Progress) -> tuple[Tally, int]:
+    """Send the days through all three connector families; return the HTTP tally and records expected.
+
+    The hub may take records of different cases in another order than they were sent, so what
+    depends on an earlier record waits until the warehouse holds it (:func:`_wait_for_events`):
+    a day's second reports of a problem wait for its first reports, its case updates for every
+    report. Each day sends its reports, applications and department exports, then the second
+    reports and the updates of earlier days (:data:`SECOND_REPORT_LAG_DAYS`,
+    :data:`UPDATE_LAG_DAYS`: over several days, by then their events have long landed and the
+    wait costs almost nothing), then its patrol tracks (many thousands of points, last so as not
+    to delay the events). The one demo day sends all of it in that order, waiting as it must.
+    """
     patrol = stack.url("patrol")
     tally = Tally()
-    reports = [[(json.dumps(report, ensure_ascii=False).encode(), tokens.of_report(report))] for report in day.reports]
-    malformed = [[(body, tokens.any_phone)] for body in day.malformed_reports]
-    task = progress.add_task("grid workers report incidents", total=len(reports) + len(malformed))
-    tally.post_all(f"{patrol}/v1/reports", [*reports, *malformed], progress, task)
-    task = progress.add_task("service centre files applications", total=len(day.applications))
-    _load_approvals(settings.approvals_url, day.applications)
-    progress.advance(task, len(day.applications))
+    whole = run.whole
+    several = len(run.days) > 1
+    seconds_lag, updates_lag = (SECOND_REPORT_LAG_DAYS, UPDATE_LAG_DAYS) if several else (0, 0)
+    reports = progress.add_task(
+        "grid workers report incidents", total=len(whole.reports) + len(whole.malformed_reports)
+    )
+    applications = progress.add_task("service centre files applications", total=len(whole.applications))
+    tracks = progress.add_task("grid workers' phones upload patrol tracks", total=len(whole.tracks))
+    updates = progress.add_task("desks and workers post case updates", total=len(whole.updates))
+    days = progress.add_task("days", total=len(run.days)) if several else None
     folder = settings.data_dir / "exports"
-    people_file, organisations_file = write_exports(day, folder)
+    mappings = load_mappings(settings.export_mappings)
     publisher = RawPublisher.for_door(settings, stack.bootstrap, "ingest")
     exported = 0
     try:
-        exports: list[tuple[Path, str, ExportEntity]] = [
-            (people_file, "civil-affairs", "person"),
-            (organisations_file, "market-supervision", "organisation"),
-            (organisations_file, "market-supervision", "organisation"),
-            *write_registers(registers, folder),
-            *write_feeds(feeds, folder),
-            (
-                enforcement.write_case_files(case_files, settings.data_dir / "exports"),
-                enforcement.SOURCE,
-                "enforcement_case",
-            ),
-        ]
-        mappings = load_mappings(settings.export_mappings)
-        for path, source, entity in exports:
-            export = ExportFile(path, entity, mappings.columns_for(source, entity))
-            report = publish_export(publisher, export, source, uuid.uuid4().hex, progress.console)
-            exported += report.total
+        for step in range(len(run.days) + updates_lag):
+            if step < len(run.days):
+                day = run.days[step]
+                seconds = set(day.corroborating)
+                firsts = [_report(body, tokens) for body in day.reports if body["report_id"] not in seconds]
+                malformed = [[(body, tokens.any_phone)] for body in day.malformed_reports]
+                tally.post_all(f"{patrol}/v1/reports", [*firsts, *malformed], progress, reports)
+                _load_approvals(settings.approvals_url, day.applications)
+                progress.advance(applications, len(day.applications))
+                exports = write_feeds(run.feeds[step], folder)
+                if step == 0:
+                    exports = [*_register_exports(day, run.registers, folder), *exports]
+                if step == len(run.days) - 1:
+                    case_files = enforcement.write_case_files(run.case_files, folder)
+                    exports.append((case_files, enforcement.SOURCE, "enforcement_case"))
+                for path, source, entity in exports:
+                    export = ExportFile(path, entity, mappings.columns_for(source, entity))
+                    exported += publish_export(publisher, export, source, uuid.uuid4().hex, progress.console).total
+            if 0 <= (index := step - seconds_lag) < len(run.days):
+                day = run.days[index]
+                _wait_for_events(settings, day.day, run.events_through(index, seconds_through=index - 1))
+                seconds = set(day.corroborating)
+                bodies = [_report(body, tokens) for body in day.reports if body["report_id"] in seconds]
+                tally.post_all(f"{patrol}/v1/reports", bodies, progress, reports)
+            if 0 <= (index := step - updates_lag) < len(run.days):
+                _wait_for_events(settings, run.days[index].day, run.events_through(index))
+                _post_updates(tally, f"{patrol}/v1/updates", run.days[index].updates, tokens, progress, updates)
+            if step < len(run.days):
+                patrols = run.days[step].tracks
+                bodies = [[(json.dumps(body).encode(), tokens.of_actor(body["worker_id"]))] for body in patrols]
+                tally.post_all(f"{patrol}/v1/tracks", bodies, progress, tracks, records=_points)
+                if days is not None:
+                    progress.advance(days)
     finally:
         publisher.close()
-    task = progress.add_task("grid workers' phones upload patrol tracks", total=len(day.tracks))
-    tracks = [[(json.dumps(body).encode(), tokens.of_actor(body["worker_id"]))] for body in day.tracks]
-    tally.post_all(f"{patrol}/v1/tracks", tracks, progress, task, records=lambda body: len(json.loads(body)["points"]))
-    task = progress.add_task("desks and workers post case updates", total=len(day.updates))
+    return tally, tally.accepted + len(whole.applications) + exported
+
+
+def _points(body: bytes) -> int:
+    """Track points in a track batch: the records it holds."""
+    return len(json.loads(body)["points"])
+
+
+def _report(body: dict[str, Any], tokens: TownTokens) -> list[tuple[bytes, str]]:
+    """A report as a chain of one request, signed by its reporter's phone."""
+    return [(json.dumps(body, ensure_ascii=False).encode(), tokens.of_report(body))]
+
+
+def _register_exports(day: TownDay, registers: TownRegisters, folder: Path) -> list[tuple[Path, str, ExportEntity]]:
+    """The base data's exports, the enterprise register twice (a department resends it whole)."""
+    people_file, organisations_file = write_exports(day, folder)
+    return [
+        (people_file, "civil-affairs", "person"),
+        (organisations_file, "market-supervision", "organisation"),
+        (organisations_file, "market-supervision", "organisation"),
+        *write_registers(registers, folder),
+    ]
+
+
+def _post_updates(
+    tally: Tally, url: str, updates: list[dict[str, Any]], tokens: TownTokens, progress: Progress, task: TaskID
+) -> None:
+    """Post updates, each case's in its order, from its actor."""
     chains: dict[str, list[tuple[bytes, str]]] = {}
-    for update in day.updates:
+    for update in updates:
         body = json.dumps(update, ensure_ascii=False).encode()
         chains.setdefault(update["event_id"], []).append((body, tokens.of_actor(update["actor"])))
     before = tally.accepted
-    tally.post_all(f"{patrol}/v1/updates", list(chains.values()), progress, task)
-    tally.updates_accepted = tally.accepted - before
-    return tally, tally.accepted + len(day.applications) + exported
+    tally.post_all(url, list(chains.values()), progress, task)
+    tally.updates_accepted += tally.accepted - before
+
+
+def _wait_for_events(settings: Settings, through: date, expected: int, timeout_s: float = 300) -> None:
+    """Wait until the warehouse holds ``expected`` events reported up to the end of day ``through``.
+
+    Counting only the events of those days, none sent later can stand in for one still on its
+    way; once counted, the case agent has filed every one of them.
+    """
+    end = datetime.combine(through + timedelta(days=1), datetime.min.time(), tzinfo=TOWN_TIMEZONE)
+    sql = f"SELECT count(*) FROM events WHERE reported_at < TIMESTAMPTZ '{end.isoformat()}'"
+    deadline = time.monotonic() + timeout_s
+    while (done := int(query(settings, sql)["rows"][0][0])) < expected:
+        if time.monotonic() > deadline:
+            raise DemoFailed(
+                f"only {done} of {expected} events up to {through} reached the warehouse in {timeout_s:.0f}s; "
+                f"see the logs in {settings.data_dir / 'logs'}"
+            )
+        time.sleep(0.1)
 
 
 def _wait_for_warehouse(settings: Settings, expected: int, progress: Progress, timeout_s: float = 300) -> None:
@@ -409,18 +529,73 @@ def _serve(stack: Stack, console: Console) -> None:
             signal.signal(number, handler)
 
 
-def run_demo(settings: Settings, events: int, seed: int, console: Console, serve: bool = False) -> None:
-    """Start the hub, feed the day, wait for the warehouse, print the summary, stop.
+def _kpi_by_month_sql() -> str:
+    """The case KPIs of each month (as ``gridhub kpi --month``) and of everything (as ``gridhub kpi``), last."""
+    months = (
+        f"SELECT strftime(period_date, '%Y-%m') AS month, {', '.join(CASE_MEASURES)} "
+        "FROM kpi_case_facts WHERE is_due GROUP BY ALL"
+    )
+    shown = "cases_due, closed, closure_rate, closed_on_time, on_time_rate, rework_rate, median_hours_to_close"
+    return (
+        f"SELECT month, {shown} FROM ({months}) UNION ALL SELECT 'all', {shown} FROM ({kpi_sql()}) "
+        "ORDER BY month = 'all', month"
+    )
 
-    With ``serve``, the hub and its screen keep running after a day that checks out, until Ctrl-C or SIGTERM.
+
+ARTICLE_FIGURES: tuple[tuple[str, str, str], ...] = (
+    ("events reported through the platform", "more than 8,000", "events"),
+    ("closure rate (closed / due)", "99.1% (± 0.3)", "closure_rate"),
+    ("service centre windows", "34", "service_windows"),
+    ("approval items", "134", "approval_items"),
+    ("enforcement officers", "44", "enforcement_officers"),
+    ("enforcement powers", "78", "enforcement_powers"),
+)
+"""The article's figures: what it says, and the warehouse row (or KPI) this run shows beside it."""
+YEAR_EVENTS_ABOVE = 8_000
+CLOSURE_RANGE = (0.988, 0.994)
+"""The article's 99.1% ± 0.3, which a year's closure rate must land in."""
+
+
+def _year_summary(year: TownYear, months: dict[str, Any], rows: dict[str, int], console: Console) -> list[str]:
+    """Print the KPIs by month and the article's figures beside the run's; return what disagrees.
+
+    The cases due and closed must be exactly those the simulated days produce; a year (365 days or
+    more) must also end on the article's figures.
     """
-    settings = _demo_settings(settings, serve)
+    print_result(months, title="Case KPIs by month of the cases' deadlines or closure ('all': gridhub kpi)")
+    total = dict(zip(months["columns"], months["rows"][-1], strict=True))
+    due, closed = int(total["cases_due"]), int(total["closed"])
+    rate = closed / due if due else 0.0
+    shown = {**rows, "closure_rate": f"{rate:.2%}"}
+    print_result(
+        {"columns": ["figure", "the article", "this run"], "rows": [[n, a, shown[k]] for n, a, k in ARTICLE_FIGURES]},
+        title="The article's figures and this run's",
+    )
+    console.print(
+        f"patrol tracks on the last {TRACK_DAYS} days only ({year.whole.expected['patrol_points']} points; a year "
+        f"of them would be about 3.2 million); {YEAR_APPLICATIONS} applications a day; the registers sent once; "
+        "the bureau's case files exported once, with the last day"
+    )
+    problems = []
+    if (due, closed) != (year.cases, year.closed):
+        problems.append(f"KPIs: {closed} of {due} cases due closed, the days produced {year.closed} of {year.cases}")
+    if len(year.days) >= YEAR_DAYS:
+        if rows["events"] <= YEAR_EVENTS_ABOVE:
+            problems.append(f"a year of {rows['events']} events, the article has more than {YEAR_EVENTS_ABOVE:,}")
+        if not CLOSURE_RANGE[0] <= rate <= CLOSURE_RANGE[1]:
+            problems.append(f"a year's closure rate of {rate:.2%}, the article has 99.1% ± 0.3")
+    return problems
+
+
+def run_demo(settings: Settings, events: int, seed: int, console: Console, serve: bool = False, days: int = 1) -> None:
+    """Start the hub, feed the day (or ``days`` days ending on it), wait for the warehouse, print the summary, stop.
+
+    With ``serve``, the hub and its screen keep running after a run that checks out, until Ctrl-C or SIGTERM.
+    """
+    settings = _demo_settings(settings, serve, days)
     started = time.monotonic()
     rules = load_rules(settings.routing_rules)
-    day = simulate_day(events=events, seed=seed, rules=rules)
-    registers = town_registers(day, seed)
-    feeds = town_feeds(day, seed, rules)
-    bureau_files = enforcement.case_files(day, Grid.load(settings.grid_path), load_bureau(settings.enforcement), seed)
+    run = DemoRun.make(settings, rules, events, seed, days)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with ExitStack() as running:
         with Progress(*columns, console=console) as progress:
@@ -429,17 +604,24 @@ def run_demo(settings: Settings, events: int, seed: int, console: Console, serve
             stack = running.enter_context(Stack(settings))
             settings = stack.settings
             progress.advance(task)
-            tally, expected = _feed(settings, stack, day, registers, feeds, bureau_files, tokens, progress)
+            tally, expected = _feed(settings, stack, run, tokens, progress)
             _wait_for_warehouse(settings, expected, progress)
             _wait_for_overdue_alerts(settings)
             results = {title: query(settings, sql) for title, sql in SUMMARY_QUERIES.items()}
-            merged = _merged_reports(settings, day.corroborating)
+            merged = _merged_reports(settings, run.whole.corroborating)
             dispatched = count_messages(
                 stack.bootstrap, [*(dispatch_topic(unit) for unit in rules.desk_units()), OVERDUE_ALERTS]
             )
+            months = query(settings, _kpi_by_month_sql()) if run.year else None
             if not serve:
                 running.close()  # the hub stops before the summary
-        console.rule(f"gridhub demo: one day of Menghe town ({events} incident reports, seed {seed})")
+        if run.year is None:
+            console.rule(f"gridhub demo: one day of Menghe town ({events} incident reports, seed {seed})")
+        else:
+            console.rule(
+                f"gridhub demo: {days} days of Menghe town, {run.year.first} to {DAY} "
+                f"({events} incident reports a day, seed {seed})"
+            )
         for title, result in results.items():
             print_result(result, title=title)
         print_result(
@@ -451,15 +633,18 @@ def run_demo(settings: Settings, events: int, seed: int, console: Console, serve
             title="Work orders on dispatch topics, and overdue alerts",
         )
         rows = {str(name): int(count) for name, count in results["Warehouse rows"]["rows"]}
-        accepted_files = len(bureau_files) - len(enforcement.FAULTS)
-        problems = _check(day, registers, feeds, accepted_files, rows, tally)
-        problems += feeds.problems(results[FEEDS_TITLE]["rows"])
-        if merged != len(day.corroborating):
-            problems.append(f"{merged} of {len(day.corroborating)} second reports of an open problem joined its case")
+        accepted_files = len(run.case_files) - len(enforcement.FAULTS)
+        problems = _check(run.whole, run.registers, run.whole_feeds, accepted_files, rows, tally)
+        problems += run.whole_feeds.problems(results[FEEDS_TITLE]["rows"])
+        corroborating = len(run.whole.corroborating)
+        if merged != corroborating:
+            problems.append(f"{merged} of {corroborating} second reports of an open problem joined its case")
+        if run.year is not None and months is not None:
+            problems += _year_summary(run.year, months, rows, console)
         console.print(
             f"records sent: {expected} accepted by connectors, {sum(tally.refused.values())} refused at the door"
         )
-        console.print(f"second reports of an open problem joined its case: {merged} of {len(day.corroborating)}")
+        console.print(f"second reports of an open problem joined its case: {merged} of {corroborating}")
         console.print(f"warehouse: {settings.warehouse_file.resolve()}")
         console.print(
             f"query it:  GRIDHUB_TOKEN=$(cat {settings.data_dir / 'analyst.token'}) "

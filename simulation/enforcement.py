@@ -133,7 +133,10 @@ def _case_file(
     moments = _spread(started, handled or started + timedelta(hours=2), len(stages))
     row: Row = {header: "" for header in HEADERS}
     shop = category == "0504" and organisations
-    name, code = rng.choice(organisations) if shop else rng.choice(people)
+    parties = organisations if shop else people
+    name, code = rng.choice(parties)
+    while not name:  # a register row without a name is refused: no golden record to link the party to
+        name, code = rng.choice(parties)
     row.update(
         {
             "案件编号": f"ZF{started:%Y%m%d}-{number:04d}",

@@ -27,15 +27,15 @@ from __future__ import annotations
 import csv
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 from connectors.exports import ExportEntity
 from schemas import TOWN_TIMEZONE
 from schemas.grid import CoordinateSystem, from_wgs84
-from simulation.day import SEPARATION, SEPARATION_M, TownDay
-from simulation.town import DAY, LANDMARKS, REPORT_BOX, VILLAGES
+from simulation.day import SECOND_REPORT_SUFFIX, SEPARATION, SEPARATION_M, TownDay
+from simulation.town import LANDMARKS, REPORT_BOX, VILLAGES
 from streams.nearby import distance_m
 from streams.routing import RoutingRules
 
@@ -103,6 +103,18 @@ COORDINATES: dict[str, CoordinateSystem] = {ENVIRONMENT: "wgs84", POLICE: "gcj02
 Row = dict[str, str]
 
 
+@dataclass(frozen=True)
+class Incident:
+    """Where and when a feed incident happened, in the hub's terms: for the lifecycle a year gives it."""
+
+    category: str
+    """The routing table's code."""
+    lat: float
+    lon: float
+    """WGS84, before the platform writes it in its own datum."""
+    at: datetime
+
+
 @dataclass
 class TownFeeds:
     """The four platforms' exports of the day and what the warehouse must show once they are in."""
@@ -116,6 +128,8 @@ class TownFeeds:
     """Incident id of each bad row → the reason code the hub must give."""
     merges: dict[str, str] = field(default_factory=dict)
     """Incident id of a feed row → the report id of the open grid worker's case it must join."""
+    incidents: dict[str, Incident] = field(default_factory=dict)
+    """Incident id of each good row that opens a case → its category, point and time."""
 
     @property
     def events(self) -> int:
@@ -150,9 +164,9 @@ FEEDS_SQL = f"""
 """Events of each department feed in the warehouse, as :meth:`TownFeeds.problems` reads them."""
 
 
-def _moment(rng: random.Random) -> datetime:
+def _moment(rng: random.Random, day: date) -> datetime:
     """A time of the working day (08:00-17:30), when the platforms raise most of their incidents."""
-    return datetime.combine(DAY, time(8), tzinfo=TOWN_TIMEZONE) + timedelta(seconds=rng.randrange(570 * 60))
+    return datetime.combine(day, time(8), tzinfo=TOWN_TIMEZONE) + timedelta(seconds=rng.randrange(570 * 60))
 
 
 def _written(moment: datetime) -> str:
@@ -171,9 +185,15 @@ class _Placer:
                 at = datetime.fromisoformat(body["reported_at"])
                 self.taken.append((category.code, body["lat"], body["lon"], at))
         self.rules = rules
+        self.placed: dict[str, Incident] = {}
 
-    def point(self, rng: random.Random, village: str, category: str, at: datetime) -> tuple[float, float]:
-        """A WGS84 point near ``village`` at least 100 m (or 3 h) from every incident of ``category`` so far."""
+    def point(
+        self, rng: random.Random, incident_id: str, village: str, category: str, at: datetime
+    ) -> tuple[float, float]:
+        """A WGS84 point near ``village`` at least 100 m (or 3 h) from every incident of ``category`` so far.
+
+        The incident is kept in :attr:`placed` under ``incident_id``.
+        """
         code = self.code(category)
         centre_lat, centre_lon = VILLAGES[village]
         while True:
@@ -186,6 +206,7 @@ class _Placer:
                 for other, other_lat, other_lon, when in self.taken
             ):
                 self.taken.append((code, lat, lon, at))
+                self.placed[incident_id] = Incident(code, lat, lon, at)
                 return lat, lon
 
     def code(self, category: str) -> str:
@@ -202,18 +223,19 @@ def _located(source: str, lat: float, lon: float) -> tuple[str, str]:
     return f"{lon:.6f}", f"{lat:.6f}"
 
 
-def _environment(rng: random.Random, placer: _Placer, count: int) -> list[Row]:
+def _environment(rng: random.Random, placer: _Placer, count: int, day: date) -> list[Row]:
     rows = []
     for number, (station, name, pollutant, unit, limit, village) in enumerate(rng.sample(STATIONS, count), start=1):
-        at = _moment(rng)
-        lon, lat = _located(ENVIRONMENT, *placer.point(rng, village, "0603", at))
+        at = _moment(rng, day)
+        alarm = f"HJBJ{day:%Y%m%d}{number:03d}"
+        lon, lat = _located(ENVIRONMENT, *placer.point(rng, alarm, village, "0603", at))
         value = round(limit * rng.uniform(1.2, 2.5), 2)
         rows.append(
             dict(
                 zip(
                     FEED_HEADERS[ENVIRONMENT],
                     (
-                        f"HJBJ{DAY:%Y%m%d}{number:03d}",
+                        alarm,
                         station,
                         name,
                         pollutant,
@@ -231,16 +253,17 @@ def _environment(rng: random.Random, placer: _Placer, count: int) -> list[Row]:
     return rows
 
 
-def _police(rng: random.Random, placer: _Placer, count: int) -> list[Row]:
+def _police(rng: random.Random, placer: _Placer, count: int, day: date) -> list[Row]:
     rows = []
     for number in range(1, count + 1):
         category, wording = POLICE_INCIDENTS[(number - 1) % len(POLICE_INCIDENTS)]
         village = rng.choice(list(VILLAGES))
         place = village + rng.choice(LANDMARKS)
-        at = _moment(rng)
-        lon, lat = _located(POLICE, *placer.point(rng, village, category or "0704", at))
+        at = _moment(rng, day)
+        incident = f"J320411{day:%Y%m%d}{number:05d}"
+        lon, lat = _located(POLICE, *placer.point(rng, incident, village, category or "0704", at))
         values = (
-            f"J320411{DAY:%Y%m%d}{number:05d}",
+            incident,
             category,
             wording.format(place=place),
             _written(at),
@@ -252,14 +275,16 @@ def _police(rng: random.Random, placer: _Placer, count: int) -> list[Row]:
     return rows
 
 
-def _land(rng: random.Random, placer: _Placer, count: int) -> list[Row]:
+def _land(rng: random.Random, placer: _Placer, count: int, day: date, first: int) -> list[Row]:
+    """Land-use violations; the platform numbers its 图斑 through the year, so a year's days pass their ``first``."""
     rows = []
-    for number in range(1, count + 1):
+    for number in range(first, first + count):
         village = rng.choice(list(VILLAGES))
-        at = _moment(rng)
-        lat, lon = placer.point(rng, village, "0601", at)
+        at = _moment(rng, day)
+        patch = f"TB{day:%Y}320411{number:04d}"
+        lat, lon = placer.point(rng, patch, village, "0601", at)
         values = (
-            f"TB{DAY:%Y}320411{number:04d}",
+            patch,
             "违法占用耕地" if number % 2 else "",
             f"孟河镇{village}第{rng.randint(1, 12)}村民小组",
             rng.choice(LAND_VIOLATIONS),
@@ -272,15 +297,16 @@ def _land(rng: random.Random, placer: _Placer, count: int) -> list[Row]:
     return rows
 
 
-def _hotline(rng: random.Random, placer: _Placer, count: int) -> list[Row]:
+def _hotline(rng: random.Random, placer: _Placer, count: int, day: date) -> list[Row]:
     rows = []
     for number in range(1, count + 1):
         category, wording = COMPLAINTS[(number - 1) % len(COMPLAINTS)]
         village = rng.choice(list(VILLAGES))
         place = village + rng.choice(LANDMARKS)
-        at = _moment(rng)
-        lon, lat = _located(HOTLINE, *placer.point(rng, village, category, at))
-        values = (f"GD{DAY:%Y%m%d}{number:04d}", category, wording.format(place=place), _written(at), place, lon, lat)
+        at = _moment(rng, day)
+        order = f"GD{day:%Y%m%d}{number:04d}"
+        lon, lat = _located(HOTLINE, *placer.point(rng, order, village, category, at))
+        values = (order, category, wording.format(place=place), _written(at), place, lon, lat)
         rows.append(dict(zip(FEED_HEADERS[HOTLINE], values, strict=True)))
     return rows
 
@@ -292,12 +318,13 @@ def _second_complaint(rng: random.Random, day: TownDay, rules: RoutingRules, num
     in the worker's open case. None when the day has no such case (a very small day).
     """
     touched = {update["event_id"] for update in day.updates}
-    touched |= {report_id.removesuffix("-2") for report_id in day.corroborating}
+    touched |= {report_id.removesuffix(SECOND_REPORT_SUFFIX) for report_id in day.corroborating}
     distinct = {body["report_id"]: body for body in day.reports if body["report_id"] not in touched}
     candidates = [
         (body, category)
         for body in distinct.values()
-        if not body["report_id"].endswith("-2") and (category := rules.resolve(str(body["category"]))) is not None
+        if not body["report_id"].endswith(SECOND_REPORT_SUFFIX)
+        and (category := rules.resolve(str(body["category"]))) is not None
     ]
     if not candidates:
         return None
@@ -306,7 +333,7 @@ def _second_complaint(rng: random.Random, day: TownDay, rules: RoutingRules, num
     lat = report["lat"] + rng.uniform(-0.0001, 0.0001)
     lon = report["lon"] + rng.uniform(-0.0001, 0.0001)
     values = (
-        f"GD{DAY:%Y%m%d}{number:04d}",
+        f"GD{day.day:%Y%m%d}{number:04d}",
         category.name,
         f"市民来电反映：{report['description']}",
         _written(later),
@@ -316,16 +343,42 @@ def _second_complaint(rng: random.Random, day: TownDay, rules: RoutingRules, num
     return dict(zip(FEED_HEADERS[HOTLINE], values, strict=True)), report["report_id"]
 
 
-def town_feeds(day: TownDay, seed: int, rules: RoutingRules) -> TownFeeds:
-    """Derive the four platforms' incident exports of the day, with their faults and one second complaint."""
+def feed_sizes(events: int) -> dict[str, int]:
+    """Incidents each platform raises on the demo day of ``events`` reports: a few at least, so every feed shows."""
+    return {
+        ENVIRONMENT: min(len(STATIONS) - 1, max(2, events // 60)),
+        POLICE: max(2, events // 50),
+        LAND: max(2, events // 100),
+        HOTLINE: max(3, events // 40),
+    }
+
+
+def town_feeds(
+    day: TownDay,
+    seed: int,
+    rules: RoutingRules,
+    sizes: dict[str, int] | None = None,
+    faults: bool = True,
+    land_from: int = 1,
+) -> TownFeeds:
+    """Derive the four platforms' incident exports of the day, with their faults and one second complaint.
+
+    ``sizes`` says how many incidents each platform raises (default :func:`feed_sizes` of the day's
+    reports); a day of a simulated year passes its own, leaves the ``faults`` to one day of the
+    year, and numbers the land platform's patches on from ``land_from``. The environment feed
+    raises at most one alarm per station a day, and a bad row is copied from a good one, so with
+    ``faults`` each of those feeds needs an incident.
+    """
     rng = random.Random(seed + 3)  # noqa: S311 -- simulation, seeded for replay; its own stream
     events = len({body["report_id"] for body in day.reports})
+    sizes = sizes or feed_sizes(events)
     placer = _Placer(day, rules)
     feeds = TownFeeds()
-    feeds.rows[ENVIRONMENT] = _environment(rng, placer, min(len(STATIONS) - 1, max(2, events // 60)))
-    feeds.rows[POLICE] = _police(rng, placer, max(2, events // 50))
-    feeds.rows[LAND] = _land(rng, placer, max(2, events // 100))
-    feeds.rows[HOTLINE] = _hotline(rng, placer, max(3, events // 40))
+    feeds.rows[ENVIRONMENT] = _environment(rng, placer, sizes[ENVIRONMENT], day.day)
+    feeds.rows[POLICE] = _police(rng, placer, sizes[POLICE], day.day)
+    feeds.rows[LAND] = _land(rng, placer, sizes[LAND], day.day, land_from)
+    feeds.rows[HOTLINE] = _hotline(rng, placer, sizes[HOTLINE], day.day)
+    feeds.incidents = dict(placer.placed)
     held = len(feeds.rows[HOTLINE])
     second = _second_complaint(rng, day, rules, held + 1)
     if second is not None:
@@ -339,16 +392,17 @@ def town_feeds(day: TownDay, seed: int, rules: RoutingRules) -> TownFeeds:
         }
         for source, rows in feeds.rows.items()
     }
-    _add_faults(rng, feeds)
+    if faults:
+        _add_faults(rng, feeds, day.day)
     return feeds
 
 
-def _add_faults(rng: random.Random, feeds: TownFeeds) -> None:
+def _add_faults(rng: random.Random, feeds: TownFeeds, day: date) -> None:
     """One bad row in three feeds, each refused for a reason of its own; the counts above exclude them."""
     station, name, pollutant, unit, limit, _ = STATIONS[-1]
     outside = {
         **feeds.rows[ENVIRONMENT][0],
-        "报警编号": f"HJBJ{DAY:%Y%m%d}999",
+        "报警编号": f"HJBJ{day:%Y%m%d}999",
         "站点编号": station,
         "站点名称": name,
         "监测因子": pollutant,
@@ -357,8 +411,8 @@ def _add_faults(rng: random.Random, feeds: TownFeeds) -> None:
         "纬度": f"{OUTSIDE_TOWN[0]:.6f}",
         "经度": f"{OUTSIDE_TOWN[1]:.6f}",
     }
-    unknown = {**feeds.rows[POLICE][0], "警情编号": f"J320411{DAY:%Y%m%d}99999", "警情类别": "9998"}
-    no_time = {**feeds.rows[HOTLINE][0], "工单编号": f"GD{DAY:%Y%m%d}9999", "来电时间": ""}
+    unknown = {**feeds.rows[POLICE][0], "警情编号": f"J320411{day:%Y%m%d}99999", "警情类别": "9998"}
+    no_time = {**feeds.rows[HOTLINE][0], "工单编号": f"GD{day:%Y%m%d}9999", "来电时间": ""}
     for source, row, key, code in (
         (ENVIRONMENT, outside, "报警编号", "outside_town"),
         (POLICE, unknown, "警情编号", "unknown_category"),
@@ -370,10 +424,10 @@ def _add_faults(rng: random.Random, feeds: TownFeeds) -> None:
 
 
 def write_feeds(feeds: TownFeeds, folder: Path) -> list[tuple[Path, str, ExportEntity]]:
-    """Write each feed as the UTF-8 CSV its platform exports; return (file, source, entity) to ingest them."""
+    """Write each feed with rows as the UTF-8 CSV its platform exports; return (file, source, entity) to ingest them."""
     folder.mkdir(parents=True, exist_ok=True)
     written: list[tuple[Path, str, ExportEntity]] = []
-    for source in FEED_SOURCES:
+    for source in (source for source in FEED_SOURCES if feeds.rows[source]):
         path = folder / f"{source}-incidents.csv"
         with path.open("w", encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(FEED_HEADERS[source]))
@@ -381,3 +435,19 @@ def write_feeds(feeds: TownFeeds, folder: Path) -> list[tuple[Path, str, ExportE
             writer.writerows(feeds.rows[source])
         written.append((path, source, "event"))
     return written
+
+
+def combine_feeds(feeds: list[TownFeeds]) -> TownFeeds:
+    """Several days' feeds as one: every row, and the sums of what each day's rows must give."""
+    whole = TownFeeds()
+    for one in feeds:
+        for source, rows in one.rows.items():
+            whole.rows[source].extend(rows)
+        for source, counts in one.expected.items():
+            total = whole.expected.setdefault(source, dict.fromkeys(counts, 0))
+            for key, count in counts.items():
+                total[key] += count
+        whole.rejected.update(one.rejected)
+        whole.merges.update(one.merges)
+        whole.incidents.update(one.incidents)
+    return whole

@@ -163,7 +163,7 @@ def test_day_does_not_depend_on_hash_randomisation() -> None:
         "import dataclasses, hashlib, json; from simulation.day import simulate_day; "
         "day = dataclasses.asdict(simulate_day(60, seed=3)); "
         "day['malformed_reports'] = [body.decode() for body in day['malformed_reports']]; "
-        "print(hashlib.sha256(json.dumps(day, ensure_ascii=False).encode()).hexdigest())"
+        "print(hashlib.sha256(json.dumps(day, ensure_ascii=False, default=str).encode()).hexdigest())"
     )
     digests = set()
     for hash_seed in ("1", "2"):
@@ -313,11 +313,13 @@ of an enforcement officer ZF..), else the centre."""
 
 def test_updates_follow_the_case_flow(day: TownDay, rules: RoutingRules) -> None:
     """Each event's updates, replayed through the real state machine after the automatic steps, are legal."""
+    from schemas.working_time import load_calendar
     from streams.case_flow import load_flow
     from streams.case_machine import apply, auto_advance, open_case
     from streams.case_state import Command
 
     flow = load_flow()
+    calendar = load_calendar()
     reports = {body["report_id"]: body for body in day.reports if rules.resolve(body["category"]) is not None}
     assert len({update["update_id"] for update in day.updates}) == len(day.updates)
     cases = {}
@@ -340,6 +342,8 @@ def test_updates_follow_the_case_flow(day: TownDay, rules: RoutingRules) -> None
                 reporter_id=report["reporter_id"],
                 reported_at=datetime.fromisoformat(report["reported_at"]),
                 limit_hours=category.limit_hours,
+                limit_working_days=category.limit_working_days,
+                calendar=calendar,
             )
             cases[update["event_id"]] = auto_advance(flow, case, case.reported_at)[-1][0]
         command = Command(
