@@ -46,7 +46,7 @@ from simulation.people import (
     wrong_check,
 )
 from simulation.scale import DEMO_EVENTS
-from simulation.senders import case_workers
+from simulation.senders import case_workers, own_cell_point
 from simulation.town import (
     DAY,
     GRID_WORKERS,
@@ -483,12 +483,11 @@ COMPLIANT_PATROL_MINUTES = 50
 
 
 def _tracks(rng: random.Random, day: date) -> list[Row]:
-    """Every worker's patrols: usually two hours-long walks; some skip one or cut them short."""
+    """Every worker's patrols through their own cell: usually two hour-long walks; some skip one or cut them short."""
     bodies: list[Row] = []
-    villages = list(VILLAGES)
     for number in range(1, GRID_WORKERS + 1):
         worker = f"GW{number:03d}"
-        lat, lon = _point(rng, rng.choice(villages))
+        lat, lon = own_cell_point(worker)
         starts = [
             _at(day, 8) + timedelta(minutes=rng.randrange(150)),
             _at(day, 13, 30) + timedelta(minutes=rng.randrange(210)),

@@ -38,6 +38,12 @@ def _town_grid() -> Grid:
     return Grid.load(packaged.MENGHE_GRID)
 
 
+def own_cell_point(worker: str) -> tuple[float, float]:
+    """A point inside the worker's own cell (its polygon's representative point), where their patrol starts."""
+    point = _town_grid().workers()[worker].polygon.representative_point()
+    return round(point.y, 6), round(point.x, 6)
+
+
 def case_workers(department: str, lat: float, lon: float, number: int) -> tuple[str, str]:
     """Who works a simulated case of ``department`` reported at the point: its desk (as an actor) and its handler.
 

@@ -324,7 +324,10 @@ def escalate(flow: CaseFlow, case: Case, now: datetime) -> tuple[Case, list[Esca
     Each level is raised once per deadline, in order: a case found 3 days late at its first check
     (a worker restarted, a report dated in the past) raises every level it passed. A case entry
     written before levels were kept, with its overdue alert raised, counts as at level 1.
-    ``escalated_at`` keeps the first time level 2 (督办) was reached, for the KPIs.
+    ``escalated_at`` keeps when the case became due for level 2 (督办): its deadline plus that level's hours,
+    not the time of the check. The KPIs count a case escalated only if it was still open then, so a case a
+    late check found overdue (a replay of history, a worker down for a day) but that was closed before
+    督办 fell due is not counted, whatever the wall clock said when the check ran.
     """
     if not is_overdue(case, now):
         return case, []
@@ -334,7 +337,9 @@ def escalate(flow: CaseFlow, case: Case, now: datetime) -> tuple[Case, list[Esca
     if not levels:
         return case, []
     reached = levels[-1].level
-    escalated_at = case.escalated_at or (aware(now) if reached >= ESCALATED_LEVEL else None)
+    supervised = next((item for item in flow.escalation if item.level == ESCALATED_LEVEL), None)
+    due_for_supervision = case.due_at + timedelta(hours=supervised.after_hours) if supervised else None
+    escalated_at = case.escalated_at or (due_for_supervision if reached >= ESCALATED_LEVEL else None)
     updated = replace(case, escalation_level=reached, overdue_alerted=True, escalated_at=escalated_at)
     return updated, levels
 

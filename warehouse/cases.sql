@@ -68,11 +68,11 @@ CREATE TABLE IF NOT EXISTS grid_cells (
 --   挂账数   parked        A case parked now, on the day its due_at falls (as if it were due):
 --                          out of every figure above and below, counted on its own so it stays
 --                          visible. Once resumed (with a new deadline) it is due again as any case.
---   督办数   escalated     Of the cases due, those that ever reached escalation level 2 (督办,
---                          escalated_at set; the levels are the escalation of case_flow.yaml) and
---                          were not closed on time: a case closed within its deadline was late for
---                          nobody, even if the clock saw it open past the deadline before its
---                          closing reached the case agent.
+--   督办数   escalated     Of the cases due, those still open when escalation level 2 (督办) fell due:
+--                          escalated_at is that moment (the deadline plus the level's hours in
+--                          case_flow.yaml), and the case was not closed by then. A case the clock
+--                          found late before its closing reached the case agent (a replay, a worker
+--                          down for a while) but that was closed in time for 督办 is not counted.
 --                          督办率 = 督办数 / 应结案数.
 --   结案数   closed        Of the cases due, those with closed_at set.
 --   按期结案数 on time      Of those closed, closed_at <= due_at (closing at the deadline is on
@@ -124,7 +124,7 @@ SELECT
     rework_count,
     squad, department, grid_code, worker, category, status, reported_at, due_at, closed_at,
     is_parked,
-    is_due AND escalated_at IS NOT NULL AND NOT coalesce(closed_at <= due_at, false) AS is_escalated,
+    is_due AND escalated_at IS NOT NULL AND coalesce(closed_at > escalated_at, true) AS is_escalated,
     coalesce(escalation_level, 0) AS escalation_level, escalated_at, review_at
 FROM facts;
 

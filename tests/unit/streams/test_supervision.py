@@ -141,9 +141,12 @@ def test_escalation_raises_each_level_once_in_order() -> None:
     assert escalate(FLOW, first, case.due_at + timedelta(hours=2)) == (first, [])
     later = case.due_at + timedelta(hours=25)
     second, levels = escalate(FLOW, first, later)
-    assert [level.level for level in levels] == [2] and (second.escalation_level, second.escalated_at) == (2, later)
+    # escalated_at is when 督办 fell due (deadline + 24 h), not when the check ran.
+    assert [level.level for level in levels] == [2]
+    assert (second.escalation_level, second.escalated_at) == (2, case.due_at + timedelta(hours=24))
     third, levels = escalate(FLOW, case, case.due_at + timedelta(days=4))  # found late: every level passed
     assert [level.level for level in levels] == [1, 2, 3] and third.escalation_level == 3
+    assert third.escalated_at == case.due_at + timedelta(hours=24)
 
 
 def test_an_entry_that_raised_its_overdue_alert_before_levels_were_kept_is_at_level_1() -> None:
@@ -229,7 +232,7 @@ def test_the_clock_raises_each_level_once_and_the_overdue_alert_with_level_1() -
     assert [alert["case"]["escalation_level"] for alert in raised] == [1, 2, 3]
     assert len(alerts(desk, OVERDUE_ALERTS)) == 1
     kept = Case.from_dict(desk.cases[case.case_id])
-    assert (kept.escalation_level, kept.escalated_at) == (3, case.due_at + timedelta(hours=25))
+    assert (kept.escalation_level, kept.escalated_at) == (3, case.due_at + timedelta(hours=24))
 
 
 def test_a_restarted_desk_does_not_raise_a_level_again() -> None:

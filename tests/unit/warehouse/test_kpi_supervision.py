@@ -71,3 +71,16 @@ def test_the_facts_flag_parked_and_escalated(supervised: duckdb.DuckDBPyConnecti
         ("S3", True, False, False, 1),
         ("S4", True, False, True, 3),
     ]
+
+
+def test_a_case_closed_before_supervision_fell_due_is_not_escalated_whatever_the_clock_saw(
+    supervised: duckdb.DuckDBPyConnection,
+) -> None:
+    # S5: due 08:00, closed late at 20:00, before 督办 fell due (08:00 the next day). A replay of
+    # history let the clock see it open and raise every level first; it still counts as late, not 督办.
+    late = {**case("S5", "wansui", "sanitation", "G1", "W1", "closed", due="2026-11-25 08:00",
+                   closed="2026-11-25 20:00", hours=14), "escalation_level": 3,
+            "escalated_at": town("2026-11-26 08:00")}  # fmt: skip
+    insert(supervised, "cases", [late])
+    [row] = kpis(supervised, kpi_sql(day=DAY))
+    assert (row["cases_due"], row["closed"], row["closed_on_time"], row["escalated"]) == (5, 3, 1, 2)
