@@ -144,3 +144,15 @@ def test_a_token_made_after_a_door_read_the_book_works_at_once(book: TokenBook) 
     time.sleep(0.15)
     later = TokenBook(book.path).add("phone-GW002", "device", worker="GW002")
     assert door.caller(later).worker == "GW002"
+
+
+def test_a_token_made_the_instant_after_a_reload_works_too_and_a_revoked_one_does_not(book: TokenBook) -> None:
+    door = TokenBook(book.path, cache_s=60)
+    with pytest.raises(InputRejected):
+        door.caller("ghb_forged")  # an unknown token: the door has just read the whole book
+    fresh = book.add("phone-GW003", "device", worker="GW003")
+    assert door.caller(fresh).worker == "GW003"  # within the reload throttle, looked up alone
+    gone = book.add("phone-GW004", "device", worker="GW004")
+    book.revoke("phone-GW004")
+    with pytest.raises(InputRejected):
+        door.caller(gone)
