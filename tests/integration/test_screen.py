@@ -19,6 +19,7 @@ import pytest
 from gridhub.screen.server import ASSETS
 from schemas.grid import Grid
 from streams.routing import load_rules
+from tests.integration.test_case_lifecycle import known_to_gateway
 from tests.support.files import picture, write_csv
 from tests.support.hub import Hub, post_json, report, spot, unique, wait_until
 from tests.support.identities import FULL_ID, FULL_MOBILE, mobile, resident_id
@@ -281,6 +282,7 @@ def test_patrol_tracks_of_the_last_hour_are_on_the_map_pseudonymous_for_an_analy
 def test_the_commander_cancels_and_extends_from_the_screen_with_the_apis_rules(hub: Hub) -> None:
     case_id = new_case(hub)
     wait_until(lambda: case_field(hub, case_id, "status") == "dispatched", what="case")
+    known_to_gateway(hub, case_id)  # the screen relays to the gateway, whose copy must hold the case to refuse
     actions = f"{screen(hub)}/api/cases/{case_id}/actions"
     assert post(actions, hub.tokens.analyst, {"action": "cancel"})[0] == 403
     assert post(actions, hub.tokens.commander, {"action": "shred"})[0] == 400
