@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -146,14 +147,14 @@ class Bureau:
     file: BureauFile
     path: Path
 
-    @property
+    @cached_property
     def officers(self) -> dict[str, Officer]:
-        """Officers by id."""
+        """Officers by id (built once: every case file is checked against it)."""
         return {officer.id: officer for officer in self.file.officers}
 
-    @property
+    @cached_property
     def powers(self) -> dict[str, Power]:
-        """Powers by code."""
+        """Powers by code (built once, as the officers)."""
         return {power.code: power for power in self.file.powers}
 
     def stages_reached(self, record: EnforcementCase) -> list[str]:
