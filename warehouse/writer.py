@@ -29,7 +29,17 @@ from warehouse.upsert import insert_new_rows, transaction, upsert_rows
 
 SCHEMA_FILES = tuple(
     Path(__file__).with_name(name)
-    for name in ("schema.sql", "cases.sql", "entities.sql", "approvals.sql", "enforcement.sql")
+    for name in (
+        "schema.sql",
+        "cases.sql",
+        "entities.sql",
+        "approvals.sql",
+        "enforcement.sql",
+        "history.sql",
+        "runs.sql",
+        "quality.sql",
+        "daily.sql",
+    )
 )
 
 ENTITY_TABLES: dict[str, tuple[str, str]] = {
