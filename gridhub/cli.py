@@ -21,6 +21,7 @@ from foundation.errors import GridhubError
 from foundation.logs import get_logger
 from foundation.settings import Settings
 from gridhub.cli_access import audit, ensure_admin_token, tokens_app
+from gridhub.cli_check import check, run_tests
 from gridhub.cli_common import (
     Bootstrap,
     DataDir,
@@ -50,6 +51,8 @@ review_app = typer.Typer(help="Weak entity matches waiting for a person's decisi
 app.add_typer(review_app, name="review")
 app.add_typer(tokens_app, name="tokens")
 app.command()(audit)
+app.command()(check)
+app.command("test")(run_tests)
 log = get_logger(__name__)
 
 

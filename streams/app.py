@@ -25,9 +25,8 @@ import faust
 
 from foundation.kafka_security import faust_credentials
 from foundation.settings import Settings
-from schemas.approvals import ApprovalCatalogue, load_catalogue
+from schemas.approvals import ApprovalCatalogue
 from schemas.batches import decode_batch, encode_within
-from schemas.enforcement import load_bureau
 from schemas.grid import Grid
 from schemas.messages import canonical_message, duplicate_message, reject_message
 from schemas.records import CANONICAL_MODELS, Application, Event, EventUpdate
@@ -37,8 +36,8 @@ from streams.applications import change_message, register_application_agent
 from streams.bulk import BatchOutcome, failed_batch, normalise_batch
 from streams.cases import command_message, register_case_agent
 from streams.codec import RAW_CODEC
-from streams.normalise import Accepted, Rejected, internal_failure, normalise
-from streams.routing import RoutingRules, load_rules
+from streams.normalise import Accepted, ReferenceData, Rejected, internal_failure
+from streams.routing import RoutingRules
 
 
 def batch_outcome(
@@ -62,8 +61,8 @@ def batch_outcome(
 
 def build_app(settings: Settings, bootstrap: str) -> faust.App:
     """Create the Faust app and its agent for one broker."""
-    rules = load_rules(settings.routing_rules)
-    grid = Grid.load(settings.grid_path)
+    reference = ReferenceData.load(settings)
+    rules, grid, catalogue = reference.rules, reference.grid, reference.catalogue
     app = faust.App(
         "gridhub-streams",
         broker=f"kafka://{bootstrap}",
@@ -84,9 +83,7 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
     raw = app.topic(*RAW_TOPICS, **RAW_CODEC)
     outputs = {kind: app.topic(canonical_topic(kind), **RAW_CODEC) for kind in CANONICAL_MODELS}
     case_commands = register_case_agent(app, settings, rules, grid)
-    catalogue = load_catalogue(settings.approval_items)
     application_changes = register_application_agent(app, settings, catalogue)
-    bureau = load_bureau(settings.enforcement)
     rejects = app.topic(REJECTS, **RAW_CODEC)
     duplicates = app.topic(DUPLICATES, **RAW_CODEC)
     seen = app.Table("dedup-fingerprints", default=None, key_type=str, value_type=str)
@@ -128,7 +125,7 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
             value: bytes = event.value
             where = event.message
             try:
-                decision = normalise(value, rules, grid, catalogue, bureau)
+                decision = reference.normalise(value)
                 if isinstance(decision, Rejected):
                     await emit_reject(decision.reject.at(where.topic, where.partition, where.offset))
                 else:

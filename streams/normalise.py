@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from schemas.approvals import ApprovalCatalogue, NotInCatalogue
-from schemas.enforcement import Bureau, CaseFileRefused
+from foundation.settings import Settings
+from schemas.approvals import ApprovalCatalogue, NotInCatalogue, load_catalogue
+from schemas.enforcement import Bureau, CaseFileRefused, load_bureau
 from schemas.grid import Grid, to_wgs84
 from schemas.identity import InvalidCode
 from schemas.records import (
@@ -29,7 +30,7 @@ from schemas.records import (
     RawEnvelope,
 )
 from schemas.rejects import Reject, RejectStage
-from streams.routing import Category, RoutingRules
+from streams.routing import Category, RoutingRules, load_rules
 
 
 @dataclass(frozen=True)
@@ -199,3 +200,31 @@ def normalise_envelope(
             return rejection(raw, "route", "outside_town", placed, envelope)
         record = placed
     return Accepted(envelope=envelope, record=record, fingerprint=fingerprint(record), category=category)
+
+
+@dataclass(frozen=True)
+class ReferenceData:
+    """The town's tables a record is judged with: routing rules, grid, approval catalogue, enforcement bureau.
+
+    The worker (:func:`streams.app.build_app`) and ``gridhub check`` both load them here from the
+    same settings, so a row is judged with the same files whichever of them judges it.
+    """
+
+    rules: RoutingRules
+    grid: Grid
+    catalogue: ApprovalCatalogue
+    bureau: Bureau
+
+    @classmethod
+    def load(cls, settings: Settings) -> ReferenceData:
+        """Read every table the settings name; a file that is wrong stops the caller with one line."""
+        return cls(
+            rules=load_rules(settings.routing_rules),
+            grid=Grid.load(settings.grid_path),
+            catalogue=load_catalogue(settings.approval_items),
+            bureau=load_bureau(settings.enforcement),
+        )
+
+    def normalise(self, raw: bytes) -> Accepted | Rejected:
+        """:func:`normalise` with these tables: what the integrate agent makes of one raw message."""
+        return normalise(raw, self.rules, self.grid, self.catalogue, self.bureau)

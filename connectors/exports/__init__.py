@@ -86,6 +86,7 @@ class ExportFile:
         if not table.headers:
             raise ExportRejected(f"{path} has no header row or no JSON object to take column names from", "no_header")
         self.columns.require(table.headers, "export")
+        self.headers = table.headers
         self.path = path
         self.origin = path.name
         self.entity = entity

@@ -236,6 +236,27 @@ class ColumnMap:
                     "missing_columns",
                 )
 
+    @property
+    def fields(self) -> list[str]:
+        """The canonical fields an export can fill: the standard headers' and the mapping's, in the model's order."""
+        named = {*self._headers, *self.defaults, *self.templates}
+        return [name for name in CANONICAL_MODELS[self.entity].model_fields if name in named]
+
+    def ignored(self, headers: list[str]) -> list[str]:
+        """The headers whose cells no record takes: they name no field of the entity, or a field a template composes.
+
+        A column a template reads, or the department's row id (``record_id``), is not ignored.
+        """
+        known = set(CANONICAL_MODELS[self.entity].model_fields)
+        read = {squash(header) for template in self.templates.values() for header in template.headers}
+        if self.record_id:
+            read.add(squash(self.record_id))
+        return [
+            header
+            for header in headers
+            if squash(header) not in read and (self.field(header) not in known or self.field(header) in self.templates)
+        ]
+
     def apply(self, row: dict[str, Any]) -> dict[str, Any]:
         """Rename one row's keys to field names and its values to text; compose templated fields; fill defaults.
 

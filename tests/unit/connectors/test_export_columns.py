@@ -161,3 +161,25 @@ def test_rows_without_a_resident_id_are_identified_by_the_mapped_record_id_colum
         for envelope in export_records("community", ExportFile(export, "person", columns), "r")
     ]
     assert ids == ["SQ-0042", "community.csv:2"]
+
+
+def test_ignored_headers_are_those_no_field_takes(tmp_path: Path) -> None:
+    mappings = load_mappings(
+        mappings_file(
+            tmp_path,
+            """
+monitor:
+  event:
+    columns: {报警编号: event_id, 备注: description}
+    compose: {description: "{站点名称}超标"}
+    record_id: 流水号
+""",
+        )
+    )
+    alarms = mappings.columns_for("monitor", "event")
+    headers = ["报警编号", "站点名称", "备注", "流水号", "经度", "操作员"]
+    # 站点名称 feeds the template and 流水号 identifies the row; 备注's field is the template's, 操作员 names none.
+    assert alarms.ignored(headers) == ["备注", "操作员"]
+    assert alarms.fields[:3] == ["event_id", "category", "description"]
+    assert "photo_refs" not in alarms.fields  # no header names it: a phone's field, not an export's
+    assert ColumnMap("person").ignored(["姓名", "身份证号", "ID Number", "备注"]) == ["备注"]
