@@ -3,6 +3,9 @@
 Both read files on this machine and publish nothing, so they need no running hub and no token:
 they read no warehouse data, and what they show is what the file the operator already holds says.
 The values they print (resident IDs included) go to this terminal only; nothing is logged or kept.
+
+The readers and the worker's models are imported inside the commands, so ``gridhub --help`` and
+every other command start without them.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -19,8 +22,9 @@ from rich.table import Table
 from rich.text import Text
 
 from gridhub.cli_common import DataDir, UsageError, command_settings, console
-from gridhub.mapping_check import MappingCheck, RowResult, open_check
-from schemas.records import CANONICAL_MODELS
+
+if TYPE_CHECKING:
+    from gridhub.mapping_check import MappingCheck, RowResult
 
 TABLE_ROWS = 1000
 """Rows the table lists at most; the counts cover every row, and ``-o json`` lists them all."""
@@ -62,6 +66,8 @@ def check(
     Exit code 0 when every row passes, 1 when some row is rejected, 2 when the file cannot be checked
     (unreadable, a required column missing, an unknown source or entity).
     """
+    from gridhub.mapping_check import open_check  # the readers and the worker's models: only when checking
+
     if output not in ("table", "json"):
         raise UsageError("--output must be table or json")
     settings = command_settings(data_dir=data_dir, export_mappings=mappings)
@@ -79,8 +85,8 @@ def _listed(checked: MappingCheck, rejects_only: bool) -> Iterator[RowResult]:
 
 
 def _write_json(checked: MappingCheck, rejects_only: bool) -> None:
-    """The document of :meth:`MappingCheck.document`, written row by row: a file of a million rows needs no more
-    memory than one."""
+    """One JSON document: the heading, ``rows`` (:meth:`RowResult.to_json`), then the summary known once every row
+    is judged; written row by row, so a file of a million rows needs no more memory than one."""
     out = sys.stdout
     out.write(json.dumps(checked.heading(), ensure_ascii=False)[:-1] + ', "rows": [')
     for index, row in enumerate(_listed(checked, rejects_only)):
@@ -101,6 +107,8 @@ def _cell(row: RowResult, fields: Iterable[str]) -> Text:
 
 
 def _print_table(checked: MappingCheck, rejects_only: bool) -> None:
+    from schemas.records import CANONICAL_MODELS
+
     console.print(f"[bold]{escape(str(checked.export.path))}[/bold]: {checked.source} {checked.entity}")
     console.print(f"mapping: {escape(checked.mapping)}")
     console.print(STATELESS, style="dim", highlight=False)

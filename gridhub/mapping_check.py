@@ -186,10 +186,6 @@ class MappingCheck:
             verify_on_site=desk is not None and self.source in rules.verify_on_site,
         )
 
-    def document(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        """The whole check as one JSON document (``rows`` as :meth:`RowResult.to_json` gives them)."""
-        return {**self.heading(), "rows": rows, **self.summary()}
-
     def heading(self) -> dict[str, Any]:
         """What is known before any row is read: the file, its source and entity, the mapping it is read with."""
         return {

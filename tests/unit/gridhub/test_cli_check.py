@@ -157,3 +157,11 @@ def test_the_installed_command_exits_with_the_check_s_verdict(tmp_path: Path) ->
     assert document["counts"]["by_reason"] == {"invalid_record": 1}
     assert document["rows"][0]["record"]["name"] == "蒋燕"  # read from GBK, the padding between the characters gone
     assert not list(tmp_path.iterdir())  # nothing written: no data folder, no journal, no log
+
+
+def test_the_command_line_starts_without_the_readers_and_models_check_needs() -> None:
+    """`gridhub --help` and every other command stay quick: check imports what it needs when it runs."""
+    probe = "import sys, gridhub.cli; print(sorted(m for m in ('gridhub.mapping_check', 'connectors.exports', "
+    probe += "'streams.normalise', 'pyarrow') if m in sys.modules))"
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert run.stdout.strip() == "[]"
