@@ -30,13 +30,14 @@ from kafka.producer.future import FutureRecordMetadata
 from connectors.approvals_mapping import ApprovalsMapping, MappingError, UnmappedCode
 from connectors.base import Connector, SourceUnavailable
 from connectors.cursor import Cursor, CursorStore
-from connectors.publisher import RawPublisher
+from connectors.publisher import RawPublisher, RunTally
 from foundation.errors import ConfigurationError, RetryableError
 from foundation.logs import get_logger
 from foundation.retrying import retrying
 from foundation.settings import Settings
 from schemas.approvals import CHANGE_SEQ_FIELD
 from schemas.rejects import Reject
+from schemas.runs import RunNotice
 from schemas.topics import RAW_APPROVALS
 
 log = get_logger(__name__)
@@ -137,8 +138,8 @@ class ApprovalsConnector(Connector):
             log.error("approval database not reachable yet; polling until it is", error=str(exc))
         return {"table": self.mapping.qualified_table}
 
-    def _publish(self, row: dict[str, Any], number: int) -> FutureRecordMetadata:
-        """Send one change row, or reject it here when its status or channel code is not mapped."""
+    def _publish(self, row: dict[str, Any], number: int, tally: RunTally) -> FutureRecordMetadata:
+        """Send one change row as part of the poll's run, or reject it here when its status or channel is not mapped."""
         key = row[self.mapping.columns["application_id"]]
         record_id = str(key) if key is not None else f"{self.mapping.qualified_table}#{number}"
         try:
@@ -153,13 +154,19 @@ class ApprovalsConnector(Connector):
                 source=self.source,
                 source_record_id=record_id,
                 entity="application",
+                run_id=tally.run_id,
             )
+            tally.refused = (tally.refused or 0) + 1
             return self.publisher.reject(reject)
         payload[CHANGE_SEQ_FIELD] = number
-        return self.send(self.envelope(record_id, "application", payload))
+        tally.published = (tally.published or 0) + 1
+        return self.send(self.envelope(record_id, "application", payload, tally.run_id))
 
     def poll_once(self) -> int:
-        """Publish the next batch of change rows; return how many were sent."""
+        """Publish the next batch of change rows; return how many were sent.
+
+        A poll that publishes is one run of the run ledger; one that finds nothing new is none.
+        """
         table = self.reflect()
         if table is None:
             if not self._warned_missing:
@@ -174,8 +181,12 @@ class ApprovalsConnector(Connector):
         ready = self.gaps.publishable(self.cursor.position, numbers, time.monotonic())
         if not ready:
             return 0
-        sent = [self._publish(row, number) for row, number in zip(rows[:ready], numbers[:ready], strict=True)]
-        self.publisher.acknowledged(sent, f"publishing {ready} approval changes")
+        run = RunNotice.begin("approvals", self.source, "application", self.mapping.qualified_table, self.started_by)
+        with self.publisher.announcing(run) as tally:
+            sent = [
+                self._publish(row, number, tally) for row, number in zip(rows[:ready], numbers[:ready], strict=True)
+            ]
+            self.publisher.acknowledged(sent, f"publishing {ready} approval changes")
         self.cursor = Cursor(position=numbers[ready - 1], topic_id=self.cursor.topic_id)
         self.store.save(self.cursor)
         log.info("approvals published", rows=ready, cursor=self.cursor.position)

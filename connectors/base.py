@@ -10,6 +10,10 @@ the configuration and takes what the connector needs (a port, a cursor), the con
 announced ready, :meth:`~Connector.run` takes records in until told to stop, and
 :meth:`~Connector.close` flushes and releases the publisher.
 
+Runs: each input a connector takes in (a file, a pull, a poll that found changes) is one run, told
+to the warehouse's run ledger as it begins and ends through the publisher
+(:meth:`~connectors.publisher.RawPublisher.announcing`); its records carry the run's id.
+
 Delivery guarantee: *at least once*. A record is accepted (answered 202, passed by a cursor,
 filed as done) only after Kafka has acknowledged it; a crash in between resends it, and the
 stream and the warehouse absorb the copy as a duplicate.
@@ -44,8 +48,10 @@ class Connector(Service):
     topic: ClassVar[str]
     """The raw topic :meth:`send` publishes to."""
 
-    def __init__(self, publisher: RawPublisher) -> None:
+    def __init__(self, publisher: RawPublisher, started_by: str | None = None) -> None:
         self.publisher = publisher
+        self.started_by = started_by
+        """Whose command runs the connector (a token's name), for its runs' notices; None for the hub's services."""
 
     def envelope(
         self, source_record_id: str, entity: EntityKind, payload: dict[str, Any], run_id: str | None = None

@@ -21,6 +21,8 @@ import dataclasses
 import json
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -48,6 +50,18 @@ FETCH_MIN_BYTES = 256 * 1024
 """...unless this much is waiting already (a backlog is read at full speed)."""
 
 
+@dataclass(frozen=True)
+class PublishedCase:
+    """A case as the agent last published it, and when (the broker's time of the record; None if it has none).
+
+    The view's own copy may be a step ahead (updates this gateway accepted); this is what the
+    agent decided, which is what the gateway tells a reader (Open311).
+    """
+
+    record: CaseRecord
+    published_at: datetime | None
+
+
 class CaseView:
     """Cases by id and reports by case, kept current by a background consumer."""
 
@@ -58,6 +72,7 @@ class CaseView:
         """kafka-python's SASL options (:func:`foundation.kafka_security.kafka_python_options`)."""
         self._lock = threading.Lock()
         self._cases: dict[str, Case] = {}
+        self._published: dict[str, PublishedCase] = {}
         self._report_case: dict[str, str] = {}
         self._pending: set[str] = set()
         self._accepted_updates: set[str] = set()
@@ -108,7 +123,8 @@ class CaseView:
         update against cases that no longer change. The agent re-checks every update anyway.
         """
         try:
-            self._take(message.value or b"")
+            published_at = datetime.fromtimestamp(message.timestamp / 1000, UTC) if message.timestamp > 0 else None
+            self._take(message.value or b"", published_at)
         except Exception as exc:  # noqa: BLE001 - a record the view cannot use must not stop it following
             log.warning(
                 "case view skipped a case record it could not use",
@@ -118,10 +134,13 @@ class CaseView:
                 error=describe_error(exc),
             )
 
-    def _take(self, value: bytes) -> None:
+    def _take(self, value: bytes, published_at: datetime | None = None) -> None:
         """Apply one message of ``canonical.case`` to the copy; raises if it holds no readable case record."""
         record = CaseRecord.model_validate(json.loads(value)["record"])
         with self._lock:
+            published = self._published.get(record.case_id)
+            if published is None or published.record.seq <= record.seq:
+                self._published[record.case_id] = PublishedCase(record, published_at)
             known = self._cases.get(record.case_id)
             if known is not None and known.seq > record.seq:
                 return
@@ -132,6 +151,19 @@ class CaseView:
                 for update in self._unapplied.pop(report_id, []):
                     with contextlib.suppress(IllegalTransition):  # already accepted; the agent rules on it
                         self._apply(record.case_id, update)
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether the view has read every case published before it started (a case it lacks then does not exist)."""
+        return self._caught_up.is_set()
+
+    def published(self, case_or_report_id: str) -> PublishedCase | None:
+        """The case with this id, or the case a report with this id belongs to, as last published; None if unknown."""
+        with self._lock:
+            found = self._published.get(case_or_report_id)
+            if found is None and case_or_report_id in self._report_case:
+                found = self._published.get(self._report_case[case_or_report_id])
+            return found
 
     def note_report(self, report_id: str) -> None:
         """A report this gateway accepted: until the agent files it, updates to it are let through."""

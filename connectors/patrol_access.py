@@ -25,18 +25,35 @@ ACTOR_ROLE: dict[Role, str] = {
 }
 """The case flow's role (schemas/data/case_flow.yaml) of each token role that may post updates."""
 
+REPORTERS: tuple[Role, ...] = ("device", "commander")
+"""Who may post incident reports: a grid worker's phone, or command-centre staff entering one."""
+UPDATERS: tuple[Role, ...] = ("device", "desk", "commander")
+"""Who may move a case along (each as its own case-flow role, see :data:`ACTOR_ROLE`)."""
+PATROLLERS: tuple[Role, ...] = ("device",)
+"""Who may post patrol tracks: only a phone, as its own worker."""
+PHOTO_READERS: tuple[Role, ...] = ("device", "desk", "commander")
+"""Who may fetch a stored photo: those who take part in the cases the photos prove."""
+ORDER_READERS: tuple[Role, ...] = ("desk", "commander")
+"""Who may read work orders: a desk its own, the command centre any desk's."""
+CASE_READERS: tuple[Role, ...] = ("device", "desk", "analyst", "commander", "admin")
+"""Who may read a case's status (Open311): every role that sees cases; the answer carries no personal data."""
+
+
+def refusal_status(error: InputRejected) -> tuple[int, dict[str, str]]:
+    """The HTTP status of a caller the door refuses, 401, 403 or 429, and the headers that go with it."""
+    if isinstance(error, Unauthenticated):
+        return 401, {"WWW-Authenticate": 'Bearer realm="gridhub"'}
+    if isinstance(error, RateLimited):
+        return 429, {"Retry-After": str(error.retry_after_s)}
+    return 403, {}
+
 
 def refusal(error: InputRejected) -> web.Response:
     """The HTTP answer to a caller the door refuses: 401, 403 or 429 with its reason."""
-    if isinstance(error, Unauthenticated):
-        response = json_error(401, error.reason_code, str(error))
-        response.headers["WWW-Authenticate"] = 'Bearer realm="gridhub"'
-        return response
-    if isinstance(error, RateLimited):
-        response = json_error(429, error.reason_code, str(error))
-        response.headers["Retry-After"] = str(error.retry_after_s)
-        return response
-    return json_error(403, error.reason_code, str(error))
+    status, headers = refusal_status(error)
+    response = json_error(status, error.reason_code, str(error))
+    response.headers.update(headers)
+    return response
 
 
 def _as_worker(caller: Caller, claimed: Any, what: str) -> str | None:

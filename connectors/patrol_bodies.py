@@ -17,7 +17,7 @@ import uuid
 from itertools import accumulate
 from typing import Annotated, Any, NoReturn, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from connectors.http_guard import RequestRefused
@@ -183,11 +183,19 @@ def _references(value: Any) -> list[str]:
     return value
 
 
+_REFERENCE_SCHEMA = {"type": "string", "pattern": REFERENCE.pattern}
 Text = Annotated[str, BeforeValidator(_text)]
 Number = Annotated[float, BeforeValidator(_number)]
-Timestamp = Annotated[str, BeforeValidator(_timestamp)]
-Reference = Annotated[str, BeforeValidator(_reference)]
-References = Annotated[list[str], BeforeValidator(_references)]
+Timestamp = Annotated[
+    str,
+    BeforeValidator(_timestamp),
+    WithJsonSchema({"type": "string", "pattern": f"^{_ISO_8601.pattern}$", "examples": [TIMESTAMP_EXAMPLE]}),
+]
+Reference = Annotated[str, BeforeValidator(_reference), WithJsonSchema(_REFERENCE_SCHEMA)]
+References = Annotated[
+    list[str], BeforeValidator(_references), WithJsonSchema({"type": "array", "items": _REFERENCE_SCHEMA})
+]
+"""The JSON Schema of each (what the API document shows) is what its validator accepts."""
 
 
 class _Body(BaseModel):

@@ -27,8 +27,22 @@ from kafka.producer.future import FutureRecordMetadata
 
 from connectors.base import Connector
 from connectors.case_view import CaseView
+from connectors.gateway_openapi import documentation_routes
 from connectors.http_guard import RETRY_AFTER_S, RequestRefused, capped, connection_cap, json_error, json_errors
-from connectors.patrol_access import desk_department, refusal, stamp_report, stamp_tracks, stamp_update
+from connectors.http_metrics import timed_requests
+from connectors.open311 import Open311
+from connectors.patrol_access import (
+    ORDER_READERS,
+    PATROLLERS,
+    PHOTO_READERS,
+    REPORTERS,
+    UPDATERS,
+    desk_department,
+    refusal,
+    stamp_report,
+    stamp_tracks,
+    stamp_update,
+)
 from connectors.patrol_bodies import parse_record, report_payload, track_payloads, update_payload
 from connectors.photos import Photo, PhotoRejected, PhotoStore
 from connectors.publisher import RawPublisher, kafka_failure
@@ -179,30 +193,38 @@ class PatrolGateway(Connector):
 
     def application(self) -> web.Application:
         """The aiohttp application with the gateway's routes."""
-        app = web.Application(client_max_size=self.limits.record_bytes, middlewares=[json_errors])
+        app = web.Application(client_max_size=self.limits.record_bytes, middlewares=[timed_requests, json_errors])
         app.add_routes(
             [
-                web.post("/v1/reports", self._door(self.post_report, "device", "commander")),
-                web.post("/v1/updates", self._door(self.post_update, "device", "desk", "commander")),
-                web.post("/v1/tracks", self._door(self.post_tracks, "device")),
-                web.get("/v1/photos/{reference}", self._door(self.get_photo, "device", "desk", "commander")),
-                web.get("/v1/orders", self._door(self.get_orders, "desk", "commander")),
+                web.post("/v1/reports", self._door(self.post_report, *REPORTERS)),
+                web.post("/v1/updates", self._door(self.post_update, *UPDATERS)),
+                web.post("/v1/tracks", self._door(self.post_tracks, *PATROLLERS)),
+                web.get("/v1/photos/{reference}", self._door(self.get_photo, *PHOTO_READERS)),
+                web.get("/v1/orders", self._door(self.get_orders, *ORDER_READERS)),
                 web.get("/healthz", self.health),
+                *Open311(self.rules, self.cases).routes(self._door),
+                *documentation_routes(self.limits),
             ]
         )
         return app
 
     def _door(
-        self, handler: Callable[[web.Request, Caller], Awaitable[web.StreamResponse]], *roles: Role
+        self,
+        handler: Callable[[web.Request, Caller], Awaitable[web.StreamResponse]],
+        *roles: Role,
+        refuse: Callable[[InputRejected], web.Response] = refusal,
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        """``handler`` behind the token check: 401 without a known token, 403 for another role, 429 when too fast."""
+        """``handler`` behind the token check: 401 without a known token, 403 for another role, 429 when too fast.
+
+        ``refuse`` shapes those answers (Open311 has its own error shape).
+        """
 
         async def admitted(request: web.Request) -> web.StreamResponse:
             try:
                 caller = self.doorkeeper.admit(request.headers.get("Authorization"), *roles)
                 return await handler(request, caller)
             except (Unauthenticated, Forbidden, RateLimited) as exc:
-                return refusal(exc)
+                return refuse(exc)
 
         return admitted
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,13 +36,15 @@ from foundation.errors import BrokerUnavailable, ConfigurationError, GridhubErro
 from foundation.journal import Entry, Journal
 from foundation.kafka_security import kafka_python_options
 from foundation.logs import get_logger
+from foundation.metrics import count_records
 from foundation.settings import Settings
 from schemas.batches import MAX_MESSAGE_BYTES
 from schemas.decisions import MatchDecision
 from schemas.messages import reject_message
 from schemas.records import EntityKind, RawEnvelope
 from schemas.rejects import Reject
-from schemas.topics import MATCH_DECISIONS, REJECTS
+from schemas.runs import RunNotice
+from schemas.topics import MATCH_DECISIONS, REJECTS, RUNS
 
 log = get_logger(__name__)
 
@@ -95,6 +99,17 @@ def partition_key(envelope: RawEnvelope) -> bytes:
     if envelope.entity in ("event", "event_update"):
         return f"{envelope.source}|{envelope.payload.get('event_id')}".encode()
     return f"{envelope.source}|{envelope.source_record_id}".encode()
+
+
+@dataclass
+class RunTally:
+    """What a run sent, counted by its door as it goes; told to the run ledger when the run ends."""
+
+    run_id: str
+    published: int | None = None
+    """Records published (None: not counted yet)."""
+    refused: int | None = None
+    """Records the door refused itself and sent as rejects."""
 
 
 class RawPublisher:
@@ -161,7 +176,9 @@ class RawPublisher:
     def publish(self, topic: str, envelope: RawEnvelope) -> FutureRecordMetadata:
         """Send one raw record; the returned future resolves when all replicas have it."""
         value = envelope.model_dump_json().encode()
-        return self._send(topic, value, key=partition_key(envelope), uids=(envelope.record_uid,))
+        sent = self._send(topic, value, key=partition_key(envelope), uids=(envelope.record_uid,))
+        count_records("intake", envelope.source, taken=1, passed=1)
+        return sent
 
     def resend(self, entry: Entry) -> FutureRecordMetadata:
         """Send a journaled message again, as it was first sent; it stays in its journal until it lands."""
@@ -193,11 +210,41 @@ class RawPublisher:
 
     def reject(self, reject: Reject) -> FutureRecordMetadata:
         """Record input the connector could not even wrap (an undecodable line, say) as a reject."""
-        return self._send(REJECTS, reject_message(reject), key=reject.record_uid.encode(), uids=(reject.record_uid,))
+        sent = self._send(REJECTS, reject_message(reject), key=reject.record_uid.encode(), uids=(reject.record_uid,))
+        count_records("intake", reject.source, taken=1, rejected=1)
+        return sent
 
     def decide(self, decision: MatchDecision) -> FutureRecordMetadata:
         """Send a reviewer's match decision to the sink."""
         return self._send(MATCH_DECISIONS, decision.model_dump_json().encode(), key=decision.key.encode())
+
+    def announce(self, notice: RunNotice) -> FutureRecordMetadata:
+        """Send a run notice to the run ledger.
+
+        Not journaled: the journal keeps a message until the intake ledger has its records, which a
+        notice has none of; a notice the broker loses costs the ledger a line, never a record.
+        """
+        return self._send(RUNS, notice.model_dump_json().encode(), key=notice.run_id.encode())
+
+    @contextmanager
+    def announcing(self, run: RunNotice) -> Iterator[RunTally]:
+        """Tell the run ledger that ``run`` begins, then how it ended: every door's runs are told this one way.
+
+        The block takes the run's input in and counts what it sent in the tally. An error in it ends
+        the run as failed, with the error's line, and goes on up; the failure's notice is sent without
+        waiting, so a broker that is away costs no more than the error itself.
+        """
+        tally = RunTally(run.run_id)
+        self.announce(run)
+        try:
+            yield tally
+        except Exception as exc:
+            try:
+                self.announce(run.failed(exc, tally.published, tally.refused))
+            except GridhubError as unsent:
+                log.warning("could not tell the run ledger that a run failed", run_id=run.run_id, error=str(unsent))
+            raise
+        self.announce(run.published_all(tally.published or 0, tally.refused or 0))
 
     def acknowledged(self, sent: Iterable[FutureRecordMetadata], what: str) -> None:
         """Return once Kafka has acknowledged everything in ``sent``; else raise the taxonomy's error for it."""

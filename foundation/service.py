@@ -18,6 +18,7 @@ from typing import Any
 
 from foundation import runfiles
 from foundation.logs import get_logger
+from foundation.ops_http import Check, ops_endpoint
 from foundation.settings import Settings
 
 log = get_logger(__name__)
@@ -46,6 +47,10 @@ class Service(ABC):
 
     def close(self) -> None:  # noqa: B027 - most services have something to release, not all
         """Release what :meth:`prepare` took; called once, whether :meth:`run` returned or raised."""
+
+    def health_checks(self) -> dict[str, Check]:
+        """What /healthz checks besides Kafka (the sink: its warehouse); each runs only when a probe asks."""
+        return {}
 
 
 def stop_on_signals() -> threading.Event:
@@ -76,12 +81,18 @@ def stop_with_supervisor(settings: Settings) -> None:
 
 
 def run_service(settings: Settings, name: str, service: Service) -> None:
-    """Run one service in this process: prepare, announce, run until SIGTERM or Ctrl-C, withdraw, close."""
+    """Run one service in this process: prepare, announce, run until SIGTERM or Ctrl-C, withdraw, close.
+
+    Its ops endpoint (:mod:`foundation.ops_http`) answers from before :meth:`Service.prepare`, so a
+    probe sees "not ready" while the service starts, and "ready" from its announcement on.
+    """
     stop = stop_on_signals()
-    try:
-        info = service.prepare()
-        runfiles.announce(settings, name, **info)
-        service.run(stop)
-    finally:
-        runfiles.withdraw(settings, name)
-        service.close()
+    with ops_endpoint(settings, service.health_checks()) as (health, ops_url):
+        try:
+            info = service.prepare()
+            runfiles.announce(settings, name, ops_url=ops_url, **info)
+            health.ready.set()
+            service.run(stop)
+        finally:
+            runfiles.withdraw(settings, name)
+            service.close()

@@ -144,6 +144,12 @@ class Settings(BaseSettings):
         description="Grid cells (GeoJSON); defaults to the grid installed by `gridhub grid load`, "
         "else the packaged synthetic Menghe grid.",
     )
+    town_code: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{9}$",
+        description="The town's 9-digit division code (GB/T 2260 county + township, e.g. 320411101), which "
+        "`gridhub export` partitions by; defaults to the first 9 digits of the grid's cell codes.",
+    )
 
     duplicate_distance_m: float = Field(
         default=50.0, gt=0, description="Two open reports of one category this close are one case."
@@ -206,6 +212,20 @@ class Settings(BaseSettings):
 
     supervisor_pid: int | None = Field(
         default=None, description="Set by `gridhub up` for its services: a service stops when that process is gone."
+    )
+
+    ops_host: str = Field(
+        default="127.0.0.1", description="Bind address of every service's ops endpoint (/metrics, /healthz, /readyz)."
+    )
+    ops_port: int = Field(
+        default=0,
+        ge=0,
+        le=65_000,
+        description="Port of a service's ops endpoint; 0 = any free one (`gridhub status` shows it). "
+        "Under `gridhub up` a fixed port is the first of a range, one port per service.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="When set, /metrics answers only `Authorization: Bearer <this>` (probes stay open)."
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

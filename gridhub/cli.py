@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -32,6 +31,11 @@ from gridhub.cli_common import (
     stop_showing_progress,
 )
 from gridhub.cli_common import command_settings as _settings
+from gridhub.cli_export import export
+from gridhub.cli_quality import quality_app
+from gridhub.cli_rejects import rejects_app
+from gridhub.cli_runs import runs
+from gridhub.cli_status import status
 
 if TYPE_CHECKING:
     from connectors.exports import IngestReport
@@ -50,7 +54,12 @@ app.add_typer(grid_app, name="grid")
 review_app = typer.Typer(help="Weak entity matches waiting for a person's decision.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(rejects_app, name="rejects")
+app.add_typer(quality_app, name="quality")
 app.command()(audit)
+app.command()(export)
+app.command()(status)
+app.command()(runs)
 app.command()(check)
 app.command("test")(run_tests)
 log = get_logger(__name__)
@@ -143,11 +152,12 @@ def ingest(
     """Publish a department export into the running hub."""
     from connectors.exports.columns import EXPORT_ENTITIES
     from gridhub.ingest import ingest_file
+    from schemas.runs import new_run_id
 
     if entity not in EXPORT_ENTITIES:
         raise UsageError(f"--entity must be one of {', '.join(EXPORT_ENTITIES)}, not {entity!r}")
     settings = _settings(data_dir=data_dir, kafka_bootstrap=bootstrap)
-    report = ingest_file(settings, path, source, entity, uuid.uuid4().hex, console, sheet)  # type: ignore[arg-type]
+    report = ingest_file(settings, path, source, entity, new_run_id(), console, sheet)  # type: ignore[arg-type]
     _published(settings, report, "lines", wait, timeout)
 
 
@@ -393,6 +403,7 @@ def show(
             ("its steps: who did what, when, against which deadline", story.steps),
             ("the people, organisations, objects and places it concerns", story.involved),
             ("enforcement cases the bureau opened for it", story.enforcement),
+            ("lineage: the source record, run and Kafka message each row came from", story.lineage),
         )
     else:
         profile = entity_profile(settings, kind, key)
@@ -402,7 +413,8 @@ def show(
         console.print(f"[bold]{kind} {profile.key}[/bold]")
         sections = (
             ("golden record: field, value, the source it survived from, when", profile.lineage),
-            ("source copies and how they matched", profile.copies),
+            ("source copies, how they matched, and the run and Kafka message each came from", profile.copies),
+            ("versions of the golden record (gridhub sql: people_as_of(ts), ...)", profile.versions),
             ("links", profile.links),
             ("weak matches waiting for review", profile.reviews),
         )

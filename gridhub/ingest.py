@@ -9,7 +9,8 @@ the services run, driven here in the foreground.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +28,24 @@ from foundation.service import stop_on_signals
 from foundation.settings import Settings
 from gridhub.cli_common import UsageError
 from gridhub.running import hub_publisher
+from schemas.runs import RunNotice
 from warehouse.reader import intake, whoami
+
+
+@contextmanager
+def _progress_bar(console: Console, name: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar for publishing ``name``, as the callback that moves it."""
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"publishing {name}", total=None)
+        yield lambda done: progress.update(task, completed=done)
 
 
 def publish_export(
     publisher: RawPublisher, export: ExportFile, source: str, run_id: str, console: Console
 ) -> IngestReport:
     """Publish a checked export with a progress bar."""
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"publishing {export.path.name}", total=None)
-        return ExportPublisher(publisher, source).publish(
-            export, run_id, progress=lambda done: progress.update(task, completed=done)
-        )
+    with _progress_bar(console, export.path.name) as progress:
+        return ExportPublisher(publisher, source).publish(export, run_id, progress)
 
 
 def ingest_file(
@@ -50,12 +57,20 @@ def ingest_file(
     console: Console,
     sheet: str | None = None,
 ) -> IngestReport:
-    """Check an export against the source's column mapping, then publish it to the running hub."""
-    require_source(whoami(settings), source)
-    export = ExportFile(path, entity, load_mappings(settings.export_mappings).columns_for(source, entity), sheet)
+    """Check an export against the source's column mapping, then publish it to the running hub, as one ingest run.
+
+    The file is opened inside the run, so an export refused as a whole is a failed run in ``gridhub runs``.
+    """
+    caller = whoami(settings)
+    require_source(caller, source)
+    columns = load_mappings(settings.export_mappings).columns_for(source, entity)
     publisher = hub_publisher(settings, "ingest")
+    run = RunNotice.begin("ingest", source, entity, path.name, caller.name, run_id)
     try:
-        return publish_export(publisher, export, source, run_id, console)
+        with _progress_bar(console, path.name) as progress:
+            return ExportPublisher(publisher, source).publish_run(
+                run, lambda: ExportFile(path, entity, columns, sheet), progress
+            )
     finally:
         publisher.close()
 
@@ -65,9 +80,12 @@ def watch_folder(settings: Settings, folder: Path, on_outcome: Callable[[Outcome
 
     Ctrl-C lets the file in hand finish (or stay claimed, if the broker is away) before the watcher stops.
     """
-    require_role(whoami(settings), "admin")
+    caller = whoami(settings)
+    require_role(caller, "admin")
     publisher = hub_publisher(settings, "watch")
-    watcher = WatchedFolder(publisher, folder, settings.export_mappings, settings.watch_settle_seconds, on_outcome)
+    watcher = WatchedFolder(
+        publisher, folder, settings.export_mappings, settings.watch_settle_seconds, on_outcome, started_by=caller.name
+    )
     stop = stop_on_signals()
     try:
         watcher.prepare()
@@ -79,8 +97,9 @@ def watch_folder(settings: Settings, folder: Path, on_outcome: Callable[[Outcome
 def pull_source(settings: Settings, name: str) -> IngestReport:
     """One full pull of the named REST source into the running hub."""
     source = load_rest_sources(settings.rest_sources).named(name)
-    require_source(whoami(settings), source.source_name)
-    poller = RestPoller(hub_publisher(settings, "pull"), [source], settings.export_mappings)
+    caller = whoami(settings)
+    require_source(caller, source.source_name)
+    poller = RestPoller(hub_publisher(settings, "pull"), [source], settings.export_mappings, started_by=caller.name)
     try:
         return poller.pull(source)
     finally:

@@ -11,21 +11,38 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from connectors.publisher import RawPublisher
 from foundation import runfiles
 from foundation.errors import ConfigurationError
 from foundation.kafka_security import kafka_python_options
 from foundation.logs import get_logger
+from foundation.ops_http import Check, ops_endpoint
 from foundation.service import Service, run_service, stop_with_supervisor
 from foundation.settings import Settings
 from gridhub.broker import ensure_topics, topic_ids
 
+if TYPE_CHECKING:
+    import duckdb
+
+    from warehouse.sink import Sink
+
 ServiceName = Literal["worker", "sink", "patrol", "approvals", "screen", "watch", "pull"]
 SERVICES: tuple[ServiceName, ...] = ("sink", "worker", "patrol", "approvals", "screen")
-"""The services docker-compose runs, each as its own container, and `gridhub up` always starts (in this order)."""
+"""The services `gridhub up` always starts (in this order) and docker-compose always runs, each as its own container."""
+FEEDS: tuple[ServiceName, ...] = ("watch", "pull")
+"""The department feeds, run where a town configures them (`GRIDHUB_WATCH_DIR`, `GRIDHUB_REST_SOURCES`)."""
 log = get_logger(__name__)
+
+
+def ops_port(settings: Settings, name: ServiceName) -> int:
+    """The ops port ``gridhub up`` gives a service: 0 stays any free port; a fixed one is the first of a range.
+
+    All services of one ``gridhub up`` share the machine, so with ``GRIDHUB_OPS_PORT=9400`` the
+    worker listens on 9400, the sink on 9401, and so on in the order of :data:`ServiceName`.
+    """
+    return settings.ops_port and settings.ops_port + get_args(ServiceName).index(name)
 
 
 class ServiceError(ConfigurationError):
@@ -63,6 +80,23 @@ class SinkService(Service):
         self.bureau = load_bureau(settings.enforcement)
         self.calendar = load_calendar(settings.holidays)
         self._close: list[Callable[[], None]] = []
+        self.connection: duckdb.DuckDBPyConnection | None = None
+        self.sink: Sink | None = None
+
+    def health_checks(self) -> dict[str, Check]:
+        """The warehouse answers a query and, if the sink is waiting for it, can be written again."""
+        return {"warehouse": self._warehouse_answers}
+
+    def _warehouse_answers(self) -> None:
+        if self.connection is None or self.sink is None:
+            raise RuntimeError("the warehouse is not open yet")
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute("SELECT count(*) FROM sink_offsets").fetchone()
+        finally:
+            cursor.close()
+        if self.sink.isolating.unwritable:
+            raise RuntimeError(f"the warehouse cannot be written now ({self.sink.isolating.unwritable})")
 
     def prepare(self) -> dict[str, Any]:
         """Open the warehouse, load the catalogue, the grid and the bureau, start the SQL endpoint; announce its URL."""
@@ -75,6 +109,7 @@ class SinkService(Service):
         from warehouse.enforcement import replace_bureau
         from warehouse.grid_cells import replace_grid_cells
         from warehouse.journal_keeper import JournalKeeper
+        from warehouse.quality import replace_expectations
         from warehouse.query_server import QueryLimits, QueryServer
         from warehouse.sink import Sink
         from warehouse.sql_guard import close_to_the_host
@@ -83,12 +118,14 @@ class SinkService(Service):
         settings = self.settings
         connection = connect(settings.warehouse_file, self.resolver)
         self._close.append(connection.close)
+        self.connection = connection
         replace_approval_items(connection, self.catalogue)
         replace_grid_cells(connection, self.grid)
         replace_bureau(connection, self.bureau)
         replace_calendar_days(connection, self.calendar)
         ensure_audit_table(connection)
         contract = BatchContract()
+        replace_expectations(connection, contract.expectations())
         writer = WarehouseWriter(connection, self.resolver, contract.table_violations)
         ids = topic_ids(self.bootstrap, list(sink_topics()), kafka_python_options(settings))
         self.sink = Sink(settings, self.bootstrap, writer, contract, ids)
@@ -195,26 +232,34 @@ BUILDERS: dict[ServiceName, Callable[[Settings, str], Service]] = {
 
 
 def run_worker(settings: Settings, bootstrap: str) -> None:
-    """The Faust worker with its agents; Faust owns its lifecycle and says when it is ready."""
+    """The Faust worker with its agents; Faust owns its lifecycle and says when it is ready.
+
+    Faust's Prometheus sensor records into the registry the ops endpoint serves; Faust's own web
+    server stays off (it would serve its debugging views, stack dumps included, to anyone).
+    """
     import faust
+    from faust.sensors.prometheus import setup_prometheus_sensors
 
     from streams.app import build_app
 
     app = build_app(settings, bootstrap)
+    setup_prometheus_sensors(app)
+    with ops_endpoint(settings, {}) as (health, ops_url):
 
-    class AnnouncingWorker(faust.Worker):
-        async def on_startup_finished(self) -> None:
-            await super().on_startup_finished()
-            runfiles.announce(settings, "worker", bootstrap=bootstrap)
+        class AnnouncingWorker(faust.Worker):
+            async def on_startup_finished(self) -> None:
+                await super().on_startup_finished()
+                runfiles.announce(settings, "worker", bootstrap=bootstrap, ops_url=ops_url)
+                health.ready.set()
 
-    # override_logging=False keeps gridhub's own logging (configure_logging, already run): left to
-    # itself, Faust reconfigures the root logger and, for its console spinner, sets it to DEBUG, so
-    # faust and aiokafka built a debug LogRecord for every message sent only for the handler to drop it.
-    worker = AnnouncingWorker(app, quiet=True, redirect_stdouts=False, override_logging=False)
-    try:
-        worker.execute_from_commandline()
-    finally:
-        runfiles.withdraw(settings, "worker")
+        # override_logging=False keeps gridhub's own logging (configure_logging, already run): left to
+        # itself, Faust reconfigures the root logger and, for its console spinner, sets it to DEBUG, so
+        # faust and aiokafka built a debug LogRecord for every message sent only for the handler to drop it.
+        worker = AnnouncingWorker(app, quiet=True, redirect_stdouts=False, override_logging=False)
+        try:
+            worker.execute_from_commandline()
+        finally:
+            runfiles.withdraw(settings, "worker")
 
 
 def run(settings: Settings, name: str) -> None:
@@ -233,7 +278,7 @@ def run(settings: Settings, name: str) -> None:
 def enabled_services(settings: Settings) -> tuple[ServiceName, ...]:
     """What `gridhub up` runs: :data:`SERVICES` (the screen last), then the department feeds that are configured.
 
-    The feeds are not in docker-compose yet.
+    docker-compose runs the feeds as well, pull only in its ``pull`` profile (it needs a sources file).
     """
     feeds: dict[ServiceName, object] = {"watch": settings.watch_dir, "pull": settings.rest_sources}
     return (*SERVICES, *(name for name, setting in feeds.items() if setting))

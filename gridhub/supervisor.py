@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -36,9 +36,11 @@ from foundation.settings import Settings
 from gridhub.broker import EmbeddedBroker, ensure_topics
 from gridhub.replay import replay_journals
 from gridhub.restore import restore_open_cases
-from gridhub.services import ServiceName, enabled_services
+from gridhub.services import ServiceName, enabled_services, ops_port
 
 log = get_logger(__name__)
+SUPERVISOR = "supervisor"
+"""The run file in which `gridhub up` keeps its services' records (:class:`ServiceRecord`) while it runs."""
 CORE: tuple[ServiceName, ...] = ("sink", "worker")
 """Services that carry records from the raw topics into the warehouse; every other one is a door."""
 
@@ -74,6 +76,15 @@ class StopReport:
         if self.cut_short and not self.left:
             parts.append("the drain was cut short, but everything accepted had landed")
         return f"{what} stopped, not cleanly: " + "; ".join(parts) + "."
+
+
+@dataclass
+class ServiceRecord:
+    """What the supervisor knows of one process it runs, for `gridhub status` (written to its run file)."""
+
+    pid: int | None = None
+    restarts: int = 0
+    last_error: str | None = None
 
 
 class SupervisorError(ConfigurationError):
@@ -125,6 +136,8 @@ class Stack:
         """Journal messages sent again at the last start or broker restart."""
         self.restored = 0
         """Open cases handed back from the warehouse to the last new embedded broker."""
+        self.records: dict[str, ServiceRecord] = {}
+        """Each service's (and the embedded broker's) process, restarts and last error, as `gridhub status` shows."""
 
     @property
     def core(self) -> tuple[ServiceName, ...]:
@@ -153,6 +166,7 @@ class Stack:
                 )
             self.broker = EmbeddedBroker(self.log_dir / "broker.log")
             self.bootstrap = self.broker.start()
+            self.records["broker"] = ServiceRecord(self.broker.pid)
         runfiles.announce(self.settings, "broker", bootstrap=self.bootstrap, embedded=self.broker is not None)
         self._start_services(timeout_s)
 
@@ -186,14 +200,23 @@ class Stack:
                 self._spawn(exc.name)
 
     def _spawn(self, name: ServiceName) -> None:
+        env = {**settings_env(self.settings, self.bootstrap), "GRIDHUB_OPS_PORT": str(ops_port(self.settings, name))}
         with (self.log_dir / f"{name}.log").open("ab") as log_file:
             self.processes[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 [sys.executable, "-m", "gridhub", "service", name],
-                env=settings_env(self.settings, self.bootstrap),
+                env=env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self.records.setdefault(name, ServiceRecord()).pid = self.processes[name].pid
+        self._publish_records()
+
+    def _publish_records(self) -> None:
+        """Write what the supervisor knows of its processes where `gridhub status` reads it."""
+        runfiles.announce(
+            self.settings, SUPERVISOR, services={name: asdict(record) for name, record in self.records.items()}
+        )
 
     def wait_ready(self, names: tuple[ServiceName, ...], timeout_s: float) -> None:
         """Block until every named service has announced itself; fail fast if one dies."""
@@ -230,6 +253,11 @@ class Stack:
         recent.append(now)
         while recent and now - recent[0] > self.settings.restart_window_s:
             recent.popleft()
+        record = self.records.setdefault(name, ServiceRecord())
+        record.restarts += 1
+        last_line = _tail(self.log_dir / f"{name}.log", 1)[:300]
+        record.last_error = f"{detail} at {time.strftime('%Y-%m-%d %H:%M:%S')}: {last_line}"
+        self._publish_records()
         if len(recent) > self.settings.restart_limit:
             raise SupervisorError(
                 f"{name} died {len(recent)} times within {self.settings.restart_window_s:.0f}s ({detail}); "
@@ -266,6 +294,7 @@ class Stack:
         log.error("the embedded broker died; restarting it and every service", attempt=count)
         self._terminate(tuple(self.processes), timeout_s=5)
         self.broker.start()
+        self.records["broker"].pid = self.broker.pid
         self._start_services(timeout_s=120, retry=True)
 
     def restart(self, name: ServiceName, timeout_s: float = 120) -> None:
@@ -335,6 +364,7 @@ class Stack:
             report.killed += self._terminate(("worker", "sink"))
             if self.processes:
                 runfiles.withdraw(self.settings, "broker")
+            runfiles.withdraw(self.settings, SUPERVISOR)
             if self.broker:
                 self.broker.stop()
         finally:

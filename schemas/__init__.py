@@ -1,6 +1,5 @@
-"""Contracts every arrow of the pipeline speaks: raw envelopes, canonical records, rejects."""
+"""Contracts every arrow of the pipeline speaks: raw envelopes, canonical records, rejects; each versioned."""
 
 from zoneinfo import ZoneInfo
 
-SCHEMA_VERSION = 1
 TOWN_TIMEZONE = ZoneInfo("Asia/Shanghai")  # every feed in the town reports China Standard Time

@@ -17,8 +17,8 @@ from datetime import datetime
 import pyarrow as pa
 
 from foundation.errors import InputRejected
-from schemas import SCHEMA_VERSION
 from schemas.records import ENTITY_KINDS
+from schemas.versions import CONTRACTS
 
 MAX_MESSAGE_BYTES = 1_000_000
 """Largest batch message: under the 1 MiB a Kafka broker accepts by default."""
@@ -51,7 +51,8 @@ class RecordBatch:
 def encode_batch(batch: RecordBatch) -> bytes:
     """The batch as one compressed Arrow IPC stream."""
     metadata = {
-        "schema_version": str(SCHEMA_VERSION),
+        "schema_version": str(CONTRACTS["record_batch"].version),
+        "payload_version": str(CONTRACTS[batch.kind].version),
         "kind": batch.kind,
         "source": batch.source,
         "run_id": batch.run_id or "",
@@ -76,8 +77,26 @@ def encode_within(batch: RecordBatch, max_bytes: int = MAX_MESSAGE_BYTES) -> lis
     return [*encode_within(first, max_bytes), *encode_within(second, max_bytes)]
 
 
+def _upgraded_rows(table: pa.Table, kind: str, version: str | None) -> pa.Table:
+    """Rows of an older version of their kind as the current version reads them; a field a step adds is text."""
+    contract = CONTRACTS[kind]
+    if contract.read_version(version) == contract.version:
+        return table
+    rows = [contract.upgrade(row, version) for row in table.to_pylist()]
+    names = dict.fromkeys(name for row in rows for name in row)
+    fields = [table.schema.field(name) if name in table.column_names else pa.field(name, pa.string()) for name in names]
+    try:
+        return pa.Table.from_pylist(rows, schema=pa.schema(fields))
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise BatchFormatError(f"batch of {kind} records of version {version} cannot be upgraded ({exc})") from exc
+
+
 def decode_batch(value: bytes) -> RecordBatch:
-    """Read a batch back; anything else raises :class:`BatchFormatError` saying what is wrong."""
+    """Read a batch back, its rows upgraded to their kind's current version; anything else raises.
+
+    :class:`BatchFormatError` says what is no batch gridhub can read, ``UnknownContractVersion``
+    which version it does not read.
+    """
     try:
         table = pa.ipc.open_stream(value).read_all()
     except (pa.ArrowInvalid, OSError) as exc:
@@ -93,6 +112,8 @@ def decode_batch(value: bytes) -> RecordBatch:
         column = table.column(name)
         if not pa.types.is_string(column.type) or column.null_count:
             raise BatchFormatError(f"batch column {name} must be text on every row")
+    metadata = CONTRACTS["record_batch"].upgrade(metadata, metadata.get("schema_version"))
+    rows = _upgraded_rows(table.replace_schema_metadata(None), metadata["kind"], metadata.get("payload_version"))
     try:
         received_at = datetime.fromisoformat(metadata["received_at"])
         processed_at = datetime.fromisoformat(metadata["processed_at"]) if metadata.get("processed_at") else None
@@ -103,6 +124,6 @@ def decode_batch(value: bytes) -> RecordBatch:
         source=metadata["source"],
         run_id=metadata.get("run_id") or None,
         received_at=received_at,
-        rows=table.replace_schema_metadata(None),
+        rows=rows,
         processed_at=processed_at,
     )

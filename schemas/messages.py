@@ -14,6 +14,7 @@ from typing import Any, Literal
 from schemas.personal import scrub_text
 from schemas.records import Canonical, CaseRecord, RawEnvelope
 from schemas.rejects import Reject
+from schemas.versions import CONTRACTS
 
 Outcome = Literal["new", "update", "duplicate", "rejected"]
 
@@ -36,11 +37,17 @@ def _dump(document: dict[str, Any]) -> bytes:
     return json.dumps(document, ensure_ascii=False, default=str).encode()
 
 
+def _carrying(record: Canonical, meta: dict[str, Any]) -> bytes:
+    """A record and its meta, which names the version of the record's contract (the sink reads older ones)."""
+    version = CONTRACTS[record.kind].version
+    return _dump({"record": record.model_dump(mode="json"), "meta": {**meta, "record_version": version}})
+
+
 def canonical_message(
     envelope: RawEnvelope, record: Canonical, fingerprint: str, outcome: Literal["new", "update"]
 ) -> bytes:
     """A canonical record for ``canonical.<kind>``."""
-    return _dump({"record": record.model_dump(mode="json"), "meta": _meta(envelope, outcome, fingerprint)})
+    return _carrying(record, _meta(envelope, outcome, fingerprint))
 
 
 def derived_message(envelope: RawEnvelope | None, record: Canonical) -> bytes:
@@ -56,7 +63,7 @@ def derived_message(envelope: RawEnvelope | None, record: Canonical) -> bytes:
         else {"record_uid": None, "source": "gridhub", "source_record_id": None, "received_at": now}
     )
     meta = {**base, "entity": record.kind, "derived_kind": record.kind, "processed_at": now}
-    return _dump({"record": record.model_dump(mode="json"), "meta": meta})
+    return _carrying(record, meta)
 
 
 def restored_message(record: Canonical, lineage: dict[str, Any]) -> bytes:
@@ -70,7 +77,7 @@ def restored_message(record: Canonical, lineage: dict[str, Any]) -> bytes:
         "derived_kind": record.kind,
         "processed_at": datetime.now(UTC).isoformat(),
     }
-    return _dump({"record": record.model_dump(mode="json"), "meta": meta})
+    return _carrying(record, meta)
 
 
 def alert_message(case: CaseRecord, now: datetime) -> bytes:
@@ -105,8 +112,8 @@ def duplicate_message(envelope: RawEnvelope, fingerprint: str) -> bytes:
 
 
 def reject_message(reject: Reject) -> bytes:
-    """A reject envelope for the ``rejects`` topic."""
-    return reject.model_dump_json().encode()
+    """A reject envelope for the ``rejects`` topic, naming the version of the reject's contract."""
+    return _dump({**reject.model_dump(mode="json"), "schema_version": CONTRACTS["reject"].version})
 
 
 WORK_ORDER_FIELDS = (

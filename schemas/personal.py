@@ -123,8 +123,12 @@ class PersonalFields(BaseModel):
         return self
 
     def mask_of(self, relation: str, column: str) -> MaskKind | None:
-        """The mask of one column, or None when it is only scrubbed."""
-        return self.relations.get(relation, {}).get(column)
+        """The mask of one column, or None when it is only scrubbed.
+
+        A history table (``people_history``) holds the versions of its table's rows, so it is
+        masked as that table is: one classification, never two that can drift apart.
+        """
+        return self.relations.get(_current(relation), {}).get(column)
 
     def field_masks(self, kind: str) -> dict[str, MaskKind]:
         """The masks of the fields of a source copy of ``kind`` (a person, an organisation, ...)."""
@@ -140,8 +144,17 @@ class PersonalFields(BaseModel):
         return (
             self.mask_of(relation, column) is not None
             or (by_field is not None and column == by_field.value)
-            or column in self.not_personal.get(relation, [])
+            or column in self.not_personal.get(_current(relation), [])
         )
+
+
+HISTORY_SUFFIX = "_history"
+"""Suffix of the table that keeps the versions of a table's rows (warehouse/history.py)."""
+
+
+def _current(relation: str) -> str:
+    """The table whose versions ``relation`` keeps, or ``relation`` itself."""
+    return relation.removesuffix(HISTORY_SUFFIX)
 
 
 @functools.cache

@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from schemas import SCHEMA_VERSION, TOWN_TIMEZONE
+from schemas import TOWN_TIMEZONE
 from schemas.address import normalise_address
 from schemas.dates import RegisterDate
 from schemas.identity import (
@@ -34,6 +34,7 @@ from schemas.identity import (
     resident_id_gender,
 )
 from schemas.phones import normalise_phone
+from schemas.versions import CONTRACTS
 
 ResidentId = Annotated[str, AfterValidator(normalise_resident_id)]
 Uscc = Annotated[str, AfterValidator(normalise_uscc)]
@@ -550,7 +551,9 @@ class RawEnvelope(BaseModel):
     """What a connector publishes to a ``raw.*`` topic: the payload as received plus provenance."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = Field(
+        default=CONTRACTS["raw_envelope"].version, description="Version of the envelope's contract; absent: 1."
+    )
     record_uid: str = Field(description="Unique per publication; keys the intake ledger.")
     source: str = Field(description="The publishing system, e.g. 'patrol', 'approvals', 'civil-affairs'.")
     source_record_id: str = Field(description="The record's id in its source system.")
@@ -559,3 +562,17 @@ class RawEnvelope(BaseModel):
     content_hash: str = Field(description="sha256 of the canonical JSON of the payload.")
     run_id: str | None = Field(default=None, description="Groups one ingest run, for --wait and audits.")
     payload: dict[str, Any]
+    payload_version: int = Field(
+        default=1, ge=1, description="Version of the contract of the payload's kind (the entity's); absent: 1."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _written_now(cls, data: Any) -> Any:
+        """An envelope gridhub builds carries its payload's current version; read from the wire, absent is 1.
+
+        :func:`schemas.upgrades.read_envelope` reads the wire, and names the version before validating.
+        """
+        if isinstance(data, dict) and "payload_version" not in data and data.get("entity") in CONTRACTS:
+            return {**data, "payload_version": CONTRACTS[data["entity"]].version}
+        return data

@@ -8,6 +8,9 @@ RAW_PATROL = "raw.patrol"
 RAW_APPROVALS = "raw.approvals"
 RAW_EXPORTS = "raw.exports"
 RAW_TOPICS = (RAW_PATROL, RAW_APPROVALS, RAW_EXPORTS)
+DOOR_TOPICS = {"patrol": RAW_PATROL, "approvals": RAW_APPROVALS}
+"""The raw topic of the sources that have a door of their own (the patrol gateway, the approval system's
+poller); every other source (department exports, feeds, REST pulls) publishes to ``raw.exports``."""
 RAW_BATCHES = "raw.batches"
 """The bulk lane's input: department exports as Arrow batches (:mod:`schemas.batches`), partitioned
 like ``raw.exports`` so every version of a record stays in one partition, in order."""
@@ -30,6 +33,8 @@ REJECTS = "rejects"
 DUPLICATES = "ledger.duplicates"
 MATCH_DECISIONS = "resolution.decisions"
 """Reviewers' answers to weak matches (:mod:`schemas.decisions`), applied by the sink."""
+RUNS = "runs"
+"""Each run's notices (:mod:`schemas.runs`), sent by the door at its start and end, for the sink's run ledger."""
 DISPATCH_PREFIX = "dispatch."
 
 
@@ -78,4 +83,4 @@ def dispatch_topic(unit: str) -> str:
 
 def sink_topics() -> tuple[str, ...]:
     """Everything the warehouse sink consumes."""
-    return (*CANONICAL_TOPICS, CANONICAL_BATCHES, REJECTS, DUPLICATES, MATCH_DECISIONS)
+    return (*CANONICAL_TOPICS, CANONICAL_BATCHES, REJECTS, DUPLICATES, MATCH_DECISIONS, RUNS)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import faust
 
 from foundation.kafka_security import faust_credentials
+from foundation.metrics import count_records
 from foundation.settings import Settings
 from schemas.approvals import ApprovalCatalogue
 from schemas.batches import decode_batch, encode_within
@@ -32,6 +33,7 @@ from schemas.messages import canonical_message, duplicate_message, reject_messag
 from schemas.records import CANONICAL_MODELS, Application, Event, EventUpdate
 from schemas.rejects import Reject
 from schemas.topics import CANONICAL_BATCHES, DUPLICATES, RAW_BATCHES, RAW_TOPICS, REJECTS, canonical_topic
+from schemas.versions import UnknownContractVersion
 from streams.applications import change_message, register_application_agent
 from streams.bulk import BatchOutcome, failed_batch, normalise_batch
 from streams.cases import command_message, register_case_agent
@@ -50,6 +52,8 @@ def batch_outcome(
     """
     try:
         batch = decode_batch(value)
+    except UnknownContractVersion as exc:
+        return BatchOutcome(None, [Reject.build("decode", exc.reason_code, f"{RAW_BATCHES}: {exc}", value, error=exc)])
     except Exception as exc:  # noqa: BLE001 - BatchFormatError says what is wrong; any other error is no batch either
         reason = f"message on {RAW_BATCHES} is not a record batch gridhub can read: {exc}"
         return BatchOutcome(None, [Reject.build("decode", "bad_batch", reason, value, error=exc)])
@@ -90,9 +94,11 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
 
     async def emit_reject(reject: Reject) -> None:
         await rejects.send(key=reject.record_uid.encode(), value=reject_message(reject))
+        count_records("integrate", reject.source, taken=1, rejected=1)
 
     async def decide(accepted: Accepted) -> None:
         envelope, record = accepted.envelope, accepted.record
+        count_records("integrate", envelope.source, taken=1, passed=1)
         if isinstance(record, Application):
             await application_changes.send(key=record.key.encode(), value=change_message(accepted))
             return
@@ -145,6 +151,8 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
             for reject in outcome.rejects:
                 await emit_reject(reject.at(where.topic, where.partition, where.offset))
             if outcome.accepted is not None:
+                rows = len(outcome.accepted)
+                count_records("integrate", outcome.accepted.source, taken=rows, passed=rows)
                 for part in encode_within(outcome.accepted):
                     await canonical_batches.send(value=part, partition=where.partition)
 

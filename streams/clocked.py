@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from foundation.errors import InputRejected
 from foundation.logs import get_logger
 from schemas import TOWN_TIMEZONE
+from schemas.messages import reject_message
 from schemas.records import RawEnvelope
 from schemas.rejects import Reject
 from schemas.topics import REJECTS
@@ -125,10 +126,10 @@ async def take(raw: bytes, place: Place, handle: Handler, tick: Tick, send: Send
             f"this message on {topic} is no command its desk can read: {exc}; only gridhub's worker publishes there"
         )
         reject = Reject.build("decode", exc.reason_code, reason, raw).at(topic, partition, offset, exc)
-        await send(REJECTS, reject.record_uid.encode(), reject.model_dump_json().encode())
+        await send(REJECTS, reject.record_uid.encode(), reject_message(reject))
     except Exception as exc:  # noqa: BLE001 - an agent exception would skip the record silently
         reject = internal_failure(_envelope_bytes(raw), exc).reject.at(topic, partition, offset, exc)
-        await send(REJECTS, reject.record_uid.encode(), reject.model_dump_json().encode())
+        await send(REJECTS, reject.record_uid.encode(), reject_message(reject))
 
 
 def register_clocked_agent(

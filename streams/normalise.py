@@ -30,6 +30,8 @@ from schemas.records import (
     RawEnvelope,
 )
 from schemas.rejects import Reject, RejectStage
+from schemas.upgrades import read_envelope
+from schemas.versions import UnknownContractVersion
 from streams.routing import Category, RoutingRules, load_rules
 
 
@@ -141,9 +143,14 @@ def normalise(
     catalogue: ApprovalCatalogue | None = None,
     bureau: Bureau | None = None,
 ) -> Accepted | Rejected:
-    """Decode, validate, classify and (given the town's grid and approval catalogue) place one raw message."""
+    """Decode (upgrading an older contract version), validate, classify and place one raw message.
+
+    A version this gridhub does not read is refused, with the provenance the message still names.
+    """
     try:
-        envelope = RawEnvelope.model_validate_json(raw)
+        envelope = read_envelope(raw)
+    except UnknownContractVersion as exc:
+        return Rejected(Reject.build("decode", exc.reason_code, str(exc), raw, **exc.provenance))
     except ValidationError as exc:
         _, reason = describe_validation_error(exc)
         if any(item["type"] == "json_invalid" for item in exc.errors()):

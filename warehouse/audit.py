@@ -39,9 +39,14 @@ def record(
     statement: str | None,
     rows: int,
     outcome: str = "ok",
+    personal: bool | None = None,
 ) -> None:
-    """Append one entry, on a cursor of its own (the connection may be writing a batch meanwhile)."""
-    personal = caller.sees_personal_data
+    """Append one entry, on a cursor of its own (the connection may be writing a batch meanwhile).
+
+    ``personal`` says the action read personal data whole whatever the caller's role (a replay's
+    payloads); by default, whether the role sees it whole.
+    """
+    personal = caller.sees_personal_data if personal is None else personal
     cursor = connection.cursor()
     try:
         cursor.execute(

@@ -20,14 +20,25 @@ import pyarrow as pa
 
 from schemas.batches import RecordBatch
 from schemas.rejects import Reject
+from warehouse.quality import Screening
 from warehouse.resolution import Resolver
 from warehouse.resolution_rules import ENTITIES
 from warehouse.upsert import insert_new, insert_new_rows
 
-Screen = Callable[[str, pa.Table], dict[int, list[str]]]
-"""The warehouse contract: row index → the rules that row breaks."""
+Screen = Callable[[str, pa.Table], Screening]
+"""The warehouse contract: the rules each row breaks, and the validation's results to keep."""
 
-_BOOKKEEPING = ("_seq", "previous_fingerprint", "outcome", "run_id", "processed_at", "content_hash")
+_BOOKKEEPING = (
+    "_seq",
+    "previous_fingerprint",
+    "outcome",
+    "run_id",
+    "processed_at",
+    "content_hash",
+    "topic",
+    "partition",
+    "message_offset",
+)
 
 
 def _constant(value: Any, rows: int, kind: pa.DataType) -> pa.Array:
@@ -57,8 +68,10 @@ class BulkWriter:
         self.resolver = resolver
         self.screen = screen
 
-    def write(self, cursor: duckdb.DuckDBPyConnection, kind: str, parts: list[RecordBatch], now: datetime) -> None:
-        """Decide, screen, store and account for every row of ``parts``."""
+    def write(
+        self, cursor: duckdb.DuckDBPyConnection, kind: str, parts: list[RecordBatch], now: datetime
+    ) -> list[dict[str, Any]]:
+        """Decide, screen, store and account for every row of ``parts``; return the screen's quality results."""
         entity = ENTITIES[kind]
         cursor.register("bulk_in", combined(parts))
         try:
@@ -76,11 +89,12 @@ class BulkWriter:
         finally:
             cursor.unregister("bulk_in")
         changed = cursor.sql("SELECT * FROM bulk_outcomes WHERE outcome <> 'duplicate' ORDER BY _seq").to_arrow_table()
-        changed = self._screened(cursor, kind, changed, now)
+        changed, results = self._screened(cursor, kind, changed, now)
         if changed.num_rows:
             self.resolver.apply(cursor, kind, self._copies(cursor, entity.sources_table, changed, now), now)
         self._account(cursor, kind, now)
         cursor.execute("DROP TABLE bulk_outcomes")
+        return results
 
     @staticmethod
     def _account(cursor: duckdb.DuckDBPyConnection, kind: str, now: datetime) -> None:
@@ -104,13 +118,16 @@ class BulkWriter:
         copies = changed.select([name for name in changed.column_names if name in stored])
         return copies.append_column("loaded_at", _constant(now, copies.num_rows, pa.timestamp("us", tz="UTC")))
 
-    def _screened(self, cursor: duckdb.DuckDBPyConnection, kind: str, changed: pa.Table, now: datetime) -> pa.Table:
-        """The rows that keep the warehouse contract; the others become rejects with the rules they break."""
+    def _screened(
+        self, cursor: duckdb.DuckDBPyConnection, kind: str, changed: pa.Table, now: datetime
+    ) -> tuple[pa.Table, list[dict[str, Any]]]:
+        """The rows that keep the warehouse contract, and its results; the others become rejects naming their rules."""
         if self.screen is None or not changed.num_rows:
-            return changed
-        broken = self.screen(kind, changed)
+            return changed, []
+        screening = self.screen(kind, changed)
+        broken = screening.broken
         if not broken:
-            return changed
+            return changed, screening.results
         indices = sorted(broken)
         rows = changed.take(pa.array(indices, pa.int64())).to_pylist()
         rejects = [
@@ -138,4 +155,4 @@ class BulkWriter:
         finally:
             cursor.unregister("broken")
         keep = pa.array([index not in broken for index in range(changed.num_rows)])
-        return changed.filter(keep)
+        return changed.filter(keep), screening.results

@@ -65,6 +65,21 @@ def case_enforcement_sql(case_id: str) -> str:
     )
 
 
+LINEAGE_COLUMNS = "source, source_record_id, run_id, topic, partition, message_offset, record_uid, loaded_at"
+"""Where a row came from: the source record, the run, the Kafka message that wrote it, and when."""
+
+
+def case_lineage_sql(case_id: str) -> str:
+    """Where the case's row, its reports and its steps came from, each to the message that wrote it."""
+    case = sql_literal(case_id)
+    return (
+        f"SELECT 'case' AS row_of, case_id AS id, {LINEAGE_COLUMNS} FROM cases WHERE case_id = {case} "
+        f"UNION ALL SELECT 'report', event_id, {LINEAGE_COLUMNS} FROM events WHERE case_id = {case} "
+        f"UNION ALL SELECT 'step', CAST(seq AS VARCHAR), {LINEAGE_COLUMNS} FROM case_transitions "
+        f"WHERE case_id = {case} ORDER BY row_of, topic, partition, message_offset"
+    )
+
+
 def _owning_case_sql(event_id: str) -> str:
     return (
         f"SELECT case_id FROM cases WHERE case_id = {sql_literal(event_id)} "
@@ -83,6 +98,7 @@ class CaseStory:
     steps: list[dict[str, Any]] = field(default_factory=list)
     involved: list[dict[str, Any]] = field(default_factory=list)
     enforcement: list[dict[str, Any]] = field(default_factory=list)
+    lineage: list[dict[str, Any]] = field(default_factory=list)
 
 
 def case_story(settings: Settings, event_id: str) -> CaseStory:
@@ -104,4 +120,5 @@ def case_story(settings: Settings, event_id: str) -> CaseStory:
         steps=query_rows(settings, case_transitions_sql(case_id)),
         involved=query_rows(settings, case_involved_sql(case_id)),
         enforcement=query_rows(settings, case_enforcement_sql(case_id)),
+        lineage=query_rows(settings, case_lineage_sql(case_id)),
     )

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS cases (
     -- 2 督办, 3 挂牌督办: the escalation levels of case_flow.yaml), and when it first reached level 2.
     escalation_level INTEGER, escalated_at TIMESTAMPTZ,
     -- 挂账: the review date of its last parking, and whether it passed while the case was parked.
-    review_at TIMESTAMPTZ, review_alerted BOOLEAN
+    review_at TIMESTAMPTZ, review_alerted BOOLEAN,
+    run_id VARCHAR, topic VARCHAR, partition INTEGER, message_offset BIGINT  -- lineage: the run and the message that wrote the row
 );
 -- The transition log: one row per state change, with who did it, when, and the deadline in force
 -- then (streams/case_state.py Transition.to_dict is one row). The KPIs count from here (§5: "KPIs
@@ -40,7 +41,8 @@ CREATE TABLE IF NOT EXISTS case_transitions (
     action VARCHAR, actor VARCHAR, actor_role VARCHAR, "at" TIMESTAMPTZ NOT NULL, due_at TIMESTAMPTZ,
     note VARCHAR, photo_ref VARCHAR,
     source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
-    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
+    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ,
+    run_id VARCHAR, topic VARCHAR, partition INTEGER, message_offset BIGINT  -- lineage: the run and the message that wrote the row
 );
 -- Patrol tracks are the `patrol_tracks` table of schema.sql (worker_id, recorded_at, lat, lon,
 -- grid_code, provenance; key worker_id, recorded_at), filled by the writer from track_point

@@ -4,7 +4,8 @@ The worker validates each record with the canonical models, but a canonical topi
 is a public contract: another team's producer, a replay tool or a bug can put rows
 on it that never passed the worker. The sink therefore checks each batch against
 expectations before it writes, and a failing row goes to the rejects with the
-expectation it broke instead of into an entity table.
+expectation it broke instead of into an entity table. Each validation's results are kept
+with the batch (:mod:`warehouse.quality`), for the quality report.
 
 Great Expectations takes seconds to import, so only the sink loads it, once.
 """
@@ -18,7 +19,8 @@ from typing import Any
 import pyarrow as pa
 
 from schemas.records import APPLICATION_STATUSES, EVENT_STATUSES
-from warehouse.writer import Batch
+from warehouse.quality import Lane, Provenance, Screening, expectation_results, parameters_of, suite_result
+from warehouse.writer import ENTITY_TABLES, Batch
 
 USCC_PATTERN = r"^[0-9A-HJ-NP-RTUW-Y]{2}[0-9]{6}[0-9A-HJ-NP-RTUW-Y]{10}$"
 
@@ -119,33 +121,51 @@ class BatchContract:
             columns = sorted({expectation.column for expectation in expectations})
             self._checks[kind] = (definition, suite, columns)
 
-    def violations(self, kind: str, rows: list[dict[str, Any]]) -> dict[int, list[str]]:
-        """Row index → the rules it breaks, for the rows of one kind."""
+    def expectations(self) -> list[dict[str, Any]]:
+        """Every expectation of every kind's suite, as the rows of ``quality_expectations``."""
+        return [
+            {
+                "kind": kind,
+                "target_table": ENTITY_TABLES[kind][0],
+                "expectation_type": config.type,
+                "checked_column": config.kwargs.get("column"),
+                "parameters": parameters_of(config.kwargs),
+                "rule": _describe(config),
+            }
+            for kind, (_, suite, _) in self._checks.items()
+            for config in (expectation.configuration for expectation in suite.expectations)
+        ]
+
+    def violations(self, kind: str, rows: list[dict[str, Any]]) -> Screening:
+        """The rules each row of one kind breaks, and the validation's results (per-record lane)."""
         import pandas as pd
 
         _, _, columns = self._checks[kind]
         # A column no row carries is all nulls, so its presence rules fail instead of erroring.
         return self._frame_violations(
-            kind, pd.DataFrame({column: [row.get(column) for row in rows] for column in columns})
+            "record",
+            kind,
+            pd.DataFrame({column: [row.get(column) for row in rows] for column in columns}),
+            Provenance.of_rows(rows),
         )
 
-    def table_violations(self, kind: str, table: pa.Table) -> dict[int, list[str]]:
-        """Row index → the rules it breaks, for a bulk-lane table of one kind."""
+    def table_violations(self, kind: str, table: pa.Table) -> Screening:
+        """The rules each row of a bulk-lane table of one kind breaks, and the validation's results."""
         _, _, columns = self._checks[kind]
         present = [column for column in columns if column in table.column_names]
         frame = table.select(present).to_pandas()
         for column in columns:
             if column not in present:
                 frame[column] = None
-        return self._frame_violations(kind, frame)
+        return self._frame_violations("bulk", kind, frame, Provenance.of_table(table))
 
-    def _frame_violations(self, kind: str, frame: Any) -> dict[int, list[str]]:
+    def _frame_violations(self, lane: Lane, kind: str, frame: Any, provenance: Provenance) -> Screening:
         definition, suite, _ = self._checks[kind]
         passed = definition.get_batch(batch_parameters={"dataframe": frame}).validate(
             suite, result_format={"result_format": "BOOLEAN_ONLY"}
         )
         if passed.success:
-            return {}
+            return Screening({}, [suite_result(lane, kind, provenance, ())])
         result = definition.get_batch(batch_parameters={"dataframe": frame}).validate(
             suite, result_format={"result_format": "COMPLETE"}
         )
@@ -154,13 +174,25 @@ class BatchContract:
             if not outcome.success:
                 for index in outcome.result.get("unexpected_index_list") or []:
                     broken[int(index)].append(_describe(outcome.expectation_config))
-        return dict(broken)
+        results = [
+            suite_result(lane, kind, provenance, broken.keys()),
+            *expectation_results(lane, kind, result, provenance),
+        ]
+        return Screening(dict(broken), results)
 
     def enforce(self, batch: Batch) -> int:
-        """Move rows that break the contract from their entity table to the rejects; return how many."""
+        """Move rows that break the contract from their entity table to the rejects; return how many.
+
+        The validations' results are kept with the batch. A batch is checked once: when its
+        transaction is tried again, its failing rows are rejects already and its first results stand.
+        """
+        if batch.quality:
+            return 0
         moved = 0
         for kind, rows in list(batch.entities.items()):
-            broken = self.violations(kind, rows)
+            screening = self.violations(kind, rows)
+            batch.quality.extend(screening.results)
+            broken = screening.broken
             if not broken:
                 continue
             batch.entities[kind] = [row for index, row in enumerate(rows) if index not in broken]

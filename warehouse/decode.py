@@ -9,7 +9,8 @@ cannot store is refused by the sink through :func:`refuse` once it has failed al
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -21,11 +22,15 @@ from schemas.batches import PROVENANCE_COLUMNS, BatchFormatError, decode_batch
 from schemas.decisions import MatchDecision
 from schemas.records import CANONICAL_MODELS, Canonical
 from schemas.rejects import Reject, describe_error
-from schemas.topics import CANONICAL_BATCHES, DUPLICATES, MATCH_DECISIONS, REJECTS
+from schemas.runs import RunNotice
+from schemas.topics import CANONICAL_BATCHES, DUPLICATES, MATCH_DECISIONS, REJECTS, RUNS
+from schemas.upgrades import read_record, read_reject
+from schemas.versions import UnknownContractVersion
 from warehouse.resolution_rules import ENTITIES
 from warehouse.writer import Batch, Origin, UnwritableBatch
 
-LINEAGE = ("source", "source_record_id", "record_uid", "fingerprint", "received_at")
+LINEAGE = ("source", "source_record_id", "record_uid", "fingerprint", "received_at", "run_id")
+"""What every stored row keeps of the record that set it; with the place of its message, its lineage."""
 UNDECODABLE = "undecodable_at_sink"
 UNWRITABLE = UnwritableBatch.reason_code
 _REASONS = {
@@ -33,6 +38,7 @@ _REASONS = {
     "{topic} and publish the record again",
     UNWRITABLE: "the warehouse could not store this message even on its own ({problem}); fix the record "
     "and publish it again, or report a gridhub bug if gridhub published it to {topic}",
+    UnknownContractVersion.reason_code: "the warehouse sink does not read this message on {topic}: {problem}",
 }
 _PROVENANCE = ("record_uid", "source", "source_record_id", "entity", "run_id")
 _LONGEST_ID = 200
@@ -123,10 +129,10 @@ def _named(types: frozenset[str]) -> str:
     return " or ".join(sorted(shown))
 
 
-def _validated(model: type[ModelT], value: bytes) -> ModelT:
-    """A message read by its contract's model; its errors condensed into one line naming the fields."""
+def _validated(model: type[ModelT], value: bytes, read: Callable[[bytes], ModelT] | None = None) -> ModelT:
+    """A message read by its contract's model (or ``read``, which upgrades); its errors condensed into one line."""
     try:
-        return model.model_validate_json(value)
+        return (read or model.model_validate_json)(value)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, error['loc'])) or 'message'}: {error['msg']}" for error in exc.errors()
@@ -174,6 +180,8 @@ def decode_message(topic: str, partition: int, offset: int, value: bytes, now: d
     batch = Batch(offsets={(topic, partition): offset + 1}, origins=[origin])
     try:
         _add(batch, origin, now)
+    except UnknownContractVersion as exc:
+        return refuse(origin, exc.reason_code, exc, now)
     except Exception as exc:  # noqa: BLE001 - whatever a message holds, reading it must not stop the sink
         return refuse(origin, UNDECODABLE, exc, now)
     return batch
@@ -196,10 +204,13 @@ def _add(batch: Batch, origin: Origin, now: datetime) -> None:
             raise Undecodable(f"batches of {part.kind} records are not stored; known: {', '.join(ENTITIES)}")
         if "fingerprint" not in part.rows.column_names or not pa.types.is_string(part.rows.column("fingerprint").type):
             raise Undecodable("a canonical batch carries a text fingerprint column, for the sink's dedup")
-        batch.bulk.setdefault(part.kind, []).append(part)
+        rows = part.rows
+        for name, value in _place(origin).items():
+            rows = rows.append_column(name, pa.repeat(pa.scalar(value, _PLACE_TYPES[name]), rows.num_rows))
+        batch.bulk.setdefault(part.kind, []).append(replace(part, rows=rows))
         return
     if topic == REJECTS:
-        reject = _validated(Reject, value).model_dump(mode="json")
+        reject = _validated(Reject, value, read_reject).model_dump(mode="json")
         batch.rejects.append(reject)
         batch.intake.append(
             _intake({**reject, "processed_at": reject["rejected_at"]}, "rejected", reject["reason_code"], now)
@@ -207,6 +218,9 @@ def _add(batch: Batch, origin: Origin, now: datetime) -> None:
         return
     if topic == MATCH_DECISIONS:
         batch.decisions.append(_validated(MatchDecision, value).model_dump())
+        return
+    if topic == RUNS:
+        batch.runs.append({**_validated(RunNotice, value).model_dump(), "noticed_at": now})
         return
     document = _object(json.loads(value), "the message")
     meta = _object(document.get("meta"), "meta")
@@ -220,6 +234,7 @@ def _add(batch: Batch, origin: Origin, now: datetime) -> None:
     named = meta.get("derived_kind") or meta.get("entity")
     if named != kind:
         raise Undecodable(f"{topic} carries {kind} records; this message names {named!r}")
+    record = read_record(kind, record, meta.get("record_version"))
     _check_record(kind, record)
     if not meta.get("derived_kind"):  # a derived record (a case, a transition) is no outcome of a raw record
         _record_uid(meta)
@@ -227,8 +242,16 @@ def _add(batch: Batch, origin: Origin, now: datetime) -> None:
             raise Undecodable(f"meta.outcome must be one of {', '.join(_OUTCOMES)}, not {meta.get('outcome')!r}")
         batch.intake.append(_intake(meta, meta["outcome"], None, now))
     batch.entities.setdefault(kind, []).append(
-        {**record, **{name: meta.get(name) for name in LINEAGE}, "loaded_at": now}
+        {**record, **{name: meta.get(name) for name in LINEAGE}, **_place(origin), "loaded_at": now}
     )
+
+
+_PLACE_TYPES = {"topic": pa.string(), "partition": pa.int32(), "message_offset": pa.int64()}
+
+
+def _place(origin: Origin) -> dict[str, Any]:
+    """Where the message that wrote a row sits, so any row can be traced back to it."""
+    return {"topic": origin.topic, "partition": origin.partition, "message_offset": origin.offset}
 
 
 def refuse(origin: Origin, reason_code: str, error: BaseException, now: datetime | None = None) -> Batch:
@@ -258,7 +281,7 @@ def _records(origin: Origin) -> list[tuple[dict[str, str], bytes | dict[str, Any
     if origin.topic == CANONICAL_BATCHES:
         try:
             part = decode_batch(origin.value)
-        except BatchFormatError:
+        except (BatchFormatError, UnknownContractVersion):
             return [({}, origin.value)]
         common = {"source": part.source, "entity": part.kind, **({"run_id": part.run_id} if part.run_id else {})}
         rows = part.rows.to_pylist()

@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS enforcement_cases (
     notified_at TIMESTAMPTZ, decided_at TIMESTAMPTZ, executed_at TIMESTAMPTZ, closed_at TIMESTAMPTZ,
     decision VARCHAR, fine_yuan DOUBLE,
     source VARCHAR, source_record_id VARCHAR, record_uid VARCHAR, fingerprint VARCHAR,
-    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
+    received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ,
+    run_id VARCHAR, topic VARCHAR, partition INTEGER, message_offset BIGINT  -- lineage: the run and the message that wrote the row
 );
 
 -- One row per enforcement case with what it is linked to:

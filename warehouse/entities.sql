@@ -10,25 +10,29 @@ CREATE TABLE IF NOT EXISTS person_sources (
     source VARCHAR, source_record_id VARCHAR, match_key VARCHAR,
     id_number VARCHAR, name VARCHAR NOT NULL, gender VARCHAR, birth_date DATE,
     phone VARCHAR, address VARCHAR, address_norm VARCHAR, employer_uscc VARCHAR,
-    record_uid VARCHAR, fingerprint VARCHAR, received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
+    record_uid VARCHAR, fingerprint VARCHAR, received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ,
+    run_id VARCHAR, topic VARCHAR, partition INTEGER, message_offset BIGINT  -- lineage: the run and the message that wrote the row
 );
 CREATE TABLE IF NOT EXISTS organisation_sources (
     source VARCHAR, source_record_id VARCHAR, match_key VARCHAR,
     uscc VARCHAR, name VARCHAR NOT NULL, legal_representative VARCHAR, legal_representative_id VARCHAR,
     registered_address VARCHAR, address_norm VARCHAR, phone VARCHAR,
-    record_uid VARCHAR, fingerprint VARCHAR, received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
+    record_uid VARCHAR, fingerprint VARCHAR, received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ,
+    run_id VARCHAR, topic VARCHAR, partition INTEGER, message_offset BIGINT  -- lineage: the run and the message that wrote the row
 );
 CREATE TABLE IF NOT EXISTS place_sources (
     source VARCHAR, source_record_id VARCHAR, match_key VARCHAR,
     place_id VARCHAR NOT NULL, place_type VARCHAR, name VARCHAR, address VARCHAR, address_norm VARCHAR,
     grid_code VARCHAR, lon DOUBLE, lat DOUBLE,
-    record_uid VARCHAR, fingerprint VARCHAR, received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
+    record_uid VARCHAR, fingerprint VARCHAR, received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ,
+    run_id VARCHAR, topic VARCHAR, partition INTEGER, message_offset BIGINT  -- lineage: the run and the message that wrote the row
 );
 CREATE TABLE IF NOT EXISTS object_sources (
     source VARCHAR, source_record_id VARCHAR, match_key VARCHAR,
     object_id VARCHAR NOT NULL, name VARCHAR NOT NULL, category_code VARCHAR, state VARCHAR,
     place_id VARCHAR, lon DOUBLE, lat DOUBLE,
-    record_uid VARCHAR, fingerprint VARCHAR, received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ
+    record_uid VARCHAR, fingerprint VARCHAR, received_at TIMESTAMPTZ, loaded_at TIMESTAMPTZ,
+    run_id VARCHAR, topic VARCHAR, partition INTEGER, message_offset BIGINT  -- lineage: the run and the message that wrote the row
 );
 -- method: the strong key that matched (id_number, uscc, address_in_cell, object_code),
 -- fuzzy (confidence = score), manual (a reviewer decided), or unmatched (its own entity,

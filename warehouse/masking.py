@@ -46,6 +46,7 @@ from schemas.personal import (
     PersonalFields,
     load_personal_fields,
 )
+from warehouse import history
 from warehouse.audit import AUDIT_TABLE
 from warehouse.sql import sql_literal
 from warehouse.upsert import transaction
@@ -237,6 +238,8 @@ def install_masked_views(connection: duckdb.DuckDBPyConnection, fields: Personal
             cursor.execute(f"DROP VIEW {MASKED_SCHEMA}.{_quoted(name)}")
         if "entity_links" in relations:
             cursor.execute(LINKED_TO)
+        for statement in history.as_of_macros(MASKED_SCHEMA):
+            cursor.execute(statement)
     log.info(
         "masked views installed",
         views=len(relations),

@@ -54,6 +54,7 @@ class Profile:
     copies: list[dict[str, Any]] = field(default_factory=list)
     links: list[dict[str, Any]] = field(default_factory=list)
     reviews: list[dict[str, Any]] = field(default_factory=list)
+    versions: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _strong_form(kind: str, key: str) -> str:
@@ -101,7 +102,8 @@ def entity_profile(settings: Settings, kind: str, key: str) -> Profile:
     )
     profile.copies = query_rows(
         settings,
-        f"SELECT m.source, m.source_record_id, m.method, m.confidence, s.received_at "
+        f"SELECT m.source, m.source_record_id, m.method, m.confidence, s.received_at, s.run_id, s.topic, "
+        f"  s.partition, s.message_offset, s.record_uid "
         f"FROM entity_matches m JOIN {entity.sources_table} s ON m.source = s.source "
         f"  AND m.source_record_id = s.source_record_id "
         f"WHERE m.kind = '{kind}' AND m.entity_key = {target} ORDER BY s.received_at, m.source",
@@ -119,5 +121,10 @@ def entity_profile(settings: Settings, kind: str, key: str) -> Profile:
         f"SELECT source, source_record_id, candidate_key, score, detail FROM match_review "
         f"WHERE kind = '{kind}' AND (candidate_key = {target} OR '~' || source || ':' || source_record_id = {target}) "
         f"ORDER BY score DESC",
+    )
+    profile.versions = query_rows(
+        settings,
+        f"SELECT valid_from, valid_to, source_count, sources FROM {entity.golden_table}_history "
+        f"WHERE {entity.key_column} = {target} ORDER BY valid_from",
     )
     return profile

@@ -13,21 +13,46 @@ import dataclasses
 import json
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import duckdb
 
 from foundation.access import ROLES, Caller, Doorkeeper, Forbidden, RateLimited, Role, Unauthenticated, require_role
 from foundation.errors import InputRejected
+from foundation.logs import get_logger
 from foundation.settings import Settings
+from schemas.openapi import documentation
 from warehouse import audit
 from warehouse.masking import MASKED_SCHEMA, relations_of, use_schema
+from warehouse.query_contract import (
+    AUDIT_READERS,
+    INTAKE_READERS,
+    MAX_SQL_BYTES,
+    REPLAYERS,
+    SQL_READERS,
+    AuditQuery,
+    BadRequest,
+    BodyTooLarge,
+    IntakeQuery,
+    ReplayableQuery,
+    SqlQuery,
+    read_body,
+    read_query,
+)
+from warehouse.rejects import RejectFilter, replayable
+from warehouse.runs import RunQuery, read_runs
 from warehouse.sql_guard import QueryRefused, check_query, own_table_macros
+
+if TYPE_CHECKING:
+    from warehouse.relation_stream import RelationRows
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -102,10 +127,6 @@ def run_query(
     }
 
 
-SQL_READERS: tuple[Role, ...] = ("analyst", "admin", "commander")
-"""Roles that may query the warehouse; only the commander (and the hub itself) sees personal data whole."""
-
-
 def schema_of(caller: Caller) -> str:
     """The schema a caller's queries run over: the tables for those who see personal data, else the masked views."""
     return "main" if caller.sees_personal_data else MASKED_SCHEMA
@@ -130,7 +151,24 @@ def answer(connection: duckdb.DuckDBPyConnection, caller: Caller, sql: str, limi
     return result
 
 
-INTAKE_READERS: tuple[Role, ...] = ("publisher", *SQL_READERS)
+def readable_relations(connection: duckdb.DuckDBPyConnection, caller: Caller) -> frozenset[str]:
+    """The tables and views ``caller`` may read: those of its role's schema, the private ones left out."""
+    require_role(caller, *SQL_READERS)
+    return relations_of(connection, schema_of(caller))
+
+
+def export_relation(
+    connection: duckdb.DuckDBPyConnection, caller: Caller, relation: str, as_of: datetime | None = None
+) -> AbstractContextManager[RelationRows]:
+    """Every row of one relation for ``caller``, over its role's views, in record batches; audited like a query.
+
+    No row cap, unlike :func:`answer`: an export takes the relation whole, in bounded memory
+    (:mod:`warehouse.relation_stream`, imported here so that ``gridhub sql`` does not load pyarrow).
+    """
+    from warehouse.relation_stream import read_relation
+
+    require_role(caller, *SQL_READERS)
+    return read_relation(connection, caller, schema_of(caller), relation, as_of)
 
 
 def intake_counts(connection: duckdb.DuckDBPyConnection, caller: Caller, run_id: str | None) -> dict[str, Any]:
@@ -154,12 +192,40 @@ def intake_counts(connection: duckdb.DuckDBPyConnection, caller: Caller, run_id:
     return {"columns": ["outcome", "records"], "rows": [list(row) for row in rows]}
 
 
+def run_ledger(connection: duckdb.DuckDBPyConnection, caller: Caller, query: RunQuery) -> dict[str, Any]:
+    """Runs newest first, or one run with its rejects by reason, in the caller's view (audited).
+
+    A publisher sees only its own source's runs, as with :func:`intake_counts`; reject examples
+    are reasons, which can quote a record, so a masked role reads them masked.
+    """
+    require_role(caller, *INTAKE_READERS)
+    cursor = connection.cursor()
+    try:
+        use_schema(cursor, schema_of(caller))
+        found = read_runs(cursor, query, caller.source if caller.role == "publisher" else None)
+    finally:
+        cursor.close()
+    audit.record(connection, caller, "runs", query.describe(), len(found["rows"]))
+    return found
+
+
 def audit_entries(
     connection: duckdb.DuckDBPyConnection, caller: Caller, limit: int, who: str | None = None
 ) -> dict[str, Any]:
     """The audit trail, for an admin."""
     require_role(caller, "admin")
     return audit.recent(connection, limit, who)
+
+
+def sink_offsets(connection: duckdb.DuckDBPyConnection, caller: Caller) -> dict[str, Any]:
+    """Where the sink got to in each partition: it keeps its positions here, not in Kafka (`gridhub status`)."""
+    require_role(caller, *SQL_READERS)
+    cursor = connection.cursor()
+    try:
+        rows = cursor.execute("SELECT topic, partition, next_offset FROM sink_offsets ORDER BY 1, 2").fetchall()
+    finally:
+        cursor.close()
+    return {"columns": ["topic", "partition", "next_offset"], "rows": [list(row) for row in rows]}
 
 
 def _plain(value: Any) -> Any:
@@ -176,9 +242,12 @@ class QueryServer:
     """A small threaded HTTP server for the warehouse, every route behind a bearer token.
 
     ``POST /sql`` (``{"sql": "..."}``) answers a query in the caller's role; ``GET /intake``
-    (``?run_id=``) the outcome counts ``gridhub ingest --wait`` follows; ``GET /audit``
-    (``?limit=&caller=``) the audit trail; ``GET /whoami`` the caller a token belongs to;
-    ``GET /relations`` the tables and views the caller's queries may name.
+    (``?run_id=``) the outcome counts ``gridhub ingest --wait`` follows; ``GET /runs``
+    (``?run_id=&source=&status=&limit=``) the run ledger ``gridhub runs`` shows; ``GET /audit``
+    (``?limit=&caller=``) the audit trail; ``GET /offsets`` the sink's position in every partition;
+    ``GET /whoami`` the caller a token belongs to;
+    ``GET /relations`` the tables and views the caller's queries may name; ``GET /export``
+    (``?relation=&as_of=``) every row of one of them, as an Arrow IPC stream.
     ``GET /`` says only that the endpoint is up.
     """
 
@@ -200,21 +269,29 @@ class QueryServer:
                 self._answer(server.post_sql)
 
             def do_GET(self) -> None:
+                served = server.documentation.get(urlsplit(self.path).path)
+                if served is not None:
+                    self._send(200, served.body, served.content_type, served.headers)
+                    return
                 route = server.get_routes.get(urlsplit(self.path).path)
                 if route is None:
-                    self._reply(404, {"error": "not_found", "reason": "GET /, /whoami, /relations, /intake or /audit"})
+                    self._reply(404, {"error": "not_found", "reason": f"GET {', '.join(server.get_routes)}"})
                     return
                 self._answer(route)
 
-            def _answer(self, route: Callable[[Handler], dict[str, Any]]) -> None:
+            def _answer(self, route: Callable[[Handler], dict[str, Any] | None]) -> None:
                 try:
-                    self._reply(200, route(self))
+                    result = route(self)
+                    if result is not None:  # None: the route sent its answer itself (a stream)
+                        self._reply(200, result)
                 except Unauthenticated as exc:
                     self._reply(401, exc, {"WWW-Authenticate": 'Bearer realm="gridhub"'})
                 except Forbidden as exc:
                     self._reply(403, exc)
                 except RateLimited as exc:
                     self._reply(429, exc, {"Retry-After": str(exc.retry_after_s)})
+                except BodyTooLarge as exc:
+                    self._reply(413, exc)
                 except InputRejected as exc:
                     self._reply(400, exc)
                 except (ValueError, KeyError, TypeError) as exc:
@@ -225,9 +302,13 @@ class QueryServer:
             ) -> None:
                 if isinstance(body, InputRejected):
                     body = {"error": body.reason_code, "reason": str(body)}
-                data = json.dumps(body, ensure_ascii=False, default=str).encode()
+                self._send(
+                    status, json.dumps(body, ensure_ascii=False, default=str).encode(), "application/json", headers
+                )
+
+            def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
@@ -240,12 +321,20 @@ class QueryServer:
         self.connection = connection
         self.limits = limits
         self.doorkeeper = doorkeeper
-        self.get_routes: dict[str, Callable[[Any], dict[str, Any]]] = {
+        from warehouse.query_openapi import query_document  # here: its Arrow media type would load pyarrow
+
+        self.documentation = documentation(query_document(limits))
+        """``/openapi.json``, ``/docs`` and the page's files: open doors, see :func:`schemas.openapi.documentation`."""
+        self.get_routes: dict[str, Callable[[Any], dict[str, Any] | None]] = {
             "/": lambda _request: {"status": "ok"},
             "/whoami": self.whoami,
             "/intake": self.intake,
+            "/runs": self.runs,
             "/audit": self.audit,
             "/relations": self.relations,
+            "/export": self.export,
+            "/offsets": self.offsets,
+            "/rejects/replayable": self.replayable,
         }
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.url = f"http://{host}:{self.server.server_address[1]}"
@@ -258,8 +347,12 @@ class QueryServer:
         """Answer one query in the caller's role."""
         caller = self._caller(request, *SQL_READERS)
         length = int(request.headers.get("Content-Length", "0"))
-        sql = json.loads(request.rfile.read(length))["sql"]
-        return answer(self.connection, caller, str(sql), self.limits)
+        if length > MAX_SQL_BYTES:
+            raise BodyTooLarge(f"the body is {length} bytes; send a statement of at most {MAX_SQL_BYTES}")
+        if length < 0:
+            raise BadRequest(f"Content-Length is {length}; send the length of the JSON body")
+        body = read_body(SqlQuery, request.rfile.read(length))
+        return answer(self.connection, caller, body.sql, self.limits)
 
     def whoami(self, request: BaseHTTPRequestHandler) -> dict[str, Any]:
         """The caller the token belongs to: how a command checks a role before it acts."""
@@ -268,20 +361,55 @@ class QueryServer:
     def relations(self, request: BaseHTTPRequestHandler) -> dict[str, Any]:
         """The tables and views the caller may name, e.g. for a query tool's catalogue."""
         caller = self._caller(request, *SQL_READERS)
-        return {"relations": sorted(relations_of(self.connection, schema_of(caller)))}
+        return {"relations": sorted(readable_relations(self.connection, caller))}
+
+    def export(self, request: BaseHTTPRequestHandler) -> None:
+        """Stream every row of one relation (``?relation=&as_of=``) as Arrow IPC, for ``gridhub export``.
+
+        A refusal comes before the first byte, as JSON with its status. A failure after it (the
+        client gone, the query failing) can only cut the stream short, which its reader notices.
+        """
+        from pyarrow import ArrowException
+
+        from warehouse.relation_stream import ARROW_STREAM, parse_as_of, write_stream
+
+        caller = self._caller(request, *SQL_READERS)
+        query = parse_qs(urlsplit(request.path).query)
+        relation, as_of = query.get("relation", [""])[0], query.get("as_of", [None])[0]
+        try:
+            with export_relation(self.connection, caller, relation, parse_as_of(as_of) if as_of else None) as rows:
+                request.send_response(200)
+                request.send_header("Content-Type", ARROW_STREAM)
+                request.end_headers()
+                write_stream(rows, request.wfile)
+        except (OSError, duckdb.Error, ArrowException) as exc:
+            log.warning("an export stream broke off", relation=relation, caller=caller.name, error=str(exc))
 
     def intake(self, request: BaseHTTPRequestHandler) -> dict[str, Any]:
         """Outcome counts of one run (or of everything)."""
         caller = self._caller(request, *INTAKE_READERS)
-        run_id = parse_qs(urlsplit(request.path).query).get("run_id", [None])[0]
-        return intake_counts(self.connection, caller, run_id)
+        return intake_counts(self.connection, caller, read_query(IntakeQuery, urlsplit(request.path).query).run_id)
+
+    def runs(self, request: BaseHTTPRequestHandler) -> dict[str, Any]:
+        """The run ledger: the latest runs, or one run."""
+        caller = self._caller(request, *INTAKE_READERS)
+        return run_ledger(self.connection, caller, RunQuery.of_params(parse_qs(urlsplit(request.path).query)))
 
     def audit(self, request: BaseHTTPRequestHandler) -> dict[str, Any]:
         """The latest audit entries."""
-        caller = self._caller(request, "admin")
-        query = parse_qs(urlsplit(request.path).query)
-        limit = min(int(query.get("limit", ["100"])[0]), self.limits.max_rows)
-        return audit_entries(self.connection, caller, limit, query.get("caller", [None])[0])
+        caller = self._caller(request, *AUDIT_READERS)
+        query = read_query(AuditQuery, urlsplit(request.path).query)
+        return audit_entries(self.connection, caller, min(query.limit, self.limits.max_rows), query.caller)
+
+    def replayable(self, request: BaseHTTPRequestHandler) -> dict[str, Any]:
+        """Open rejects with their payloads, for ``gridhub rejects replay`` to send again."""
+        caller = self._caller(request, *REPLAYERS)
+        query = read_query(ReplayableQuery, urlsplit(request.path).query)
+        return replayable(self.connection, caller, RejectFilter(query.source, query.reason, query.stage), query.limit)
+
+    def offsets(self, request: BaseHTTPRequestHandler) -> dict[str, Any]:
+        """The sink's next offset in every partition it reads."""
+        return sink_offsets(self.connection, self._caller(request, *SQL_READERS))
 
     def start(self) -> str:
         """Serve in a background thread; return the URL."""

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import duckdb
@@ -18,8 +18,13 @@ from foundation.door_client import call_door
 from foundation.errors import ConfigurationError, RetryableError
 from foundation.settings import Settings
 from warehouse.audit import ensure_audit_table
-from warehouse.query_server import QueryLimits, answer, audit_entries, intake_counts
+from warehouse.query_server import QueryLimits, answer, audit_entries, intake_counts, run_ledger, sink_offsets
+from warehouse.rejects import RejectFilter, replayable
+from warehouse.runs import RunQuery
 from warehouse.sql_guard import QueryRefused, close_to_the_host
+
+if TYPE_CHECKING:
+    from warehouse.relation_sources import Relations
 
 
 class WarehouseUnavailable(RetryableError):
@@ -152,6 +157,19 @@ def query_rows(settings: Settings, sql: str) -> list[dict[str, Any]]:
     return [dict(zip(result["columns"], row, strict=True)) for row in result["rows"]]
 
 
+def replayable_rejects(settings: Settings, which: RejectFilter, limit: int) -> list[dict[str, Any]]:
+    """The open rejects ``which`` names with their payloads whole (admin, or a source's own publisher); audited."""
+    parameters = {"source": which.source, "reason": which.reason, "stage": which.stage, "limit": limit}
+    path = "/rejects/replayable?" + urlencode({name: value for name, value in parameters.items() if value is not None})
+    found = _ask(settings, path, None, lambda connection, caller: replayable(connection, caller, which, limit))
+    return list(found["rows"])
+
+
+def sink_positions(settings: Settings) -> dict[str, Any]:
+    """The sink's next offset in every partition it has read (it keeps them in the warehouse, not in Kafka)."""
+    return _ask(settings, "/offsets", None, sink_offsets)
+
+
 def whoami(settings: Settings) -> Caller:
     """The caller ``GRIDHUB_TOKEN`` belongs to, as the hub (or the token book) knows it."""
     found = _ask(settings, "/whoami", None, lambda _connection, caller: dataclasses.asdict(caller))
@@ -164,6 +182,16 @@ def intake(settings: Settings, run_id: str | None) -> dict[str, Any]:
     return _ask(settings, path, None, lambda connection, caller: intake_counts(connection, caller, run_id))
 
 
+def runs(settings: Settings, query: RunQuery) -> dict[str, Any]:
+    """The run ledger as the caller may see it: the latest runs, or one run with its rejects by reason."""
+    return _ask(
+        settings,
+        f"/runs?{urlencode(query.params())}",
+        None,
+        lambda connection, caller: run_ledger(connection, caller, query),
+    )
+
+
 def audit(settings: Settings, limit: int, who: str | None = None) -> dict[str, Any]:
     """The latest audit entries (admin only)."""
     parameters = {"limit": str(limit), **({"caller": who} if who else {})}
@@ -173,3 +201,17 @@ def audit(settings: Settings, limit: int, who: str | None = None) -> dict[str, A
         None,
         lambda connection, caller: audit_entries(connection, caller, limit, who),
     )
+
+
+def read_relations(settings: Settings, work: Callable[[Relations], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``work`` (an export) over the relations the caller may read whole: from the running sink, or the file.
+
+    Imported here, not above, so that the commands that do not stream rows never load pyarrow.
+    """
+    from warehouse.relation_sources import FileRelations, SinkRelations
+
+    url = _sink_url(settings)
+    if url:
+        names = frozenset(_ask_sink(settings, url, "/relations")["relations"])
+        return work(SinkRelations(url, caller_token(settings), whoami(settings), names))
+    return _local(settings, lambda connection, caller: work(FileRelations(connection, caller)))

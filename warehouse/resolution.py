@@ -27,6 +27,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from warehouse.history import install as install_history
+from warehouse.history import record_versions
 from warehouse.resolution_rules import ENTITIES, Entity, ResolutionRules
 from warehouse.upsert import Rows, as_arrow, replace_keyed, upsert_rows
 
@@ -59,7 +61,8 @@ class Resolver:
         self.rules = rules
 
     def install(self, connection: duckdb.DuckDBPyConnection) -> None:
-        """Create the lineage views, which depend on the survivorship rules in force."""
+        """Create the lineage views, which depend on the survivorship rules in force, and the history it keeps."""
+        install_history(connection)
         observations = " UNION ALL ".join(
             self._observations_sql(entity, field) for entity in ENTITIES.values() for field in entity.fields
         )
@@ -87,12 +90,17 @@ class Resolver:
         entity = ENTITIES[kind]
         table = as_arrow(rows)
         upsert_rows(cursor, entity.sources_table, "source, source_record_id", table)
+        cursor.register("batch_copies", table.append_column("_arrival", pa.array(range(len(table)), pa.int64())))
+        try:
+            record_versions(cursor, entity.sources_table, "SELECT * FROM batch_copies", now, order="_arrival")
+        finally:
+            cursor.unregister("batch_copies")
         cursor.register("batch_ids", table.select(["source", "source_record_id"]))
         try:
             touched = self._match_on_strong_keys(cursor, entity, now)
-            self._rebuild(cursor, entity, touched)
+            self._rebuild(cursor, entity, touched, now)
             touched = self._match_on_similarity(cursor, entity, now)
-            self._rebuild(cursor, entity, touched)
+            self._rebuild(cursor, entity, touched, now)
         finally:
             cursor.unregister("batch_ids")
 
@@ -275,11 +283,11 @@ class Resolver:
                     "(SELECT (source, source_record_id) FROM batch_ids)",
                     {"kind": kind},
                 )
-                self._rebuild(cursor, entity, touched)
+                self._rebuild(cursor, entity, touched, now)
             finally:
                 cursor.unregister("batch_ids")
 
-    def _rebuild(self, cursor: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str]) -> None:
+    def _rebuild(self, cursor: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str], now: datetime) -> None:
         """Recompute the golden rows of ``keys`` from their copies; drop entities left with none."""
         if not keys:
             return
@@ -307,6 +315,13 @@ class Resolver:
                 f"DELETE FROM {golden} WHERE {key} IN (SELECT entity_key FROM touched) "
                 f"AND {key} NOT IN (SELECT entity_key FROM entity_matches WHERE kind = $kind)",
                 {"kind": entity.kind},
+            )
+            record_versions(
+                cursor,
+                golden,
+                f"SELECT * FROM {golden} WHERE {key} IN (SELECT entity_key FROM touched)",
+                now,
+                gone=f"SELECT entity_key AS {key} FROM touched WHERE entity_key NOT IN (SELECT {key} FROM {golden})",
             )
         finally:
             cursor.unregister("touched")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -24,7 +24,8 @@ from kafka import KafkaConsumer, TopicPartition
 from foundation.errors import ConfigurationError, InputRejected, RetryableError
 from foundation.kafka_security import kafka_python_options
 from foundation.logs import get_logger
-from foundation.retrying import retrying
+from foundation.metrics import BATCH_ROWS, BATCH_SECONDS, CONSUMER_LAG, count_records
+from foundation.retrying import OnRetry, retrying
 from foundation.settings import Settings
 from schemas.rejects import describe_error
 from schemas.topics import sink_topics
@@ -103,9 +104,11 @@ def _cause(error: Exception) -> BaseException:
     return error.__cause__ if isinstance(error, UnwritableBatch) and error.__cause__ else error
 
 
-def _waiting_out_the_warehouse(stop: threading.Event, what: str, write: Callable[[], None]) -> None:
+def _waiting_out_the_warehouse(
+    stop: threading.Event, what: str, write: Callable[[], None], on_retry: OnRetry | None = None
+) -> None:
     """Run ``write`` until it succeeds or fails for another reason than a warehouse that cannot be written now."""
-    for attempt in retrying(stop, what):
+    for attempt in retrying(stop, what, on_retry):
         with attempt:
             write()
 
@@ -133,6 +136,11 @@ class IsolatingWriter:
         self.writer = writer
         self.topic_ids = topic_ids
         self.contract = contract
+        self.unwritable: str | None = None
+        """Why the warehouse cannot be written now, while the sink waits for it (its /healthz says so)."""
+
+    def _cannot_write(self, error: RetryableError, _wait_s: float) -> None:
+        self.unwritable = str(error)
 
     def write(self, batch: Batch, stop: threading.Event) -> None:
         """Store the batch: its rows, or the rejects of the messages that cannot be stored, with all its offsets.
@@ -164,11 +172,15 @@ class IsolatingWriter:
     def _attempt(self, batch: Batch, stop: threading.Event) -> Exception | None:
         """Write the batch once (waiting out a warehouse that cannot be written now): None, or why it failed."""
         try:
-            _waiting_out_the_warehouse(stop, "writing a batch to the warehouse", lambda: self._transaction(batch))
+            _waiting_out_the_warehouse(
+                stop, "writing a batch to the warehouse", lambda: self._transaction(batch), self._cannot_write
+            )
         except (RetryableError, ConfigurationError):
             raise
         except Exception as exc:  # noqa: BLE001 - any other failure may lie in the batch: the caller looks for it
             return exc
+        finally:
+            self.unwritable = None
         return None
 
     def _transaction(self, batch: Batch) -> None:
@@ -261,7 +273,8 @@ class Sink:
             while not stop.is_set():
                 batch = self.collector.collect(stop)
                 if batch.offsets:
-                    self.isolating.write(batch, stop)
+                    self._write(batch, stop)
+                self._measure_lag()
             self._read_to_the_end(stop)
         except RetryableError as exc:
             log.warning(
@@ -275,4 +288,39 @@ class Sink:
         """Write what is still to be read, batch by batch, until one poll window brings nothing."""
         reading = threading.Event()
         while (batch := self.collector.collect(reading)).offsets:
-            self.isolating.write(batch, stop)
+            self._write(batch, stop)
+
+    def _write(self, batch: Batch, stop: threading.Event) -> None:
+        """Write one batch, timed and counted for /metrics."""
+        started = time.monotonic()
+        self.isolating.write(batch, stop)
+        BATCH_SECONDS.observe(time.monotonic() - started)
+        BATCH_ROWS.observe(len(batch) + batch.bulk_rows)
+        count_batch(batch)
+
+    def _measure_lag(self) -> None:
+        """Set the lag gauge of every topic: the high watermarks the last fetches saw, less the sink's positions."""
+        behind: dict[str, int] = {}
+        for partition in self.consumer.assignment():
+            high = self.consumer.highwater(partition)
+            if high is not None:
+                behind[partition.topic] = behind.get(partition.topic, 0) + max(
+                    high - self.consumer.position(partition), 0
+                )
+        for topic, lag in behind.items():
+            CONSUMER_LAG.labels("sink", topic).set(lag)
+
+
+def count_batch(batch: Batch) -> None:
+    """Count a written batch's records by source: its ledger entries and its bulk-lane rows."""
+    outcomes: Counter[tuple[str | None, bool]] = Counter(
+        (row.get("source"), row.get("outcome") == "rejected") for row in batch.intake
+    )
+    for parts in batch.bulk.values():
+        for part in parts:
+            outcomes[(part.source, False)] += len(part)
+    for (source, rejected), records in outcomes.items():
+        if rejected:
+            count_records("warehouse", source, taken=records, rejected=records)
+        else:
+            count_records("warehouse", source, taken=records, passed=records)

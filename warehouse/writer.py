@@ -22,9 +22,15 @@ from schemas.batches import RecordBatch
 from schemas.rejects import Reject, describe_error
 from warehouse.bulk import BulkWriter, Screen
 from warehouse.masking import install_masked_views
+from warehouse.migrations import UPGRADES as UPGRADES
+from warehouse.migrations import WAREHOUSE_VERSION as WAREHOUSE_VERSION
+from warehouse.migrations import WarehouseSchemaError, migrate
+from warehouse.quality import Place, store_results
 from warehouse.reader import require_duckdb_file
+from warehouse.rejects import close_resolved
 from warehouse.resolution import Resolver
 from warehouse.resolution_rules import ENTITIES
+from warehouse.runs import record_runs
 from warehouse.upsert import insert_new_rows, transaction, upsert_rows
 
 SCHEMA_FILES = tuple(
@@ -35,7 +41,6 @@ SCHEMA_FILES = tuple(
         "entities.sql",
         "approvals.sql",
         "enforcement.sql",
-        "history.sql",
         "runs.sql",
         "quality.sql",
         "daily.sql",
@@ -85,9 +90,12 @@ class Batch:
     rejects: list[dict[str, Any]] = field(default_factory=list)
     intake: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
     bulk: dict[str, list[RecordBatch]] = field(default_factory=dict)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     origins: list[Origin] = field(default_factory=list)
+    quality: list[dict[str, Any]] = field(default_factory=list)
+    """The warehouse contract's results for the batch's per-record rows (:mod:`warehouse.quality`)."""
 
     def __len__(self) -> int:
         return len(self.intake)
@@ -104,10 +112,19 @@ class Batch:
         self.rejects.extend(other.rejects)
         self.intake.extend(other.intake)
         self.decisions.extend(other.decisions)
+        self.runs.extend(other.runs)
         for kind, parts in other.bulk.items():
             self.bulk.setdefault(kind, []).extend(parts)
         self.offsets.update(other.offsets)
         self.origins.extend(other.origins)
+        self.quality.extend(other.quality)
+
+    def first_place(self, topic_ids: dict[str, str]) -> Place:
+        """Where the batch's first message sits, which its quality results name (all None without one)."""
+        if not self.origins:
+            return (None, None, None, None)
+        first = self.origins[0]
+        return (first.topic, first.partition, first.offset, topic_ids.get(first.topic))
 
     def reject_row(self, kind: str, row: dict[str, Any], reason: str) -> None:
         """Turn an entity row into a reject, and its ledger entry into a rejected outcome."""
@@ -128,38 +145,6 @@ class Batch:
         for entry in self.intake:
             if entry["record_uid"] == uid:
                 entry.update(outcome="rejected", reason_code="contract_violation")
-
-
-WAREHOUSE_VERSION = 6
-"""Shape of the tables; bumped whenever a table changes (2: base data as source copies plus golden records;
-3: no primary-key indexes, keys kept unique by the writer; 4: rejects keep the topic, partition and offset
-of the refused message, the error, and the hash and size of their payload; 5: an update keeps the department
-a re-dispatch sends its case to; 6: applications keep their window and channel, cases their handlers, their
-escalation level (督办) and their parking's review date (挂账))."""
-
-UPGRADES: dict[int, str] = {
-    3: "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS topic VARCHAR;"
-    "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS partition INTEGER;"
-    "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS message_offset BIGINT;"
-    "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS error VARCHAR;"
-    "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS payload_sha256 VARCHAR;"
-    "ALTER TABLE rejects ADD COLUMN IF NOT EXISTS payload_bytes BIGINT;",
-    4: "ALTER TABLE event_updates ADD COLUMN IF NOT EXISTS department VARCHAR;",
-    5: "ALTER TABLE approval_items ADD COLUMN IF NOT EXISTS time_limit_unit VARCHAR DEFAULT 'calendar_days';"
-    "ALTER TABLE applications ADD COLUMN IF NOT EXISTS window_no INTEGER;"
-    "ALTER TABLE applications ADD COLUMN IF NOT EXISTS channel VARCHAR;"
-    "ALTER TABLE cases ADD COLUMN IF NOT EXISTS handled_by VARCHAR[];"
-    "ALTER TABLE cases ADD COLUMN IF NOT EXISTS escalation_level INTEGER;"
-    "ALTER TABLE cases ADD COLUMN IF NOT EXISTS escalated_at TIMESTAMPTZ;"
-    "ALTER TABLE cases ADD COLUMN IF NOT EXISTS review_at TIMESTAMPTZ;"
-    "ALTER TABLE cases ADD COLUMN IF NOT EXISTS review_alerted BOOLEAN;",
-}
-"""The step that brings a file of each older version to the next one in place. Only changes that keep
-every stored row as it was (columns added) have one; a file of a version without one is refused."""
-
-
-class WarehouseSchemaError(ConfigurationError):
-    """The warehouse file was written by a gridhub whose tables have another shape."""
 
 
 class WarehouseIOError(RetryableError):
@@ -207,49 +192,16 @@ def _first_failure(error: BaseException) -> BaseException:
     return error
 
 
-def _check_version(connection: duckdb.DuckDBPyConnection, path: Path) -> int | None:
-    """The version of the tables the file holds (None for a new file), refusing one this gridhub cannot write.
-
-    ``CREATE TABLE IF NOT EXISTS`` keeps an old table as it is, so the first batch would
-    meet a missing column; a version with no upgrade step is refused with what to do instead.
-    """
-    tables = {name for (name,) in connection.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    if not tables:
-        return None
-    found = 1
-    if "warehouse_meta" in tables:
-        row = connection.execute("SELECT value FROM warehouse_meta WHERE key = 'version'").fetchone()
-        found = int(row[0]) if row else 1
-    upgradable = found < WAREHOUSE_VERSION and all(version in UPGRADES for version in range(found, WAREHOUSE_VERSION))
-    if found != WAREHOUSE_VERSION and not upgradable:
-        raise WarehouseSchemaError(
-            f"{path} holds warehouse tables of version {found}, this gridhub writes version {WAREHOUSE_VERSION}; "
-            "move the file aside and send the sources again (a Kafka cluster that still holds the topics lets "
-            "the sink rebuild the warehouse from them; the embedded broker forgets them when it stops), or run "
-            "the gridhub version that wrote it"
-        )
-    return found
-
-
 def connect(path: Path, resolver: Resolver) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the warehouse file for writing, with its tables and views, upgraded in place."""
     require_duckdb_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = duckdb.connect(str(path))
     try:
-        found = _check_version(connection, path)
+        migrate(connection, path, SCHEMA_FILES, resolver)
     except WarehouseSchemaError:
         connection.close()
         raise
-    for version in range(found or WAREHOUSE_VERSION, WAREHOUSE_VERSION):
-        connection.execute(UPGRADES[version])
-    for schema in SCHEMA_FILES:
-        connection.execute(schema.read_text())
-    connection.execute(
-        "CREATE TABLE IF NOT EXISTS warehouse_meta (key VARCHAR PRIMARY KEY, value VARCHAR);"
-        f"INSERT OR REPLACE INTO warehouse_meta VALUES ('version', '{WAREHOUSE_VERSION}')"
-    )
-    resolver.install(connection)
     install_masked_views(connection)
     return connection
 
@@ -298,12 +250,16 @@ class WarehouseWriter:
                 else:
                     table, key = ENTITY_TABLES[kind]
                     upsert_rows(cursor, table, key, rows)
+            quality = list(batch.quality)
             for kind, parts in batch.bulk.items():
-                self.bulk.write(cursor, kind, parts, now)
+                quality.extend(self.bulk.write(cursor, kind, parts, now))
             if batch.decisions:
                 self.resolver.apply_decisions(cursor, batch.decisions, now)
             insert_new_rows(cursor, "rejects", batch.rejects)
-            insert_new_rows(cursor, "intake", batch.intake)
+            insert_new_rows(cursor, "intake", [{**entry, "written_at": now} for entry in batch.intake])
+            close_resolved(cursor, now)
+            record_runs(cursor, batch.runs)
+            store_results(cursor, quality, batch.first_place(topic_ids), now)
             cases = {row["case_id"] for kind in ("case", "case_transition") for row in batch.entities.get(kind, [])}
             cases |= {row["case_id"] for row in batch.entities.get("event", []) if row.get("case_id")}
             if cases:

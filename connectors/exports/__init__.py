@@ -29,6 +29,7 @@ from connectors.exports.readers import BadLine, Row, read_table
 from connectors.publisher import RawPublisher, content_hash, make_envelope
 from schemas.records import RawEnvelope
 from schemas.rejects import Reject
+from schemas.runs import RunNotice
 from schemas.topics import RAW_EXPORTS
 from streams.bulk import BULK_KINDS
 
@@ -200,4 +201,17 @@ class ExportPublisher:
         self.publisher.acknowledged([*batches.sent, *sent], f"publishing {rows.origin} from {self.source}")
         if progress:
             progress(report.total)
+        return report
+
+    def publish_run(
+        self, run: RunNotice, rows: Callable[[], RowSource], progress: Callable[[int], None] | None = None
+    ) -> IngestReport:
+        """Open and publish one door's input as ``run``, told to the run ledger (:meth:`RawPublisher.announcing`).
+
+        The input is opened inside the run, so one refused as a whole (a missing column, a broken
+        file) is a failed run with its reason, and the operator finds it in ``gridhub runs``.
+        """
+        with self.publisher.announcing(run) as tally:
+            report = self.publish(rows(), run.run_id, progress)
+            tally.published, tally.refused = report.records, report.unreadable
         return report

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from kafka.producer.future import FutureRecordMetadata
 
 from connectors.publisher import RawPublisher, content_hash
+from foundation.metrics import count_records
 from schemas.batches import RecordBatch, encode_within
 from schemas.topics import RAW_BATCHES
 
@@ -122,3 +123,4 @@ class PartitionedBatches:
         uids = rows.column("record_uid").to_pylist()
         for value in encode_within(batch):
             self.sent.append(self.publisher.publish_batch(RAW_BATCHES, partition, value, uids))
+        count_records("intake", self.source, taken=len(uids), passed=len(uids))

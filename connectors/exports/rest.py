@@ -32,7 +32,6 @@ import json
 import os
 import re
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -53,6 +52,7 @@ from foundation.errors import ConfigurationError, InputRejected, RetryableError
 from foundation.logs import get_logger
 from foundation.retrying import FIRST_WAIT_S, retrying
 from schemas.config_file import load_yaml_model
+from schemas.runs import RunNotice, new_run_id
 
 RETRIED_STATUSES = (429, 500, 502, 503, 504)
 PULL_STOP_WAIT_S = 10.0
@@ -284,8 +284,9 @@ class RestPoller(Connector):
         sources: list[RestSource],
         mappings: Path,
         retry_wait_s: float = FIRST_WAIT_S,
+        started_by: str | None = None,
     ) -> None:
-        super().__init__(publisher)
+        super().__init__(publisher, started_by)
         self.sources = sources
         self.mappings = mappings
         self.retry_wait_s = retry_wait_s
@@ -300,11 +301,19 @@ class RestPoller(Connector):
         return {"sources": [source.name for source in self.sources]}
 
     def pull(self, source: RestSource, run_id: str | None = None) -> IngestReport:
-        """One full pull of ``source`` with its department's column mapping; returns once Kafka has it all."""
-        columns = load_mappings(self.mappings).columns_for(source.source_name, source.entity)
+        """One full pull of ``source`` with its department's column mapping, as a run; returns once Kafka has it all.
+
+        The run's origin is the source's URL, which :class:`~schemas.runs.RunNotice` strips of any
+        credentials and query.
+        """
+        run = RunNotice.begin("pull", source.source_name, source.entity, source.url, self.started_by, run_id)
         with rest_session(source) as session:
-            rows = RestPull(source, columns, session)
-            return ExportPublisher(self.publisher, source.source_name).publish(rows, run_id or uuid.uuid4().hex)
+            return ExportPublisher(self.publisher, source.source_name).publish_run(
+                run,
+                lambda: RestPull(
+                    source, load_mappings(self.mappings).columns_for(source.source_name, source.entity), session
+                ),
+            )
 
     def run(self, stop: threading.Event) -> None:
         """Pull every source on its own schedule until ``stop`` is set."""
@@ -320,10 +329,11 @@ class RestPoller(Connector):
 
     def _follow(self, source: RestSource, stop: threading.Event) -> None:
         while not stop.is_set():
+            run_id = new_run_id()  # one run however often a platform that is down is asked again
             try:
                 for attempt in retrying(stop, f"pulling REST source {source.name}", first_wait_s=self.retry_wait_s):
                     with attempt:
-                        report = self.pull(source)
+                        report = self.pull(source, run_id)
             except InputRejected as exc:
                 log.error("REST pull refused; pulling again at the next interval", source=source.name, error=str(exc))
             except RetryableError:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +47,7 @@ from connectors.publisher import RawPublisher
 from foundation.errors import InputRejected, RetryableError
 from foundation.logs import get_logger
 from foundation.retrying import FIRST_WAIT_S, retrying
+from schemas.runs import RunNotice, new_run_id
 
 PROCESSING, DONE, FAILED = ".processing", ".done", ".failed"
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".reason.txt")
@@ -113,8 +113,9 @@ class WatchedFolder(Connector):
         on_outcome: Callable[[Outcome], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         retry_wait_s: float = FIRST_WAIT_S,
+        started_by: str | None = None,
     ) -> None:
-        super().__init__(publisher)
+        super().__init__(publisher, started_by)
         self.root = root
         self.mappings = mappings
         self.settle_seconds = settle_seconds
@@ -134,10 +135,13 @@ class WatchedFolder(Connector):
     def publish_file(self, path: Path, source: str, entity: ExportEntity, run_id: str) -> IngestReport:
         """Check one claimed file against its department's mapping and publish it; return once Kafka has it all.
 
-        The mappings file is read for every file, so an edit takes effect without a restart.
+        The mappings file is read for every file, so an edit takes effect without a restart. The file
+        is one watch run; a file refused as a whole is a failed run (and goes to ``.failed``).
         """
-        export = ExportFile(path, entity, load_mappings(self.mappings).columns_for(source, entity))
-        return ExportPublisher(self.publisher, source).publish(export, run_id)
+        run = RunNotice.begin("watch", source, entity, path.name, self.started_by, run_id)
+        return ExportPublisher(self.publisher, source).publish_run(
+            run, lambda: ExportFile(path, entity, load_mappings(self.mappings).columns_for(source, entity))
+        )
 
     def recover(self) -> list[Outcome]:
         """Finish what a crash or a stop left claimed but not filed away: publish it again."""
@@ -192,7 +196,7 @@ class WatchedFolder(Connector):
             self.scan()
 
     def _process(self, claimed: Path, relative: Path) -> Outcome:
-        run_id = uuid.uuid4().hex
+        run_id = new_run_id()
 
         def retry_later(error: RetryableError, wait_s: float) -> None:
             self._tell(Outcome(relative, claimed, "retrying", reason=f"{error}; next try in {wait_s:.0f}s"))

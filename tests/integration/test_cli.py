@@ -11,6 +11,7 @@ from kafka.partitioner import murmur2
 
 from foundation import runfiles
 from schemas.topics import dispatch_topic
+from schemas.versions import CONTRACTS
 from tests.support import hub as support
 from tests.support.files import picture
 from tests.support.hostile_sql import HOSTILE
@@ -60,7 +61,7 @@ def test_schemas_export_writes_json_schema_for_every_contract(hub: Hub, tmp_path
     assert result.returncode == 0, result.stderr
     names = sorted(path.name for path in tmp_path.iterdir())
     assert names == sorted(
-        f"{kind}.v1.schema.json"
+        f"{kind}.v{CONTRACTS[kind].version}.schema.json"
         for kind in (
             "person",
             "organisation",
@@ -77,7 +78,9 @@ def test_schemas_export_writes_json_schema_for_every_contract(hub: Hub, tmp_path
             "reject",
         )
     )
-    person = json.loads((tmp_path / "person.v1.schema.json").read_text())
+    person_file = f"person.v{CONTRACTS['person'].version}.schema.json"
+    person = json.loads((tmp_path / person_file).read_text())
+    assert person["$id"].endswith(f"/{person_file}")
     assert set(person["required"]) == {"name"}, "a person without an ID is matched on other fields"
     assert {"id_number", "birth_date", "phone", "address"} <= set(person["properties"])
     assert "match_key" not in person["properties"], "derived fields are not the publisher's to send"

@@ -245,12 +245,15 @@ class Hub:
         where = " AND ".join(conditions) or "true"
         return dict(self.sql(f"SELECT outcome, count(*) FROM intake WHERE {where} GROUP BY 1"))
 
-    def cli(self, *args: str, timeout: float = 300, token: str | None = None) -> subprocess.CompletedProcess[str]:
-        """Run ``gridhub ARGS`` as command-centre staff (or as the caller of ``token``)."""
+    def cli(
+        self, *args: str, timeout: float = 300, token: str | None = None, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``gridhub ARGS`` as command-centre staff (or as the caller of ``token``), with ``env`` set too."""
         env = {
             **os.environ,
             "GRIDHUB_DATA_DIR": str(self.settings.data_dir),
             "GRIDHUB_TOKEN": token or self.tokens.commander,
+            **(env or {}),
         }
         return subprocess.run(
             [sys.executable, "-m", "gridhub", *args],

@@ -18,11 +18,13 @@ from connectors.approvals_mapping import (
     load_mapping,
 )
 from connectors.approvals_sql import ApprovalsConnector, GapGuard
+from connectors.publisher import RawPublisher
 from foundation.packaged import APPROVALS_MAPPING
 from foundation.settings import Settings
 from schemas.approvals import CHANGE_SEQ_FIELD
 from schemas.records import Application, RawEnvelope
 from schemas.rejects import Reject
+from schemas.runs import RunNotice
 from simulation.demo import APPROVALS_DDL
 
 CUSTOM = """
@@ -172,6 +174,12 @@ class FakePublisher:
 
     sent: list[RawEnvelope] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
+    notices: list[RunNotice] = field(default_factory=list)
+    announcing = RawPublisher.announcing
+
+    def announce(self, notice: RunNotice) -> Acked:
+        self.notices.append(notice)
+        return Acked()
 
     def publish(self, topic: str, envelope: RawEnvelope) -> Acked:
         self.sent.append(envelope)
@@ -221,6 +229,10 @@ def test_poll_publishes_mapped_rows_with_their_change_number_and_saves_the_curso
     saved = json.loads((tmp_path / "data" / "state" / "approvals.cursor.json").read_text())
     assert saved == {"position": 3, "topic_id": "topic-1"}
     assert connector(tmp_path, mapping, FakePublisher()).poll_once() == 0, "a restart resumes after the cursor"
+    start, end = publisher.notices  # the poll that found no table yet was no run
+    assert (start.state, end.state, end.published, end.refused) == ("running", "published", 2, 1)
+    assert (end.kind, end.source, end.origin) == ("approvals", "approvals", "sp_bj_change")
+    assert {e.run_id for e in publisher.sent} == {r.run_id for r in publisher.rejects} == {end.run_id}
 
 
 def test_poll_holds_the_cursor_before_a_missing_change_number(tmp_path: Path) -> None:

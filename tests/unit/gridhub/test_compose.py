@@ -33,7 +33,7 @@ from packaging.specifiers import SpecifierSet
 from foundation import runfiles
 from foundation.settings import Settings
 from gridhub.broker import free_port
-from gridhub.services import SERVICES
+from gridhub.services import FEEDS, SERVICES
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -43,6 +43,10 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 WHEEL_PACKAGES: list[str] = PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
 PREFIX = "GRIDHUB_"
 VARIABLE = re.compile(r"\bGRIDHUB_[A-Z0-9_]+\b")
+COMPOSED = (*SERVICES, *FEEDS)
+"""Every gridhub service compose runs: the core and the doors always, the department feeds too (pull in a profile)."""
+UNPUBLISHED_PORTS = {"ops_port"}
+"""Ports a service listens on for the compose network only: the ops endpoint is scraped there, never published."""
 
 
 # --- reading the files ------------------------------------------------------------------------------------------
@@ -144,7 +148,7 @@ def port_fields(env: dict[str, str]) -> dict[str, str]:
     return {
         field_name(name): field_name(name).removesuffix("_port") + "_host"
         for name in env
-        if name.startswith(PREFIX) and name.endswith("_PORT")
+        if name.startswith(PREFIX) and name.endswith("_PORT") and field_name(name) not in UNPUBLISHED_PORTS
     }
 
 
@@ -281,11 +285,11 @@ def test_compose_runs_exactly_the_gridhub_services(compose: dict[str, Any]) -> N
         for name, service in services_of(compose).items()
         if (argv := command(service))[:1] == ["service"] and len(argv) == 2
     }
-    assert set(running) == set(SERVICES), f"compose runs {sorted(running)}, gridhub has {sorted(SERVICES)}"
-    assert set(SERVICES) <= set(services_of(compose))
+    assert set(running) == set(COMPOSED), f"compose runs {sorted(running)}, gridhub has {sorted(COMPOSED)}"
+    assert set(COMPOSED) <= set(services_of(compose))
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", COMPOSED)
 def test_service_runs_its_command_from_the_built_image(compose: dict[str, Any], name: str) -> None:
     services = services_of(compose)
     service = services[name]
@@ -295,7 +299,7 @@ def test_service_runs_its_command_from_the_built_image(compose: dict[str, Any], 
     context = ROOT / (build if isinstance(build, str) else build.get("context", "."))
     dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
     assert (context / dockerfile).resolve() == DOCKERFILE
-    images = {services[other].get("image") for other in SERVICES}
+    images = {services[other].get("image") for other in COMPOSED}
     assert len(images) == 1 and None not in images, f"the services must share one image tag, not {images}"
 
 
@@ -308,7 +312,7 @@ def test_every_gridhub_variable_is_a_setting() -> None:
     assert VARIABLE.findall(COMPOSE_FILE.read_text()), "no GRIDHUB_ variables found at all"
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", COMPOSED)
 def test_service_environment_is_valid_settings(
     compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
@@ -333,7 +337,7 @@ def test_image_default_data_dir_matches_compose(compose: dict[str, Any]) -> None
         assert environment(services_of(compose)[name])["GRIDHUB_DATA_DIR"] == image_data_dir.group(1)
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", COMPOSED)
 def test_published_ports_are_the_ports_the_service_listens_on(
     compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
@@ -347,7 +351,7 @@ def test_published_ports_are_the_ports_the_service_listens_on(
         assert getattr(settings, host_field) == "0.0.0.0", f"{name} binds {port_field} where no published port reaches"
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", COMPOSED)
 def test_http_health_check_probes_the_configured_port(
     compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
@@ -372,7 +376,7 @@ def test_every_service_is_health_checked(compose: dict[str, Any]) -> None:
         assert healthy, f"{name} has no health check and waits for no healthy service"
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", COMPOSED)
 def test_service_waits_for_healthy_kafka_and_restarts(compose: dict[str, Any], name: str) -> None:
     service = services_of(compose)[name]
     assert (service.get("depends_on") or {}).get("kafka", {}).get("condition") == "service_healthy"
@@ -406,6 +410,39 @@ def test_warehouse_and_approvals_state_live_on_volumes(
     if approvals.approvals_url.startswith("sqlite:///"):
         database = Path(approvals.approvals_url.removeprefix("sqlite:///"))
         assert on_volume("approvals", database), f"the SQLite approvals database {database} is not on a volume"
+
+
+def test_photos_and_the_watched_folder_live_on_volumes(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = services_of(compose)
+    for name, path in (
+        ("patrol", settings_from(monkeypatch, environment(services["patrol"])).photo_store),
+        ("watch", settings_from(monkeypatch, environment(services["watch"])).watch_dir),
+    ):
+        assert path is not None, f"{name} has no folder set"
+        named = [target for source, target in volume_mounts(services[name]) if source in (compose.get("volumes") or {})]
+        assert any(PurePosixPath(path).is_relative_to(target) for target in named), f"{name}'s {path} is on no volume"
+
+
+def test_the_department_feeds_log_in_as_exports_and_pull_waits_for_its_profile(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, bindings: set[Binding]
+) -> None:
+    from gridhub.broker import all_topics
+    from schemas.topics import RAW_BATCHES, RAW_EXPORTS
+
+    services = services_of(compose)
+    for name in FEEDS:
+        settings = settings_from(monkeypatch, environment(services[name]))
+        assert settings.kafka_username == "exports", f"{name} logs in as {settings.kafka_username}"
+        assert str(settings.kafka_password_file) in secret_mounts(services[name]).values()
+        assert all(allows(bindings, "exports", "Write", "topic", topic) for topic in (RAW_EXPORTS, RAW_BATCHES))
+        assert all(allows(bindings, "exports", "Describe", "topic", topic) for topic in all_topics(Settings()))
+    pull = settings_from(monkeypatch, environment(services["pull"]))
+    mounted = {target: source for source, target in volume_mounts(services["pull"])}
+    assert str(pull.rest_sources) in mounted, "pull reads a sources file that is not mounted"
+    assert services["pull"].get("profiles"), "pull needs the town's sources file: it runs only in its profile"
+    assert not services["watch"].get("profiles"), "watch works with the packaged mappings: it always runs"
 
 
 def test_only_the_sink_mounts_the_warehouse(compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -760,7 +797,7 @@ def test_kafka_init_creates_every_login_before_the_services_start(
     for secret in expected:
         file = Path(compose["secrets"][secret]["file"]).name
         assert file == f"{secret.removeprefix('kafka-')}.password"
-    for name in SERVICES:
+    for name in COMPOSED:
         depends = services[name].get("depends_on") or {}
         assert depends.get("kafka-init", {}).get("condition") == "service_completed_successfully", name
 
@@ -771,7 +808,7 @@ def test_only_the_worker_creates_topics_and_the_others_wait_for_it(
     creators = {principal for principal, operation, *_ in bindings if operation in ("Create", "All")}
     assert creators == {"worker"}, f"who may create topics: {creators}"
     services = services_of(compose)
-    for name in SERVICES:
+    for name in COMPOSED:
         if name != "worker":
             depends = services[name].get("depends_on") or {}
             assert depends.get("worker", {}).get("condition") == "service_healthy", f"{name} starts before the topics"
@@ -809,6 +846,7 @@ def test_the_acl_table_grants_each_principal_only_its_own_topics(
         RAW_PATROL,
         RAW_TOPICS,
         REJECTS,
+        RUNS,
         canonical_topic,
         dispatch_topic,
         sink_topics,
@@ -849,12 +887,12 @@ def test_the_acl_table_grants_each_principal_only_its_own_topics(
             *internal,
         },
         "sink": set(),
-        # A connector writes its raw topic, and what it cannot even wrap as a reject.
+        # A connector writes its raw topic, what it cannot even wrap as a reject, and its runs' notices.
         "patrol": {RAW_PATROL},
-        "approvals": {RAW_APPROVALS, REJECTS},
+        "approvals": {RAW_APPROVALS, REJECTS, RUNS},
         # The screen acts on cases only through the patrol gateway, as the commander.
         "screen": set(),
-        "exports": {RAW_EXPORTS, RAW_BATCHES, REJECTS},
+        "exports": {RAW_EXPORTS, RAW_BATCHES, REJECTS, RUNS},
         # The command centre's review decisions (gridhub review merge/separate), for the sink.
         "review": {MATCH_DECISIONS},
     }
@@ -999,7 +1037,7 @@ def test_the_token_doors_share_one_token_book(compose: dict[str, Any], monkeypat
         assert volume and volume in (compose.get("volumes") or {}), f"{name}'s token book {book} is on no named volume"
         books[name] = (volume, book)
     assert len(set(books.values())) == 1, f"the doors read different token books: {books}"
-    for name in set(SERVICES) - set(TOKEN_DOORS):
+    for name in set(COMPOSED) - set(TOKEN_DOORS):
         mounted = {source for source, _target in volume_mounts(services[name])}
         assert next(iter(books.values()))[0] not in mounted, f"{name} has no business with the token book"
 
@@ -1124,7 +1162,7 @@ def test_sink_health_check_passes_against_the_sql_endpoint_and_fails_without_it(
     assert run_check(argv, {f"127.0.0.1:{configured}": f"127.0.0.1:{free_port()}"}) != 0
 
 
-@pytest.mark.parametrize("name", [name for name in SERVICES if name in ("worker", "approvals")])
+@pytest.mark.parametrize("name", [name for name in COMPOSED if name in ("worker", "approvals", "watch", "pull")])
 def test_announcement_health_check_follows_the_services_run_file(
     compose: dict[str, Any], tmp_path: Path, name: str
 ) -> None:

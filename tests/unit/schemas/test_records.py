@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from schemas import SCHEMA_VERSION
 from schemas.records import (
     CANONICAL_MODELS,
     Application,
@@ -18,6 +17,7 @@ from schemas.records import (
     Person,
     RawEnvelope,
 )
+from schemas.versions import CONTRACTS
 
 WOMAN_ID = "11010519491231002X"  # GB 11643 example: female, born 1949-12-31
 MAN_ID = "440524188001010014"  # GB 11643 example: male, born 1880-01-01
@@ -322,9 +322,10 @@ ENVELOPE: dict[str, Any] = {
 }
 
 
-def test_envelope_defaults_to_the_current_schema_version_and_no_run() -> None:
+def test_envelope_defaults_to_the_current_versions_and_no_run() -> None:
     envelope = RawEnvelope.model_validate(ENVELOPE)
-    assert envelope.schema_version == SCHEMA_VERSION
+    assert envelope.schema_version == CONTRACTS["raw_envelope"].version
+    assert envelope.payload_version == CONTRACTS["person"].version
     assert envelope.run_id is None
 
 

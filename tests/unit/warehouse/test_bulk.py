@@ -11,6 +11,7 @@ import pytest
 from schemas.batches import RecordBatch
 from schemas.identity import resident_id_check_char
 from tests.unit.warehouse.batches import canonical
+from warehouse.quality import Screening
 from warehouse.resolution import Resolver
 from warehouse.resolution_rules import ResolutionRules
 from warehouse.writer import Batch, WarehouseWriter, connect
@@ -19,11 +20,13 @@ WANG = "32041119800203002" + resident_id_check_char("32041119800203002")
 LI = "32041119750611001" + resident_id_check_char("32041119750611001")
 
 
-def refuse_one_phone(kind: str, table: pa.Table) -> dict[int, list[str]]:
+def refuse_one_phone(kind: str, table: pa.Table) -> Screening:
     """A stand-in contract: one phone number breaks it."""
     phones = table.column("phone").to_pylist()
     refused = "+8613900000009"
-    return {index: [f"phone must not be {refused}"] for index, phone in enumerate(phones) if phone == refused}
+    return Screening(
+        {index: [f"phone must not be {refused}"] for index, phone in enumerate(phones) if phone == refused}
+    )
 
 
 @pytest.fixture

@@ -517,13 +517,13 @@ def test_an_upgraded_warehouse_gets_the_masked_schema(tmp_path: Path) -> None:
     with duckdb.connect(str(path)) as old:
         for schema in SCHEMA_FILES:
             old.execute(schema.read_text())
-        old.execute("ALTER TABLE applications DROP COLUMN window_no; ALTER TABLE applications DROP COLUMN channel")
+        old.execute("ALTER TABLE applications DROP COLUMN run_id; ALTER TABLE applications DROP COLUMN topic")
         old.execute("CREATE TABLE warehouse_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
         old.execute(f"INSERT INTO warehouse_meta VALUES ('version', '{WAREHOUSE_VERSION - 1}')")
         old.execute("INSERT INTO people (person_key, id_number, name) VALUES (?, ?, '王芳')", [ZHAO, ZHAO])
     connection = connect(path, Resolver(ResolutionRules.load()))
     assert relations_of(connection, MASKED_SCHEMA) == relations_of(connection, "main")
-    assert {"window_no", "channel"} <= {row[0] for row in rows_as(connection, MASKED_SCHEMA, "DESCRIBE applications")}
+    assert {"run_id", "topic"} <= {row[0] for row in rows_as(connection, MASKED_SCHEMA, "DESCRIBE applications")}
     assert rows_as(connection, MASKED_SCHEMA, "SELECT id_number, name FROM people") == [("110105**********2X", "王*")]
     connection.close()
 

@@ -34,6 +34,7 @@ from streams.normalise import fingerprint
 from tests.support.identities import resident_id
 from tests.unit.warehouse.batches import canonical
 from warehouse.decode import decode_message
+from warehouse.quality import Screening
 from warehouse.resolution import Resolver
 from warehouse.resolution_rules import ResolutionRules
 from warehouse.sink import Collector
@@ -211,11 +212,11 @@ def _write_then_stall(path: Path, inside: Event) -> None:
     batch were written, so a contract that never answers holds the transaction open.
     """
 
-    def stall_on_second_run(kind: str, table: pa.Table) -> dict[int, list[str]]:
+    def stall_on_second_run(kind: str, table: pa.Table) -> Screening:
         if "r2" in table.column("run_id").to_pylist():
             inside.set()
             time.sleep(600)
-        return {}
+        return Screening({})
 
     resolver = Resolver(ResolutionRules.load())
     writer = WarehouseWriter(connect(path, resolver), resolver, stall_on_second_run)

@@ -40,24 +40,27 @@ def test_each_canonical_kind_has_a_table_with_all_its_fields(kind: str, columns:
     assert {part.strip() for part in key.split(",")} <= columns[table]
 
 
-def test_a_warehouse_of_another_table_shape_is_refused_with_what_to_do(tmp_path: Path) -> None:
-    old = tmp_path / "old.duckdb"
-    with duckdb.connect(str(old)) as connection:
-        connection.execute("CREATE TABLE people (id_number VARCHAR PRIMARY KEY, name VARCHAR)")
+def _newer(path: Path) -> Path:
+    """A warehouse file stamped by a gridhub newer than this one."""
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("CREATE TABLE warehouse_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        connection.execute(f"INSERT INTO warehouse_meta VALUES ('version', '{WAREHOUSE_VERSION + 1}')")
+    return path
+
+
+def test_a_warehouse_of_a_shape_this_gridhub_cannot_write_is_refused_with_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(
-        WarehouseSchemaError, match=f"version 1, this gridhub writes version {WAREHOUSE_VERSION}; move the file aside"
+        WarehouseSchemaError,
+        match=f"version {WAREHOUSE_VERSION + 1}, this gridhub writes version {WAREHOUSE_VERSION}; move the file aside",
     ):
-        connect(old, Resolver(ResolutionRules.load()))
+        connect(_newer(tmp_path / "newer.duckdb"), Resolver(ResolutionRules.load()))
 
 
 def test_the_advice_for_another_version_does_not_promise_a_rebuild_the_embedded_broker_cannot_give(
     tmp_path: Path,
 ) -> None:
-    old = tmp_path / "old.duckdb"
-    with duckdb.connect(str(old)) as connection:
-        connection.execute("CREATE TABLE people (id_number VARCHAR)")
     with pytest.raises(WarehouseSchemaError) as refused:
-        connect(old, Resolver(ResolutionRules.load()))
+        connect(_newer(tmp_path / "newer.duckdb"), Resolver(ResolutionRules.load()))
     assert "send the sources again" in str(refused.value)
     assert "embedded broker forgets" in str(refused.value)
 
