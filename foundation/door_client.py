@@ -42,19 +42,27 @@ def call_door(
             with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
                 return dict(json.loads(response.read()))
         except urllib.error.HTTPError as exc:
-            answer = json.loads(exc.read() or b"{}")
-            reason = str(answer.get("reason", exc.reason))
-            wait = int(exc.headers.get("Retry-After", "1") or 1)
-            if exc.code == 429 and attempt < RATE_LIMIT_RETRIES:
-                time.sleep(wait)
-                continue
-            if exc.code == 429:
-                raise RateLimited(reason, wait) from exc
-            if exc.code >= 500:
-                raise RetryableError(f"{url} could not answer now, try again: {reason}") from exc
-            if exc.code in REFUSED_BY_STATUS:
-                raise REFUSED_BY_STATUS[exc.code](reason) from exc
-            raise refused(reason, answer.get("error", refused.reason_code)) from exc
+            time.sleep(wait_or_raise(exc, url, refused, may_wait=attempt < RATE_LIMIT_RETRIES))
         except urllib.error.URLError as exc:
             raise RetryableError(f"{url} did not answer ({exc.reason})") from exc
     raise AssertionError("the loop returns or raises")  # pragma: no cover
+
+
+def wait_or_raise(exc: urllib.error.HTTPError, url: str, refused: type[InputRejected], may_wait: bool) -> int:
+    """The seconds a 429 asks to wait before asking again, while ``may_wait``; any other refusal, raised.
+
+    A 4xx other than 401, 403 and 429 becomes ``refused`` with the door's reason and code, a 5xx
+    :class:`RetryableError`: every client of a door reads its refusals the same way.
+    """
+    answer = json.loads(exc.read() or b"{}")
+    reason = str(answer.get("reason", exc.reason))
+    wait = int(exc.headers.get("Retry-After", "1") or 1)
+    if exc.code == 429:
+        if may_wait:
+            return wait
+        raise RateLimited(reason, wait) from exc
+    if exc.code >= 500:
+        raise RetryableError(f"{url} could not answer now, try again: {reason}") from exc
+    if exc.code in REFUSED_BY_STATUS:
+        raise REFUSED_BY_STATUS[exc.code](reason) from exc
+    raise refused(reason, answer.get("error", refused.reason_code)) from exc

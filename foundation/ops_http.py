@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +32,7 @@ import foundation.metrics  # noqa: F401 - registers gridhub's metric families, s
 from foundation.access import bearer_token
 from foundation.errors import ConfigurationError, InputRejected
 from foundation.logs import get_logger
+from foundation.quiet_http import QuietHandler
 from foundation.settings import Settings
 
 log = get_logger(__name__)
@@ -86,7 +87,7 @@ class OpsServer:
     ) -> None:
         ops = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 path = urlsplit(self.path).path
                 if path == "/metrics":
@@ -109,20 +110,10 @@ class OpsServer:
                         401, {"error": "unauthenticated", "reason": "send Authorization: Bearer <metrics token>"}
                     )
                     return
-                self._send(200, generate_latest(ops.registry), CONTENT_TYPE_LATEST)
+                self.send_body(200, generate_latest(ops.registry), CONTENT_TYPE_LATEST)
 
             def _json(self, status: int, body: dict[str, Any]) -> None:
-                self._send(status, json.dumps(body).encode(), "application/json")
-
-            def _send(self, status: int, data: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
+                self.send_body(status, json.dumps(body).encode(), "application/json")
 
         self.health = health
         self.metrics_token = metrics_token

@@ -154,13 +154,18 @@ def _expectations(report: QualityReport) -> str:
     return f"{_heading('各表期望', 'Expectations per table')}<table>{header}{body}</table>"
 
 
+def _broken(row: dict[str, Any]) -> str:
+    """One expectation a day's or a source's rows broke, and how many rows broke it."""
+    return (
+        f"<code>{_text(row['kind'])}.{_text(row['checked_column'])}</code> "
+        f"<code>{_text(row['expectation_type'])}</code>: {int(row['rows_failing'] or 0):,}"
+    )
+
+
 def _days(report: QualityReport) -> str:
     broken: dict[str, list[str]] = defaultdict(list)
     for row in report.day_expectations.rows:
-        broken[str(row["day"])].append(
-            f"<code>{_text(row['kind'])}.{_text(row['checked_column'])}</code> "
-            f"<code>{_text(row['expectation_type'])}</code>: {int(row['rows_failing'] or 0):,}"
-        )
+        broken[str(row["day"])].append(_broken(row))
     rows = [
         f"<tr{' class=bad' if day['rows_failing'] else ''}><td>{_text(day['day'])}</td>"
         f"{_count(day['rows_checked'])}{_count(day['rows_failing'])}{_share(day['rows_failing'], day['rows_checked'])}"
@@ -184,10 +189,7 @@ def _sources(report: QualityReport) -> str:
     total = sum(int(row["rows_failing"] or 0) for row in report.sources.rows)
     broken: dict[Any, list[str]] = defaultdict(list)
     for row in report.source_expectations.rows:
-        broken[row["source"]].append(
-            f"<code>{_text(row['kind'])}.{_text(row['checked_column'])}</code> "
-            f"<code>{_text(row['expectation_type'])}</code>: {int(row['rows_failing'] or 0):,}"
-        )
+        broken[row["source"]].append(_broken(row))
     worst = [row for row in report.sources.rows if row["rows_failing"]][:WORST_SOURCES]
     rows = [
         f"<tr><td>{_text(row['source'])}</td>{_count(row['rows_checked'])}{_count(row['rows_failing'])}"

@@ -26,6 +26,7 @@ import duckdb
 from foundation.access import ROLES, Caller, Doorkeeper, Forbidden, RateLimited, Role, Unauthenticated, require_role
 from foundation.errors import InputRejected
 from foundation.logs import get_logger
+from foundation.quiet_http import QuietHandler
 from foundation.settings import Settings
 from schemas.openapi import documentation
 from warehouse import audit
@@ -261,7 +262,7 @@ class QueryServer:
     ) -> None:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 if urlsplit(self.path).path != "/sql":
                     self._reply(404, {"error": "not_found", "reason": "POST /sql"})
@@ -271,7 +272,7 @@ class QueryServer:
             def do_GET(self) -> None:
                 served = server.documentation.get(urlsplit(self.path).path)
                 if served is not None:
-                    self._send(200, served.body, served.content_type, served.headers)
+                    self.send_body(200, served.body, served.content_type, served.headers)
                     return
                 route = server.get_routes.get(urlsplit(self.path).path)
                 if route is None:
@@ -302,21 +303,9 @@ class QueryServer:
             ) -> None:
                 if isinstance(body, InputRejected):
                     body = {"error": body.reason_code, "reason": str(body)}
-                self._send(
+                self.send_body(
                     status, json.dumps(body, ensure_ascii=False, default=str).encode(), "application/json", headers
                 )
-
-            def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
 
         self.connection = connection
         self.limits = limits

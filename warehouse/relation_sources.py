@@ -8,7 +8,6 @@ so the role's views and the audit are the same either way.
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.error
 import urllib.request
@@ -22,8 +21,8 @@ from urllib.parse import urlencode
 
 import duckdb
 
-from foundation.access import Caller, RateLimited
-from foundation.door_client import RATE_LIMIT_RETRIES, REFUSED_BY_STATUS
+from foundation.access import Caller
+from foundation.door_client import RATE_LIMIT_RETRIES, wait_or_raise
 from foundation.errors import RetryableError
 from warehouse.query_server import export_relation, readable_relations
 from warehouse.relation_stream import RelationRefused, RelationRows, read_stream
@@ -85,19 +84,8 @@ def _stream(url: str, token: str) -> Iterator[HTTPResponse]:
         try:
             response = urllib.request.urlopen(request, timeout=STREAM_TIMEOUT_S)  # noqa: S310
         except urllib.error.HTTPError as exc:
-            answer = json.loads(exc.read() or b"{}")
-            reason = str(answer.get("reason", exc.reason))
-            wait = int(exc.headers.get("Retry-After", "1") or 1)
-            if exc.code == 429 and attempt < RATE_LIMIT_RETRIES:
-                time.sleep(wait)
-                continue
-            if exc.code == 429:
-                raise RateLimited(reason, wait) from exc
-            if exc.code >= 500:
-                raise RetryableError(f"the sink could not stream now, try again: {reason}") from exc
-            if exc.code in REFUSED_BY_STATUS:
-                raise REFUSED_BY_STATUS[exc.code](reason) from exc
-            raise RelationRefused(reason, answer.get("error", RelationRefused.reason_code)) from exc
+            time.sleep(wait_or_raise(exc, url, RelationRefused, may_wait=attempt < RATE_LIMIT_RETRIES))
+            continue
         except urllib.error.URLError as exc:
             raise RetryableError(f"the sink at {url} did not answer ({exc.reason})") from exc
         with response:

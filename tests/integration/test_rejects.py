@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -34,6 +35,14 @@ def fixed_mapping(folder: Path) -> Path:
     return path
 
 
+def replay_unmapped_channels(hub: Hub, folder: Path) -> subprocess.CompletedProcess[str]:
+    """``gridhub rejects replay`` of the approvals' unmapped channels, as an admin, with the fixed mapping."""
+    mapping = {"GRIDHUB_APPROVALS_MAPPING": str(fixed_mapping(folder))}
+    return hub.cli(
+        "rejects", "replay", "--source", "approvals", "--reason", "unmapped_channel", token=hub.admin, env=mapping
+    )
+
+
 def test_fix_the_mapping_replay_and_the_warehouse_gains_exactly_the_fixed_records_once(
     hub: Hub, tmp_path: Path
 ) -> None:
@@ -60,16 +69,7 @@ def test_fix_the_mapping_replay_and_the_warehouse_gains_exactly_the_fixed_record
     assert refused.returncode != 0
     assert "admin or publisher" in refused.stderr + refused.stdout
 
-    replayed = hub.cli(
-        "rejects",
-        "replay",
-        "--source",
-        "approvals",
-        "--reason",
-        "unmapped_channel",
-        token=hub.admin,
-        env={"GRIDHUB_APPROVALS_MAPPING": str(fixed_mapping(tmp_path))},
-    )
+    replayed = replay_unmapped_channels(hub, tmp_path)
     assert replayed.returncode == 0, replayed.stderr + replayed.stdout
 
     # The fixed one landed once and closed its reject; the other was refused again, for its ID this time.
@@ -85,16 +85,7 @@ def test_fix_the_mapping_replay_and_the_warehouse_gains_exactly_the_fixed_record
     assert fixable not in still_open
     assert still_open[broken] == "invalid_applicant_id_number"
 
-    again = hub.cli(
-        "rejects",
-        "replay",
-        "--source",
-        "approvals",
-        "--reason",
-        "unmapped_channel",
-        token=hub.admin,
-        env={"GRIDHUB_APPROVALS_MAPPING": str(fixed_mapping(tmp_path))},
-    )
+    again = replay_unmapped_channels(hub, tmp_path)
     assert again.returncode == 0, again.stderr
     hub.settled()
     assert hub.scalar(f"SELECT count(*) FROM applications WHERE application_id = '{fixable}'") == 1
