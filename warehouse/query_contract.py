@@ -45,7 +45,7 @@ class _Request(BaseModel):
 class SqlQuery(_Request):
     """``POST /sql``: one read-only statement, run over the caller's role's views."""
 
-    sql: str = Field(min_length=1, description="One SELECT (or WITH ... SELECT) statement; the guard refuses the rest.")
+    sql: str = Field(description="One SELECT (or WITH ... SELECT) statement; the guard refuses the rest.")
 
 
 class IntakeQuery(_Request):

@@ -326,6 +326,9 @@ def test_kpi_months_trends_patrols_by_squad_and_approvals(hub: Hub) -> None:
     case_id, worker = unique("R-KPI"), "GW120"
     assert hub.post("/v1/reports", report(case_id, reported_at="2026-11-25T08:30:00+08:00"))[0] == 202
     settle(hub, case_id, 3)
+    # The clock escalates every case past its deadline (督办) at its next tick: let it, so the
+    # figures read below cannot change between two reads.
+    hub.settled(ticks=1)
 
     # A trend is one row per day, every day there, each the day's own KPIs; a month is the sum of its days.
     trend = kpi_rows(hub, "--trend", "3", "--date", "2026-11-26")

@@ -11,7 +11,7 @@ import pytest
 
 from foundation import runfiles
 from foundation.settings import Settings
-from tests.support.hub import post_json, report, sender_token, spot, wait_until
+from tests.support.hub import post_as_a_phone, report, sender_token, spot, wait_until
 from tests.support.up import as_commander, start_up, town_tokens
 from warehouse.reader import query
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 def _post(settings: Settings, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     token = sender_token(town_tokens(settings.data_dir), path, body)
-    return post_json(runfiles.discover(settings, "patrol")["url"] + path, body, token=token)
+    return post_as_a_phone(runfiles.discover(settings, "patrol")["url"] + path, body, token=token)
 
 
 def _rows(settings: Settings, statement: str) -> list[list[Any]]:

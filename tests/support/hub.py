@@ -209,13 +209,7 @@ class Hub:
     ) -> tuple[int, dict]:
         """POST as the record's own sender (see :func:`sender_token`), or as the caller of ``token``."""
         sender = token or sender_token(self.tokens, path, _record_of(body), self.book)
-        deadline = time.monotonic() + 60
-        while True:
-            status, answer = post_json(f"{self.stack.url('patrol')}{path}", body, content_type, token=sender)
-            # A desk's update right after the report waits, as its app would, until the gateway has the case.
-            if answer.get("error") != "case_not_seen_yet" or time.monotonic() > deadline:
-                return status, answer
-            time.sleep(0.2)
+        return post_as_a_phone(f"{self.stack.url('patrol')}{path}", body, content_type, token=sender)
 
     def post_form(
         self, path: str, json_part: str, record: dict[str, Any], photos: Sequence[bytes] = (), token: str | None = None
@@ -370,6 +364,19 @@ class Hub:
         self.worker_done(*RAW_TOPICS, RAW_BATCHES)
         self.worker_done(*CLOCKED_TOPICS, ticks=ticks)
         self.sink_done(*sink_topics())
+
+
+def post_as_a_phone(
+    url: str, body: bytes | dict[str, Any], content_type: str = "application/json", token: str | None = None
+) -> tuple[int, dict]:
+    """POST as a phone's app does: an update the gateway cannot place yet (``case_not_seen_yet``: its copy
+    of the cases has not caught up, e.g. right after a restart) is sent again in a moment, for up to a minute."""
+    deadline = time.monotonic() + 60
+    while True:
+        status, answer = post_json(url, body, content_type, token=token)
+        if answer.get("error") != "case_not_seen_yet" or time.monotonic() > deadline:
+            return status, answer
+        time.sleep(0.2)
 
 
 def wait_until(check: Callable[[], Any], timeout_s: float = 90, what: str = "condition") -> Any:
