@@ -249,19 +249,25 @@ def _open311_routes(document: ApiDocument) -> None:
         "schema": {"type": "string"},
         "description": "Accepted and ignored: the gateway serves one town.",
     }
+    for path in open311.SERVICES_PATHS:
+        document.add(
+            "get",
+            path,
+            summary="Open311: the categories as services",
+            roles=CASE_READERS,
+            parameters=[jurisdiction],
+            answers={200: json_answer("Every category.", document.schema(list[open311.Open311Service]))},
+            error=error,
+            tags=["open311"],
+        )
+    for path in open311.REQUEST_PATHS:
+        _open311_request(document, path, jurisdiction, error)
+
+
+def _open311_request(document: ApiDocument, path: str, jurisdiction: dict[str, Any], error: dict[str, Any]) -> None:
     document.add(
         "get",
-        open311.SERVICES_PATH,
-        summary="Open311: the categories as services",
-        roles=CASE_READERS,
-        parameters=[jurisdiction],
-        answers={200: json_answer("Every category.", document.schema(list[open311.Open311Service]))},
-        error=error,
-        tags=["open311"],
-    )
-    document.add(
-        "get",
-        open311.REQUEST_PATH,
+        path,
         summary="Open311: a case's status",
         description="The id is the case's or that of any report that joined it (the `report_id` a phone sent). "
         "The answer is a list of one, as the standard has it.",

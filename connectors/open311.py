@@ -32,8 +32,9 @@ from streams.routing import Category, RoutingRules
 
 BASE = "/open311/v2"
 """Where the GeoReport v2 endpoints live on the gateway (the "base URL" a client is configured with)."""
-SERVICES_PATH = f"{BASE}/services.json"
-REQUEST_PATH = f"{BASE}/requests/{{service_request_id}}.json"
+SERVICES_PATHS = (f"{BASE}/services.json", f"{BASE}/services")
+REQUEST_PATHS = (f"{BASE}/requests/{{service_request_id}}.json", f"{BASE}/requests/{{service_request_id}}")
+"""The standard's paths name their format (JSON is the only one served); the bare paths answer the same."""
 
 
 class Open311Service(BaseModel):
@@ -156,8 +157,8 @@ class Open311:
     def routes(self, door: Door) -> list[web.RouteDef]:
         """The routes, each behind ``door`` for every role that may read cases."""
         return [
-            web.get(SERVICES_PATH, door(self.get_services, *CASE_READERS, refuse=refusal)),
-            web.get(REQUEST_PATH, door(self.get_request, *CASE_READERS, refuse=refusal)),
+            *(web.get(path, door(self.get_services, *CASE_READERS, refuse=refusal)) for path in SERVICES_PATHS),
+            *(web.get(path, door(self.get_request, *CASE_READERS, refuse=refusal)) for path in REQUEST_PATHS),
         ]
 
     async def get_services(self, _request: web.Request, _caller: Caller) -> web.Response:

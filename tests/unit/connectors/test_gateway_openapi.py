@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from connectors.case_view import CaseView, PublishedCase
 from connectors.gateway_openapi import gateway_document
-from connectors.open311 import REQUEST_PATH, SERVICES_PATH, service_request, services
+from connectors.open311 import REQUEST_PATHS, SERVICES_PATHS, service_request, services
 from connectors.patrol_http import Limits, PatrolGateway
 from connectors.photos import PhotoStore
 from foundation.access import Doorkeeper, RateLimiter, TokenBook
@@ -27,6 +27,8 @@ from schemas.records import CaseRecord
 from streams.case_flow import load_flow
 from streams.routing import load_rules
 
+REQUEST_PATH, BARE_REQUEST_PATH = REQUEST_PATHS
+SERVICES_PATH, BARE_SERVICES_PATH = SERVICES_PATHS
 LIMITS = Limits(record_bytes=100_000, photos=2, track_points=10)
 RULES = load_rules(Settings().routing_rules)
 FLOW = load_flow()
@@ -194,6 +196,10 @@ def test_open311_requests_over_http_by_case_or_report_id_with_the_standard_error
         assert refused.status == 403 and (await refused.json())[0]["code"] == 403
         listed = await client.get(SERVICES_PATH, headers=analyst)
         assert listed.status == 200 and len(await listed.json()) == len(RULES.categories)
+        bare = await client.get(BARE_SERVICES_PATH, headers=analyst)
+        assert await bare.json() == await listed.json()
+        by_bare_path = await client.get(BARE_REQUEST_PATH.replace("{service_request_id}", "R-2"), headers=analyst)
+        assert [request["service_request_id"] for request in await by_bare_path.json()] == ["R-1"]
 
     served(gate.application(), calls)
 
