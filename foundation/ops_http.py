@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,7 +31,7 @@ import foundation.metrics  # noqa: F401 - registers gridhub's metric families, s
 from foundation.access import bearer_token
 from foundation.errors import ConfigurationError, InputRejected
 from foundation.logs import get_logger
-from foundation.quiet_http import QuietHandler
+from foundation.quiet_http import BackgroundServer, QuietHandler
 from foundation.settings import Settings
 
 log = get_logger(__name__)
@@ -74,7 +73,7 @@ def _authorised(header: str | None, token: str) -> bool:
         return False
 
 
-class OpsServer:
+class OpsServer(BackgroundServer):
     """The ops endpoint of one service, served from a background thread."""
 
     def __init__(
@@ -118,9 +117,7 @@ class OpsServer:
         self.health = health
         self.metrics_token = metrics_token
         self.registry = registry
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.url = f"http://{host}:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, name="ops-endpoint", daemon=True)
+        super().__init__(host, port, Handler, "ops-endpoint")
 
     @classmethod
     def of(cls, settings: Settings, health: Health) -> OpsServer:
@@ -133,16 +130,6 @@ class OpsServer:
                 f"the ops endpoint cannot listen on {settings.ops_host}:{settings.ops_port} ({exc.strerror}); "
                 "set GRIDHUB_OPS_PORT to a free port (or 0 for any)"
             ) from exc
-
-    def start(self) -> str:
-        """Serve in a background thread; return the URL."""
-        self._thread.start()
-        return self.url
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @contextmanager

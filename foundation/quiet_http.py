@@ -7,7 +7,8 @@ what is worth logging to the service.
 
 from __future__ import annotations
 
-from http.server import BaseHTTPRequestHandler
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
@@ -26,3 +27,22 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Nothing: a door's requests are counted in its metrics, not written line by line."""
+
+
+class BackgroundServer:
+    """A threaded HTTP server on its own daemon thread: started and stopped by the service that owns it."""
+
+    def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler], name: str) -> None:
+        self.server = ThreadingHTTPServer((host, port), handler)
+        self.url = f"http://{host}:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, name=name, daemon=True)
+
+    def start(self) -> str:
+        """Serve in a background thread; return the URL."""
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        self.server.shutdown()
+        self.server.server_close()

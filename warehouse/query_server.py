@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,7 +26,7 @@ import duckdb
 from foundation.access import ROLES, Caller, Doorkeeper, Forbidden, RateLimited, Role, Unauthenticated, require_role
 from foundation.errors import InputRejected
 from foundation.logs import get_logger
-from foundation.quiet_http import QuietHandler
+from foundation.quiet_http import BackgroundServer, QuietHandler
 from foundation.settings import Settings
 from schemas.openapi import documentation
 from warehouse import audit
@@ -239,7 +239,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class QueryServer:
+class QueryServer(BackgroundServer):
     """A small threaded HTTP server for the warehouse, every route behind a bearer token.
 
     ``POST /sql`` (``{"sql": "..."}``) answers a query in the caller's role; ``GET /intake``
@@ -325,9 +325,7 @@ class QueryServer:
             "/offsets": self.offsets,
             "/rejects/replayable": self.replayable,
         }
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.url = f"http://{host}:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, name="sql-endpoint", daemon=True)
+        super().__init__(host, port, Handler, "sql-endpoint")
 
     def _caller(self, request: BaseHTTPRequestHandler, *roles: Role) -> Caller:
         return self.doorkeeper.admit(request.headers.get("Authorization"), *roles)
@@ -399,13 +397,3 @@ class QueryServer:
     def offsets(self, request: BaseHTTPRequestHandler) -> dict[str, Any]:
         """The sink's next offset in every partition it reads."""
         return sink_offsets(self.connection, self._caller(request, *SQL_READERS))
-
-    def start(self) -> str:
-        """Serve in a background thread; return the URL."""
-        self._thread.start()
-        return self.url
-
-    def stop(self) -> None:
-        """Stop serving and release the port."""
-        self.server.shutdown()
-        self.server.server_close()
