@@ -18,23 +18,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from foundation.kafka_security import aiokafka_options, kafka_python_options
+from bench.hub import ensure_topic
+from foundation.kafka_security import aiokafka_options
 from foundation.settings import Settings
-from gridhub.broker import admin_client
 
 TARGET_TOPIC = "bench.ceiling"
-
-
-def _ensure_topic(settings: Settings, bootstrap: str) -> None:
-    """The target topic, with the hub's partition count, so the producer spreads as the hub's do."""
-    from kafka.admin import NewTopic
-
-    admin = admin_client(bootstrap, kafka_python_options(settings))
-    try:
-        if TARGET_TOPIC not in set(admin.list_topics()):
-            admin.create_topics([NewTopic(TARGET_TOPIC, settings.topic_partitions, settings.topic_replication)])
-    finally:
-        admin.close()
 
 
 async def _consume_and_produce(
@@ -82,5 +70,6 @@ async def _copy(
 
 def measure_ceiling(settings: Settings, bootstrap: str, source: str) -> tuple[int, float]:
     """Messages copied and seconds taken by the bare loop (everything on ``source``, at most 10 minutes)."""
-    _ensure_topic(settings, bootstrap)
+    # The hub's partition count, so the producer spreads as the hub's do.
+    ensure_topic(settings, bootstrap, TARGET_TOPIC, settings.topic_partitions)
     return asyncio.run(_consume_and_produce(bootstrap, source, 600, aiokafka_options(settings)))

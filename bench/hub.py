@@ -19,17 +19,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from foundation import runfiles
+from foundation.access import caller_token
 from foundation.errors import GridhubError
-from foundation.kafka_security import aiokafka_options
+from foundation.kafka_security import aiokafka_options, kafka_python_options
 from foundation.settings import Settings
+from gridhub.broker import admin_client
 from gridhub.supervisor import Stack, settings_env
+from schemas.topics import dispatch_topic
+from streams.routing import load_rules
 from warehouse.reader import intake, query
 
 FAUST_GROUP = "gridhub-streams"
@@ -129,6 +135,15 @@ class BenchHub:
             pids[f"worker-{number}"] = process.pid
         pids["bench"] = os.getpid()
         return pids
+
+    def door_headers(self) -> dict[str, str]:
+        """The ``Authorization`` header the benchmark calls the hub's doors with: the hub's own service token.
+
+        A phone's token is held to ``GRIDHUB_RATE_LIMIT`` (20 calls a second by default), which one
+        client offering hundreds of reports a second stands for many phones; the service token is the
+        one caller the doors do not rate-limit, and it is the token the SQL endpoint is asked with too.
+        """
+        return {"Authorization": f"Bearer {caller_token(self.settings)}"}
 
     def check_alive(self) -> None:
         """Fail with the end of its log if a service of the hub has died."""
@@ -259,6 +274,49 @@ class BenchHub:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+
+
+def desk_topics(settings: Settings) -> list[str]:
+    """Every desk's dispatch topic, as the hub's routing rules name them."""
+    return [dispatch_topic(unit) for unit in load_rules(settings.routing_rules).desk_units()]
+
+
+@asynccontextmanager
+async def consumer_at_ends(hub: BenchHub, topics: list[str]) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer of ``topics`` placed at their ends, waiting for a record as long as the hub's own consumers do.
+
+    Placed before the benchmark sends anything, it sees every record the sending causes and none
+    of the earlier loads' records.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=hub.bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=hub.settings.fetch_wait_ms,
+        **aiokafka_options(hub.settings),
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, number) for topic in topics for number in consumer.partitions_for_topic(topic) or ()
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+def ensure_topic(settings: Settings, bootstrap: str, topic: str, partitions: int) -> None:
+    """Create a topic of the benchmark's own (one the hub does not declare) unless the broker has it."""
+    from kafka.admin import NewTopic
+
+    admin = admin_client(bootstrap, kafka_python_options(settings))
+    try:
+        if topic not in set(admin.list_topics()):
+            admin.create_topics([NewTopic(topic, partitions, settings.topic_replication)])
+    finally:
+        admin.close()
 
 
 async def _describe_group(bootstrap: str, group: str, options: dict[str, Any]) -> tuple[str, int]:

@@ -1,8 +1,10 @@
 """Results of a benchmark run: one row per measurement, shown as tables and written as JSON.
 
 A figure is only useful next to what it is compared with, so every row carries its goal
-from issue 5 (met or missed), its ratio to the raw client ceiling measured in the same run,
-and what each process of the hub used while it ran.
+from issue 5 or 15 (met or missed), its ratio to the raw client ceiling measured in the same
+run, and what each process of the hub used while it ran. What is no row (the trace of one
+report, the curve's verdict, the sink's memory against its limit) follows the tables as the
+session's notes and sits beside the results in the JSON.
 """
 
 from __future__ import annotations

@@ -17,7 +17,11 @@ UNCHANGED_RATE_GOAL = 100_000
 
 
 def run(session: Session) -> None:
-    """Re-send the unchanged export, then the changed one; check the outcome of every row."""
+    """Re-send the unchanged export, then the changed one; check the outcome of every row.
+
+    The hub keeps phones in their normal form (``+86`` and the 11 digits), so a changed phone is
+    looked for with its country code.
+    """
     first_load(session)
     hub = session.main_hub()
     base, changed = session.export(), session.export(changed=True)
@@ -43,6 +47,6 @@ def run(session: Session) -> None:
         expect(f"resync {measure} golden people", hub.scalar("SELECT count(*) FROM people"), people)
         expect(
             f"resync {measure} people with a changed phone",
-            hub.scalar(f"SELECT count(*) FROM people WHERE phone LIKE '{CHANGED_PHONE_PREFIX}%'"),
+            hub.scalar(f"SELECT count(*) FROM people WHERE phone LIKE '+86{CHANGED_PHONE_PREFIX}%'"),
             counts.changed,
         )

@@ -11,6 +11,7 @@ from bench import bulk, incidents, resync, scale_out, screen
 from bench.hub import BenchError
 from bench.report import Result, show, write_json
 from bench.session import ScenarioRunner, Session
+from bench.sink_memory import sink_memory
 from foundation.settings import Settings
 
 SCENARIOS: dict[str, ScenarioRunner] = {
@@ -53,6 +54,8 @@ def run_bench(
         ceiling_rate = session.ceiling.rate if session.ceiling else None
         if session.results:
             show(console, session.results, ceiling_rate)
+        for note in session.notes:
+            console.print(note)
         extra = {
             "scenarios": chosen,
             "records": records,
@@ -66,9 +69,17 @@ def run_bench(
                     "sink_batch_records",
                     "sink_batch_wait_ms",
                     "worker_rebalance_timeout_s",
+                    "fetch_wait_ms",
+                    "producer_linger_ms",
+                    "duckdb_memory_limit",
                 )
             },
+            **session.extra,
         }
+        memory = sink_memory(session.results, settings.duckdb_memory_limit)
+        if memory is not None:
+            console.print(memory.line())
+            extra["sink_memory"] = memory.as_json()
         if scenario == "all" and failure is None:
             extra["all_within_10_minutes"] = total < ALL_WITHIN_S
             verdict = "[green]met[/green]" if total < ALL_WITHIN_S else "[red]missed[/red]"

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench.ceiling import measure_ceiling
@@ -43,6 +44,10 @@ class Session:
         self.console = console
         self.root = settings.data_dir / "bench"
         self.results: list[Result] = []
+        self.notes: list[RenderableType] = []
+        """What a scenario found that is no row of the results table (a trace, a verdict), shown after the tables."""
+        self.extra: dict[str, Any] = {}
+        """The same for results.json: top-level keys beside the results."""
         self.first_load: Result | None = None
         self.ceiling: Result | None = None
         self._main: BenchHub | None = None

@@ -123,6 +123,7 @@ class RawPublisher:
         timeout_s: float = 30.0,
         journal: Journal | None = None,
         client_options: Mapping[str, Any] | None = None,
+        linger_ms: int = 0,
     ) -> None:
         self.journal = journal
         """Where every record sent is kept until the warehouse has it; None only for tools and benchmarks."""
@@ -136,7 +137,7 @@ class RawPublisher:
                 client_id=client_id,
                 acks="all",
                 enable_idempotence=True,
-                linger_ms=5,
+                linger_ms=linger_ms,  # 0: a report leaves at once; under load records batch while a request flies
                 max_in_flight_requests_per_connection=5,
                 max_request_size=MAX_MESSAGE_BYTES,
                 max_block_ms=int(timeout_s * 1000),
@@ -156,6 +157,7 @@ class RawPublisher:
             settings.publish_timeout_s,
             journal,
             kafka_python_options(settings),
+            settings.producer_linger_ms,
         )
 
     def _send(

@@ -105,7 +105,8 @@ class WorkOrders:
         deadline = time.monotonic() + wait_s
         orders: list[dict[str, Any]] = []
         while len(orders) < MAX_ORDERS:
-            batches = consumer.poll(timeout_ms=POLL_MS, max_records=MAX_ORDERS - len(orders))
+            # Once orders are in hand, take only what is fetched already: the desk is answered now.
+            batches = consumer.poll(timeout_ms=0 if orders else POLL_MS, max_records=MAX_ORDERS - len(orders))
             for messages in batches.values():
                 orders.extend(
                     {

@@ -31,6 +31,20 @@ class Settings(BaseSettings):
     warehouse_path: Path | None = Field(default=None, description="DuckDB file; defaults to DATA_DIR/warehouse.duckdb.")
     topic_partitions: int = Field(default=4, ge=1, description="Partitions of every gridhub topic.")
     topic_replication: int = Field(default=1, ge=1, description="Replication factor of topics.")
+    fetch_wait_ms: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="Longest the broker holds an idle consumer's fetch (worker, sink, desks, screen): each hop of a "
+        "report waits up to this long; lower costs the broker more polling while idle.",
+    )
+    producer_linger_ms: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="How long a producer holds a record to batch it; 0 sends at once (records still batch while a "
+        "request is in flight).",
+    )
 
     http_host: str = Field(default="127.0.0.1", description="Patrol gateway bind address.")
     http_port: int = Field(default=8088, ge=0, description="Patrol gateway port (0 = any free).")
@@ -75,7 +89,10 @@ class Settings(BaseSettings):
     )
     sink_batch_records: int = Field(default=5000, ge=1, description="Most records per DuckDB txn.")
     sink_batch_wait_ms: int = Field(
-        default=500, ge=1, description="Longest wait to fill a batch (each batch costs a fixed contract check)."
+        default=500,
+        ge=1,
+        description="Longest wait to fill a batch while a backlog is arriving; with none, what arrived is written at "
+        "once.",
     )
     sink_bulk_rows: int = Field(
         default=250_000, ge=1, description="Most bulk-lane rows (department exports) per DuckDB txn."

@@ -180,7 +180,7 @@ def build_patrol(settings: Settings, bootstrap: str) -> Service:
         ),
         doorkeeper_of(settings),
         CaseView(bootstrap, load_flow(), kafka_python_options(settings)),
-        WorkOrders(bootstrap, kafka_python_options(settings)),
+        WorkOrders(bootstrap, {**kafka_python_options(settings), "fetch_max_wait_ms": settings.fetch_wait_ms}),
         (settings.http_host, settings.http_port),
     )
 

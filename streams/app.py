@@ -40,6 +40,7 @@ from streams.cases import command_message, register_case_agent
 from streams.codec import RAW_CODEC
 from streams.normalise import Accepted, ReferenceData, Rejected, internal_failure
 from streams.routing import RoutingRules
+from streams.transport import use_fetch_wait
 
 
 def batch_outcome(
@@ -80,10 +81,11 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
         broker_session_timeout=settings.worker_rebalance_timeout_s,
         broker_heartbeat_interval=max(settings.worker_rebalance_timeout_s / 4, 0.5),
         producer_acks=-1,
-        producer_linger=0.005,
+        producer_linger=settings.producer_linger_ms / 1000,
         web_enabled=False,
         datadir=str(settings.data_dir / "faust"),
     )
+    use_fetch_wait(app, settings.fetch_wait_ms)
     raw = app.topic(*RAW_TOPICS, **RAW_CODEC)
     outputs = {kind: app.topic(canonical_topic(kind), **RAW_CODEC) for kind in CANONICAL_MODELS}
     case_commands = register_case_agent(app, settings, rules, grid)

@@ -51,6 +51,12 @@ class Poller(Protocol):
 
     def poll(self, timeout_ms: int, max_records: int) -> Mapping[TopicPartition, Sequence[Message]]: ...
 
+    def assignment(self) -> set[TopicPartition]: ...
+
+    def position(self, partition: TopicPartition) -> int | None: ...
+
+    def highwater(self, partition: TopicPartition) -> int | None: ...
+
 
 class Collector:
     """Cuts the polled messages into batches that keep the caps of one DuckDB transaction.
@@ -60,6 +66,11 @@ class Collector:
     only while the batch has room for it; the messages behind it wait, in the order they were
     polled, for the next batch. No message is polled twice or skipped, a batch stores exactly the
     offsets of the messages it holds, and a message bigger than a cap goes alone.
+
+    A batch waits to fill only while a backlog is arriving (the broker holds more than has been
+    read). When a poll brings all there is, say one report's case, the batch is written at once:
+    waiting out the batch timer for records that were not coming added half a second to every
+    incident on a quiet day.
     """
 
     def __init__(self, consumer: Poller, settings: Settings) -> None:
@@ -80,8 +91,16 @@ class Collector:
     def _full(self, batch: Batch) -> bool:
         return len(batch) >= self.max_records or batch.bulk_rows >= self.max_bulk_rows
 
+    def _backlog(self) -> bool:
+        """Whether the broker holds records of an assigned partition that have not been read yet."""
+        for partition in self.consumer.assignment():
+            highwater, position = self.consumer.highwater(partition), self.consumer.position(partition)
+            if highwater is not None and position is not None and highwater > position:
+                return True
+        return False
+
     def collect(self, stop: threading.Event) -> Batch:
-        """The next batch: waiting messages first, then polls until it is full or the wait budget is spent."""
+        """The next batch: waiting messages first, then polls until it is full, the backlog is read or time is up."""
         batch = Batch()
         deadline = time.monotonic() + self.wait_ms / 1000
         while not stop.is_set():
@@ -89,6 +108,8 @@ class Collector:
                 batch.absorb(self.waiting.popleft())
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if self.waiting or self._full(batch) or remaining_ms <= 0:
+                break
+            if batch.offsets and not self._backlog():
                 break
             polled = self.consumer.poll(timeout_ms=remaining_ms, max_records=self.max_records - len(batch))
             for partition, messages in polled.items():
@@ -236,6 +257,7 @@ class Sink:
             group_id=None,
             enable_auto_commit=False,
             max_poll_records=settings.sink_batch_records,
+            fetch_max_wait_ms=settings.fetch_wait_ms,
             **kafka_python_options(settings),
         )
         self.collector = Collector(self.consumer, settings)

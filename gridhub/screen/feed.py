@@ -113,7 +113,7 @@ class LiveFeed:
             bootstrap_servers=self.bootstrap,
             group_id=None,
             enable_auto_commit=False,
-            fetch_max_wait_ms=100,
+            fetch_max_wait_ms=self.settings.fetch_wait_ms,
             **aiokafka_options(self.settings),
         )
         await consumer.start()

@@ -58,7 +58,8 @@ class ScriptedConsumer:
     """Kafka's poll as the sink sees it: each scripted answer is handed over once, then nothing more arrives.
 
     It returns its whole answer whatever ``max_records`` asks, so the caps are shown to hold by the
-    sink's own batching, not by the broker.
+    sink's own batching, not by the broker. Answers not handed over yet are the broker's backlog:
+    the one partition it reports reads as behind its high watermark until the last answer is out.
     """
 
     def __init__(self, *answers: Mapping[TopicPartition, Sequence[Record]]) -> None:
@@ -68,6 +69,15 @@ class ScriptedConsumer:
     def poll(self, timeout_ms: int, max_records: int) -> Mapping[TopicPartition, Sequence[Record]]:
         self.asked.append(max_records)
         return self.answers.popleft() if self.answers else {}
+
+    def assignment(self) -> set[TopicPartition]:
+        return {BATCHES_0}
+
+    def position(self, partition: TopicPartition) -> int | None:
+        return len(self.asked)
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        return len(self.asked) + len(self.answers)
 
 
 def people(run: str, count: int) -> bytes:
@@ -90,7 +100,7 @@ def warehouse(tmp_path: Path) -> tuple[WarehouseWriter, duckdb.DuckDBPyConnectio
 
 
 def caps(**values: int) -> Settings:
-    return Settings(sink_batch_wait_ms=20, **values)
+    return Settings(**{"sink_batch_wait_ms": 20, **values})
 
 
 def offsets(connection: duckdb.DuckDBPyConnection) -> dict[tuple[str, int], int]:
@@ -155,6 +165,31 @@ def test_the_record_cap_holds_even_when_a_poll_returns_more_than_asked(
     steps = written(Collector(consumer, caps(sink_batch_records=2)), writer, "rejects")
     assert steps == [(2, {(REJECTS, 0): 2}), (2, {(REJECTS, 0): 4}), (1, {(REJECTS, 0): 5})]
     assert consumer.asked[0] == 2
+
+
+def test_what_one_poll_brings_is_written_at_once_when_nothing_more_is_waiting(
+    warehouse: tuple[WarehouseWriter, duckdb.DuckDBPyConnection],
+) -> None:
+    writer, connection = warehouse
+    consumer = ScriptedConsumer({TopicPartition(REJECTS, 0): [Record(0, refused("lone"))]})
+    collector = Collector(consumer, caps(sink_batch_wait_ms=3_600_000))
+    batch = collector.collect(threading.Event())
+    assert len(consumer.asked) == 1
+    writer.write(batch, TOPIC_IDS)
+    assert count(connection, "rejects") == 1
+
+
+def test_polls_go_on_filling_the_batch_while_the_broker_holds_more(
+    warehouse: tuple[WarehouseWriter, duckdb.DuckDBPyConnection],
+) -> None:
+    writer, _ = warehouse
+    consumer = ScriptedConsumer(
+        *({TopicPartition(REJECTS, 0): [Record(number, refused(f"queued-{number}"))]} for number in range(3))
+    )
+    batch = Collector(consumer, caps(sink_batch_wait_ms=3_600_000)).collect(threading.Event())
+    assert len(consumer.asked) == 3
+    writer.write(batch, TOPIC_IDS)
+    assert offsets(writer.connection) == {(REJECTS, 0): 3}
 
 
 def test_the_worker_rejects_and_the_sink_own_ones_are_written_in_one_batch(

@@ -1,0 +1,45 @@
+"""Faust's Kafka transport with the fetch wait the hub's settings give (``GRIDHUB_FETCH_WAIT_MS``).
+
+faust-streaming builds its worker consumer with a fixed ``fetch_max_wait_ms`` of 1,500 ms, and
+no setting reaches it. A broker that holds an idle fetch until its wait runs out (the embedded
+Tansu broker does) then holds every report that reaches an idle worker for up to 1.5 s, once on
+``raw.*`` and once more on ``cases.commands``: most of the incident lane's latency was this wait,
+not work. With a short wait an idle worker takes a record when it arrives; a backlog still comes
+back in full fetches at once, so the bulk lane keeps its large batches.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import aiokafka
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        # The consumer keeps its constructor's arguments until start() builds the fetcher from them.
+        consumer._fetch_max_wait_ms = cast(Transport, transport).fetch_wait_ms
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Transport(faust_aiokafka.Transport):
+    """aiokafka transport whose worker consumer waits at most ``fetch_wait_ms`` for an idle fetch."""
+
+    Consumer = _Consumer
+
+    def __init__(self, *args: Any, fetch_wait_ms: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fetch_wait_ms = fetch_wait_ms
+
+
+def use_fetch_wait(app: faust.App, fetch_wait_ms: int) -> None:
+    """Give ``app`` the transport above; call before anything (a topic, an agent) asks the app for its transport."""
+    app.transport = Transport(app.conf.broker_consumer, app, fetch_wait_ms=fetch_wait_ms)
