@@ -36,7 +36,14 @@ def run(session: Session) -> None:
                 counts.records,
                 run.seconds,
                 processes=usage,
-                details={"run_id": run.run_id, "outcomes": run.outcomes, "stage_seconds": run.stages},
+                details={
+                    "run_id": run.run_id,
+                    "outcomes": run.outcomes,
+                    "stage_seconds": run.stages,
+                    "skipped_validation": hub.scalar(
+                        f"SELECT count(*) FROM intake WHERE run_id = '{run.run_id}' AND reason_code = 'seen_before'"
+                    ),
+                },
             )
         )
         if not counts.changed:

@@ -24,6 +24,11 @@ RECORDS_OUT = Counter(
     "gridhub_records_out", "Records a stage passed on (accepted, duplicate noted).", ["stage", "source"]
 )
 RECORDS_REJECTED = Counter("gridhub_records_rejected", "Records a stage turned into rejects.", ["stage", "source"])
+RECORDS_SKIPPED = Counter(
+    "gridhub_records_skipped",
+    "Bulk-lane rows the worker passed on without validating again: it had accepted their content before.",
+    ["source"],
+)
 CONSUMER_LAG = Gauge(
     "gridhub_consumer_lag", "Messages on a topic the consumer has not processed yet.", ["consumer", "topic"]
 )
@@ -79,3 +84,8 @@ def count_records(stage: str, source: str | None, *, taken: int = 0, passed: int
         RECORDS_OUT.labels(stage, label).inc(passed)
     if rejected:
         RECORDS_REJECTED.labels(stage, label).inc(rejected)
+
+
+def count_skipped(source: str | None, rows: int) -> None:
+    """Count rows the seen-rows memory let through, which the warehouse still counts as duplicates."""
+    RECORDS_SKIPPED.labels(source_label(source)).inc(rows)

@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     bulk_batch_rows: int = Field(
         default=5000, ge=1, description="Export rows per Kafka message on the bulk lane (Arrow batches)."
     )
+    seen_rows_max: int = Field(
+        default=2_000_000,
+        ge=0,
+        description="Bulk-lane records whose last accepted content the worker remembers, so an unchanged row of a "
+        "re-sync skips validation (about 120 bytes each); the oldest are forgotten past it, 0 turns it off.",
+    )
 
     approvals_db_url: str | None = Field(
         default=None,

@@ -30,6 +30,7 @@ from foundation.settings import Settings
 from schemas.topics import (
     APPLICATION_ALERTS,
     APPLICATION_CHANGES,
+    BULK_SEEN,
     CASE_COMMANDS,
     ESCALATION_ALERTS,
     OVERDUE_ALERTS,
@@ -150,7 +151,7 @@ def all_topics(settings: Settings) -> list[str]:
     """Every topic gridhub publishes or consumes, the dispatch topic of every desk unit (squad desks too) included."""
     dispatch = (dispatch_topic(unit) for unit in load_rules(settings.routing_rules).desk_units())
     alerts = (OVERDUE_ALERTS, ESCALATION_ALERTS, APPLICATION_ALERTS)
-    return [*RAW_TOPICS, RAW_BATCHES, CASE_COMMANDS, APPLICATION_CHANGES, *alerts, *sink_topics(), *dispatch]
+    return [*RAW_TOPICS, RAW_BATCHES, BULK_SEEN, CASE_COMMANDS, APPLICATION_CHANGES, *alerts, *sink_topics(), *dispatch]
 
 
 def ensure_topics(settings: Settings, bootstrap: str) -> None:

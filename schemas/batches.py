@@ -24,6 +24,11 @@ MAX_MESSAGE_BYTES = 1_000_000
 """Largest batch message: under the 1 MiB a Kafka broker accepts by default."""
 PROVENANCE_COLUMNS = ("record_uid", "source_record_id")
 """Per-row columns every batch carries besides its values."""
+SEEN_PAYLOAD = "seen_payload"
+"""The column that makes a canonical batch one of seen rows: rows the worker did not validate again because
+it accepted the same content of the same record before (:mod:`streams.seen_rows`). Each holds the row as
+its source sent it, for a reject that can be replayed; its ``fingerprint`` is the first 16 hex digits of
+the one remembered, and the sink only checks that the warehouse still holds it."""
 _COMPRESSION = "zstd"
 
 

@@ -17,6 +17,9 @@ like ``raw.exports`` so every version of a record stays in one partition, in ord
 CANONICAL_BATCHES = "canonical.batches"
 """The bulk lane's validated rows, in the partition their raw batch came from; the sink decides
 new, update or duplicate against the copies it holds."""
+BULK_SEEN = "bulk.seen"
+"""What the worker's seen-rows memory learned, one compact message per validated batch
+(:mod:`streams.seen_rows`): the worker reads it back whole at start. Only the worker uses it."""
 
 CASE_COMMANDS = "cases.commands"
 """Reports and updates re-keyed by case, on ONE partition: one agent sees every open case, which

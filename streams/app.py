@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import faust
 
-from foundation.kafka_security import faust_credentials
-from foundation.metrics import count_records
+from foundation.kafka_security import aiokafka_options, faust_credentials
+from foundation.metrics import count_records, count_skipped
 from foundation.settings import Settings
 from schemas.approvals import ApprovalCatalogue
 from schemas.batches import decode_batch, encode_within
@@ -32,21 +32,34 @@ from schemas.grid import Grid
 from schemas.messages import canonical_message, duplicate_message, reject_message
 from schemas.records import CANONICAL_MODELS, Application, Event, EventUpdate
 from schemas.rejects import Reject
-from schemas.topics import CANONICAL_BATCHES, DUPLICATES, RAW_BATCHES, RAW_TOPICS, REJECTS, canonical_topic
+from schemas.topics import (
+    BULK_SEEN,
+    CANONICAL_BATCHES,
+    DUPLICATES,
+    RAW_BATCHES,
+    RAW_TOPICS,
+    REJECTS,
+    canonical_topic,
+)
 from schemas.versions import UnknownContractVersion
 from streams.applications import change_message, register_application_agent
-from streams.bulk import BatchOutcome, failed_batch, normalise_batch
+from streams.bulk import BatchOutcome, failed_batch, normalise_unseen
 from streams.cases import command_message, register_case_agent
 from streams.codec import RAW_CODEC
 from streams.normalise import Accepted, ReferenceData, Rejected, internal_failure
 from streams.routing import RoutingRules
+from streams.seen_rows import SeenRows, reference_digest
 from streams.transport import use_fetch_wait
 
 
 def batch_outcome(
-    value: bytes, rules: RoutingRules, grid: Grid | None = None, catalogue: ApprovalCatalogue | None = None
+    value: bytes,
+    rules: RoutingRules,
+    grid: Grid | None = None,
+    catalogue: ApprovalCatalogue | None = None,
+    memory: SeenRows | None = None,
 ) -> BatchOutcome:
-    """What a message on the bulk lane becomes, whatever it holds: canonical rows, rejects, or both.
+    """What a message on the bulk lane becomes, whatever it holds: canonical rows, seen rows, rejects.
 
     Bytes that are no batch gridhub can read are one reject; a batch the validation fails on
     (a bug) keeps every row as a reject, so the batch can be replayed after the fix.
@@ -59,7 +72,7 @@ def batch_outcome(
         reason = f"message on {RAW_BATCHES} is not a record batch gridhub can read: {exc}"
         return BatchOutcome(None, [Reject.build("decode", "bad_batch", reason, value, error=exc)])
     try:
-        return normalise_batch(batch, rules, grid, catalogue)
+        return normalise_unseen(batch, memory, rules, grid, catalogue)
     except Exception as exc:  # noqa: BLE001 - an agent exception would skip the batch silently
         return failed_batch(batch, exc)
 
@@ -93,6 +106,8 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
     rejects = app.topic(REJECTS, **RAW_CODEC)
     duplicates = app.topic(DUPLICATES, **RAW_CODEC)
     seen = app.Table("dedup-fingerprints", default=None, key_type=str, value_type=str)
+    seen_topic = app.topic(BULK_SEEN, **RAW_CODEC)
+    memory = SeenRows(settings.seen_rows_max, reference_digest(settings))
 
     async def emit_reject(reject: Reject) -> None:
         await rejects.send(key=reject.record_uid.encode(), value=reject_message(reject))
@@ -111,6 +126,9 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
             )
             return
         seen[accepted.dedup_key] = accepted.fingerprint
+        forgotten = memory.forget(envelope.source, envelope.entity, envelope.source_record_id)
+        if forgotten is not None:
+            await seen_topic.send(value=forgotten.encode())
         outcome = "new" if previous is None else "update"
         if isinstance(record, Event | EventUpdate):
             case_key = (record.event_id).encode()
@@ -145,11 +163,29 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
     raw_batches = app.topic(RAW_BATCHES, **RAW_CODEC)
     canonical_batches = app.topic(CANONICAL_BATCHES, **RAW_CODEC)
 
+    async def pass_seen(outcome: BatchOutcome, partition: int) -> None:
+        """Send the seen rows on for the sink to account for; remember what the batch taught once it is delivered.
+
+        The memory persists only rows Kafka holds: a skip the sink could not match is a reject.
+        """
+        if outcome.seen is not None:
+            rows = len(outcome.seen)
+            count_records("integrate", outcome.seen.source, taken=rows, passed=rows)
+            count_skipped(outcome.seen.source, rows)
+            for part in encode_within(outcome.seen):
+                await canonical_batches.send(value=part, partition=partition)
+        if outcome.learned:
+            await app.producer.flush()
+            memory.learn(outcome.learned)
+            for part in outcome.learned.encode_within():
+                await seen_topic.send(value=part, partition=partition)
+
     @app.agent(raw_batches, name="integrate-batches")
     async def integrate_batches(stream: faust.StreamT[bytes]) -> None:
+        await memory.restore(bootstrap, BULK_SEEN, aiokafka_options(settings))
         async for event in stream.events():
             where = event.message
-            outcome = batch_outcome(event.value, rules, grid, catalogue)
+            outcome = batch_outcome(event.value, rules, grid, catalogue, memory)
             for reject in outcome.rejects:
                 await emit_reject(reject.at(where.topic, where.partition, where.offset))
             if outcome.accepted is not None:
@@ -157,5 +193,6 @@ def build_app(settings: Settings, bootstrap: str) -> faust.App:
                 count_records("integrate", outcome.accepted.source, taken=rows, passed=rows)
                 for part in encode_within(outcome.accepted):
                     await canonical_batches.send(value=part, partition=where.partition)
+            await pass_seen(outcome, where.partition)
 
     return app

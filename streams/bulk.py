@@ -11,7 +11,7 @@ batch in one join: a per-row dedup table would cost a changelog write per row.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from schemas.rejects import Reject, RejectStage
 from streams.batch_people import PeopleBatch, normalise_people
 from streams.normalise import Accepted, normalise_envelope
 from streams.routing import RoutingRules
+from streams.seen_rows import Learned, SeenRows, triage
 
 BULK_KINDS = frozenset({"person", "organisation", "place", "object"})
 """Base data: the kinds department exports carry. Reports, updates and applications need the
@@ -39,10 +40,15 @@ the rows it leaves to the canonical model."""
 
 @dataclass(frozen=True)
 class BatchOutcome:
-    """What one raw batch became: its canonical rows (possibly none) and its rejects."""
+    """What one raw batch became: its canonical rows (possibly none), its rejects, and its seen rows.
+
+    ``learned`` is what the seen-rows memory takes in once the canonical rows are delivered.
+    """
 
     accepted: RecordBatch | None
     rejects: list[Reject]
+    seen: RecordBatch | None = None
+    learned: Learned | None = None
 
 
 def _payload(row: dict[str, Any]) -> dict[str, Any]:
@@ -141,3 +147,18 @@ def normalise_batch(
         processed_at=datetime.now(UTC),
     )
     return BatchOutcome(canonical, rejects)
+
+
+def normalise_unseen(
+    batch: RecordBatch,
+    memory: SeenRows | None,
+    rules: RoutingRules,
+    grid: Grid | None = None,
+    catalogue: ApprovalCatalogue | None = None,
+) -> BatchOutcome:
+    """:func:`normalise_batch` for the rows ``memory`` has not accepted before; the others pass as seen rows."""
+    if memory is None or not memory.enabled or batch.kind not in BULK_KINDS:
+        return normalise_batch(batch, rules, grid, catalogue)
+    split = triage(memory, batch)
+    outcome = normalise_batch(split.fresh, rules, grid, catalogue) if len(split.fresh) else BatchOutcome(None, [])
+    return replace(outcome, seen=split.seen, learned=split.learned(outcome.accepted))

@@ -4,9 +4,12 @@ The worker validated the rows; what is left needs the warehouse. Each row is com
 with the copy its source sent last (or with an earlier row of the same record in the same
 transaction): an equal fingerprint is a duplicate, a missing copy is new, anything else an
 update. Only new and updated rows go through the contract and the resolver, so a
-re-sync of an unchanged register costs one join. All of it runs in the sink's batch
-transaction, so the outcome of every row commits with the offsets it came from, and a
-replayed batch finds its copies already stored and changes nothing.
+re-sync of an unchanged register costs one join. Seen rows (rows the worker passed on
+unvalidated, :data:`schemas.batches.SEEN_PAYLOAD`) need neither: one whose remembered
+fingerprint the warehouse holds is a duplicate, any other a reject that can be replayed,
+since the worker remembered a copy the warehouse does not have. All of it runs in the
+sink's batch transaction, so the outcome of every row commits with the offsets it came
+from, and a replayed batch finds its copies already stored and changes nothing.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from schemas.batches import RecordBatch
+from schemas.batches import SEEN_PAYLOAD, RecordBatch
 from schemas.rejects import Reject
 from warehouse.quality import Screening
 from warehouse.resolution import Resolver
@@ -39,6 +43,12 @@ _BOOKKEEPING = (
     "partition",
     "message_offset",
 )
+SEEN_NOT_IN_WAREHOUSE = "seen_row_not_in_warehouse"
+_SEEN_REASON = (
+    "the worker passed this row on without validating it, as it had accepted the same content of this record "
+    "before, but the warehouse does not hold the copy accepted then (the warehouse was restored from a backup, "
+    "or its contract refused that copy); resend it with `gridhub rejects replay`, which validates it again"
+)
 
 
 def _constant(value: Any, rows: int, kind: pa.DataType) -> pa.Array:
@@ -51,8 +61,11 @@ def combined(parts: list[RecordBatch]) -> pa.Table:
     tables = []
     for part in parts:
         rows = len(part)
+        seen = SEEN_PAYLOAD in part.rows.column_names
         tables.append(
-            part.rows.append_column("source", _constant(part.source, rows, pa.string()))
+            (part.rows.drop_columns([SEEN_PAYLOAD]) if seen else part.rows)
+            .append_column("seen", _constant(seen, rows, pa.bool_()))
+            .append_column("source", _constant(part.source, rows, pa.string()))
             .append_column("run_id", _constant(part.run_id, rows, pa.string()))
             .append_column("received_at", _constant(part.received_at.astimezone(UTC), rows, stamp))
             .append_column("processed_at", _constant(part.processed_at, rows, stamp))
@@ -77,18 +90,25 @@ class BulkWriter:
         try:
             cursor.execute(
                 "CREATE OR REPLACE TEMP TABLE bulk_outcomes AS "
-                "SELECT *, CASE WHEN previous_fingerprint IS NULL THEN 'new' "
+                "SELECT * EXCLUDE (held), CASE WHEN seen THEN (CASE WHEN held THEN 'duplicate' ELSE 'rejected' END) "
+                "  WHEN previous_fingerprint IS NULL THEN 'new' "
                 "  WHEN previous_fingerprint = fingerprint THEN 'duplicate' ELSE 'update' END AS outcome, "
-                "  CAST(NULL AS VARCHAR) AS reason_code FROM ("
+                "  CASE WHEN seen THEN (CASE WHEN held THEN 'seen_before' ELSE $missing END) END AS reason_code "
+                "FROM (SELECT *, coalesce(left(previous_fingerprint, 16) = fingerprint, false) AS held FROM ("
                 "  SELECT i.*, coalesce("
-                "    lag(i.fingerprint) OVER (PARTITION BY i.source, i.source_record_id ORDER BY i._seq), "
+                "    lag(CASE WHEN NOT i.seen THEN i.fingerprint END IGNORE NULLS) "
+                "      OVER (PARTITION BY i.source, i.source_record_id ORDER BY i._seq), "
                 "    s.fingerprint) AS previous_fingerprint "
                 f"  FROM bulk_in i LEFT JOIN {entity.sources_table} s "
-                "    ON s.source = i.source AND s.source_record_id = i.source_record_id)"
+                "    ON s.source = i.source AND s.source_record_id = i.source_record_id))",
+                {"missing": SEEN_NOT_IN_WAREHOUSE},
             )
         finally:
             cursor.unregister("bulk_in")
-        changed = cursor.sql("SELECT * FROM bulk_outcomes WHERE outcome <> 'duplicate' ORDER BY _seq").to_arrow_table()
+        changed = cursor.sql(
+            "SELECT * EXCLUDE (seen) FROM bulk_outcomes WHERE NOT seen AND outcome <> 'duplicate' ORDER BY _seq"
+        ).to_arrow_table()
+        self._refuse_unheld(cursor, kind, [part for part in parts if SEEN_PAYLOAD in part.rows.column_names], now)
         changed, results = self._screened(cursor, kind, changed, now)
         if changed.num_rows:
             self.resolver.apply(cursor, kind, self._copies(cursor, entity.sources_table, changed, now), now)
@@ -110,6 +130,37 @@ class BulkWriter:
             kind=kind,
             now=now,
         )
+
+    @staticmethod
+    def _refuse_unheld(cursor: duckdb.DuckDBPyConnection, kind: str, seen: list[RecordBatch], now: datetime) -> None:
+        """A reject, with the row as its source sent it, for each seen row whose copy the warehouse does not hold."""
+        if not seen:
+            return
+        missing = cursor.execute(  # a batch replayed after its outcomes were written keeps its first outcomes
+            "SELECT record_uid FROM bulk_outcomes b WHERE seen AND reason_code = $missing "
+            "AND NOT EXISTS (SELECT 1 FROM intake l WHERE l.record_uid = b.record_uid)",
+            {"missing": SEEN_NOT_IN_WAREHOUSE},
+        ).fetchall()
+        if not missing:
+            return
+        uids = pa.array([uid for (uid,) in missing], pa.string())
+        rejects = [
+            Reject.build(
+                "warehouse",
+                SEEN_NOT_IN_WAREHOUSE,
+                _SEEN_REASON,
+                row[SEEN_PAYLOAD],
+                record_uid=row["record_uid"],
+                source=part.source,
+                source_record_id=row["source_record_id"],
+                entity=kind,
+                run_id=part.run_id,
+                rejected_at=now,
+            ).model_dump(mode="json")
+            for part in seen
+            for row in part.rows.filter(pc.is_in(part.rows.column("record_uid"), value_set=uids)).to_pylist()
+        ]
+        insert_new_rows(cursor, "rejects", rejects)
 
     @staticmethod
     def _copies(cursor: duckdb.DuckDBPyConnection, table: str, changed: pa.Table, now: datetime) -> pa.Table:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pytest
 
-from schemas.batches import RecordBatch
+from schemas.batches import SEEN_PAYLOAD, RecordBatch
 from schemas.identity import resident_id_check_char
-from tests.unit.warehouse.batches import canonical
+from tests.unit.warehouse.batches import T0, canonical
 from warehouse.quality import Screening
 from warehouse.resolution import Resolver
 from warehouse.resolution_rules import ResolutionRules
@@ -97,3 +98,73 @@ def test_a_row_the_contract_refuses_is_a_reject_with_its_rule_and_never_a_copy(
         ("a2", "contract_violation", "warehouse contract: phone must not be +8613900000009")
     ]
     assert connection.execute("SELECT person_key FROM people").fetchall() == [(WANG,)]
+
+
+def seen(run: str, rows: list[tuple[str, RecordBatch]]) -> RecordBatch:
+    """Seen rows as the worker sends them: each names the canonical row it remembers, by uid, for its fingerprint."""
+    uids, ids, prints, payloads = [], [], [], []
+    for uid, remembered in rows:
+        row = remembered.rows.to_pylist()[0]
+        uids.append(uid)
+        ids.append(row["source_record_id"])
+        prints.append(row["fingerprint"][:16])
+        payloads.append({"name": row["name"], "id_number": row["id_number"]})
+    table = pa.table(
+        {"record_uid": uids, "source_record_id": ids, "fingerprint": prints, SEEN_PAYLOAD: pa.array(payloads)}
+    )
+    return RecordBatch("person", "civil-affairs", run, T0, table, processed_at=T0)
+
+
+def test_a_seen_row_the_warehouse_holds_is_a_duplicate_seen_before_and_touches_no_copy(
+    warehouse: tuple[WarehouseWriter, duckdb.DuckDBPyConnection],
+) -> None:
+    writer, connection = warehouse
+    wang = canonical("r1", [("a1", {"id_number": WANG, "name": "王芳"})])
+    write(writer, wang)
+    copies = connection.execute("SELECT * FROM person_sources").fetchall()
+    write(writer, seen("r2", [("b1", wang)]), offset=1)
+    assert connection.execute("SELECT outcome, reason_code FROM intake WHERE run_id = 'r2'").fetchall() == [
+        ("duplicate", "seen_before")
+    ]
+    assert connection.execute("SELECT * FROM person_sources").fetchall() == copies
+    assert connection.execute("SELECT count(*) FROM rejects").fetchone() == (0,)
+
+
+def test_a_seen_row_the_warehouse_does_not_hold_is_a_reject_that_can_be_replayed(
+    warehouse: tuple[WarehouseWriter, duckdb.DuckDBPyConnection],
+) -> None:
+    writer, connection = warehouse
+    old = canonical("r1", [("a1", {"id_number": WANG, "name": "王芳"})])
+    remembered = canonical("r0", [("a0", {"id_number": WANG, "name": "王小芳"})])
+    write(writer, old)
+    refused = seen("r2", [("b1", remembered), ("b2", canonical("r0", [("a9", {"id_number": LI, "name": "李四"})]))])
+    write(writer, refused)
+    write(writer, refused, offset=1)
+    assert outcomes(connection, "r2") == {"b1": "rejected", "b2": "rejected"}
+    rejects = connection.execute(
+        "SELECT record_uid, stage, reason_code, reason, payload FROM rejects ORDER BY record_uid"
+    ).fetchall()
+    assert [(uid, stage, code) for uid, stage, code, _, _ in rejects] == [
+        ("b1", "warehouse", "seen_row_not_in_warehouse"),
+        ("b2", "warehouse", "seen_row_not_in_warehouse"),
+    ]
+    assert "gridhub rejects replay" in rejects[0][3]
+    assert json.loads(rejects[0][4]) == {"name": "王小芳", "id_number": WANG}
+    assert connection.execute("SELECT name FROM people").fetchall() == [("王芳",)]
+
+
+def test_a_seen_row_is_judged_in_order_with_the_full_rows_of_its_transaction(
+    warehouse: tuple[WarehouseWriter, duckdb.DuckDBPyConnection],
+) -> None:
+    writer, connection = warehouse
+    first = canonical("r1", [("a1", {"id_number": WANG, "name": "王芳"})])
+    changed = canonical("r3", [("c1", {"id_number": WANG, "name": "王小芳"})])
+    write(writer, first)
+    write(writer, seen("r2", [("b1", first)]), changed, seen("r4", [("d1", changed)]), offset=1)
+    assert connection.execute("SELECT record_uid, outcome, reason_code FROM intake ORDER BY record_uid").fetchall() == [
+        ("a1", "new", None),
+        ("b1", "duplicate", "seen_before"),
+        ("c1", "update", None),
+        ("d1", "duplicate", "seen_before"),
+    ]
+    assert connection.execute("SELECT name FROM people").fetchall() == [("王小芳",)]

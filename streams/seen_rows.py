@@ -1,0 +1,317 @@
+"""The worker's memory of the bulk-lane rows it accepted, so an unchanged re-sync skips validation.
+
+A department re-sends its whole register every night and almost every row is the one it sent
+before. Each row brings the hash of its content; the worker remembers, per source, kind and
+record, the content hash and fingerprint of the last row it accepted, and a row whose content
+it accepted last time needs no validation to give the same fingerprint again. It still reaches
+the sink as a seen row (the record's uid and ids, the remembered fingerprint, and the row as its
+source sent it), because the sink, not the worker, holds the warehouse's copies: there it is a
+duplicate when the warehouse holds that fingerprint, and a reject that can be replayed when it
+does not (the warehouse was restored behind the worker's back, or refused the row at its contract).
+
+The memory is only a cache: a miss costs a validation, never an outcome, so it may forget
+whatever it likes (the oldest entries, past ``GRIDHUB_SEEN_ROWS_MAX``). Everything that can change
+a row's judgement besides its content (the reference tables, the code that judges a row) goes
+into a reference digest, and entries learned under another digest are ignored. What one batch
+taught the memory goes to ``bulk.seen`` as one compact Arrow message after the batch's canonical
+rows were delivered, so a restarted worker reads the topic back and skips as it did; a message
+per row would cost what skipping saves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from foundation.logs import get_logger
+from foundation.settings import Settings
+from schemas.batches import PROVENANCE_COLUMNS, SEEN_PAYLOAD, RecordBatch
+
+log = get_logger(__name__)
+
+FORGOTTEN = 0
+"""The content digest of a persisted entry that tells the memory to forget its record."""
+_SLACK = 10
+"""A full memory drops a tenth more than it must, so it is rebuilt once per many batches, not every batch."""
+MESSAGE_ENTRIES = 30_000
+"""Entries per ``bulk.seen`` message: 24 bytes each stays well under the 1 MiB a broker accepts."""
+_HEX64 = 16
+"""Hex digits of 64 bits."""
+_JUDGES = ("bulk.py", "batch_people.py", "normalise.py", "routing.py")
+"""The worker's modules whose code decides a bulk-lane row, beside everything in :mod:`schemas`."""
+
+
+def digest64(text: str) -> int:
+    """A stable 64-bit digest (Python's ``hash`` changes with every process)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def record_key(source: str, kind: str, record_id: str) -> int:
+    """The memory's key of a source's record of a kind."""
+    return digest64(f"{source}\x1f{kind}\x1f{record_id}")
+
+
+def content_digest(content_hash: str | None) -> int | None:
+    """The first 64 bits of a row's hex content hash; None when the row brought none it can be known by."""
+    try:
+        value = int(content_hash[:_HEX64], 16) if content_hash and len(content_hash) >= _HEX64 else None
+    except ValueError:
+        return None
+    return value or None
+
+
+def fingerprint_digest(fingerprint: str) -> int:
+    """The first 64 bits of a hex fingerprint: what the sink compares a seen row with."""
+    return int(fingerprint[:_HEX64], 16)
+
+
+def reference_digest(settings: Settings) -> str:
+    """A digest of everything besides a row's content that decides its judgement.
+
+    The routing rules, grid, approval catalogue and enforcement bureau the settings name, and the
+    code of :mod:`schemas` and the worker's validation: a new release or a new table makes every
+    remembered row be validated again once.
+    """
+    here = Path(__file__).parent
+    code = sorted((here.parent / "schemas").rglob("*.py")) + [here / name for name in _JUDGES]
+    tables = [settings.routing_rules, settings.grid_path, settings.approval_items, settings.enforcement]
+    digest = hashlib.sha256()
+    for path in [*code, *tables]:
+        digest.update(str(path.name).encode() + b"\0" + Path(path).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What one batch taught the memory, as one message on ``bulk.seen`` holds it.
+
+    Each entry is a record's key digest with its content and fingerprint digests; a content
+    digest of :data:`FORGOTTEN` forgets the record.
+    """
+
+    reference: str
+    keys: list[int]
+    contents: list[int]
+    fingerprints: list[int]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def encode(self) -> bytes:
+        """One Arrow IPC stream of three 64-bit columns, the reference digest in its metadata."""
+        table = pa.table(
+            {
+                "key": pa.array(self.keys, pa.uint64()),
+                "content": pa.array(self.contents, pa.uint64()),
+                "fingerprint": pa.array(self.fingerprints, pa.uint64()),
+            }
+        ).replace_schema_metadata({"reference": self.reference})
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return sink.getvalue().to_pybytes()
+
+    def encode_within(self, entries: int = MESSAGE_ENTRIES) -> list[bytes]:
+        """The entries as messages of at most ``entries`` each, in order (a raw batch may be larger than usual)."""
+        return [
+            Learned(
+                self.reference,
+                self.keys[start : start + entries],
+                self.contents[start : start + entries],
+                self.fingerprints[start : start + entries],
+            ).encode()
+            for start in range(0, len(self), entries)
+        ]
+
+    @classmethod
+    def decode(cls, value: bytes) -> Learned:
+        """A message of ``bulk.seen`` read back; anything else raises (the caller skips it)."""
+        table = pa.ipc.open_stream(value).read_all()
+        reference = (table.schema.metadata or {}).get(b"reference", b"").decode()
+        return cls(
+            reference,
+            table.column("key").to_pylist(),
+            table.column("content").to_pylist(),
+            table.column("fingerprint").to_pylist(),
+        )
+
+
+class SeenRows:
+    """Key digest to (content digest, fingerprint digest) of the last row accepted, oldest first."""
+
+    def __init__(self, limit: int, reference: str) -> None:
+        self.limit = limit
+        self.reference = reference
+        self._entries: dict[int, int] = {}
+
+    @property
+    def enabled(self) -> bool:
+        """A limit of 0 turns the memory off: every row is validated, nothing is persisted."""
+        return self.limit > 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def fingerprint(self, key: int, content: int) -> int | None:
+        """The fingerprint digest remembered for the record when its content is the one remembered."""
+        entry = self._entries.get(key)
+        if entry is None or entry >> 64 != content:
+            return None
+        return entry & 0xFFFF_FFFF_FFFF_FFFF
+
+    def learn(self, learned: Learned) -> None:
+        """Take in what a batch taught (under this memory's reference digest only); keep at most ``limit``."""
+        if not self.enabled or learned.reference != self.reference:
+            return
+        entries = self._entries
+        for key, content, fingerprint in zip(learned.keys, learned.contents, learned.fingerprints, strict=True):
+            entries.pop(key, None)
+            if content != FORGOTTEN:
+                entries[key] = content << 64 | fingerprint
+        if len(entries) > self.limit:
+            drop = len(entries) - self.limit + self.limit // _SLACK
+            self._entries = dict(islice(entries.items(), drop, None))
+
+    def forget(self, source: str, kind: str, record_id: str) -> Learned | None:
+        """Forget a record the per-record lane changed in the warehouse; what to persist, if it was remembered.
+
+        Otherwise an old content sent again in bulk would be skipped with the fingerprint it had
+        before, and be refused by the sink instead of landing as an update.
+        """
+        key = record_key(source, kind, record_id)
+        if self._entries.pop(key, None) is None:
+            return None
+        return Learned(self.reference, [key], [FORGOTTEN], [0])
+
+    async def restore(self, bootstrap: str, topic: str, options: dict[str, Any]) -> int:
+        """Read everything ``topic`` holds into the memory, in order; the number of messages read.
+
+        Whatever fails meanwhile leaves the memory with what it read, and the rest is validated
+        again: the bulk lane must never stop for its cache.
+        """
+        if not self.enabled:
+            return 0
+        try:
+            return await self._read(bootstrap, topic, options)
+        except Exception as exc:  # noqa: BLE001 - a miss costs a validation, a stopped agent the whole lane
+            log.warning("seen_rows_not_restored", topic=topic, remembered=len(self), error=repr(exc))
+            return 0
+
+    async def _read(self, bootstrap: str, topic: str, options: dict[str, Any]) -> int:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **options)
+        await consumer.start()
+        try:
+            await consumer.topics()
+            numbers = sorted(consumer.partitions_for_topic(topic) or ())
+            partitions = [TopicPartition(topic, number) for number in numbers]
+            if not partitions:
+                return 0
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            read = 0
+            left = {partition for partition in partitions if ends[partition] > 0}
+            while left:
+                for messages in (await consumer.getmany(*left, timeout_ms=1000)).values():
+                    for message in messages:
+                        read += 1
+                        self._restore_one(message.value)
+                left = {partition for partition in left if await consumer.position(partition) < ends[partition]}
+            return read
+        finally:
+            await consumer.stop()
+
+    def _restore_one(self, value: bytes | None) -> None:
+        try:
+            learned = Learned.decode(value or b"")
+        except (pa.ArrowInvalid, KeyError, OSError):
+            return  # a message the memory cannot read is a miss for its rows: they are validated again
+        self.learn(learned)
+
+
+@dataclass(frozen=True)
+class Triage:
+    """A raw batch split into rows to validate and rows the memory lets through as seen."""
+
+    fresh: RecordBatch
+    seen: RecordBatch | None
+    reference: str
+    pending: dict[str, tuple[int, int]]
+    """Record uid of each fresh row the memory may learn, with its key and content digests."""
+    unknown: list[int]
+    """Keys of records validated without being learned (held more than once by the batch, so the sink decides
+    among them, or without a content hash): the memory forgets them, as their copy may change."""
+
+    def learned(self, accepted: RecordBatch | None) -> Learned:
+        """What to remember of the rows the validation ``accepted``, and to forget of the :attr:`unknown` ones."""
+        keys, contents, fingerprints = list(self.unknown), [FORGOTTEN] * len(self.unknown), [0] * len(self.unknown)
+        if accepted is not None:
+            columns = accepted.rows.select(["record_uid", "fingerprint"]).to_pydict()
+            for uid, fingerprint in zip(columns["record_uid"], columns["fingerprint"], strict=True):
+                known = self.pending.get(uid)
+                if known is not None:
+                    keys.append(known[0])
+                    contents.append(known[1])
+                    fingerprints.append(fingerprint_digest(fingerprint))
+        return Learned(self.reference, keys, contents, fingerprints)
+
+
+def triage(memory: SeenRows, batch: RecordBatch) -> Triage:
+    """Split ``batch``: a record the batch holds once, with the content the memory remembers, is seen.
+
+    A record the batch holds more than once is always validated, so the sink decides among its
+    rows exactly as it would without the memory.
+    """
+    rows = batch.rows
+    columns = rows.select(list(PROVENANCE_COLUMNS)).to_pydict()
+    ids = columns["source_record_id"]
+    hashes = rows.column("content_hash").to_pylist() if "content_hash" in rows.column_names else [None] * len(ids)
+    keys = [record_key(batch.source, batch.kind, record_id) for record_id in ids]
+    counts = Counter(keys)
+    seen_rows: list[int] = []
+    seen_fingerprints: list[str] = []
+    fresh_rows: list[int] = []
+    pending: dict[str, tuple[int, int]] = {}
+    unknown = {key for key, count in counts.items() if count > 1}
+    for index, (key, content_hash, uid) in enumerate(zip(keys, hashes, columns["record_uid"], strict=True)):
+        content = content_digest(content_hash)
+        if key in unknown or content is None:
+            fresh_rows.append(index)
+            unknown.add(key)
+            continue
+        fingerprint = memory.fingerprint(key, content)
+        if fingerprint is None:
+            fresh_rows.append(index)
+            pending[uid] = (key, content)
+        else:
+            seen_rows.append(index)
+            seen_fingerprints.append(f"{fingerprint:016x}")
+    fresh = RecordBatch(
+        batch.kind, batch.source, batch.run_id, batch.received_at, rows.take(pa.array(fresh_rows, pa.int64()))
+    )
+    seen = _seen_batch(batch, seen_rows, seen_fingerprints) if seen_rows else None
+    return Triage(fresh, seen, memory.reference, pending, sorted(unknown))
+
+
+def _seen_batch(batch: RecordBatch, rows: list[int], fingerprints: list[str]) -> RecordBatch:
+    """The seen rows as the sink takes them: uid, ids, remembered fingerprint, and the row as sent (for a replay)."""
+    taken = batch.rows.take(pa.array(rows, pa.int64()))
+    payload = taken.drop_columns([*PROVENANCE_COLUMNS, "content_hash"])
+    table = pa.table(
+        {
+            **{name: taken.column(name) for name in PROVENANCE_COLUMNS},
+            "fingerprint": pa.array(fingerprints, pa.string()),
+            SEEN_PAYLOAD: pa.StructArray.from_arrays(
+                [column.combine_chunks() for column in payload.columns], names=payload.column_names
+            ),
+        }
+    )
+    return RecordBatch(batch.kind, batch.source, batch.run_id, batch.received_at, table, datetime.now(UTC))
