@@ -94,6 +94,12 @@ class Settings(BaseSettings):
         description="Longest wait to fill a batch while a backlog is arriving; with none, what arrived is written at "
         "once.",
     )
+    sink_batch_linger_ms: int = Field(
+        default=0,
+        ge=0,
+        description="Shortest wait to fill a batch even with no backlog (capped by the batch wait): fewer, larger "
+        "transactions for later cases; 0 writes what arrived at once.",
+    )
     sink_bulk_rows: int = Field(
         default=250_000, ge=1, description="Most bulk-lane rows (department exports) per DuckDB txn."
     )

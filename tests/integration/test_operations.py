@@ -94,11 +94,13 @@ def test_every_service_is_ready_and_its_metrics_parse(hub: Hub) -> None:
 
 @pytest.fixture
 def stalled(tmp_path: Path) -> Iterator[tuple[Stack, dict[str, str]]]:
-    """A private hub whose sink holds every record in its batch (a 10-minute batch wait): a sink that keeps no pace.
+    """A private hub whose sink holds every record in its batch (a 10-minute linger): a sink that keeps no pace.
 
     Yields the stack and the environment of an admin's ``gridhub`` commands on it.
     """
-    settings = hub_settings(tmp_path / "hub", sink_batch_wait_ms=600_000, sink_batch_records=100_000)
+    settings = hub_settings(
+        tmp_path / "hub", sink_batch_wait_ms=600_000, sink_batch_linger_ms=600_000, sink_batch_records=100_000
+    )
     admin = TokenBook(settings.tokens_file).add("ops-admin", "admin")
     env = {**os.environ, "GRIDHUB_DATA_DIR": str(settings.data_dir), "GRIDHUB_TOKEN": admin}
     with Stack(settings, services=("sink", "worker", "patrol")) as stack:

@@ -179,6 +179,17 @@ def test_what_one_poll_brings_is_written_at_once_when_nothing_more_is_waiting(
     assert count(connection, "rejects") == 1
 
 
+def test_a_linger_keeps_filling_the_batch_though_nothing_more_is_waiting(
+    warehouse: tuple[WarehouseWriter, duckdb.DuckDBPyConnection],
+) -> None:
+    writer, _ = warehouse
+    consumer = ScriptedConsumer({TopicPartition(REJECTS, 0): [Record(0, refused("lingering"))]})
+    batch = Collector(consumer, caps(sink_batch_wait_ms=50, sink_batch_linger_ms=50)).collect(threading.Event())
+    assert len(consumer.asked) > 1
+    writer.write(batch, TOPIC_IDS)
+    assert offsets(writer.connection) == {(REJECTS, 0): 1}
+
+
 def test_polls_go_on_filling_the_batch_while_the_broker_holds_more(
     warehouse: tuple[WarehouseWriter, duckdb.DuckDBPyConnection],
 ) -> None:
