@@ -91,8 +91,8 @@ class Settings(BaseSettings):
     sink_batch_wait_ms: int = Field(
         default=500,
         ge=1,
-        description="Longest wait to fill a batch while a backlog is arriving; with none, what arrived is written at "
-        "once.",
+        description="Longest wait to fill a batch: one with bulk-lane rows always waits this long for more, one of "
+        "single records only while a backlog arrives (else it is written at once).",
     )
     sink_batch_linger_ms: int = Field(
         default=0,

@@ -190,6 +190,17 @@ def test_a_linger_keeps_filling_the_batch_though_nothing_more_is_waiting(
     assert offsets(writer.connection) == {(REJECTS, 0): 1}
 
 
+def test_a_bulk_batch_waits_out_the_batch_wait_for_more_rows(
+    warehouse: tuple[WarehouseWriter, duckdb.DuckDBPyConnection],
+) -> None:
+    writer, _ = warehouse
+    consumer = ScriptedConsumer({BATCHES_0: [Record(0, people("lone-bulk", 5))]})
+    batch = Collector(consumer, caps(sink_batch_wait_ms=50)).collect(threading.Event())
+    assert len(consumer.asked) > 1
+    writer.write(batch, TOPIC_IDS)
+    assert offsets(writer.connection) == {(CANONICAL_BATCHES, 0): 1}
+
+
 def test_polls_go_on_filling_the_batch_while_the_broker_holds_more(
     warehouse: tuple[WarehouseWriter, duckdb.DuckDBPyConnection],
 ) -> None:
