@@ -94,6 +94,13 @@ class Settings(BaseSettings):
         description="Longest wait to fill a batch: one with bulk-lane rows always waits this long for more, one of "
         "single records only while a backlog arrives (else it is written at once).",
     )
+    sink_fetch_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Longest the broker holds the sink's idle fetch: longer than the worker's, because each fetch "
+        "the sink parses (every topic it stores) takes CPU its DuckDB writes need.",
+    )
     sink_batch_linger_ms: int = Field(
         default=0,
         ge=0,

@@ -262,7 +262,7 @@ class Sink:
             group_id=None,
             enable_auto_commit=False,
             max_poll_records=settings.sink_batch_records,
-            fetch_max_wait_ms=settings.fetch_wait_ms,
+            fetch_max_wait_ms=settings.sink_fetch_wait_ms,
             **kafka_python_options(settings),
         )
         self.collector = Collector(self.consumer, settings)
