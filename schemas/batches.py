@@ -29,6 +29,8 @@ SEEN_PAYLOAD = "seen_payload"
 it accepted the same content of the same record before (:mod:`streams.seen_rows`). Each holds the row as
 its source sent it, for a reject that can be replayed; its ``fingerprint`` is the first 16 hex digits of
 the one remembered, and the sink only checks that the warehouse still holds it."""
+SEEN_DIGEST_HEX = 16
+"""Hex digits of a seen row's fingerprint: the 64 bits the worker remembers and the sink compares."""
 _COMPRESSION = "zstd"
 
 

@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from foundation.logs import get_logger
 from foundation.settings import Settings
-from schemas.batches import PROVENANCE_COLUMNS, SEEN_PAYLOAD, RecordBatch
+from schemas.batches import PROVENANCE_COLUMNS, SEEN_DIGEST_HEX, SEEN_PAYLOAD, RecordBatch
 
 log = get_logger(__name__)
 
@@ -43,8 +43,6 @@ _SLACK = 10
 """A full memory drops a tenth more than it must, so it is rebuilt once per many batches, not every batch."""
 MESSAGE_ENTRIES = 30_000
 """Entries per ``bulk.seen`` message: 24 bytes each stays well under the 1 MiB a broker accepts."""
-_HEX64 = 16
-"""Hex digits of 64 bits."""
 _JUDGES = ("bulk.py", "batch_people.py", "normalise.py", "routing.py")
 """The worker's modules whose code decides a bulk-lane row, beside everything in :mod:`schemas`."""
 
@@ -62,7 +60,8 @@ def record_key(source: str, kind: str, record_id: str) -> int:
 def content_digest(content_hash: str | None) -> int | None:
     """The first 64 bits of a row's hex content hash; None when the row brought none it can be known by."""
     try:
-        value = int(content_hash[:_HEX64], 16) if content_hash and len(content_hash) >= _HEX64 else None
+        known = content_hash and len(content_hash) >= SEEN_DIGEST_HEX
+        value = int(content_hash[:SEEN_DIGEST_HEX], 16) if known else None
     except ValueError:
         return None
     return value or None
@@ -70,7 +69,7 @@ def content_digest(content_hash: str | None) -> int | None:
 
 def fingerprint_digest(fingerprint: str) -> int:
     """The first 64 bits of a hex fingerprint: what the sink compares a seen row with."""
-    return int(fingerprint[:_HEX64], 16)
+    return int(fingerprint[:SEEN_DIGEST_HEX], 16)
 
 
 def reference_digest(settings: Settings) -> str:
@@ -293,7 +292,7 @@ def triage(memory: SeenRows, batch: RecordBatch) -> Triage:
             pending[uid] = (key, content)
         else:
             seen_rows.append(index)
-            seen_fingerprints.append(f"{fingerprint:016x}")
+            seen_fingerprints.append(f"{fingerprint:0{SEEN_DIGEST_HEX}x}")
     fresh = RecordBatch(
         batch.kind, batch.source, batch.run_id, batch.received_at, rows.take(pa.array(fresh_rows, pa.int64()))
     )

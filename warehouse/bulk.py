@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.batches import SEEN_PAYLOAD, RecordBatch
+from schemas.batches import SEEN_DIGEST_HEX, SEEN_PAYLOAD, RecordBatch
 from schemas.rejects import Reject
 from warehouse.quality import Screening
 from warehouse.resolution import Resolver
@@ -94,14 +94,14 @@ class BulkWriter:
                 "  WHEN previous_fingerprint IS NULL THEN 'new' "
                 "  WHEN previous_fingerprint = fingerprint THEN 'duplicate' ELSE 'update' END AS outcome, "
                 "  CASE WHEN seen THEN (CASE WHEN held THEN 'seen_before' ELSE $missing END) END AS reason_code "
-                "FROM (SELECT *, coalesce(left(previous_fingerprint, 16) = fingerprint, false) AS held FROM ("
+                "FROM (SELECT *, coalesce(left(previous_fingerprint, $digits) = fingerprint, false) AS held FROM ("
                 "  SELECT i.*, coalesce("
                 "    lag(CASE WHEN NOT i.seen THEN i.fingerprint END IGNORE NULLS) "
                 "      OVER (PARTITION BY i.source, i.source_record_id ORDER BY i._seq), "
                 "    s.fingerprint) AS previous_fingerprint "
                 f"  FROM bulk_in i LEFT JOIN {entity.sources_table} s "
                 "    ON s.source = i.source AND s.source_record_id = i.source_record_id))",
-                {"missing": SEEN_NOT_IN_WAREHOUSE},
+                {"missing": SEEN_NOT_IN_WAREHOUSE, "digits": SEEN_DIGEST_HEX},
             )
         finally:
             cursor.unregister("bulk_in")
