@@ -185,12 +185,14 @@ class BatchContract:
 
         The validations' results are kept with the batch. A batch is checked once: when its
         transaction is tried again, its failing rows are rejects already and its first results stand.
+        Every kind is validated before the batch changes, so a validation that raises leaves it unchecked.
         """
         if batch.quality:
             return 0
+        screenings = {kind: self.violations(kind, rows) for kind, rows in batch.entities.items()}
         moved = 0
-        for kind, rows in list(batch.entities.items()):
-            screening = self.violations(kind, rows)
+        for kind, screening in screenings.items():
+            rows = batch.entities[kind]
             batch.quality.extend(screening.results)
             broken = screening.broken
             if not broken:

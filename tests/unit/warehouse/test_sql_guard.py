@@ -11,7 +11,8 @@ import duckdb
 import pytest
 
 from tests.support.hostile_sql import HOSTILE
-from warehouse.query_server import QueryLimits, run_query
+from warehouse.masking import relations_of
+from warehouse.query_server import Catalogue, QueryLimits, run_query
 from warehouse.sql_guard import QueryRefused, check_query, close_to_the_host, own_table_macros
 
 
@@ -106,6 +107,27 @@ def test_the_warehouses_own_table_macros_are_allowed(warehouse: duckdb.DuckDBPyC
     warehouse.execute("CREATE OR REPLACE MACRO named(who) AS TABLE SELECT * FROM people WHERE name = who")
     answer = run_query(warehouse, "SELECT id_number FROM named('王芳')", QueryLimits())
     assert answer["rows"] == [["11010519491231002X"]]
+
+
+def test_a_catalogue_names_what_the_lookups_name_once_and_the_query_door_uses_it(
+    warehouse: duckdb.DuckDBPyConnection,
+) -> None:
+    warehouse.execute("CREATE OR REPLACE MACRO named(who) AS TABLE SELECT * FROM people WHERE name = who")
+    catalogue = Catalogue(warehouse)
+    assert catalogue.macros("main") == own_table_macros(warehouse, "main")
+    assert catalogue.relations("main") == relations_of(warehouse, "main")
+    warehouse.execute("CREATE OR REPLACE MACRO made_later() AS TABLE SELECT 1 AS one")
+    try:
+        assert "made_later" in own_table_macros(warehouse, "main")
+        assert "made_later" not in catalogue.macros("main")
+        macros = catalogue.macros("main")
+        answer = run_query(warehouse, "SELECT id_number FROM named('王芳')", QueryLimits(), macros=macros)
+        assert answer["rows"] == [["11010519491231002X"]]
+        with pytest.raises(QueryRefused) as refused:
+            run_query(warehouse, "SELECT * FROM made_later()", QueryLimits(), macros=macros)
+        assert refused.value.reason_code == "table_function"
+    finally:
+        warehouse.execute("DROP MACRO TABLE made_later")
 
 
 # A role held to its schema's relations (analysts and admins see `masked`, warehouse/masking.py). These are not
