@@ -12,7 +12,7 @@ import duckdb
 
 from foundation.journal import Journal, journal_files
 from foundation.settings import Settings
-from warehouse.journal_keeper import landed_entries, prune
+from warehouse.journal_keeper import PAUSE_PER_PASS_SECOND, landed_entries, pause_after, prune
 from warehouse.resolution import Resolver
 from warehouse.resolution_rules import ResolutionRules
 from warehouse.writer import connect
@@ -80,3 +80,10 @@ def test_a_journal_busy_with_a_long_transaction_is_skipped_not_waited_for(tmp_pa
     assert prune(connection, folder) == 1
     journal.close()
     shutil.rmtree(folder)
+
+
+def test_the_keeper_pauses_the_interval_after_a_quick_pass_and_longer_after_a_slow_one() -> None:
+    assert pause_after(0.01, 1.0) == 1.0
+    assert pause_after(0.5, 1.0) == 0.5 * PAUSE_PER_PASS_SECOND
+    share = 0.5 / (0.5 + pause_after(0.5, 1.0))
+    assert share <= 0.1
