@@ -130,11 +130,23 @@ class Journal:
             yield from batch
             last = batch[-1].id
 
-    def uids(self, after: int = 0, limit: int = 500) -> list[tuple[int, str]]:
-        """(id, newline-joined uids) of committed entries, without their values: what the sink checks."""
+    def first_uids(self, after: int = 0, limit: int = 500) -> list[tuple[int, str]]:
+        """(id, first uid) of committed entries: an entry whose first record has not landed has not landed."""
         with self._lock:
             return self._db.execute(
-                "SELECT id, uids FROM entries WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+                "SELECT id, substr(uids, 1, instr(uids || char(10), char(10)) - 1) FROM entries "
+                "WHERE id > ? ORDER BY id LIMIT ?",
+                (after, limit),
+            ).fetchall()
+
+    def uids(self, ids: Iterable[int]) -> list[tuple[int, str]]:
+        """(id, newline-joined uids) of the entries ``ids`` still held, without their values: what the sink checks."""
+        chosen = sorted(ids)
+        if not chosen:
+            return []
+        with self._lock:
+            return self._db.execute(
+                f"SELECT id, uids FROM entries WHERE id IN ({', '.join('?' * len(chosen))}) ORDER BY id", chosen
             ).fetchall()
 
     def forget(self, ids: Iterable[int]) -> None:

@@ -63,8 +63,22 @@ def test_entries_page_in_id_order_and_are_forgotten_by_id(tmp_path: Path) -> Non
     assert [entry.value for entry in journal.all_entries(chunk=3)] == [str(n).encode() for n in range(7)]
     first, second = (entry.id for entry in journal.entries(limit=2))
     journal.forget([first, second])
-    assert [uids for _, uids in journal.uids()] == [f"u{n}" for n in range(2, 7)]
+    assert [uid for _, uid in journal.first_uids()] == [f"u{n}" for n in range(2, 7)]
+    assert journal.uids([first, second]) == []
     assert journal.owner == os.getpid()
+    journal.close()
+
+
+def test_an_entry_gives_its_first_uid_alone_and_all_its_uids_when_asked_by_id(tmp_path: Path) -> None:
+    journal = Journal.of_door(tmp_path, "ingest")
+    journal.append("raw.batches", b"rows", ["a1", "a2", "a3"])
+    journal.append("raw.batches", b"row", ["b1"])
+    journal.make_durable()
+    (first, one), (second, alone) = journal.first_uids()
+    assert (one, alone) == ("a1", "b1")
+    assert journal.first_uids(after=first) == [(second, "b1")]
+    assert journal.uids([second, first]) == [(first, "a1\na2\na3"), (second, "b1")]
+    assert journal.uids([]) == []
     journal.close()
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from tests.support.identities import resident_id, uscc
 from warehouse.contract import BatchContract
 from warehouse.writer import Batch
 
@@ -72,3 +74,59 @@ def test_a_kind_whose_rows_lack_a_checked_column_rejects_them_all(contract: Batc
     batch = batch_of("object", [{"name": "无码井盖"}])
     assert contract.enforce(batch) == 1
     assert "object_id must be present" in batch.rejects[0]["reason"]
+
+
+def _keeping(rule: dict[str, Any]) -> Any:
+    """A value that keeps ``rule``."""
+    parameters = json.loads(rule["parameters"])
+    if rule["expectation_type"] == "expect_column_values_to_match_regex":
+        return resident_id() if "X" in parameters["regex"][-6:] else uscc()
+    if rule["expectation_type"] == "expect_column_values_to_be_in_set":
+        return parameters["value_set"][0]
+    if rule["expectation_type"] == "expect_column_values_to_be_between":
+        return parameters["min_value"]
+    return "present"
+
+
+BREAKING = {
+    "expect_column_values_to_not_be_null": [None],
+    "expect_column_values_to_match_regex": ["not-an-id", ""],
+    "expect_column_values_to_be_in_set": ["no-such-value"],
+    "expect_column_values_to_be_between": [1e9, -1e9, "north"],
+}
+"""Values breaking each sort of rule; a string where a number belongs is one GX cannot compare."""
+
+
+def test_the_quick_screen_passes_a_batch_exactly_when_the_full_validation_succeeds(contract: BatchContract) -> None:
+    import pandas as pd
+
+    rules: dict[str, list[dict[str, Any]]] = {}
+    for rule in contract.expectations():
+        rules.setdefault(rule["kind"], []).append(rule)
+    compared = 0
+    for kind, kept in rules.items():
+        good = {}
+        for rule in kept:
+            good.setdefault(rule["checked_column"], _keeping(rule))
+        frames = [[good], [good, dict(good)], [{column: None for column in good}]]
+        for rule in kept:
+            for value in BREAKING[rule["expectation_type"]]:
+                frames.append([good, {**good, rule["checked_column"]: value}])
+        for rows in frames:
+            frame = pd.DataFrame({column: [row[column] for row in rows] for column in good})
+            assert contract.passes(kind, frame) == contract.validation(kind, frame).success, (kind, rows)
+            compared += 1
+    assert compared > 100
+    assert {kind for kind in rules} == {
+        "person",
+        "organisation",
+        "place",
+        "object",
+        "event",
+        "event_update",
+        "track_point",
+        "case",
+        "case_transition",
+        "enforcement_case",
+        "application",
+    }

@@ -50,6 +50,24 @@ def test_prune_forgets_landed_entries_and_keeps_the_rest(tmp_path: Path) -> None
     journal.close()
 
 
+def test_an_entry_whose_first_record_landed_but_not_the_rest_is_kept_until_they_have(tmp_path: Path) -> None:
+    connection = _warehouse(tmp_path / "w.duckdb")
+    folder = tmp_path / "journal"
+    journal = Journal.of_door(folder, "ingest")
+    journal.append("raw.batches", b"rows", ["first", "second", "third"])
+    journal.append("raw.batches", b"rows", ["other", "first"])
+    journal.make_durable()
+    _land(connection, "first", "third")
+    assert prune(connection, folder) == 0
+    _land(connection, "second")
+    assert prune(connection, folder) == 1
+    assert [entry.uids for entry in journal.all_entries()] == [("other", "first")]
+    _land(connection, "other")
+    assert prune(connection, folder) == 1
+    assert journal.count() == 0
+    journal.close()
+
+
 def test_an_empty_journal_of_a_finished_process_is_removed(tmp_path: Path) -> None:
     connection = _warehouse(tmp_path / "w.duckdb")
     folder = tmp_path / "journal"
