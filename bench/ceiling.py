@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.hub import ensure_topic
 from foundation.kafka_security import aiokafka_options
+from foundation.partition_ends import fetched_ends
 from foundation.settings import Settings
 
 TARGET_TOPIC = "bench.ceiling"
@@ -50,9 +51,8 @@ async def _copy(
     consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, source: str, timeout_s: float
 ) -> tuple[int, float]:
     partitions = [TopicPartition(source, number) for number in sorted(consumer.partitions_for_topic(source) or ())]
-    consumer.assign(partitions)
+    ends = await fetched_ends(consumer, partitions)
     await consumer.seek_to_beginning(*partitions)
-    ends = await consumer.end_offsets(partitions)
     starts = await consumer.beginning_offsets(partitions)
     records = sum(ends[partition] - starts[partition] for partition in partitions)
     copied = 0

@@ -12,6 +12,9 @@ or below the last one applied is a duplicate.
 An overdue clock ticks through the same topic and raises one alert on
 ``alerts.applications`` for each application that passes its item's statutory time limit
 unfinished; the table remembers the alert, so a restarted worker does not raise it again.
+The alert is sent before the table notes it, so it is never lost: a worker killed in the
+instant between the two repeats it after its restart, with the same key and the same bytes
+(the tick it answers is read again), which a subscriber can drop.
 An application must be found overdue by two checks in a row, with no change of it in
 between: a tick can fall between two changes of one batch, and the change that finishes
 an application in time may be right behind it.

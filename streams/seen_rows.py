@@ -32,6 +32,7 @@ import pyarrow as pa
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from foundation.logs import get_logger
+from foundation.partition_ends import fetched_ends
 from foundation.settings import Settings
 from schemas.batches import PROVENANCE_COLUMNS, SEEN_DIGEST_HEX, SEEN_PAYLOAD, RecordBatch
 
@@ -213,9 +214,8 @@ class SeenRows:
             partitions = [TopicPartition(topic, number) for number in numbers]
             if not partitions:
                 return 0
-            consumer.assign(partitions)
+            ends = await fetched_ends(consumer, partitions)
             await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
             read = 0
             left = {partition for partition in partitions if ends[partition] > 0}
             while left:

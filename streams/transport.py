@@ -6,15 +6,23 @@ Tansu broker does) then holds every report that reaches an idle worker for up to
 ``raw.*`` and once more on ``cases.commands``: most of the incident lane's latency was this wait,
 not work. With a short wait an idle worker takes a record when it arrives; a backlog still comes
 back in full fetches at once, so the bulk lane keeps its large batches.
+
+The same consumer restores the worker's tables up to where their changelogs end; it asks a
+fetch answer for that end (:func:`~foundation.partition_ends.fetched_ends`), since the embedded
+broker's ListOffsets answer falls short of the last records.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import aiokafka
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+from foundation.partition_ends import fetched_ends
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -23,6 +31,16 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # The consumer keeps its constructor's arguments until start() builds the fetcher from them.
         consumer._fetch_max_wait_ms = cast(Transport, transport).fetch_wait_ms
         return consumer
+
+    async def _highwaters(self, partitions: Sequence[TP]) -> Mapping[TP, int]:
+        if self.consumer.in_transaction:
+            return await super()._highwaters(partitions)
+        probe = self._create_client_consumer(cast(Transport, self.transport))
+        await probe.start()
+        try:
+            return await fetched_ends(probe, partitions)
+        finally:
+            await probe.stop()
 
 
 class _Consumer(faust_aiokafka.Consumer):
