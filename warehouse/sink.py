@@ -51,6 +51,8 @@ class Poller(Protocol):
 
     def poll(self, timeout_ms: int, max_records: int) -> Mapping[TopicPartition, Sequence[Message]]: ...
 
+    def seek(self, partition: TopicPartition, offset: int) -> None: ...
+
     def assignment(self) -> set[TopicPartition]: ...
 
     def position(self, partition: TopicPartition) -> int | None: ...
@@ -83,6 +85,32 @@ class Collector:
         self.wait_ms = settings.sink_batch_wait_ms
         self.linger_ms = min(settings.sink_batch_linger_ms, settings.sink_batch_wait_ms)
         self.waiting: deque[Batch] = deque()
+        self.read_up_to: dict[TopicPartition, int] = {}
+        """Per partition, the offset after the last message polled (or where it was sought): never past the
+        consumer's position, which may stand further on where the broker skipped records it does not hand over."""
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        """Read ``partition`` from ``offset`` on."""
+        self.consumer.seek(partition, offset)
+        self.read_up_to[partition] = offset
+
+    def behind(self) -> dict[TopicPartition, int]:
+        """Records the broker holds past the consumer's position, for every assigned partition that has some.
+
+        The consumer's own ``position`` walks every assigned partition (kafka-python validates them
+        all on each call), so asking it for each of the sink's 64 partitions after every poll cost
+        the sink a tenth of its CPU at 20 reports/s. It is asked only where the offsets polled so
+        far do not already reach the high watermark.
+        """
+        behind: dict[TopicPartition, int] = {}
+        for partition in self.consumer.assignment():
+            highwater = self.consumer.highwater(partition)
+            if highwater is None or self.read_up_to.get(partition, -1) >= highwater:
+                continue
+            position = self.consumer.position(partition)
+            if position is not None and highwater > position:
+                behind[partition] = highwater - position
+        return behind
 
     def _fits(self, batch: Batch, message: Batch) -> bool:
         """Whether ``message`` may join ``batch``: an empty batch takes any message, however big."""
@@ -95,14 +123,6 @@ class Collector:
     def _full(self, batch: Batch) -> bool:
         return len(batch) >= self.max_records or batch.bulk_rows >= self.max_bulk_rows
 
-    def _backlog(self) -> bool:
-        """Whether the broker holds records of an assigned partition that have not been read yet."""
-        for partition in self.consumer.assignment():
-            highwater, position = self.consumer.highwater(partition), self.consumer.position(partition)
-            if highwater is not None and position is not None and highwater > position:
-                return True
-        return False
-
     def collect(self, stop: threading.Event) -> Batch:
         """The next batch: waiting messages first, then polls until it is full, the backlog is read or time is up."""
         batch = Batch()
@@ -114,10 +134,12 @@ class Collector:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if self.waiting or self._full(batch) or remaining_ms <= 0:
                 break
-            if batch.offsets and not batch.bulk_rows and not self._backlog() and time.monotonic() >= lingered:
+            if batch.offsets and not batch.bulk_rows and not self.behind() and time.monotonic() >= lingered:
                 break
             polled = self.consumer.poll(timeout_ms=remaining_ms, max_records=self.max_records - len(batch))
             for partition, messages in polled.items():
+                if messages:
+                    self.read_up_to[partition] = messages[-1].offset + 1
                 self.waiting.extend(
                     decode_message(partition.topic, partition.partition, message.offset, message.value or b"")
                     for message in messages
@@ -285,7 +307,7 @@ class Sink:
                     stale_offset=offset,
                 )
                 offset = 0
-            self.consumer.seek(partition, offset)
+            self.collector.seek(partition, offset)
 
     def run(self, stop: threading.Event) -> None:
         """Write batches until ``stop`` is set, then read on until a poll finds nothing more.
@@ -327,15 +349,16 @@ class Sink:
 
     def _measure_lag(self) -> None:
         """Set the lag gauge of every topic: the high watermarks the last fetches saw, less the sink's positions."""
-        behind: dict[str, int] = {}
-        for partition in self.consumer.assignment():
-            high = self.consumer.highwater(partition)
-            if high is not None:
-                behind[partition.topic] = behind.get(partition.topic, 0) + max(
-                    high - self.consumer.position(partition), 0
-                )
-        for topic, lag in behind.items():
-            CONSUMER_LAG.labels("sink", topic).set(lag)
+        seen = {
+            partition.topic
+            for partition in self.consumer.assignment()
+            if self.consumer.highwater(partition) is not None
+        }
+        lag = dict.fromkeys(seen, 0)
+        for partition, records in self.collector.behind().items():
+            lag[partition.topic] += records
+        for topic, records in lag.items():
+            CONSUMER_LAG.labels("sink", topic).set(records)
 
 
 def count_batch(batch: Batch) -> None:

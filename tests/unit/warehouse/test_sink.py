@@ -70,6 +70,9 @@ class ScriptedConsumer:
         self.asked.append(max_records)
         return self.answers.popleft() if self.answers else {}
 
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        raise AssertionError("the scripted answers stand for one run of polls; nothing seeks in them")
+
     def assignment(self) -> set[TopicPartition]:
         return {BATCHES_0}
 
@@ -78,6 +81,36 @@ class ScriptedConsumer:
 
     def highwater(self, partition: TopicPartition) -> int | None:
         return len(self.asked) + len(self.answers)
+
+
+class SkippingBroker:
+    """Partitions whose last offsets the broker does not hand over (as it skips transaction markers).
+
+    The consumer's position then stands at the high watermark while the messages polled end
+    earlier; ``position`` answers where each stands, and counts how often it is asked.
+    """
+
+    def __init__(self, polled: Mapping[TopicPartition, Sequence[Record]], positions: dict[TopicPartition, int]) -> None:
+        self.answers = deque([polled])
+        self.positions = positions
+        self.highwaters = dict(positions)
+        self.asked_position: list[TopicPartition] = []
+
+    def poll(self, timeout_ms: int, max_records: int) -> Mapping[TopicPartition, Sequence[Record]]:
+        return self.answers.popleft() if self.answers else {}
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        assert offset == 0
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.positions)
+
+    def position(self, partition: TopicPartition) -> int | None:
+        self.asked_position.append(partition)
+        return self.positions[partition]
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        return self.highwaters[partition]
 
 
 def people(run: str, count: int) -> bytes:
@@ -312,3 +345,31 @@ def test_a_sink_killed_inside_its_transaction_leaves_only_what_it_committed(tmp_
     assert count(connection, "person_sources") == 20
     assert offsets(connection) == {(CANONICAL_BATCHES, 0): 1}
     connection.close()
+
+
+def test_the_consumer_is_asked_its_position_only_where_the_polled_offsets_fall_short_of_the_high_watermark() -> None:
+    read_whole, skipped_tail = TopicPartition(REJECTS, 0), TopicPartition(REJECTS, 1)
+    broker = SkippingBroker(
+        {
+            read_whole: [Record(offset, refused(f"whole-{offset}")) for offset in range(3)],
+            skipped_tail: [Record(offset, refused(f"tail-{offset}")) for offset in range(3)],
+        },
+        {read_whole: 3, skipped_tail: 5},
+    )
+    collector = Collector(broker, caps())
+    for partition in broker.assignment():
+        collector.seek(partition, 0)
+    batch = collector.collect(threading.Event())
+    assert len(batch.rejects) == 6
+    broker.asked_position.clear()
+    assert collector.behind() == {}
+    assert broker.asked_position == [skipped_tail]
+
+
+def test_records_past_the_position_are_behind_until_polled() -> None:
+    waiting = TopicPartition(REJECTS, 0)
+    broker = SkippingBroker({}, {waiting: 2})
+    broker.highwaters[waiting] = 7
+    collector = Collector(broker, caps())
+    collector.seek(waiting, 0)
+    assert collector.behind() == {waiting: 5}
