@@ -8,6 +8,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from warehouse.sql import sql_literal
 
@@ -36,20 +37,33 @@ def replace_keyed(cursor: duckdb.DuckDBPyConnection, table: str, key: str, relat
     cursor.execute("DROP TABLE _replacing")
 
 
+def _last_per_key(rows: Rows, key: str) -> pa.Table:
+    """One row per ``key``, the last given: a batch may carry several versions of a record."""
+    names = [name.strip() for name in key.split(",")]
+    if not isinstance(rows, pa.Table):
+        return pa.Table.from_pylist(list({tuple(row.get(name) for name in names): row for row in rows}.values()))
+    arrival = rows.append_column("_arrival", pa.array(range(len(rows)), pa.int64()))
+    last = arrival.group_by(names, use_threads=False).aggregate([("_arrival", "max")])
+    if last.num_rows == rows.num_rows:
+        return rows
+    latest = last.column("_arrival_max")
+    return rows.take(latest.take(pc.sort_indices(latest)))
+
+
 def upsert_rows(cursor: duckdb.DuckDBPyConnection, table: str, key: str, rows: Rows) -> None:
-    """Keyed upsert; within one call the last version of a key wins, so a batch may carry several."""
+    """Keyed upsert; within one call the last version of a key wins, so a batch may carry several.
+
+    The versions are settled before DuckDB sees the rows, so the write is two statements straight
+    from them. Settling them in SQL took a window over a temporary table, created and dropped:
+    per small batch of the incident lane that cost 9 ms for two tables against 6 ms now (one
+    session), and the sink writes four such tables in every transaction.
+    """
     if len(rows) == 0:
         return
-    arrow = as_arrow(rows).append_column("_seq", pa.array(range(len(rows)), pa.int64()))
-    cursor.register("incoming", arrow)
+    cursor.register("incoming", _last_per_key(rows, key))
     try:
-        replace_keyed(
-            cursor,
-            table,
-            key,
-            "SELECT * EXCLUDE (_seq) FROM incoming "
-            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _seq DESC) = 1",
-        )
+        cursor.execute(f"DELETE FROM {table} USING incoming WHERE {_matching(key, table, 'incoming')}")
+        cursor.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
     finally:
         cursor.unregister("incoming")
 

@@ -1,4 +1,4 @@
-"""A ledger keeps the first outcome of each record, however its search for earlier outcomes is narrowed."""
+"""Keyed writes: an upsert keeps the last version of each key, a ledger the first outcome of each record."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pytest
 
-from warehouse.upsert import insert_new_rows
+from warehouse.upsert import insert_new_rows, upsert_rows
 from warehouse.writer import SCHEMA_FILES
 
 NOW = "2026-12-03T10:00:00+08:00"
@@ -70,3 +71,26 @@ def test_received_at_texts_with_other_offsets_are_compared_as_instants(cursor: d
 def test_a_record_twice_in_one_write_is_kept_once(cursor: duckdb.DuckDBPyConnection) -> None:
     insert_new_rows(cursor, "intake", [entry("G", "new", NOW), entry("G", "new", NOW)])
     assert ledger(cursor) == [("G", "new")]
+
+
+def offset(topic: str, partition: int, next_offset: int) -> dict[str, Any]:
+    return {"topic": topic, "partition": partition, "next_offset": next_offset, "topic_id": "t-1"}
+
+
+def stored_offsets(cursor: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int]]:
+    return cursor.execute("SELECT topic, partition, next_offset FROM sink_offsets ORDER BY 1, 2").fetchall()
+
+
+@pytest.mark.parametrize("shape", ["python rows", "arrow table"])
+def test_an_upsert_keeps_the_last_version_of_each_key_and_leaves_other_keys_alone(
+    cursor: duckdb.DuckDBPyConnection, shape: str
+) -> None:
+    upsert_rows(cursor, "sink_offsets", "topic, partition", [offset("a", 0, 5), offset("a", 1, 7), offset("b", 0, 1)])
+    versions = [offset("a", 0, 6), offset("b", 1, 2), offset("a", 0, 9), offset("b", 1, 3), offset("a", 0, 8)]
+    upsert_rows(
+        cursor,
+        "sink_offsets",
+        "topic, partition",
+        pa.Table.from_pylist(versions) if shape == "arrow table" else versions,
+    )
+    assert stored_offsets(cursor) == [("a", 0, 8), ("a", 1, 7), ("b", 0, 1), ("b", 1, 3)]
