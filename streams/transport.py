@@ -13,7 +13,9 @@ In the worker that is the rule, not an accident: the integrate agent's case comm
 ``cases.commands`` while the next reports wait on ``raw.patrol``. The first reports after a
 quiet spell then reached their desk in 150-220 ms instead of 40 ms, and the dispatch p99 at 20
 reports/s was set by them; so the worker's consumer never holds back (``PREFETCH_BACKOFF_S``).
-A partition still has one fetched answer at most, so memory stays bounded.
+A partition still has one fetched answer at most, so memory stays bounded. The backoff also
+batched fetches of a saturated worker: at 150 reports/s, dispatch p99 varied more without it
+(1.1-9.8 s against 2.4-2.8 s over four runs each), where both miss the goal tenfold.
 
 The same consumer restores the worker's tables up to where their changelogs end; it asks a
 fetch answer for that end (:func:`~foundation.partition_ends.fetched_ends`), since the embedded
