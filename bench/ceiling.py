@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.hub import ensure_topic
 from foundation.kafka_security import aiokafka_options
-from foundation.partition_ends import fetched_ends
+from foundation.partition_ends import held_records
 from foundation.settings import Settings
 
 TARGET_TOPIC = "bench.ceiling"
@@ -51,10 +51,8 @@ async def _copy(
     consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, source: str, timeout_s: float
 ) -> tuple[int, float]:
     partitions = [TopicPartition(source, number) for number in sorted(consumer.partitions_for_topic(source) or ())]
-    ends = await fetched_ends(consumer, partitions)
+    records = await held_records(consumer, partitions)
     await consumer.seek_to_beginning(*partitions)
-    starts = await consumer.beginning_offsets(partitions)
-    records = sum(ends[partition] - starts[partition] for partition in partitions)
     copied = 0
     started = time.perf_counter()
     deadline = started + timeout_s

@@ -31,7 +31,7 @@ from foundation import runfiles
 from foundation.access import caller_token
 from foundation.errors import GridhubError
 from foundation.kafka_security import aiokafka_options, kafka_python_options
-from foundation.partition_ends import fetched_ends
+from foundation.partition_ends import held_records
 from foundation.settings import Settings
 from gridhub.broker import admin_client
 from gridhub.supervisor import Stack, settings_env
@@ -326,9 +326,7 @@ async def _records_held(hub: BenchHub, topic: str) -> int:
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, number) for number in sorted(consumer.partitions_for_topic(topic) or ())]
-        ends = await fetched_ends(consumer, partitions)
-        starts = await consumer.beginning_offsets(partitions)
-        return sum(ends[partition] - starts[partition] for partition in partitions)
+        return await held_records(consumer, partitions)
     finally:
         await consumer.stop()
 

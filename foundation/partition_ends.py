@@ -42,3 +42,13 @@ async def fetched_ends(consumer: AIOKafkaConsumer, partitions: Sequence[P], time
             await consumer.getmany(*wanted, timeout_ms=FETCH_POLL_MS)
     ends = {partition: max(listed[partition], consumer.highwater(partition) or 0) for partition in wanted}
     return {given: ends[TopicPartition(*given)] for given in partitions}
+
+
+async def held_records(consumer: AIOKafkaConsumer, partitions: Sequence[P]) -> int:
+    """How many records ``partitions`` hold together, from their first offset to the end a fetch answer gives.
+
+    Leaves the consumer as :func:`fetched_ends` does: a caller that reads the records seeks first.
+    """
+    ends = await fetched_ends(consumer, partitions)
+    starts = await consumer.beginning_offsets([TopicPartition(topic, number) for topic, number in partitions])
+    return sum(ends[given] - starts[TopicPartition(*given)] for given in partitions)

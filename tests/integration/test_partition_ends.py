@@ -7,7 +7,7 @@ import asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from foundation.partition_ends import fetched_ends
+from foundation.partition_ends import fetched_ends, held_records
 from gridhub.broker import admin_client
 from tests.support.hub import Hub, unique
 
@@ -71,3 +71,22 @@ def test_an_empty_partition_ends_at_zero(hub: Hub) -> None:
 
     assert ends == {TopicPartition(topic, 0): 0}
     assert values == []
+
+
+async def held(bootstrap: str, topic: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return await held_records(consumer, [(topic, 0)])
+    finally:
+        await consumer.stop()
+
+
+def test_a_partition_holds_every_record_of_its_batches(hub: Hub) -> None:
+    topic = new_topic(hub)
+    assert asyncio.run(held(hub.stack.bootstrap, topic)) == 0
+
+    asyncio.run(publish_one_batch(hub.stack.bootstrap, topic))
+    asyncio.run(publish_one_batch(hub.stack.bootstrap, topic))
+
+    assert asyncio.run(held(hub.stack.bootstrap, topic)) == 2 * BATCH
