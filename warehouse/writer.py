@@ -119,6 +119,12 @@ class Batch:
         self.origins.extend(other.origins)
         self.quality.extend(other.quality)
 
+    def sources(self) -> set[str]:
+        """The sources of the outcomes the batch writes to the intake ledger, its bulk-lane rows' included."""
+        return {entry["source"] for entry in self.intake if entry.get("source") is not None} | {
+            part.source for parts in self.bulk.values() for part in parts
+        }
+
     def first_place(self, topic_ids: dict[str, str]) -> Place:
         """Where the batch's first message sits, which its quality results name (all None without one)."""
         if not self.origins:
@@ -257,7 +263,7 @@ class WarehouseWriter:
                 self.resolver.apply_decisions(cursor, batch.decisions, now)
             insert_new_rows(cursor, "rejects", batch.rejects)
             insert_new_rows(cursor, "intake", [{**entry, "written_at": now} for entry in batch.intake])
-            close_resolved(cursor, now)
+            close_resolved(cursor, now, batch.sources())
             record_runs(cursor, batch.runs)
             store_results(cursor, quality, batch.first_place(topic_ids), now)
             cases = {row["case_id"] for kind in ("case", "case_transition") for row in batch.entities.get(kind, [])}

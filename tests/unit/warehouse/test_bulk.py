@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -98,6 +100,20 @@ def test_a_row_the_contract_refuses_is_a_reject_with_its_rule_and_never_a_copy(
         ("a2", "contract_violation", "warehouse contract: phone must not be +8613900000009")
     ]
     assert connection.execute("SELECT person_key FROM people").fetchall() == [(WANG,)]
+
+
+def test_a_corrected_row_of_a_later_export_closes_the_reject_of_its_record(
+    warehouse: tuple[WarehouseWriter, duckdb.DuckDBPyConnection],
+) -> None:
+    writer, connection = warehouse
+    li = {"id_number": LI, "name": "李四"}
+    write(writer, canonical("r1", [("a1", {**li, "phone": "13900000009"})]))
+    received = datetime.now(UTC) + timedelta(minutes=1)  # sent after the contract refused the first
+    write(writer, replace(canonical("r2", [("b1", {**li, "phone": "13900000001"})]), received_at=received), offset=1)
+
+    assert connection.execute("SELECT record_uid, resolution, resolved_by FROM rejects").fetchall() == [
+        ("a1", "landed", "b1")
+    ]
 
 
 def seen(run: str, rows: list[tuple[str, RecordBatch]]) -> RecordBatch:

@@ -49,7 +49,7 @@ def test_a_record_that_lands_later_closes_its_reject(db: duckdb.DuckDBPyConnecti
     written = T0 + timedelta(hours=2)
     add_outcome(db, "u2", "c1", "new", 1, written)
 
-    close_resolved(db, written)
+    close_resolved(db, written, {"civil-affairs"})
 
     assert state(db) == [("r1", "landed", "u2")]
     assert db.execute(list_sql(RejectFilter(), 10)).fetchall() == []
@@ -62,7 +62,7 @@ def test_a_record_refused_again_leaves_only_its_new_reject_open(db: duckdb.DuckD
     written = T0 + timedelta(hours=2)
     add_outcome(db, "r2", "c1", "rejected", 1, written)
 
-    close_resolved(db, written)
+    close_resolved(db, written, {"civil-affairs"})
 
     assert state(db) == [("r1", "rejected_again", "r2"), ("r2", None, None)]
     open_rejects = db.execute(list_sql(RejectFilter(source="civil-affairs"), 10)).fetchall()
@@ -78,9 +78,22 @@ def test_only_outcomes_written_in_this_transaction_and_after_the_reject_close_it
     add_outcome(db, "u1", "c1", "update", 4, now)  # received before the record was refused
     add_outcome(db, "u2", "c2", "new", 5.5, now)  # another record
 
-    close_resolved(db, now)
+    close_resolved(db, now, {"civil-affairs", "patrol"})
 
     assert state(db) == [("r1", None, None)]
+
+
+def test_only_the_named_sources_open_rejects_are_looked_for(db: duckdb.DuckDBPyConnection) -> None:
+    add_reject(db, "r1", "c1", 0)
+    written = T0 + timedelta(hours=2)
+    add_outcome(db, "u2", "c1", "new", 1, written)
+
+    close_resolved(db, written, {"patrol"})
+    close_resolved(db, written, set())
+    assert state(db) == [("r1", None, None)]
+
+    close_resolved(db, written, {"patrol", "civil-affairs"})
+    assert state(db) == [("r1", "landed", "u2")]
 
 
 def test_a_filter_quotes_what_a_person_typed(db: duckdb.DuckDBPyConnection) -> None:
