@@ -107,6 +107,13 @@ class Settings(BaseSettings):
         description="Shortest wait to fill a batch even with no backlog (capped by the batch wait): fewer, larger "
         "transactions for later cases; 0 writes what arrived at once.",
     )
+    sink_idle_checkpoint_kib: int = Field(
+        default=1024,
+        ge=0,
+        description="When nothing has arrived for a whole batch wait, the sink moves DuckDB's write-ahead log into "
+        "the warehouse file if it holds at least this many KiB, so that the commit that would pass DuckDB's own "
+        "threshold (16 MiB) does not hold an incident for it; 0 turns it off.",
+    )
     sink_bulk_rows: int = Field(
         default=250_000, ge=1, description="Most bulk-lane rows (department exports) per DuckDB txn."
     )

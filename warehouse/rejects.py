@@ -33,8 +33,9 @@ def close_resolved(cursor: duckdb.DuckDBPyConnection, written_at: datetime, sour
     (``rejected_again``, by the reject that is now the open one). ``sources`` names every source
     of those outcomes: only when one of them has an open reject does the ledger get searched.
     A department export's ten thousand refused rows stay open for days, and searching the ledger
-    for them cost each transaction of the incident lane 9.5 ms of its 86 (20 reports/s on the
-    benchmark's hub, one session), though no report could close one of them.
+    for them cost each transaction of the incident lane 9.5 ms on average, where one took 86 ms
+    at the median (20 reports/s on the benchmark's hub, one session), though no report could
+    close one of them.
     """
     if not sources:
         return

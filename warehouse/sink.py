@@ -31,6 +31,7 @@ from schemas.rejects import describe_error
 from schemas.topics import sink_topics
 from warehouse.contract import BatchContract
 from warehouse.decode import UNWRITABLE, decode_all, decode_message, refuse
+from warehouse.idle_checkpoint import IdleCheckpoint
 from warehouse.writer import Batch, Origin, UnwritableBatch, WarehouseBroken, WarehouseWriter
 
 log = get_logger(__name__)
@@ -289,6 +290,7 @@ class Sink:
             **kafka_python_options(settings),
         )
         self.collector = Collector(self.consumer, settings)
+        self.idle_checkpoint_kib = settings.sink_idle_checkpoint_kib
 
     def _assign(self) -> None:
         """Take every partition and seek to where the warehouse left off (or the start)."""
@@ -316,14 +318,18 @@ class Sink:
         The supervisor stops the sink after the worker, so what the worker sent last (a case
         derived from the last report, say) is in the topics but may not be read yet: reading
         to an empty poll, not to the broker's end offsets (which the embedded broker reports
-        wrongly), lands it before the broker goes.
+        wrongly), lands it before the broker goes. A batch wait that brings nothing is a pause
+        in which to checkpoint the warehouse (:mod:`warehouse.idle_checkpoint`).
         """
         self._assign()
+        idle_checkpoint = IdleCheckpoint(self.writer.connection, self.idle_checkpoint_kib)
         try:
             while not stop.is_set():
                 batch = self.collector.collect(stop)
                 if batch.offsets:
                     self._write(batch, stop)
+                elif not stop.is_set():
+                    idle_checkpoint.run()
                 self._measure_lag()
             self._read_to_the_end(stop)
         except RetryableError as exc:

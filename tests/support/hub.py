@@ -46,7 +46,9 @@ def hub_settings(data_dir: Path, **extra: Any) -> Settings:
     """Settings for a test hub: free ports, short batch waits, fast polling, small bulk transactions.
 
     Small bulk transactions make a test's few thousand export rows span several, so a crash
-    can land between two of them, as it does in a million-row load.
+    can land between two of them, as it does in a million-row load. The sink checkpoints the
+    warehouse in every pause with anything in its log, so checkpoints run beside the writes,
+    queries and restarts of every test, not only past a megabyte.
     """
     defaults: dict[str, Any] = {
         "data_dir": data_dir,
@@ -55,6 +57,7 @@ def hub_settings(data_dir: Path, **extra: Any) -> Settings:
         "screen_port": 0,
         "sink_batch_wait_ms": 100,
         "sink_bulk_rows": 1000,
+        "sink_idle_checkpoint_kib": 1,
         "bulk_batch_rows": 500,
         "approvals_poll_seconds": 0.2,
         "overdue_check_seconds": 1,
