@@ -139,6 +139,12 @@ class Journal:
                 (after, limit),
             ).fetchall()
 
+    def appended_from(self, first: int, last: int) -> float | None:
+        """When the earliest entry with an id from ``first`` to ``last`` was appended (seconds since the epoch)."""
+        with self._lock:
+            row = self._db.execute("SELECT min(appended_at) FROM entries WHERE id BETWEEN ? AND ?", (first, last))
+            return row.fetchone()[0]
+
     def uids(self, ids: Iterable[int]) -> list[tuple[int, str]]:
         """(id, newline-joined uids) of the entries ``ids`` still held, without their values: what the sink checks."""
         chosen = sorted(ids)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
 from foundation.journal import Journal, journal_files
 from foundation.settings import Settings
-from warehouse.journal_keeper import PAUSE_PER_PASS_SECOND, landed_entries, pause_after, prune
+from warehouse.journal_keeper import CLOCK_MARGIN, PAUSE_PER_PASS_SECOND, landed_entries, pause_after, prune
 from warehouse.resolution import Resolver
 from warehouse.resolution_rules import ResolutionRules
 from warehouse.writer import connect
@@ -105,3 +105,22 @@ def test_the_keeper_pauses_the_interval_after_a_quick_pass_and_longer_after_a_sl
     assert pause_after(0.5, 1.0) == 0.5 * PAUSE_PER_PASS_SECOND
     share = 0.5 / (0.5 + pause_after(0.5, 1.0))
     assert share <= 0.1
+
+
+def test_a_pass_searches_the_ledger_only_from_shortly_before_the_entries_were_appended(tmp_path: Path) -> None:
+    connection = _warehouse(tmp_path / "w.duckdb")
+    folder = tmp_path / "journal"
+    journal = Journal.of_door(folder, "patrol")
+    journal.append("raw.patrol", b"{}", ["recent"])
+    journal.append("raw.patrol", b"{}", ["long-before"])
+    journal.make_durable()
+    _land(connection, "recent")
+    written = datetime.now(UTC) - CLOCK_MARGIN - timedelta(minutes=5)
+    connection.execute(
+        "INSERT INTO intake (record_uid, outcome, written_at) VALUES ('long-before', 'new', ?)", [written]
+    )
+
+    assert prune(connection, folder) == 1
+    assert [entry.uids for entry in journal.all_entries()] == [("long-before",)]
+    assert landed_entries(connection, [(2, "long-before")]) == [2], "unnarrowed, the whole ledger is searched"
+    journal.close()
