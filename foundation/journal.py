@@ -130,13 +130,21 @@ class Journal:
             yield from batch
             last = batch[-1].id
 
-    def first_uids(self, after: int = 0, limit: int = 500) -> list[tuple[int, str]]:
-        """(id, first uid) of committed entries: an entry whose first record has not landed has not landed."""
+    def newest_id(self) -> int:
+        """Id of the newest committed entry (0 for an empty journal)."""
+        with self._lock:
+            return int(self._db.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0])
+
+    def first_uids(self, after: int = 0, limit: int = 500, up_to: int | None = None) -> list[tuple[int, str]]:
+        """(id, first uid) of committed entries after ``after`` (and up to ``up_to``), oldest first.
+
+        An entry whose first record has not landed has not landed.
+        """
         with self._lock:
             return self._db.execute(
                 "SELECT id, substr(uids, 1, instr(uids || char(10), char(10)) - 1) FROM entries "
-                "WHERE id > ? ORDER BY id LIMIT ?",
-                (after, limit),
+                "WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+                (after, up_to if up_to is not None else 2**63 - 1, limit),
             ).fetchall()
 
     def appended_from(self, first: int, last: int) -> float | None:

@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from foundation.journal import Journal, journal_files
 from foundation.settings import Settings
+from warehouse import journal_keeper
 from warehouse.journal_keeper import CLOCK_MARGIN, PAUSE_PER_PASS_SECOND, landed_entries, pause_after, prune
 from warehouse.resolution import Resolver
 from warehouse.resolution_rules import ResolutionRules
@@ -124,3 +126,33 @@ def test_a_pass_searches_the_ledger_only_from_shortly_before_the_entries_were_ap
     assert [entry.uids for entry in journal.all_entries()] == [("long-before",)]
     assert landed_entries(connection, [(2, "long-before")]) == [2], "unnarrowed, the whole ledger is searched"
     journal.close()
+
+
+def test_a_pass_checks_the_entries_held_as_it_began_not_those_appended_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection = _warehouse(tmp_path / "w.duckdb")
+    folder = tmp_path / "journal"
+    door = Journal.of_door(folder, "patrol")
+    for number in range(3):
+        door.append("raw.patrol", b"{}", [f"u{number}"])
+    door.make_durable()
+    _land(connection, *(f"u{number}" for number in range(100)))
+    searches: list[int] = []
+    search = journal_keeper._started_entries
+
+    def search_while_the_door_appends(
+        cursor: duckdb.DuckDBPyConnection, firsts: list[tuple[int, str]], since: datetime
+    ) -> list[int]:
+        searches.append(len(firsts))
+        if len(searches) < 50:  # a door appending as fast as the keeper checks
+            door.append("raw.patrol", b"{}", [f"u{len(searches) + 2}"])
+            door.make_durable()
+        return search(cursor, firsts, since)
+
+    monkeypatch.setattr(journal_keeper, "_started_entries", search_while_the_door_appends)
+
+    assert prune(connection, folder) == 3
+    assert searches == [3]
+    assert door.count() == 1, "the entry appended during the pass waits for the next one"
+    door.close()
