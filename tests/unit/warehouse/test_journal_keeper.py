@@ -30,6 +30,15 @@ def _land(connection: duckdb.DuckDBPyConnection, *uids: str) -> None:
         connection.execute("INSERT INTO intake (record_uid, outcome, written_at) VALUES (?, 'new', ?)", [uid, now])
 
 
+def _patrol_journal(folder: Path, reports: int) -> Journal:
+    """A gateway's journal holding one entry of one record (``u0``, ``u1``, ...) per report."""
+    journal = Journal.of_door(folder, "patrol")
+    for number in range(reports):
+        journal.append("raw.patrol", b"{}", [f"u{number}"])
+    journal.make_durable()
+    return journal
+
+
 def test_an_entry_is_landed_only_when_all_its_records_are(tmp_path: Path) -> None:
     connection = _warehouse(tmp_path / "w.duckdb")
     _land(connection, "a", "b", "c")
@@ -41,10 +50,7 @@ def test_an_entry_is_landed_only_when_all_its_records_are(tmp_path: Path) -> Non
 def test_prune_forgets_landed_entries_and_keeps_the_rest(tmp_path: Path) -> None:
     connection = _warehouse(tmp_path / "w.duckdb")
     folder = tmp_path / "journal"
-    journal = Journal.of_door(folder, "patrol")
-    for number in range(450):
-        journal.append("raw.patrol", b"{}", [f"u{number}"])
-    journal.make_durable()
+    journal = _patrol_journal(folder, 450)
     _land(connection, *(f"u{number}" for number in range(450) if number != 7))
     assert prune(connection, folder) == 449
     assert [entry.uids for entry in journal.all_entries()] == [("u7",)]
@@ -133,10 +139,7 @@ def test_a_pass_checks_the_entries_held_as_it_began_not_those_appended_while_it_
 ) -> None:
     connection = _warehouse(tmp_path / "w.duckdb")
     folder = tmp_path / "journal"
-    door = Journal.of_door(folder, "patrol")
-    for number in range(3):
-        door.append("raw.patrol", b"{}", [f"u{number}"])
-    door.make_durable()
+    door = _patrol_journal(folder, 3)
     _land(connection, *(f"u{number}" for number in range(100)))
     searches: list[int] = []
     search = journal_keeper._started_entries
