@@ -54,10 +54,8 @@ class IdleCheckpoint:
         active; 2.0 checkpoints beside open transactions) or the disk fails is left for the next
         pause, or for DuckDB's own.
         """
-        if self._min_bytes == 0 or self._log is None:
-            return False
         size = self.log_bytes()
-        if size == 0 or size < self._min_bytes:
+        if self._min_bytes == 0 or size < self._min_bytes:
             return False
         try:
             self._connection.execute("CHECKPOINT")
