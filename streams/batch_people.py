@@ -13,10 +13,8 @@ warehouse, so every rule below errs towards "undecided".
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +24,7 @@ from pydantic_core import to_json
 
 from schemas import TOWN_TIMEZONE
 from schemas.address import normalise_address
+from schemas.digests import ascii_strings, sha256_hex
 from schemas.identity import RESIDENT_ID_CHECK_CHARS, RESIDENT_ID_WEIGHTS, division_codes
 
 INPUT_FIELDS = ("id_number", "name", "gender", "birth_date", "phone", "address", "employer_uscc")
@@ -52,7 +51,6 @@ _DIVISIONS = np.zeros(1_000_000, dtype=bool)
 _DIVISIONS[[int(code) for code in division_codes()]] = True
 """Whether each six-digit number is a GB/T 2260 division code (:func:`schemas.identity.division_codes`)."""
 _FIRST_BIRTH_YEAR = 1880
-_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 _ISO_PARTS = ((6, 10), (10, 12), (12, 14))
 """Where year, month and day sit in a resident ID."""
 _STRIPPED = TypeAdapter(str, config=ConfigDict(str_strip_whitespace=True))
@@ -207,7 +205,7 @@ def _resident_ids(trimmed: pa.Array) -> _ResidentIds:
         & (born <= today)
     )
     dash = np.full((len(chars), 1), ord("-"), np.uint8)
-    birth_date = _strings(np.hstack([chars[:, 6:10], dash, chars[:, 10:12], dash, chars[:, 12:14]]))
+    birth_date = ascii_strings(np.hstack([chars[:, 6:10], dash, chars[:, 10:12], dash, chars[:, 12:14]]))
     gender = pc.if_else(pa.array(digits[:, 16] % 2 == 1), "M", "F")
     return _ResidentIds(valid, number, gender, birth_date)
 
@@ -218,13 +216,6 @@ def _byte_matrix(texts: pa.Array, width: int) -> np.ndarray:
     start = int(np.frombuffer(offsets, np.int32, 1, texts.offset * 4)[0])
     chars = np.frombuffer(data if data is not None else b"", np.uint8, len(texts) * width, start)
     return chars.reshape(-1, width)
-
-
-def _strings(matrix: np.ndarray) -> pa.Array:
-    """A string column from a matrix of ASCII bytes, one value per row."""
-    rows, width = matrix.shape
-    ends = np.arange(0, rows * width + 1, width, dtype=np.int32)
-    return pa.StringArray.from_buffers(rows, pa.py_buffer(ends), pa.py_buffer(np.ascontiguousarray(matrix)))
 
 
 def _accepted(rows: pa.Array, values: dict[str, pa.Array]) -> pa.Table:
@@ -263,7 +254,7 @@ def _accepted(rows: pa.Array, values: dict[str, pa.Array]) -> pa.Table:
             "employer_uscc": pa.nulls(len(rows), pa.string()),
             "match_key": number,
             "address_norm": address_norm,
-            "fingerprint": _sha256_hex(record_json),
+            "fingerprint": sha256_hex(record_json),
         }
     )
 
@@ -289,19 +280,3 @@ def _address_forms(value: str) -> tuple[str | None, str | None, str, str]:
     address = _STRIPPED.validate_python(value)
     norm = normalise_address(address)
     return address, norm, to_json(address).decode(), to_json(norm).decode()
-
-
-def _sha256_hex(texts: pa.Array) -> pa.Array:
-    """sha256 hex of each UTF-8 text, as ``hashlib.sha256(text).hexdigest()`` gives it.
-
-    The texts are hashed straight from the Arrow buffer and the digests spelled in hex by numpy into one
-    fixed-width string column: no Python string per row on either side, only the hash call itself.
-    """
-    _, offsets_buffer, data_buffer = texts.buffers()
-    offsets = np.frombuffer(offsets_buffer, np.int32, len(texts) + 1, texts.offset * 4).tolist()
-    data = memoryview(data_buffer if data_buffer is not None else b"")
-    sha256 = hashlib.sha256
-    digests = np.frombuffer(b"".join([sha256(data[a:b]).digest() for a, b in pairwise(offsets)]), np.uint8)
-    spelled = np.empty((len(texts), 64), np.uint8)
-    spelled[:, 0::2], spelled[:, 1::2] = (_HEX[half].reshape(-1, 32) for half in (digests >> 4, digests & 15))
-    return _strings(spelled)

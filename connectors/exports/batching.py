@@ -10,7 +10,6 @@ everything else the connector does. Column-wise readers hand over whole blocks.
 
 from __future__ import annotations
 
-import os
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from kafka.producer.future import FutureRecordMetadata
 from connectors.publisher import RawPublisher, content_hash
 from foundation.metrics import count_records
 from schemas.batches import RecordBatch, encode_within
+from schemas.digests import random_hex
 from schemas.topics import RAW_BATCHES
 
 
@@ -31,15 +31,10 @@ def batchable(payload: dict[str, Any]) -> bool:
     return all(value is None or isinstance(value, str) for value in payload.values())
 
 
-def record_uids(rows: int) -> pa.Array:
-    """Fresh random ids for received rows (the same 32 hex digits as the per-record lane's)."""
-    return pa.array([os.urandom(16).hex() for _ in range(rows)], pa.string())
-
-
 def block(payload: pa.Table, source_record_ids: pa.Array, content_hashes: pa.Array) -> pa.Table:
     """Provenance columns first, then the payload's text columns: the layout of a raw batch."""
     head = {
-        "record_uid": record_uids(payload.num_rows),
+        "record_uid": random_hex(payload.num_rows),  # the 32 hex digits of the per-record lane's ids
         "source_record_id": source_record_ids,
         "content_hash": content_hashes,
     }

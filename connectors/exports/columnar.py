@@ -9,16 +9,18 @@ producing exactly the payloads, record ids and content hashes the row-by-row pat
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from connectors.exports.columns import ColumnMap, squash
+from schemas.digests import sha256_hex
 
 _ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
 _OTHER_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+_ESCAPED = r'[\x00-\x1f"\\]'
+"""What JSON escapes: a column with none of it is quoted as it is (most are: one search instead of six)."""
 
 
 def _blank(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -74,11 +76,21 @@ def _key(value: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.utf8_upper(pc.utf8_trim_whitespace(value))
 
 
-def _json_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Each cell as JSON (``json.dumps(..., ensure_ascii=False)``): quoted and escaped, or null."""
+def _holds(column: pa.ChunkedArray, pattern: str) -> bool:
+    return bool(pc.any(pc.match_substring_regex(column, pattern)).as_py())
+
+
+def _json_text(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """Each cell as JSON (``json.dumps(..., ensure_ascii=False)``): quoted and escaped, or null.
+
+    None when a cell holds a control character JSON escapes as ``\\uXXXX``.
+    """
     text = column
-    for plain, escaped in _ESCAPES:
-        text = pc.replace_substring(text, plain, escaped)
+    if _holds(column, _ESCAPED):
+        if _holds(column, _OTHER_CONTROL):
+            return None
+        for plain, escaped in _ESCAPES:
+            text = pc.replace_substring(text, plain, escaped)
     quoted = pc.binary_join_element_wise('"', text, '"', "")
     return pc.fill_null(quoted, "null")
 
@@ -89,14 +101,11 @@ def content_hashes(payload: pa.Table) -> pa.Array | None:
     None when a cell holds a control character JSON escapes as ``\\uXXXX``: such a block is
     hashed row by row instead.
     """
-    names = sorted(payload.column_names)
-    for name in names:
-        if pc.any(pc.match_substring_regex(payload.column(name), _OTHER_CONTROL)).as_py():
-            return None
     parts: list[pa.ChunkedArray | str] = []
-    for index, name in enumerate(names):
-        parts.append(("{" if index == 0 else ",") + json.dumps(name, ensure_ascii=False) + ":")
-        parts.append(_json_text(payload.column(name)))
+    for index, name in enumerate(sorted(payload.column_names)):
+        text = _json_text(payload.column(name))
+        if text is None:
+            return None
+        parts += [("{" if index == 0 else ",") + json.dumps(name, ensure_ascii=False) + ":", text]
     parts.append("}")
-    documents = pc.binary_join_element_wise(*parts, "").combine_chunks()
-    return pa.array([hashlib.sha256(text.encode()).hexdigest() for text in documents.to_pylist()], pa.string())
+    return sha256_hex(pc.binary_join_element_wise(*parts, "").combine_chunks())

@@ -111,6 +111,20 @@ def test_a_clean_csv_read_column_wise_equals_the_row_by_row_path(tmp_path: Path)
     assert sorted(row["source_record_id"] for row in rows) == sorted([WOMAN_ID, MAN_ID, "people.csv:3", "people.csv:4"])
 
 
+@pytest.mark.parametrize("escaped", ['"', "\\", "\n", "\r", "\t"], ids=["quote", "backslash", "lf", "cr", "tab"])
+def test_a_column_with_one_character_json_escapes_is_hashed_column_wise_as_row_by_row(
+    tmp_path: Path, escaped: str
+) -> None:
+    path = write_csv(
+        tmp_path / "escapes.csv",
+        ["姓名", "公民身份号码", "住址"],
+        [["张三", WOMAN_ID, f"孟河镇{escaped}万绥村1号"], ["李四", MAN_ID, "孟河镇小河村2号"]],
+    )
+    assert ExportFile(path, "person").blocks() is not None
+    rows = assert_same_as_row_by_row(path)
+    assert sorted(row["address"] for row in rows) == sorted([f"孟河镇{escaped}万绥村1号", "孟河镇小河村2号"])
+
+
 def test_department_columns_defaults_and_row_ids_apply_column_wise_too(tmp_path: Path) -> None:
     mapping = DepartmentMapping(
         columns={"户主姓名": "name", "现住址": "address"}, defaults={"address": "孟河镇"}, record_id="档案编号"
