@@ -20,6 +20,9 @@ from foundation.errors import InputRejected
 from schemas.records import ENTITY_KINDS
 from schemas.versions import CONTRACTS
 
+BULK_KINDS = frozenset({"person", "organisation", "place", "object"})
+"""Base data: the kinds department exports carry. Reports, updates and applications need the
+per-record lane's case and change-number desks."""
 MAX_MESSAGE_BYTES = 1_000_000
 """Largest batch message: under the 1 MiB a Kafka broker accepts by default."""
 PROVENANCE_COLUMNS = ("record_uid", "source_record_id")

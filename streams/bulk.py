@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.approvals import ApprovalCatalogue
-from schemas.batches import PROVENANCE_COLUMNS, RecordBatch
+from schemas.batches import BULK_KINDS, PROVENANCE_COLUMNS, RecordBatch
 from schemas.grid import Grid
 from schemas.records import RawEnvelope
 from schemas.rejects import Reject, RejectStage
@@ -27,11 +27,6 @@ from streams.batch_people import PeopleBatch, normalise_people
 from streams.normalise import Accepted, normalise_envelope
 from streams.routing import RoutingRules
 from streams.seen_rows import Learned, SeenRows, triage
-
-BULK_KINDS = frozenset({"person", "organisation", "place", "object"})
-"""Base data: the kinds department exports carry. Reports, updates and applications need the
-per-record lane's case and change-number desks."""
-
 
 FAST_PATHS: dict[str, Callable[[pa.Table], PeopleBatch]] = {"person": normalise_people}
 """Kinds with a vectorised validation: it returns the rows it accepted (with their input index) and

@@ -27,11 +27,11 @@ from connectors.exports.columns import ColumnMap, ExportEntity
 from connectors.exports.errors import ExportRejected
 from connectors.exports.readers import BadLine, Row, read_table
 from connectors.publisher import RawPublisher, content_hash, make_envelope
+from schemas.batches import BULK_KINDS
 from schemas.records import RawEnvelope
 from schemas.rejects import Reject
 from schemas.runs import RunNotice
 from schemas.topics import RAW_EXPORTS
-from streams.bulk import BULK_KINDS
 
 __all__ = [
     "BadLine",

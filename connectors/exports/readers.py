@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import openpyxl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -170,6 +169,8 @@ def read_xlsx(path: Path, sheet: str | None = None) -> Table:
     numbers in rejects are the row numbers Excel shows. Formulas give their last
     computed value.
     """
+    import openpyxl  # 0.13 s to import, which every CSV ingest would pay at start-up for nothing
+
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (*_READ_ERRORS, KeyError) as exc:
