@@ -21,20 +21,22 @@ per row would cost what skipping saves.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from foundation.logs import get_logger
 from foundation.partition_ends import fetched_ends
 from foundation.settings import Settings
 from schemas.batches import PROVENANCE_COLUMNS, SEEN_DIGEST_HEX, SEEN_PAYLOAD, RecordBatch
+from schemas.digests import blake2b_64, leading_hex, uint64_hex
 
 log = get_logger(__name__)
 
@@ -58,14 +60,11 @@ def record_key(source: str, kind: str, record_id: str) -> int:
     return digest64(f"{source}\x1f{kind}\x1f{record_id}")
 
 
-def content_digest(content_hash: str | None) -> int | None:
-    """The first 64 bits of a row's hex content hash; None when the row brought none it can be known by."""
-    try:
-        known = content_hash and len(content_hash) >= SEEN_DIGEST_HEX
-        value = int(content_hash[:SEEN_DIGEST_HEX], 16) if known else None
-    except ValueError:
-        return None
-    return value or None
+def record_keys(source: str, kind: str, record_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """:func:`record_key` of each record id of a column (a null one keyed as the text ``None``, as there)."""
+    prefix = f"{source}\x1f{kind}\x1f"
+    texts = pc.binary_join_element_wise(prefix, pc.fill_null(record_ids, "None"), "")
+    return blake2b_64(texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts)
 
 
 def fingerprint_digest(fingerprint: str) -> int:
@@ -167,6 +166,15 @@ class SeenRows:
             return None
         return entry & 0xFFFF_FFFF_FFFF_FFFF
 
+    def fingerprints(self, keys: list[int], contents: list[int]) -> list[int | None]:
+        """:meth:`fingerprint` of each key with its content, for a whole batch at once."""
+        entries, low = self._entries, 0xFFFF_FFFF_FFFF_FFFF
+        found = [entries.get(key) for key in keys]
+        return [
+            None if entry is None or entry >> 64 != content else entry & low
+            for entry, content in zip(found, contents, strict=True)
+        ]
+
     def learn(self, learned: Learned) -> None:
         """Take in what a batch taught (under this memory's reference digest only); keep at most ``limit``."""
         if not self.enabled or learned.reference != self.reference:
@@ -267,47 +275,43 @@ def triage(memory: SeenRows, batch: RecordBatch) -> Triage:
     """Split ``batch``: a record the batch holds once, with the content the memory remembers, is seen.
 
     A record the batch holds more than once is always validated, so the sink decides among its
-    rows exactly as it would without the memory.
+    rows exactly as it would without the memory. The keys and content digests of the whole batch
+    are computed column-wise (:func:`record_keys`, :func:`schemas.digests.leading_hex`): row by row,
+    a re-sync's triage took 6-8 s of the worker's time a million rows.
     """
     rows = batch.rows
-    columns = rows.select(list(PROVENANCE_COLUMNS)).to_pydict()
-    ids = columns["source_record_id"]
-    hashes = rows.column("content_hash").to_pylist() if "content_hash" in rows.column_names else [None] * len(ids)
-    keys = [record_key(batch.source, batch.kind, record_id) for record_id in ids]
-    counts = Counter(keys)
-    seen_rows: list[int] = []
-    seen_fingerprints: list[str] = []
-    fresh_rows: list[int] = []
-    pending: dict[str, tuple[int, int]] = {}
-    unknown = {key for key, count in counts.items() if count > 1}
-    for index, (key, content_hash, uid) in enumerate(zip(keys, hashes, columns["record_uid"], strict=True)):
-        content = content_digest(content_hash)
-        if key in unknown or content is None:
-            fresh_rows.append(index)
-            unknown.add(key)
-            continue
-        fingerprint = memory.fingerprint(key, content)
-        if fingerprint is None:
-            fresh_rows.append(index)
-            pending[uid] = (key, content)
-        else:
-            seen_rows.append(index)
-            seen_fingerprints.append(f"{fingerprint:0{SEEN_DIGEST_HEX}x}")
-    fresh = RecordBatch(
-        batch.kind, batch.source, batch.run_id, batch.received_at, rows.take(pa.array(fresh_rows, pa.int64()))
+    keys = record_keys(batch.source, batch.kind, rows.column("source_record_id"))
+    contents = (
+        leading_hex(rows.column("content_hash"), SEEN_DIGEST_HEX)
+        if "content_hash" in rows.column_names
+        else np.zeros(len(keys), np.uint64)
     )
-    seen = _seen_batch(batch, seen_rows, seen_fingerprints) if seen_rows else None
-    return Triage(fresh, seen, memory.reference, pending, sorted(unknown))
+    _, where, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    unknown = (counts[where] > 1) | (contents == 0)
+    asked = np.flatnonzero(~unknown)
+    remembered = memory.fingerprints(keys[asked].tolist(), contents[asked].tolist())
+    known = np.array([fingerprint is not None for fingerprint in remembered], bool)
+    learnable = asked[~known]
+    fresh = unknown.copy()
+    fresh[learnable] = True
+    uids = rows.column("record_uid").take(pa.array(learnable, pa.int64())).to_pylist()
+    pending = dict(zip(uids, zip(keys[learnable].tolist(), contents[learnable].tolist(), strict=True), strict=True))
+    seen_rows = asked[known]
+    taken = rows.take(pa.array(np.flatnonzero(fresh), pa.int64()))
+    fresh_batch = RecordBatch(batch.kind, batch.source, batch.run_id, batch.received_at, taken)
+    fingerprints = np.array([fingerprint for fingerprint in remembered if fingerprint is not None], np.uint64)
+    seen = _seen_batch(batch, seen_rows, uint64_hex(fingerprints)) if len(seen_rows) else None
+    return Triage(fresh_batch, seen, memory.reference, pending, sorted(set(keys[unknown].tolist())))
 
 
-def _seen_batch(batch: RecordBatch, rows: list[int], fingerprints: list[str]) -> RecordBatch:
+def _seen_batch(batch: RecordBatch, rows: np.ndarray, fingerprints: pa.Array) -> RecordBatch:
     """The seen rows as the sink takes them: uid, ids, remembered fingerprint, and the row as sent (for a replay)."""
     taken = batch.rows.take(pa.array(rows, pa.int64()))
     payload = taken.drop_columns([*PROVENANCE_COLUMNS, "content_hash"])
     table = pa.table(
         {
             **{name: taken.column(name) for name in PROVENANCE_COLUMNS},
-            "fingerprint": pa.array(fingerprints, pa.string()),
+            "fingerprint": fingerprints,
             SEEN_PAYLOAD: pa.StructArray.from_arrays(
                 [column.combine_chunks() for column in payload.columns], names=payload.column_names
             ),

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pyarrow as pa
 
-from schemas.digests import ascii_strings, random_hex, sha256_hex
+from schemas.digests import ascii_strings, blake2b_64, leading_hex, random_hex, sha256_hex, uint64_hex
 
 TEXTS = ["", "a", "张三 · 东街 7 号", '\x00\n\t"\\', "x" * 5000, "𠀀 emoji 🙂"]
 
@@ -41,3 +41,24 @@ def test_a_matrix_of_ascii_bytes_becomes_one_string_per_row() -> None:
     matrix = np.frombuffer(b"ab12cd34", np.uint8).reshape(2, 4)
 
     assert ascii_strings(matrix).to_pylist() == ["ab12", "cd34"]
+
+
+def test_each_value_gets_the_big_endian_number_of_its_8_byte_blake2b() -> None:
+    expected = [int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") for text in TEXTS]
+
+    assert blake2b_64(pa.array(["before", *TEXTS], pa.string()).slice(1)).tolist() == expected
+
+
+def test_the_leading_hex_digits_read_as_int_reads_them_and_anything_else_as_zero() -> None:
+    values = ["0123456789abcdefXYZ", "FFFFFFFFFFFFFFFF", "ffffffffffffffff00", "0000000000000000"]
+    unreadable = [None, "", "0123456789abcde", "0123456789abcdeg", "中文0123456789abcdef", " 123456789abcdef0"]
+
+    read = leading_hex(pa.chunked_array([pa.array(values), pa.array(unreadable, pa.string())])).tolist()
+
+    assert read == [int(value[:16], 16) for value in values] + [0] * len(unreadable)
+
+
+def test_numbers_are_spelled_in_16_lowercase_hex_digits() -> None:
+    numbers = [0, 1, 0xABCDEF, 2**64 - 1]
+
+    assert uint64_hex(np.array(numbers, np.uint64)).to_pylist() == [f"{number:016x}" for number in numbers]

@@ -21,7 +21,16 @@ from schemas.batches import SEEN_PAYLOAD, RecordBatch, decode_batch, encode_batc
 from schemas.grid import Grid
 from streams.bulk import normalise_unseen
 from streams.routing import RoutingRules, load_rules
-from streams.seen_rows import FORGOTTEN, Learned, SeenRows, fingerprint_digest, reference_digest, triage
+from streams.seen_rows import (
+    FORGOTTEN,
+    Learned,
+    SeenRows,
+    fingerprint_digest,
+    record_key,
+    record_keys,
+    reference_digest,
+    triage,
+)
 
 WOMAN_ID = "11010519491231002X"
 MAN_ID = "320411199007058931"
@@ -193,3 +202,11 @@ def test_a_seen_batch_survives_the_wire_with_its_rows_as_sent(town: tuple[Routin
     ]
     assert all(len(value) == 16 for value in decoded.rows.column("fingerprint").to_pylist())
     assert fingerprint_digest(decoded.rows.column("fingerprint")[0].as_py()) > 0
+
+
+def test_a_column_of_record_ids_gets_the_keys_each_id_gets_alone() -> None:
+    ids = ["A-1", "张三家", "", None]
+
+    keys = record_keys("civil-affairs", "person", pa.array(ids, pa.string()))
+
+    assert keys.tolist() == [record_key("civil-affairs", "person", record_id) for record_id in ids]  # type: ignore[arg-type]
