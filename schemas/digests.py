@@ -36,25 +36,30 @@ def _spelled(digests: bytes, size: int) -> pa.Array:
     return ascii_strings(spelled)
 
 
-def _values(texts: pa.Array) -> list[bytes]:
-    """The UTF-8 bytes of each value of a string array (a null as no bytes).
+def _array(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+
+
+def _values(texts: pa.Array | pa.ChunkedArray) -> list[bytes]:
+    """The UTF-8 bytes of each value of a string column (a null as no bytes).
 
     Slices of one copy of the data buffer: a ``memoryview`` slice per value took four times as long.
     """
+    texts = _array(texts)
     _, offsets_buffer, data_buffer = texts.buffers()
     offsets = np.frombuffer(offsets_buffer, np.int32, len(texts) + 1, texts.offset * 4).tolist()
     data = data_buffer.to_pybytes() if data_buffer is not None else b""
     return [data[a:b] for a, b in pairwise(offsets)]
 
 
-def sha256_hex(texts: pa.Array) -> pa.Array:
-    """sha256 in hex of each UTF-8 value of a string array (a null hashes as the empty string)."""
+def sha256_hex(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """sha256 in hex of each UTF-8 value of a string column (a null hashes as the empty string)."""
     sha256 = hashlib.sha256
     return _spelled(b"".join([sha256(value).digest() for value in _values(texts)]), sha256().digest_size)
 
 
-def blake2b_64(texts: pa.Array) -> np.ndarray:
-    """The 8-byte blake2b of each UTF-8 value of a string array, read big-endian (a null hashes as empty)."""
+def blake2b_64(texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The 8-byte blake2b of each UTF-8 value of a string column, read big-endian (a null hashes as empty)."""
     blake2b = hashlib.blake2b
     digests = b"".join([blake2b(value, digest_size=8).digest() for value in _values(texts)])
     return np.frombuffer(digests, ">u8").astype(np.uint64)
@@ -71,8 +76,7 @@ def leading_hex(texts: pa.Array | pa.ChunkedArray, digits: int = 16) -> np.ndarr
 
     A null, a shorter value, or any other character among the first ``digits`` gives 0.
     """
-    if isinstance(texts, pa.ChunkedArray):
-        texts = texts.combine_chunks()
+    texts = _array(texts)
     if not len(texts):
         return np.zeros(0, np.uint64)
     head = pc.utf8_slice_codeunits(pc.fill_null(texts, ""), 0, digits)

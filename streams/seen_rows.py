@@ -50,21 +50,19 @@ _JUDGES = ("bulk.py", "batch_people.py", "normalise.py", "routing.py")
 """The worker's modules whose code decides a bulk-lane row, beside everything in :mod:`schemas`."""
 
 
-def digest64(text: str) -> int:
-    """A stable 64-bit digest (Python's ``hash`` changes with every process)."""
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+def record_keys(source: str, kind: str, record_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The memory's key of each record id of a column, for a source and kind (a null id is keyed as ``None``).
+
+    The 8-byte blake2b of ``source``, ``kind`` and the id joined by \\x1f: stable across processes,
+    unlike Python's ``hash``, since the keys travel on ``bulk.seen`` to the next worker.
+    """
+    prefix = f"{source}\x1f{kind}\x1f"
+    return blake2b_64(pc.binary_join_element_wise(prefix, pc.fill_null(record_ids, "None"), ""))
 
 
 def record_key(source: str, kind: str, record_id: str) -> int:
-    """The memory's key of a source's record of a kind."""
-    return digest64(f"{source}\x1f{kind}\x1f{record_id}")
-
-
-def record_keys(source: str, kind: str, record_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """:func:`record_key` of each record id of a column (a null one keyed as the text ``None``, as there)."""
-    prefix = f"{source}\x1f{kind}\x1f"
-    texts = pc.binary_join_element_wise(prefix, pc.fill_null(record_ids, "None"), "")
-    return blake2b_64(texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts)
+    """The memory's key of one record (:func:`record_keys`)."""
+    return int(record_keys(source, kind, pa.array([record_id], pa.string()))[0])
 
 
 def fingerprint_digest(fingerprint: str) -> int:
@@ -161,10 +159,7 @@ class SeenRows:
 
     def fingerprint(self, key: int, content: int) -> int | None:
         """The fingerprint digest remembered for the record when its content is the one remembered."""
-        entry = self._entries.get(key)
-        if entry is None or entry >> 64 != content:
-            return None
-        return entry & 0xFFFF_FFFF_FFFF_FFFF
+        return self.fingerprints([key], [content])[0]
 
     def fingerprints(self, keys: list[int], contents: list[int]) -> list[int | None]:
         """:meth:`fingerprint` of each key with its content, for a whole batch at once."""

@@ -108,4 +108,4 @@ def content_hashes(payload: pa.Table) -> pa.Array | None:
             return None
         parts += [("{" if index == 0 else ",") + json.dumps(name, ensure_ascii=False) + ":", text]
     parts.append("}")
-    return sha256_hex(pc.binary_join_element_wise(*parts, "").combine_chunks())
+    return sha256_hex(pc.binary_join_element_wise(*parts, ""))
