@@ -12,7 +12,7 @@ import signal
 from pathlib import Path
 
 from schemas.topics import BULK_SEEN
-from streams.seen_rows import Learned, digest64
+from streams.seen_rows import Learned, record_key
 from tests.support.files import write_csv
 from tests.support.hub import Hub, unique, wait_until
 from tests.support.identities import resident_id
@@ -55,7 +55,7 @@ def test_an_unchanged_resync_is_skipped_before_and_after_a_worker_crash_and_chan
     again = ingest(hub, path, source)
     assert counts(hub, again) == {("duplicate", "seen_before"): SIZE, refused: 1}
 
-    keys = {digest64(f"{source}\x1fperson\x1f{code}") for code in ids}
+    keys = {record_key(source, "person", code) for code in ids}
     wait_until(lambda: keys <= persisted_keys(hub), what="the worker's memory of the register on bulk.seen")
     worker = hub.stack.processes["worker"]
     worker.send_signal(signal.SIGKILL)
