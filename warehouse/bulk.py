@@ -51,6 +51,22 @@ _SEEN_REASON = (
 )
 
 
+_EARLIER_IN_TRANSACTION = (
+    "SELECT _seq, lag(CASE WHEN NOT seen THEN fingerprint END IGNORE NULLS) "
+    "  OVER (PARTITION BY source, source_record_id ORDER BY _seq) AS earlier "
+    "FROM bulk_in SEMI JOIN ("
+    "  SELECT source AS held_source, source_record_id AS held_id FROM bulk_in GROUP BY ALL "
+    "  HAVING count(*) > 1 AND bool_or(NOT seen)"
+    ") ON source = held_source AND source_record_id = held_id"
+)
+"""Each row's fingerprint from the validated row of its record just before it in the transaction, if any.
+
+Only records the transaction holds more than once, one of them validated, can have one, and a
+re-sync or a first load holds few: windowing just those rows took a third off the outcome
+statement of 250,000 rows, offline, against windowing every row.
+"""
+
+
 def _constant(value: Any, rows: int, kind: pa.DataType) -> pa.Array:
     return pa.repeat(pa.scalar(value, kind), rows)
 
@@ -95,11 +111,9 @@ class BulkWriter:
                 "  WHEN previous_fingerprint = fingerprint THEN 'duplicate' ELSE 'update' END AS outcome, "
                 "  CASE WHEN seen THEN (CASE WHEN held THEN 'seen_before' ELSE $missing END) END AS reason_code "
                 "FROM (SELECT *, coalesce(left(previous_fingerprint, $digits) = fingerprint, false) AS held FROM ("
-                "  SELECT i.*, coalesce("
-                "    lag(CASE WHEN NOT i.seen THEN i.fingerprint END IGNORE NULLS) "
-                "      OVER (PARTITION BY i.source, i.source_record_id ORDER BY i._seq), "
-                "    s.fingerprint) AS previous_fingerprint "
-                f"  FROM bulk_in i LEFT JOIN {entity.sources_table} s "
+                "  SELECT i.*, coalesce(e.earlier, s.fingerprint) AS previous_fingerprint "
+                f"  FROM bulk_in i LEFT JOIN ({_EARLIER_IN_TRANSACTION}) e USING (_seq) "
+                f"  LEFT JOIN {entity.sources_table} s "
                 "    ON s.source = i.source AND s.source_record_id = i.source_record_id))",
                 {"missing": SEEN_NOT_IN_WAREHOUSE, "digits": SEEN_DIGEST_HEX},
             )
@@ -133,17 +147,28 @@ class BulkWriter:
 
     @staticmethod
     def _refuse_unheld(cursor: duckdb.DuckDBPyConnection, kind: str, seen: list[RecordBatch], now: datetime) -> None:
-        """A reject, with the row as its source sent it, for each seen row whose copy the warehouse does not hold."""
+        """A reject, with the row as its source sent it, for each seen row whose copy the warehouse does not hold.
+
+        The ledger is searched for the few such rows only: asking it whether each seen row was
+        written before took a seventh of the sink's time in an unchanged re-sync.
+        """
         if not seen:
             return
-        missing = cursor.execute(  # a batch replayed after its outcomes were written keeps its first outcomes
-            "SELECT record_uid FROM bulk_outcomes b WHERE seen AND reason_code = $missing "
-            "AND NOT EXISTS (SELECT 1 FROM intake l WHERE l.record_uid = b.record_uid)",
-            {"missing": SEEN_NOT_IN_WAREHOUSE},
-        ).fetchall()
-        if not missing:
+        unheld = {
+            uid
+            for (uid,) in cursor.execute(
+                "SELECT record_uid FROM bulk_outcomes WHERE seen AND reason_code = $missing",
+                {"missing": SEEN_NOT_IN_WAREHOUSE},
+            ).fetchall()
+        }
+        if not unheld:
             return
-        uids = pa.array([uid for (uid,) in missing], pa.string())
+        written = cursor.execute(  # a batch replayed after its outcomes were written keeps its first outcomes
+            "SELECT record_uid FROM intake WHERE record_uid IN (SELECT unnest($uids))", {"uids": sorted(unheld)}
+        ).fetchall()
+        uids = pa.array(sorted(unheld - {uid for (uid,) in written}), pa.string())
+        if not len(uids):
+            return
         rejects = [
             Reject.build(
                 "warehouse",
