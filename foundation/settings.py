@@ -29,7 +29,12 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=Path("gridhub-data"), description="Where state files live.")
     warehouse_path: Path | None = Field(default=None, description="DuckDB file; defaults to DATA_DIR/warehouse.duckdb.")
-    topic_partitions: int = Field(default=4, ge=1, description="Partitions of every gridhub topic.")
+    topic_partitions: int = Field(
+        default=4,
+        ge=1,
+        description="Partitions of the topics workers and desks share out (raw, batches, alerts, dispatch); "
+        "those only the sink reads have one.",
+    )
     topic_replication: int = Field(default=1, ge=1, description="Replication factor of topics.")
     fetch_wait_ms: int = Field(
         default=20,

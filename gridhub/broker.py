@@ -37,6 +37,7 @@ from schemas.topics import (
     RAW_BATCHES,
     RAW_TOPICS,
     SINGLE_PARTITION_TOPICS,
+    SINK_ONLY_TOPICS,
     dispatch_topic,
     sink_topics,
 )
@@ -154,6 +155,15 @@ def all_topics(settings: Settings) -> list[str]:
     return [*RAW_TOPICS, RAW_BATCHES, BULK_SEEN, CASE_COMMANDS, APPLICATION_CHANGES, *alerts, *sink_topics(), *dispatch]
 
 
+def partitions_of(topic: str, settings: Settings) -> int:
+    """How many partitions gridhub creates ``topic`` with: one where a single reader takes it whole or in order.
+
+    The others (raw, batches, alerts, dispatch) get ``GRIDHUB_TOPIC_PARTITIONS``: workers and
+    desks share those out, so their partitions set how many can work at once.
+    """
+    return 1 if topic in SINGLE_PARTITION_TOPICS or topic in SINK_ONLY_TOPICS else settings.topic_partitions
+
+
 def ensure_topics(settings: Settings, bootstrap: str) -> None:
     """Create missing topics with the configured partitions before anything produces.
 
@@ -164,11 +174,7 @@ def ensure_topics(settings: Settings, bootstrap: str) -> None:
     try:
         existing = set(admin.list_topics())
         missing = [
-            NewTopic(
-                name,
-                1 if name in SINGLE_PARTITION_TOPICS else settings.topic_partitions,
-                settings.topic_replication,
-            )
+            NewTopic(name, partitions_of(name, settings), settings.topic_replication)
             for name in all_topics(settings)
             if name not in existing
         ]
