@@ -47,15 +47,6 @@ def canonical_topic(kind: str) -> str:
 
 
 CANONICAL_TOPICS = tuple(canonical_topic(kind) for kind in CANONICAL_MODELS)
-SINK_ONLY_TOPICS = frozenset({*CANONICAL_TOPICS, REJECTS, DUPLICATES, MATCH_DECISIONS, RUNS})
-"""Topics no consumer group shares out, on ONE partition: the sink reads each whole (the screen's feed too).
-
-A partition more would add no reader, yet every fetch names every partition its consumer
-holds, even an idle fetch, and the embedded broker's work grows with them: 0.11 ms of its CPU
-per partition a fetch names, so the sink's 64 partitions, fetched ten times a second, kept 8%
-of a core busy on an idle hub. ``canonical.batches`` keeps its partitions: the worker sends each
-batch's rows to the partition its raw batch came from.
-"""
 
 
 UNIT_SEPARATOR = "."
@@ -96,3 +87,14 @@ def dispatch_topic(unit: str) -> str:
 def sink_topics() -> tuple[str, ...]:
     """Everything the warehouse sink consumes."""
     return (*CANONICAL_TOPICS, CANONICAL_BATCHES, REJECTS, DUPLICATES, MATCH_DECISIONS, RUNS)
+
+
+SINK_ONLY_TOPICS = frozenset(sink_topics()) - {CANONICAL_BATCHES}
+"""Topics no consumer group shares out, on ONE partition: the sink reads each whole (the screen's feed too).
+
+A partition more would add no reader, yet every fetch names every partition its consumer
+holds, even an idle fetch, and the embedded broker's work grows with them: 0.11 ms of its CPU
+per partition a fetch names, so the sink's 64 partitions, fetched ten times a second, kept 8%
+of a core busy on an idle hub. ``canonical.batches`` keeps its partitions: the worker sends each
+batch's rows to the partition its raw batch came from.
+"""

@@ -20,8 +20,13 @@ def test_topics_a_group_shares_out_get_the_configured_partitions_and_the_sinks_o
         topics.dispatch_topic("land"),
     ]
     assert {topic: partitions_of(topic, settings) for topic in shared} == dict.fromkeys(shared, 6)
-    single = [topics.canonical_topic("person"), topics.canonical_topic("case"), topics.REJECTS, topics.RUNS]
-    single.append(topics.CASE_COMMANDS)
+    single = [
+        topics.canonical_topic("person"),
+        topics.canonical_topic("case"),
+        topics.REJECTS,
+        topics.RUNS,
+        topics.CASE_COMMANDS,
+    ]
     assert {topic: partitions_of(topic, settings) for topic in single} == dict.fromkeys(single, 1)
 
 
