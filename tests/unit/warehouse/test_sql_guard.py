@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from tests.support.hostile_sql import HOSTILE
+from warehouse import sql_guard
 from warehouse.masking import relations_of
 from warehouse.query_server import Catalogue, QueryLimits, run_query
 from warehouse.sql_guard import QueryRefused, check_query, close_to_the_host, own_table_macros
@@ -212,6 +213,39 @@ def test_a_masked_role_queries_its_relations_freely(sql: str) -> None:
 def test_a_refusal_names_what_the_role_may_query() -> None:
     with pytest.raises(QueryRefused, match="you may query entity_links, events, kpi_case_facts, people"):
         check_query("SELECT * FROM main.people", relations=MASKED_RELATIONS)
+
+
+def test_a_statement_that_passed_is_not_parsed_again_for_the_same_relations(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[str] = []
+    serialized = sql_guard._serialized
+
+    def counting(sql: str) -> dict[str, Any]:
+        parsed.append(sql)
+        return serialized(sql)
+
+    monkeypatch.setattr(sql_guard, "_serialized", counting)
+    sql = "SELECT status, count(*) AS n FROM events WHERE status <> 'cache-test' GROUP BY status"
+    check_query(sql, relations=MASKED_RELATIONS)
+    check_query(sql, relations=MASKED_RELATIONS)
+    assert len(parsed) == 1
+    check_query(sql, relations=frozenset({"events"}))
+    assert len(parsed) == 2
+
+
+def test_a_statement_that_passed_for_some_relations_is_still_refused_for_others() -> None:
+    sql = "SELECT name FROM people WHERE name <> 'cache-test'"
+    check_query(sql, relations=MASKED_RELATIONS)
+    with pytest.raises(QueryRefused) as refused:
+        check_query(sql, relations=frozenset({"events"}))
+    assert refused.value.reason_code == "relation"
+
+
+def test_a_refused_statement_is_refused_every_time() -> None:
+    sql = "SELECT * FROM read_csv('/etc/passwd') WHERE 'cache-test' <> ''"
+    for _ in range(2):
+        with pytest.raises(QueryRefused) as refused:
+            check_query(sql)
+        assert refused.value.reason_code == "table_function"
 
 
 def test_the_masking_macros_are_refused_whatever_the_role() -> None:
