@@ -156,15 +156,13 @@ async def _watch_warehouse(hub: BenchHub, prefix: str, clocks: Clocks, stop: asy
     case seen; the window reaches ``WATERMARK_MARGIN_S`` further back only against clock steps.
     A wider window made each answer repeat every case of the last seconds (2,000 rows five times
     a second at 200 reports/s), which the sink and this process paid for in CPU the hub needed.
-    A case the window still misses is found by the final sweep: late, never lost.
+    A case the window still misses is found by the final sweep: late, never lost. The values go
+    as parameters, so the statement's text stays the same and the sink checks it only once.
     """
     since = "1970-01-01T00:00:00+00:00"
+    sql = "SELECT case_id, loaded_at FROM cases WHERE case_id LIKE ? AND loaded_at >= CAST(? AS TIMESTAMPTZ)"
     while not stop.is_set():
-        sql = (
-            f"SELECT case_id, loaded_at FROM cases WHERE case_id LIKE '{prefix}%' "
-            f"AND loaded_at >= TIMESTAMPTZ '{since}'"
-        )
-        rows = (await asyncio.to_thread(query, hub.settings, sql))["rows"]
+        rows = (await asyncio.to_thread(query, hub.settings, sql, [f"{prefix}%", since]))["rows"]
         answered = time.monotonic()
         for case_id, _loaded in rows:
             clocks.visible.setdefault(case_id, answered)
@@ -176,7 +174,8 @@ async def _watch_warehouse(hub: BenchHub, prefix: str, clocks: Clocks, stop: asy
 
 async def _sweep_warehouse(hub: BenchHub, prefix: str, clocks: Clocks) -> None:
     """Count every case of the load once more, so one the polling window missed is late, not lost."""
-    rows = await asyncio.to_thread(query, hub.settings, f"SELECT case_id FROM cases WHERE case_id LIKE '{prefix}%'")
+    sql = "SELECT case_id FROM cases WHERE case_id LIKE ?"
+    rows = await asyncio.to_thread(query, hub.settings, sql, [f"{prefix}%"])
     now = time.monotonic()
     for (case_id,) in rows["rows"]:
         clocks.visible.setdefault(case_id, now)

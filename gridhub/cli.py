@@ -112,6 +112,15 @@ def up(data_dir: DataDir = None, bootstrap: Bootstrap = None) -> None:
 def sql(
     query: Annotated[str, typer.Argument(help="A read-only SQL query (SELECT, EXPLAIN).")],
     output: Annotated[str, typer.Option("--output", "-o", help="table, csv or json.")] = "table",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="A value for the query's next placeholder (?), as text; repeat in order. "
+            "Cast it where a number is meant: CAST(? AS INTEGER).",
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Query the warehouse, whether or not gridhub is running."""
@@ -119,7 +128,7 @@ def sql(
 
     if output not in ("table", "csv", "json"):
         raise UsageError("--output must be table, csv or json")
-    print_result(run(_settings(data_dir=data_dir), query), output)
+    print_result(run(_settings(data_dir=data_dir), query, param or []), output)
 
 
 Wait = Annotated[bool, typer.Option(help="Return when every record is in the warehouse or the rejects.")]

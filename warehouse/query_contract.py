@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TypeVar
 from urllib.parse import parse_qs
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError
 
 from foundation.access import Role
 from foundation.errors import InputRejected
@@ -24,6 +24,10 @@ REPLAYERS: tuple[Role, ...] = ("admin", "publisher")
 """Who may send rejected records again: operations (any source) and a source's own publisher."""
 MAX_SQL_BYTES = 1_000_000
 """Longest ``POST /sql`` body: a statement is text a person wrote, and the server reads it whole into memory."""
+MAX_SQL_PARAMETERS = 100
+"""Most values one statement's placeholders may take: a longer list belongs in a table, not in a request."""
+SqlParameter = str | int | FiniteFloat | bool | None
+"""A value a placeholder takes: a scalar, never SQL (and no NaN or infinity, which JSON has no word for)."""
 
 
 class BadRequest(InputRejected):
@@ -46,6 +50,12 @@ class SqlQuery(_Request):
     """``POST /sql``: one read-only statement, run over the caller's role's views."""
 
     sql: str = Field(description="One SELECT (or WITH ... SELECT) statement; the guard refuses the rest.")
+    params: list[SqlParameter] = Field(
+        default_factory=list,
+        max_length=MAX_SQL_PARAMETERS,
+        description="Values for the statement's placeholders (`?`, or `$1`, `$2`, ...), in order. A value given "
+        "here is never read as SQL, and a statement asked again with other values is not checked again.",
+    )
 
 
 class IntakeQuery(_Request):

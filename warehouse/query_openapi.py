@@ -17,6 +17,7 @@ from warehouse.query_contract import (
     AUDIT_READERS,
     INTAKE_READERS,
     MAX_SQL_BYTES,
+    MAX_SQL_PARAMETERS,
     REPLAYERS,
     SQL_READERS,
     AuditQuery,
@@ -84,7 +85,8 @@ def _query_routes(document: ApiDocument, limits: SqlLimits) -> None:
         body={"required": True, "content": {"application/json": {"schema": document.schema(SqlQuery)}}},
         answers={200: json_answer("The rows.", document.schema(SqlAnswer))},
         refusals={
-            400: "No JSON object with `sql` (`bad_request`), or a query the guard or the warehouse refuses, with "
+            400: f"No JSON object with `sql`, or `params` that are not a list of at most {MAX_SQL_PARAMETERS} "
+            "scalars (`bad_request`), or a query the guard or the warehouse refuses, with "
             "the rule (`not_a_select`, `relation`, `function`, `host`, `timeout`, `memory`, `sql_error`, ...).",
             413: f"Body over {MAX_SQL_BYTES} bytes (`too_large`).",
         },

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -42,6 +42,7 @@ from warehouse.query_contract import (
     BodyTooLarge,
     IntakeQuery,
     ReplayableQuery,
+    SqlParameter,
     SqlQuery,
     read_body,
     read_query,
@@ -86,13 +87,15 @@ def run_query(
     schema: str = "main",
     relations: frozenset[str] | None = None,
     macros: frozenset[str] | None = None,
+    params: Sequence[SqlParameter] = (),
 ) -> dict[str, Any]:
     """Check and run one read-only query; return its columns and at most ``limits.max_rows`` rows.
 
     The query runs on a cursor of its own, over ``schema`` (a role's views), naming only
     ``relations`` when given, and is interrupted at ``limits.timeout_s``, whether or not its
     client still waits, so a heavy query neither runs on unseen nor holds the sink back. ``macros``
-    are the schema's own table macros when the caller knows them (:class:`Catalogue`).
+    are the schema's own table macros when the caller knows them (:class:`Catalogue`). ``params``
+    fill the statement's placeholders; a count that does not match them is refused (``sql_error``).
     """
     cursor = connection.cursor()
     timer = threading.Timer(limits.timeout_s, cursor.interrupt)
@@ -101,7 +104,7 @@ def run_query(
         check_query(sql, own_table_macros(cursor, schema) if macros is None else macros, relations)
         timer.start()
         cursor.execute("SET TimeZone = 'Asia/Shanghai'")
-        result = cursor.execute(sql)
+        result = cursor.execute(sql, list(params)) if params else cursor.execute(sql)
         columns = [item[0] for item in result.description or []]
         fetched = result.fetchmany(limits.max_rows + 1)
     except duckdb.PermissionException as exc:
@@ -172,21 +175,24 @@ def answer(
     sql: str,
     limits: QueryLimits,
     catalogue: Catalogue | None = None,
+    params: Sequence[SqlParameter] = (),
 ) -> dict[str, Any]:
-    """Run ``sql`` for ``caller`` over its role's views and audit it, refused or answered.
+    """Run ``sql`` with ``params`` for ``caller`` over its role's views and audit it, refused or answered.
 
     An analyst or an admin queries the masked views under the same names; the commander the
-    tables themselves, and every such read is recorded as a read of personal data.
+    tables themselves, and every such read is recorded as a read of personal data. The audit
+    keeps the values with the statement: what was looked up matters as much as how.
     """
     require_role(caller, *SQL_READERS)
     schema = schema_of(caller)
     names = catalogue or Catalogue(connection)
+    audited = f"{sql}\n-- params: {json.dumps(list(params), ensure_ascii=False)}" if params else sql
     try:
-        result = run_query(connection, sql, limits, schema, names.relations(schema), names.macros(schema))
+        result = run_query(connection, sql, limits, schema, names.relations(schema), names.macros(schema), params)
     except QueryRefused as exc:
-        audit.record(connection, caller, "sql", sql, 0, f"refused: {exc.reason_code}")
+        audit.record(connection, caller, "sql", audited, 0, f"refused: {exc.reason_code}")
         raise
-    audit.record(connection, caller, "sql", sql, len(result["rows"]))
+    audit.record(connection, caller, "sql", audited, len(result["rows"]))
     result["masked"] = schema == MASKED_SCHEMA
     return result
 
@@ -283,7 +289,7 @@ def _plain(value: Any) -> Any:
 class QueryServer(BackgroundServer):
     """A small threaded HTTP server for the warehouse, every route behind a bearer token.
 
-    ``POST /sql`` (``{"sql": "..."}``) answers a query in the caller's role; ``GET /intake``
+    ``POST /sql`` (``{"sql": "...", "params": [...]}``) answers a query in the caller's role; ``GET /intake``
     (``?run_id=``) the outcome counts ``gridhub ingest --wait`` follows; ``GET /runs``
     (``?run_id=&source=&status=&limit=``) the run ledger ``gridhub runs`` shows; ``GET /audit``
     (``?limit=&caller=``) the audit trail; ``GET /offsets`` the sink's position in every partition;
@@ -381,7 +387,7 @@ class QueryServer(BackgroundServer):
         if length < 0:
             raise BadRequest(f"Content-Length is {length}; send the length of the JSON body")
         body = read_body(SqlQuery, request.rfile.read(length))
-        return answer(self.connection, caller, body.sql, self.limits, self.catalogue)
+        return answer(self.connection, caller, body.sql, self.limits, self.catalogue, body.params)
 
     def whoami(self, request: BaseHTTPRequestHandler) -> dict[str, Any]:
         """The caller the token belongs to: how a command checks a role before it acts."""

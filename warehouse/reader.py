@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -18,6 +18,7 @@ from foundation.door_client import call_door
 from foundation.errors import ConfigurationError, RetryableError
 from foundation.settings import Settings
 from warehouse.audit import ensure_audit_table
+from warehouse.query_contract import SqlParameter
 from warehouse.query_server import QueryLimits, answer, audit_entries, intake_counts, run_ledger, sink_offsets
 from warehouse.rejects import RejectFilter, replayable
 from warehouse.runs import RunQuery
@@ -145,10 +146,19 @@ def _ask(settings: Settings, path: str, body: dict[str, Any] | None, answer_here
     return _local(settings, answer_here)
 
 
-def query(settings: Settings, sql: str) -> dict[str, Any]:
-    """Run ``sql`` as the caller of ``GRIDHUB_TOKEN``, against the running sink or the warehouse file."""
+def query(settings: Settings, sql: str, params: Sequence[SqlParameter] = ()) -> dict[str, Any]:
+    """Run ``sql`` as the caller of ``GRIDHUB_TOKEN``, against the running sink or the warehouse file.
+
+    ``params`` fill its placeholders: a value that changes from call to call belongs there, not in
+    the text, so it is never read as SQL and the sink checks the statement once (``sql_guard``).
+    """
     limits = QueryLimits.of(settings)
-    return _ask(settings, "/sql", {"sql": sql}, lambda connection, caller: answer(connection, caller, sql, limits))
+    return _ask(
+        settings,
+        "/sql",
+        {"sql": sql, "params": list(params)},
+        lambda connection, caller: answer(connection, caller, sql, limits, params=params),
+    )
 
 
 def query_rows(settings: Settings, sql: str) -> list[dict[str, Any]]:

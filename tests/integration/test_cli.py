@@ -26,6 +26,16 @@ def test_sql_answers_while_the_sink_holds_the_warehouse(hub: Hub) -> None:
     assert json.loads(result.stdout) == [{"answer": 42, "ok": True}]
 
 
+def test_sql_takes_values_for_its_placeholders_from_the_live_door(hub: Hub) -> None:
+    sql = "SELECT CAST(? AS INTEGER) + 2 AS answer, ? AS word, count(*) >= 0 AS ok FROM intake"
+    result = hub.cli("sql", sql, "--param", "40", "-p", "网格", "--output", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [{"answer": 42, "word": "网格", "ok": True}]
+    short = hub.cli("sql", sql, "-p", "40")
+    assert short.returncode == 2
+    assert "parameters" in short.stderr and "Traceback" not in short.stderr
+
+
 def test_sql_refuses_writes_and_reports_sql_errors_plainly(hub: Hub) -> None:
     delete = hub.cli("sql", "DELETE FROM people")
     assert delete.returncode == 2

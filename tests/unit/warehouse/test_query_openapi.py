@@ -17,7 +17,7 @@ from foundation.settings import Settings
 from foundation.swagger_ui import PAGE_PATH
 from schemas.openapi import as_openapi_30
 from warehouse.audit import ensure_audit_table
-from warehouse.query_contract import AuditQuery, BadRequest, SqlQuery, read_body, read_query
+from warehouse.query_contract import MAX_SQL_PARAMETERS, AuditQuery, BadRequest, SqlQuery, read_body, read_query
 from warehouse.query_openapi import query_document
 from warehouse.query_server import QueryLimits, QueryServer
 
@@ -105,3 +105,25 @@ def test_the_server_serves_its_document_openly_and_refuses_bad_requests_with_jso
     status, refused = call(server, "GET", "/audit?limit=-3", admin)
     assert (status, refused["error"]) == (400, "bad_request")
     assert call(server, "GET", "/audit?limit=2", admin)[0] == 200
+
+
+def test_a_query_takes_its_values_as_params_and_the_audit_keeps_them(endpoint: tuple[QueryServer, str]) -> None:
+    server, admin = endpoint
+    commander = server.doorkeeper.book.add("centre", "commander")
+    body = {"sql": "SELECT CAST(? AS INTEGER) + 2 AS n, ? AS word, $3 AS flag", "params": ["40", "网格", True]}
+    status, answer = call(server, "POST", "/sql", commander, body=json.dumps(body).encode())
+    assert (status, answer["rows"]) == (200, [[42, "网格", True]])
+    status, entries = call(server, "GET", "/audit?limit=1", admin)
+    assert status == 200
+    assert entries["rows"][0][4] == body["sql"] + '\n-- params: ["40", "网格", true]'
+    for wrong, code in (
+        ({"sql": "SELECT ? AS a", "params": []}, "sql_error"),
+        ({"sql": "SELECT 1", "params": [1]}, "sql_error"),
+        ({"sql": "SELECT ? AS a", "params": [{"nested": 1}]}, "bad_request"),
+        ({"sql": "SELECT ? AS a", "params": [[1, 2]]}, "bad_request"),
+        ({"sql": "SELECT 1", "params": list(range(MAX_SQL_PARAMETERS + 1))}, "bad_request"),
+    ):
+        status, refused = call(server, "POST", "/sql", commander, body=json.dumps(wrong).encode())
+        assert (status, refused["error"]) == (400, code), wrong
+    status, refused = call(server, "POST", "/sql", commander, body=b'{"sql": "SELECT ? AS a", "params": [NaN]}')
+    assert (status, refused["error"]) == (400, "bad_request")

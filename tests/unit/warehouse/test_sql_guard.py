@@ -66,6 +66,14 @@ def test_read_only_queries_pass(warehouse: duckdb.DuckDBPyConnection, sql: str) 
     assert run_query(warehouse, sql, QueryLimits())["rows"]
 
 
+def test_a_value_given_as_a_param_is_never_read_as_sql(warehouse: duckdb.DuckDBPyConnection) -> None:
+    sql = "SELECT name FROM people WHERE id_number = ?"
+    assert run_query(warehouse, sql, QueryLimits(), params=["11010519491231002X"])["rows"] == [["王芳"]]
+    for hostile in ("x' OR '1'='1", "x'; DROP TABLE people; --"):
+        assert run_query(warehouse, sql, QueryLimits(), params=[hostile])["rows"] == []
+    assert warehouse.execute("SELECT count(*) FROM people").fetchone() == (1,)
+
+
 def test_the_host_is_out_of_reach_even_for_sql_the_guard_never_saw(warehouse: duckdb.DuckDBPyConnection) -> None:
     with pytest.raises(duckdb.PermissionException):
         warehouse.execute("SELECT * FROM read_text('/etc/hostname')")

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from pydantic import SecretStr
 
+from foundation.access import TokenBook
 from foundation.settings import Settings
 from schemas.records import CANONICAL_MODELS
 from warehouse.decode import LINEAGE
@@ -147,3 +149,15 @@ def test_a_file_that_is_not_duckdb_is_refused_in_one_line_by_the_writer_and_the_
         assert "GRIDHUB_WAREHOUSE_PATH" in message
         assert "\n" not in message
         assert "extension" not in message
+
+
+def test_with_no_sink_running_the_reader_answers_from_the_file_with_params_and_audits_them(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    connect(settings.warehouse_file, Resolver(ResolutionRules.load())).close()
+    token = TokenBook(settings.tokens_file).add("centre", "commander")
+    as_commander = settings.model_copy(update={"token": SecretStr(token)})
+    sql = "SELECT CAST(? AS INTEGER) + 2 AS n, ? AS word"
+    assert query(as_commander, sql, ["40", "网格"])["rows"] == [[42, "网格"]]
+    with closing(duckdb.connect(str(settings.warehouse_file))) as connection:
+        [(statement,)] = connection.execute("SELECT statement FROM audit_log").fetchall()
+    assert statement == sql + '\n-- params: ["40", "网格"]'
