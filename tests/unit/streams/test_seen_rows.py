@@ -215,4 +215,4 @@ def test_a_column_of_record_ids_gets_the_keys_each_id_gets_alone() -> None:
         return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
     assert keys.tolist() == [spelled_out(record_id) for record_id in ids]
-    assert [record_key("civil-affairs", "person", record_id) for record_id in ids] == keys.tolist()  # type: ignore[arg-type]
+    assert [record_key("civil-affairs", "person", record_id) for record_id in ids] == keys.tolist()
