@@ -50,14 +50,18 @@ _JUDGES = ("bulk.py", "batch_people.py", "normalise.py", "routing.py")
 """The worker's modules whose code decides a bulk-lane row, beside everything in :mod:`schemas`."""
 
 
+def _key_prefix(source: str, kind: str) -> str:
+    """What precedes a record id in the text its key hashes: one spelling for a column and for one record."""
+    return f"{source}\x1f{kind}\x1f"
+
+
 def record_keys(source: str, kind: str, record_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """The memory's key of each record id of a column, for a source and kind (a null id is keyed as ``None``).
 
     The 8-byte blake2b of ``source``, ``kind`` and the id joined by \\x1f: stable across processes,
     unlike Python's ``hash``, since the keys travel on ``bulk.seen`` to the next worker.
     """
-    prefix = f"{source}\x1f{kind}\x1f"
-    return blake2b_64(pc.binary_join_element_wise(prefix, pc.fill_null(record_ids, "None"), ""))
+    return blake2b_64(pc.binary_join_element_wise(_key_prefix(source, kind), pc.fill_null(record_ids, "None"), ""))
 
 
 def record_key(source: str, kind: str, record_id: str | None) -> int:
@@ -66,7 +70,7 @@ def record_key(source: str, kind: str, record_id: str | None) -> int:
     The per-record lane asks it for every record it passes on; an Arrow array of one value cost
     the worker 5% of its time at 200 reports/s (bench/PROFILE.md), hashing the text directly does not.
     """
-    text = f"{source}\x1f{kind}\x1f{record_id}".encode()
+    text = f"{_key_prefix(source, kind)}{record_id}".encode()
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
 
 
