@@ -132,7 +132,12 @@ class BulkWriter:
 
     @staticmethod
     def _account(cursor: duckdb.DuckDBPyConnection, kind: str, now: datetime) -> None:
-        """One intake row per record received; a record seen before (a replayed batch) keeps its first."""
+        """One intake row per record received; a record seen before (a replayed batch) keeps its first.
+
+        A replayed batch keeps its ``received_at``, so only the ledger rows received within the rows'
+        span are searched: searching the run's whole ledger made each transaction of a re-sync slower
+        than the one before (bench/PROFILE.md).
+        """
         runs = [run for (run,) in cursor.execute("SELECT DISTINCT run_id FROM bulk_outcomes").fetchall()]
         insert_new(
             cursor,
@@ -141,6 +146,8 @@ class BulkWriter:
             "  received_at, processed_at, $now AS written_at FROM bulk_outcomes "
             "QUALIFY row_number() OVER (PARTITION BY record_uid ORDER BY _seq) = 1",
             runs=None if None in runs else runs,
+            received_span=True,
+            one_per_uid=True,
             kind=kind,
             now=now,
         )

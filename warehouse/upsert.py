@@ -74,6 +74,7 @@ def insert_new(
     relation: str,
     runs: list[str] | None = None,
     received_span: bool = False,
+    one_per_uid: bool = False,
     **params: Any,
 ) -> None:
     """Append the rows of ``relation`` whose ``record_uid`` is not stored yet: the first outcome of a record stands.
@@ -84,6 +85,9 @@ def insert_new(
     given the runs of the rows only their ledger rows are searched; and a record id and its
     ``received_at`` come from one envelope, so with ``received_span`` (every row has a
     ``received_at``) only ledger rows received within the span of the rows' are.
+
+    A record the relation holds twice is appended once; with ``one_per_uid`` the relation has
+    already chosen which row stands, and a second window over the rows would only cost time.
     """
     same_run = f"AND t.run_id IN ({', '.join(map(sql_literal, runs))}) " if runs else ""
     same_span = (
@@ -95,7 +99,7 @@ def insert_new(
     cursor.execute(
         f"INSERT INTO {table} BY NAME SELECT * FROM ({relation}) AS incoming "
         f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.record_uid = incoming.record_uid {same_run}{same_span}) "
-        "QUALIFY row_number() OVER (PARTITION BY record_uid) = 1",
+        + ("" if one_per_uid else "QUALIFY row_number() OVER (PARTITION BY record_uid) = 1"),
         params,
     )
 

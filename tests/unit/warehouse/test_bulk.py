@@ -81,6 +81,23 @@ def test_a_replayed_batch_changes_neither_ledger_nor_tables(
     assert outcomes(connection, "r1") == {"a1": "new", "a2": "new"}
 
 
+def test_a_batch_delivered_again_beside_a_later_one_keeps_its_first_outcomes_and_the_later_rows_land(
+    warehouse: tuple[WarehouseWriter, duckdb.DuckDBPyConnection],
+) -> None:
+    """The ledger is searched within the received span of a write's rows; a replay keeps its ``received_at``."""
+    writer, connection = warehouse
+    first = canonical("r1", [("a1", {"id_number": WANG, "name": "王芳"}), ("a2", {"id_number": LI, "name": "李四"})])
+    write(writer, first, first)
+    assert outcomes(connection, "r1") == {"a1": "new", "a2": "new"}
+    later = replace(
+        canonical("r1", [("a3", {"id_number": WANG, "name": "王芳", "phone": "13900000002"})]),
+        received_at=T0 + timedelta(minutes=5),
+    )
+    write(writer, first, later, first, offset=1)
+    assert outcomes(connection, "r1") == {"a1": "new", "a2": "new", "a3": "update"}
+    assert connection.execute("SELECT count(*) FROM intake").fetchone() == (3,)
+
+
 def test_a_row_the_contract_refuses_is_a_reject_with_its_rule_and_never_a_copy(
     warehouse: tuple[WarehouseWriter, duckdb.DuckDBPyConnection],
 ) -> None:
