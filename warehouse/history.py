@@ -19,6 +19,8 @@ from datetime import datetime
 
 import duckdb
 
+from warehouse.sql import read_by_row_id
+
 SUFFIX = "_history"
 UNVERSIONED = frozenset(
     {
@@ -184,6 +186,11 @@ def record_versions(
     repeated = order is not None and _repeats_a_key(cursor, rows, key)
     previous = f"lag({_content(types, 'i')}) OVER (PARTITION BY {by_key} ORDER BY i._order)" if repeated else "NULL"
     following = f"lead(valid_from) OVER (PARTITION BY {key} ORDER BY _order)" if repeated else "NULL"
+    current = read_by_row_id(
+        history,
+        f"SELECT k.rowid AS found_row FROM {history} k "
+        f"SEMI JOIN incoming ON {_matching(versioned.key, 'k', 'incoming')} WHERE k.valid_to IS NULL",
+    )
     cursor.execute(
         "CREATE OR REPLACE TEMP TABLE _versions AS "
         f"WITH incoming AS (SELECT {projection}, {arrival} AS _order FROM ({rows}) AS r), "
@@ -192,7 +199,7 @@ def record_versions(
         f"    {previous} AS _previous, "
         f"    CASE WHEN h.valid_from IS NOT NULL THEN {_content(types, 'h')} END AS _current, "
         "    h.valid_from AS _current_from "
-        f"  FROM incoming i LEFT JOIN {history} h ON {_matching(versioned.key, 'h', 'i')} AND h.valid_to IS NULL) "
+        f"  FROM incoming i LEFT JOIN ({current}) h ON {_matching(versioned.key, 'h', 'i')}) "
         "SELECT * EXCLUDE (_content, _previous, _current, _current_from) "
         "REPLACE (CASE WHEN _current_from IS NOT NULL AND valid_from <= _current_from "
         "  THEN greatest($now, _current_from + INTERVAL 1 MICROSECOND) ELSE valid_from END AS valid_from) "

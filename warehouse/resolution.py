@@ -30,6 +30,7 @@ import pyarrow as pa
 from warehouse.history import install as install_history
 from warehouse.history import record_versions
 from warehouse.resolution_rules import ENTITIES, Entity, ResolutionRules
+from warehouse.sql import read_by_row_id
 from warehouse.upsert import Rows, as_arrow, replace_keyed, upsert_rows
 
 REVIEW_CANDIDATES = 3
@@ -287,41 +288,68 @@ class Resolver:
             finally:
                 cursor.unregister("batch_ids")
 
-    def _rebuild(self, cursor: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str], now: datetime) -> None:
-        """Recompute the golden rows of ``keys`` from their copies; drop entities left with none."""
-        if not keys:
-            return
-        golden, key = entity.golden_table, entity.key_column
+    def _golden_rows_sql(self, entity: Entity) -> str:
+        """The golden rows of the ``touched`` entities, from their copies and the survivorship rules.
+
+        An entity with one copy is that copy: only the entities with several go through the ordered
+        aggregates, which cost a first load (one copy each) half of this statement (bench/PROFILE.md).
+        """
         survivors = ", ".join(
             f"first(s.{field} ORDER BY {self.rules.rank_sql(entity.kind, field)}, s.received_at DESC, s.source, "
             f"s.source_record_id) FILTER (WHERE s.{field} IS NOT NULL) AS {field}"
             for field in entity.fields
         )
+        sole = ", ".join(f"s.{field}" for field in entity.fields)
+        copies = read_by_row_id(
+            entity.sources_table,
+            f"SELECT m.entity_key, s.rowid AS found_row FROM {entity.sources_table} s JOIN entity_matches m "
+            "ON m.kind = $kind AND m.source = s.source AND m.source_record_id = s.source_record_id "
+            "WHERE m.entity_key IN (SELECT entity_key FROM touched)",
+            carried="found.entity_key,",
+        )
+        return (
+            f"WITH copies AS MATERIALIZED ({copies}), "
+            f"shared AS MATERIALIZED (SELECT entity_key FROM copies GROUP BY entity_key HAVING count(*) > 1) "
+            f"SELECT s.entity_key AS {entity.key_column}, {sole}, CAST(1 AS INTEGER) AS source_count, "
+            f"  [s.source] AS sources, s.received_at AS first_received_at, s.received_at AS last_received_at, "
+            f"  now() AS resolved_at "
+            f"FROM copies s ANTI JOIN shared USING (entity_key) "
+            f"UNION ALL "
+            f"SELECT s.entity_key AS {entity.key_column}, {survivors}, CAST(count(*) AS INTEGER) AS source_count, "
+            f"  list(DISTINCT s.source ORDER BY s.source) AS sources, min(s.received_at) AS first_received_at, "
+            f"  max(s.received_at) AS last_received_at, now() AS resolved_at "
+            f"FROM copies s SEMI JOIN shared USING (entity_key) GROUP BY s.entity_key"
+        )
+
+    def _rebuild(self, cursor: duckdb.DuckDBPyConnection, entity: Entity, keys: set[str], now: datetime) -> None:
+        """Recompute the golden rows of ``keys`` from their copies; drop entities left with none.
+
+        The entities left with none are found from the touched side, so a batch of a few changed
+        copies does not build a table of every matched entity to learn that none is gone.
+        """
+        if not keys:
+            return
+        golden, key = entity.golden_table, entity.key_column
         cursor.register("touched", pa.table({"entity_key": sorted(keys)}))
         try:
-            replace_keyed(
-                cursor,
-                golden,
-                key,
-                f"SELECT m.entity_key AS {key}, {survivors}, CAST(count(*) AS INTEGER) AS source_count, "
-                f"  list(DISTINCT s.source ORDER BY s.source) AS sources, min(s.received_at) AS first_received_at, "
-                f"  max(s.received_at) AS last_received_at, now() AS resolved_at "
-                f"FROM {entity.sources_table} s JOIN entity_matches m ON m.kind = $kind "
-                f"  AND m.source = s.source AND m.source_record_id = s.source_record_id "
-                f"WHERE m.entity_key IN (SELECT entity_key FROM touched) GROUP BY m.entity_key",
-                kind=entity.kind,
-            )
-            cursor.execute(
-                f"DELETE FROM {golden} WHERE {key} IN (SELECT entity_key FROM touched) "
-                f"AND {key} NOT IN (SELECT entity_key FROM entity_matches WHERE kind = $kind)",
+            replace_keyed(cursor, golden, key, self._golden_rows_sql(entity), kind=entity.kind)
+            gone = cursor.execute(
+                "SELECT entity_key FROM touched EXCEPT SELECT m.entity_key FROM entity_matches m "
+                "SEMI JOIN touched t ON m.entity_key = t.entity_key WHERE m.kind = $kind",
                 {"kind": entity.kind},
-            )
+            ).fetchall()
+            cursor.register("gone", pa.table({"entity_key": pa.array([found for (found,) in gone], pa.string())}))
+            if gone:
+                cursor.execute(f"DELETE FROM {golden} WHERE {key} IN (SELECT entity_key FROM gone)")
             record_versions(
                 cursor,
                 golden,
-                f"SELECT * FROM {golden} WHERE {key} IN (SELECT entity_key FROM touched)",
+                read_by_row_id(
+                    golden, f"SELECT rowid AS found_row FROM {golden} WHERE {key} IN (SELECT entity_key FROM touched)"
+                ),
                 now,
-                gone=f"SELECT entity_key AS {key} FROM touched WHERE entity_key NOT IN (SELECT {key} FROM {golden})",
+                gone=f"SELECT entity_key AS {key} FROM gone" if gone else None,
             )
         finally:
             cursor.unregister("touched")
+            cursor.unregister("gone")

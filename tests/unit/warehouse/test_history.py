@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.warehouse.test_resolution import T0, WANG, Warehouse
+from tests.unit.warehouse.test_resolution import LI, T0, WANG, Warehouse
 from warehouse.history import VERSIONED, record_versions
 from warehouse.masking import install_masked_views, use_schema
 from warehouse.resolution import Resolver
@@ -55,6 +55,16 @@ def test_an_update_makes_a_version_and_as_of_answers_from_the_version_then(wareh
     assert addresses_as_of(warehouse, 1) == [("孟河镇通江路12号",)]
     assert addresses_as_of(warehouse, 25) == [("孟河镇富民路3号",)]
     assert warehouse.rows(f"SELECT address FROM person_sources_as_of({at(23)})") == [("孟河镇通江路12号",)]
+
+
+def test_an_entity_left_without_copies_ends_its_version_and_leaves_the_as_of_answers(warehouse: Warehouse) -> None:
+    warehouse.load("person", {"source": "school", "rid": "s1", "id_number": WANG, "name": "李强"})
+    warehouse.load("person", {"source": "school", "rid": "s1", "id_number": LI, "name": "李强", "hours": 1})
+
+    assert warehouse.rows(f"SELECT person_key FROM people_as_of({at(2)})") == [(LI,)]
+    assert warehouse.rows(f"SELECT count(*) FROM people_history WHERE person_key = '{WANG}' AND valid_to IS NULL") == [
+        (0,)
+    ]
 
 
 def test_a_resend_or_a_replayed_batch_of_the_same_content_never_rewrites_history(warehouse: Warehouse) -> None:

@@ -12,7 +12,7 @@ import pytest
 from schemas.records import CANONICAL_MODELS
 from tests.support.identities import with_check
 from warehouse.resolution import Resolver
-from warehouse.resolution_rules import ResolutionRules, RulesError
+from warehouse.resolution_rules import ENTITIES, ResolutionRules, RulesError
 from warehouse.upsert import transaction
 from warehouse.writer import SCHEMA_FILES
 
@@ -135,6 +135,34 @@ def test_newest_value_wins_a_tie_between_equally_ranked_sources(warehouse: Wareh
         {"source": "clinic", "rid": "k1", "hours": 3, "id_number": LI, "name": "李强", "address": "万绥村2组"},
     )
     assert warehouse.rows("SELECT address FROM people") == [("万绥村2组",)]
+
+
+def test_an_entity_of_one_copy_and_one_of_several_both_take_the_values_their_lineage_names(
+    warehouse: Warehouse,
+) -> None:
+    """A sole copy skips survivorship's aggregates; what it gives must still be what survivorship would give."""
+    three_departments(warehouse)
+    warehouse.load(
+        "person",
+        {"source": "housing", "rid": "h2", "hours": 3, "id_number": LI, "name": "李强", "address": "孟河镇小河路3号"},
+        {"source": "civil-affairs", "rid": "c3", "hours": 4, "id_number": WANG, "name": "王芳", "phone": "13900000004"},
+    )
+    fields = ENTITIES["person"].fields
+    as_text = ", ".join(f"CAST({field} AS VARCHAR)" for field in fields)
+    golden = {
+        row[0]: dict(zip(fields, row[1:], strict=True))
+        for row in warehouse.rows(f"SELECT person_key, {as_text} FROM people")
+    }
+    named = {key: dict.fromkeys(fields) for key in golden}
+    for key, field, value in warehouse.rows("SELECT entity_key, field, value FROM field_lineage"):
+        named[key][field] = value
+    assert golden == named
+    assert golden[LI]["phone"] is None and golden[LI]["name"] == "李强"
+    assert warehouse.rows("SELECT person_key, source_count, sources, first_received_at, last_received_at FROM people "
+                          "ORDER BY person_key") == [
+        (LI, 1, ["housing"], T0 + timedelta(hours=3), T0 + timedelta(hours=3)),
+        (WANG, 4, ["civil-affairs", "housing", "public-security"], T0, T0 + timedelta(hours=4)),
+    ]  # fmt: skip
 
 
 def test_a_confident_match_without_id_merges_and_records_its_score(warehouse: Warehouse) -> None:
