@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -267,14 +268,19 @@ def _addresses(raw: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
     """
     encoded = pc.dictionary_encode(raw)
     forms = [_address_forms(value) for value in encoded.dictionary.to_pylist()]
-    address, norm, address_json, norm_json = (
-        pa.array([form[part] for form in forms], pa.string()).take(encoded.indices) for part in range(4)
-    )
+    parts = zip(*forms, strict=True) if forms else ((),) * 4
+    address, norm, address_json, norm_json = (pa.array(part, pa.string()).take(encoded.indices) for part in parts)
     return address, norm, pc.coalesce(address_json, "null"), pc.coalesce(norm_json, "null")
 
 
+@lru_cache(maxsize=32768)
 def _address_forms(value: str) -> tuple[str | None, str | None, str, str]:
-    """One distinct address as the model treats it: (address, address_norm) and each as JSON text."""
+    """One distinct address as the model treats it: (address, address_norm) and each as JSON text.
+
+    Remembered across batches (about 850 bytes each, so under 30 MB): a batch of 5,000 rows holds
+    few repeats, while a town's register holds some tens of thousands of households, and working
+    them out batch by batch cost a first load a fifth of the worker's time (bench/PROFILE.md).
+    """
     if not value.strip():
         return None, None, "null", "null"
     address = _STRIPPED.validate_python(value)

@@ -26,6 +26,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from warehouse.history import install as install_history
 from warehouse.history import record_versions
@@ -107,23 +108,20 @@ class Resolver:
 
     @staticmethod
     def _match_on_strong_keys(cursor: duckdb.DuckDBPyConnection, entity: Entity, now: datetime) -> set[str]:
-        """Put each copy of the batch with its strong key's entity, or on its own; return touched entities."""
+        """Put each copy of the batch with its strong key's entity, or on its own; return touched entities.
 
-        def entities_of_batch() -> set[str]:
-            return {
-                key
-                for (key,) in cursor.execute(
-                    "SELECT DISTINCT m.entity_key FROM entity_matches m JOIN batch_ids b "
-                    "ON m.source = b.source AND m.source_record_id = b.source_record_id WHERE m.kind = $kind",
-                    {"kind": entity.kind},
-                ).fetchall()
-            }
-
-        previous = entities_of_batch()
-        replace_keyed(
-            cursor,
-            "entity_matches",
-            "kind, source, source_record_id",
+        The batch's new matches are computed once, written, and their entities taken from them: asking
+        the table again after writing them searched every match a second time.
+        """
+        previous = {
+            key
+            for (key,) in cursor.execute(
+                "SELECT DISTINCT m.entity_key FROM entity_matches m JOIN batch_ids b "
+                "ON m.source = b.source AND m.source_record_id = b.source_record_id WHERE m.kind = $kind",
+                {"kind": entity.kind},
+            ).fetchall()
+        }
+        matches = cursor.sql(
             f"SELECT $kind AS kind, s.source, s.source_record_id, "
             f"  coalesce(s.match_key, d.entity_key, '~' || s.source || ':' || s.source_record_id) AS entity_key, "
             f"  CASE WHEN s.match_key IS NOT NULL THEN $strong WHEN d.decision IS NOT NULL THEN 'manual' "
@@ -134,11 +132,14 @@ class Resolver:
             f"  ON s.source = b.source AND s.source_record_id = b.source_record_id "
             f"LEFT JOIN match_decisions d ON d.kind = $kind "
             f"  AND d.source = s.source AND d.source_record_id = s.source_record_id",
-            kind=entity.kind,
-            strong=entity.strong_method,
-            now=now,
-        )
-        return previous | entities_of_batch()
+            params={"kind": entity.kind, "strong": entity.strong_method, "now": now},
+        ).to_arrow_table()
+        cursor.register("batch_matches", matches)
+        try:
+            replace_keyed(cursor, "entity_matches", "kind, source, source_record_id", "SELECT * FROM batch_matches")
+        finally:
+            cursor.unregister("batch_matches")
+        return previous | set(pc.unique(matches.column("entity_key")).to_pylist())
 
     def _probes(self, cursor: duckdb.DuckDBPyConnection, entity: Entity) -> list[Probe]:
         """Copies to (re)match: the batch's copies without a strong key, and unmatched copies in its blocks."""
