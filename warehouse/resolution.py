@@ -306,7 +306,7 @@ class Resolver:
             f"SELECT m.entity_key, s.rowid AS found_row FROM {entity.sources_table} s JOIN entity_matches m "
             "ON m.kind = $kind AND m.source = s.source AND m.source_record_id = s.source_record_id "
             "WHERE m.entity_key IN (SELECT entity_key FROM touched)",
-            carried="found.entity_key,",
+            carried=("entity_key",),
         )
         return (
             f"WITH copies AS MATERIALIZED ({copies}), "
