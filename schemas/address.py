@@ -13,8 +13,6 @@ import unicodedata
 import warnings
 from functools import lru_cache
 
-import cn2an
-
 _ADMIN_PREFIX = re.compile(
     r"^(?:中国)?(?:[^省市]{2,7}(?:省|自治区))?(?:[^市区县]{2,7}市)?(?:[^区县市]{1,5}(?:(?<![小社园景校厂])区|县))?(?:[^镇乡]{2,5}(?:镇|乡|街道))?"
 )
@@ -24,9 +22,15 @@ _UNIT_WORDS = (("号楼", "幢"), ("栋", "幢"), ("弄", "号"))
 
 
 def _arabic_numerals(text: str) -> str:
-    """十二号 → 12号, 一组 → 1组; cn2an warns on fragments it leaves alone (万绥), which is fine."""
+    """十二号 → 12号, 一组 → 1组; cn2an warns on fragments it leaves alone (万绥), which is fine.
+
+    cn2an is imported here, on the first address that needs it: importing it takes about 0.3 s,
+    and every process that reads a record's schema (each ``gridhub`` command) paid it at start.
+    """
     if not _CHINESE_NUMERAL.search(text):
         return text
+    import cn2an
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return str(cn2an.transform(text, "cn2an"))
