@@ -26,7 +26,7 @@ from schemas.rejects import Reject, RejectStage
 from streams.batch_people import PeopleBatch, normalise_people
 from streams.normalise import Accepted, normalise_envelope
 from streams.routing import RoutingRules
-from streams.seen_rows import Learned, SeenRows, triage
+from streams.seen_rows import Learned, Refusal, SeenRows, triage
 
 FAST_PATHS: dict[str, Callable[[pa.Table], PeopleBatch]] = {"person": normalise_people}
 """Kinds with a vectorised validation: it returns the rows it accepted (with their input index) and
@@ -74,21 +74,23 @@ def _canonical_row(accepted: Accepted, index: int) -> dict[str, Any]:
     }
 
 
+def _reject(batch: RecordBatch, row: dict[str, Any], stage: RejectStage, code: str, reason: str) -> Reject:
+    """A raw row's reject, with the provenance :func:`streams.normalise.rejection` gives a record's."""
+    return Reject.build(
+        stage,
+        code,
+        reason,
+        _payload(row),
+        record_uid=row["record_uid"],
+        source=batch.source,
+        source_record_id=row["source_record_id"],
+        entity=batch.kind,
+        run_id=batch.run_id,
+    )
+
+
 def _reject_all(batch: RecordBatch, stage: RejectStage, code: str, reason: str) -> list[Reject]:
-    return [
-        Reject.build(
-            stage,
-            code,
-            reason,
-            _payload(row),
-            record_uid=row["record_uid"],
-            source=batch.source,
-            source_record_id=row["source_record_id"],
-            entity=batch.kind,
-            run_id=batch.run_id,
-        )
-        for row in batch.rows.to_pylist()
-    ]
+    return [_reject(batch, row, stage, code, reason) for row in batch.rows.to_pylist()]
 
 
 def failed_batch(batch: RecordBatch, error: Exception) -> BatchOutcome:
@@ -151,9 +153,25 @@ def normalise_unseen(
     grid: Grid | None = None,
     catalogue: ApprovalCatalogue | None = None,
 ) -> BatchOutcome:
-    """:func:`normalise_batch` for the rows ``memory`` has not accepted before; the others pass as seen rows."""
+    """:func:`normalise_batch` for the rows ``memory`` has not judged before; the others pass as seen rows.
+
+    A row whose content was refused before is refused again for the same reason, unvalidated: a
+    department re-sends its bad rows every night as well, and validating the 1% of a re-sync that
+    was refused (one record at a time, through the canonical model) took a fifth of the worker's
+    time in an unchanged re-sync of a million rows (bench/PROFILE.md).
+    """
     if memory is None or not memory.enabled or batch.kind not in BULK_KINDS:
         return normalise_batch(batch, rules, grid, catalogue)
     split = triage(memory, batch)
     outcome = normalise_batch(split.fresh, rules, grid, catalogue) if len(split.fresh) else BatchOutcome(None, [])
-    return replace(outcome, seen=split.seen, learned=split.learned(outcome.accepted))
+    for reject in outcome.rejects:
+        digests = split.pending.get(reject.record_uid)
+        if digests is not None and reject.stage != "internal":
+            memory.refuse(*digests, split.day, Refusal(reject.stage, reject.reason_code, reject.reason))
+    again = [
+        _reject(batch, row, refusal.stage, refusal.reason_code, refusal.reason)
+        for row, refusal in zip(split.refused.to_pylist(), split.refusals, strict=True)
+    ]
+    return replace(
+        outcome, rejects=[*outcome.rejects, *again], seen=split.seen, learned=split.learned(outcome.accepted)
+    )

@@ -16,13 +16,17 @@ into a reference digest, and entries learned under another digest are ignored. W
 taught the memory goes to ``bulk.seen`` as one compact Arrow message after the batch's canonical
 rows were delivered, so a restarted worker reads the topic back and skips as it did; a message
 per row would cost what skipping saves.
+
+The rows validation refused are sent again too, and refused again for the same reason: the
+memory also keeps, in this process only, why it refused a record's content, for the town day it
+was refused on (a birth date after today is refused until that day comes).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -35,8 +39,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from foundation.logs import get_logger
 from foundation.partition_ends import fetched_ends
 from foundation.settings import Settings
+from schemas import TOWN_TIMEZONE
 from schemas.batches import PROVENANCE_COLUMNS, SEEN_DIGEST_HEX, SEEN_PAYLOAD, RecordBatch
 from schemas.digests import blake2b_64, leading_hex, uint64_hex
+from schemas.rejects import RejectStage
 
 log = get_logger(__name__)
 
@@ -150,6 +156,15 @@ class Learned:
         )
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why validation refused a row: what a reject of the same content says again."""
+
+    stage: RejectStage
+    reason_code: str
+    reason: str
+
+
 class SeenRows:
     """Key digest to (content digest, fingerprint digest) of the last row accepted, oldest first."""
 
@@ -157,6 +172,7 @@ class SeenRows:
         self.limit = limit
         self.reference = reference
         self._entries: dict[int, int] = {}
+        self._refusals: dict[int, tuple[int, date, Refusal]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -191,6 +207,30 @@ class SeenRows:
         if len(entries) > self.limit:
             drop = len(entries) - self.limit + self.limit // _SLACK
             self._entries = dict(islice(entries.items(), drop, None))
+
+    def refusal(self, key: int, content: int, day: date) -> Refusal | None:
+        """Why the record's row was refused, when its content is the one refused on the same town day.
+
+        A refusal holds for its day only: a birth date after the town's today is refused today
+        and accepted once that day has come.
+        """
+        found = self._refusals.get(key)
+        return found[2] if found is not None and found[0] == content and found[1] == day else None
+
+    def refuse(self, key: int, content: int, day: date, refusal: Refusal) -> None:
+        """Remember why a row was refused on the town day ``day``; keep at most ``limit`` refusals, the newest.
+
+        Only this process remembers refusals, not ``bulk.seen``: a reason is text, a restart
+        validates the refused rows once more, and a refused row is rare beside the accepted ones.
+        """
+        if not self.enabled:
+            return
+        refusals = self._refusals
+        refusals.pop(key, None)
+        refusals[key] = (content, day, refusal)
+        if len(refusals) > self.limit:
+            drop = len(refusals) - self.limit + self.limit // _SLACK
+            self._refusals = dict(islice(refusals.items(), drop, None))
 
     def forget(self, source: str, kind: str, record_id: str) -> Learned | None:
         """Forget a record the per-record lane changed in the warehouse; what to persist, if it was remembered.
@@ -260,6 +300,12 @@ class Triage:
     unknown: list[int]
     """Keys of records validated without being learned (held more than once by the batch, so the sink decides
     among them, or without a content hash): the memory forgets them, as their copy may change."""
+    day: date
+    """The town day the batch was triaged on, which a refusal learned from its rows holds for."""
+    refused: pa.Table
+    """Rows the memory refused without validating them: the content refused on this day before."""
+    refusals: list[Refusal]
+    """Why each of :attr:`refused` was refused, row for row."""
 
     def learned(self, accepted: RecordBatch | None) -> Learned:
         """What to remember of the rows the validation ``accepted``, and to forget of the :attr:`unknown` ones."""
@@ -296,6 +342,14 @@ def triage(memory: SeenRows, batch: RecordBatch) -> Triage:
     remembered = memory.fingerprints(keys[asked].tolist(), contents[asked].tolist())
     known = np.array([fingerprint is not None for fingerprint in remembered], bool)
     learnable = asked[~known]
+    day = datetime.now(TOWN_TIMEZONE).date()
+    found = [
+        memory.refusal(key, content, day)
+        for key, content in zip(keys[learnable].tolist(), contents[learnable].tolist(), strict=True)
+    ]
+    refused = np.array([refusal is not None for refusal in found], bool)
+    refused_rows = rows.take(pa.array(learnable[refused], pa.int64()))
+    learnable = learnable[~refused]
     fresh = unknown.copy()
     fresh[learnable] = True
     uids = rows.column("record_uid").take(pa.array(learnable, pa.int64())).to_pylist()
@@ -305,7 +359,10 @@ def triage(memory: SeenRows, batch: RecordBatch) -> Triage:
     fresh_batch = RecordBatch(batch.kind, batch.source, batch.run_id, batch.received_at, taken)
     fingerprints = np.array([fingerprint for fingerprint in remembered if fingerprint is not None], np.uint64)
     seen = _seen_batch(batch, seen_rows, uint64_hex(fingerprints)) if len(seen_rows) else None
-    return Triage(fresh_batch, seen, memory.reference, pending, sorted(set(keys[unknown].tolist())))
+    refusals = [refusal for refusal in found if refusal is not None]
+    return Triage(
+        fresh_batch, seen, memory.reference, pending, sorted(set(keys[unknown].tolist())), day, refused_rows, refusals
+    )
 
 
 def _seen_batch(batch: RecordBatch, rows: np.ndarray, fingerprints: pa.Array) -> RecordBatch:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,15 @@ import pyarrow as pa
 import pytest
 
 from foundation.settings import Settings
-from schemas.batches import SEEN_PAYLOAD, RecordBatch, decode_batch, encode_batch
+from schemas.batches import SEEN_DIGEST_HEX, SEEN_PAYLOAD, RecordBatch, decode_batch, encode_batch
+from schemas.digests import leading_hex
 from schemas.grid import Grid
 from streams.bulk import normalise_unseen
 from streams.routing import RoutingRules, load_rules
 from streams.seen_rows import (
     FORGOTTEN,
     Learned,
+    Refusal,
     SeenRows,
     fingerprint_digest,
     record_key,
@@ -103,6 +105,65 @@ def test_the_memory_learns_only_accepted_rows_and_a_rejected_change_keeps_what_i
     assert [reject.record_uid for reject in outcome.rejects] == ["u0", "u1"]
     assert outcome.learned is not None and len(outcome.learned) == 0
     assert judged(memory, raw_batch([("a", ZHANG)]), town) == ([], ["u0"])
+
+
+BAD_ID = {**ZHANG, "id_number": WOMAN_ID[:-1] + "1"}
+"""A row validation refuses: the check digit of the id number is wrong."""
+
+
+def content_digest(batch: RecordBatch, row: int) -> int:
+    return int(leading_hex(batch.rows.column("content_hash"), SEEN_DIGEST_HEX)[row])
+
+
+def test_a_row_refused_before_is_refused_again_unvalidated_as_validation_would_refuse_it(
+    town: tuple[RoutingRules, Grid],
+) -> None:
+    memory = SeenRows(100, "ref")
+    first = normalise_unseen(raw_batch([("a", ZHANG), ("b", BAD_ID)]), memory, *town)
+    assert first.learned is not None
+    memory.learn(first.learned)
+    assert [reject.record_uid for reject in first.rejects] == ["u1"]
+
+    again = raw_batch([("a", ZHANG), ("b", BAD_ID)], uid_prefix="v")
+    split = triage(memory, again)
+    assert len(split.fresh) == 0
+    assert split.refused.column("record_uid").to_pylist() == ["v1"]
+    outcome = normalise_unseen(again, memory, *town)
+    assert outcome.accepted is None
+    assert outcome.seen is not None and outcome.seen.rows.column("record_uid").to_pylist() == ["v0"]
+    validated = normalise_unseen(again, SeenRows(0, "ref"), *town).rejects
+    assert [reject.model_dump(exclude={"rejected_at"}) for reject in outcome.rejects] == [
+        reject.model_dump(exclude={"rejected_at"}) for reject in validated
+    ]
+    assert [reject.reason_code for reject in outcome.rejects] == ["invalid_id_number"]
+
+
+def test_a_refusal_holds_for_the_content_refused_on_its_town_day_only(town: tuple[RoutingRules, Grid]) -> None:
+    memory = SeenRows(100, "ref")
+    refused = raw_batch([("b", BAD_ID)])
+    normalise_unseen(refused, memory, *town)
+    key = record_key("civil-affairs", "person", "b")
+    day = triage(memory, refused).day
+    assert memory.refusal(key, content_digest(refused, 0), day) is not None
+    assert memory.refusal(key, content_digest(refused, 0), day + timedelta(days=1)) is None
+
+    changed = raw_batch([("b", {**BAD_ID, "name": "张四"})])
+    split = triage(memory, changed)
+    assert split.fresh.rows.column("record_uid").to_pylist() == ["u0"]
+    assert split.refused.num_rows == 0
+
+
+def test_the_oldest_refusals_go_past_the_limit() -> None:
+    memory = SeenRows(20, "ref")
+    refusal = Refusal("validate", "invalid_id_number", "the id number's check digit is wrong")
+    today = date(2026, 12, 5)
+    for key in range(1, 22):
+        memory.refuse(key, 7, today, refusal)
+    assert memory.refusal(1, 7, today) is None
+    assert memory.refusal(21, 7, today) == refusal
+    off = SeenRows(0, "ref")
+    off.refuse(1, 7, today, refusal)
+    assert off.refusal(1, 7, today) is None
 
 
 def test_rows_of_a_record_the_batch_holds_twice_are_never_skipped_and_forgotten(
