@@ -157,8 +157,9 @@ def normalise_unseen(
 
     A row whose content was refused before is refused again for the same reason, unvalidated: a
     department re-sends its bad rows every night as well, and validating the 1% of a re-sync that
-    was refused (one record at a time, through the canonical model) took a fifth of the worker's
-    time in an unchanged re-sync of a million rows (bench/PROFILE.md).
+    was refused (one record at a time, through the canonical model) took an eighth of the worker's
+    busy time in an unchanged re-sync of a million rows, and sending their rejects another 8%
+    (bench/PROFILE.md).
     """
     if memory is None or not memory.enabled or batch.kind not in BULK_KINDS:
         return normalise_batch(batch, rules, grid, catalogue)
