@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -45,6 +45,7 @@ from schemas.digests import blake2b_64, leading_hex, uint64_hex
 from schemas.rejects import RejectStage
 
 log = get_logger(__name__)
+_Entry = TypeVar("_Entry")
 
 FORGOTTEN = 0
 """The content digest of a persisted entry that tells the memory to forget its record."""
@@ -156,6 +157,13 @@ class Learned:
         )
 
 
+def _newest(entries: dict[int, _Entry], limit: int) -> dict[int, _Entry]:
+    """``entries`` cut to the newest, a tenth below ``limit``, once they pass it; else ``entries`` itself."""
+    if len(entries) <= limit:
+        return entries
+    return dict(islice(entries.items(), len(entries) - limit + limit // _SLACK, None))
+
+
 @dataclass(frozen=True)
 class Refusal:
     """Why validation refused a row: what a reject of the same content says again."""
@@ -204,9 +212,7 @@ class SeenRows:
             entries.pop(key, None)
             if content != FORGOTTEN:
                 entries[key] = content << 64 | fingerprint
-        if len(entries) > self.limit:
-            drop = len(entries) - self.limit + self.limit // _SLACK
-            self._entries = dict(islice(entries.items(), drop, None))
+        self._entries = _newest(entries, self.limit)
 
     def refusal(self, key: int, content: int, day: date) -> Refusal | None:
         """Why the record's row was refused, when its content is the one refused on the same town day.
@@ -228,9 +234,7 @@ class SeenRows:
         refusals = self._refusals
         refusals.pop(key, None)
         refusals[key] = (content, day, refusal)
-        if len(refusals) > self.limit:
-            drop = len(refusals) - self.limit + self.limit // _SLACK
-            self._refusals = dict(islice(refusals.items(), drop, None))
+        self._refusals = _newest(refusals, self.limit)
 
     def forget(self, source: str, kind: str, record_id: str) -> Learned | None:
         """Forget a record the per-record lane changed in the warehouse; what to persist, if it was remembered.
