@@ -170,6 +170,7 @@ def _record(
             figures.accepted,
             figures.seconds,
             goal=None if goal_ms is None else f"p99 ≤ {goal_ms:,} ms, no error, no loss",
+            goal_rate=None if goal_ms is None else load.rate_per_s,
             latency_ms=latency,
             lost=lost,
             processes=usage,

@@ -37,6 +37,9 @@ class Result:
     seconds: float
     goal: str | None = None
     met: bool | None = None
+    goal_rate: float | None = None
+    """Records a second the goal asks the hub to sustain: a throughput goal's rate, or the rate a latency goal's
+    load is offered at (the hub must keep up with it). What :mod:`bench.cpu_budget` weighs the CPU against."""
     latency_ms: dict[str, float] | None = None
     """Percentiles over the records that arrived; ``lost`` says how many did not (in time)."""
     lost: int | None = None

@@ -48,6 +48,7 @@ def run(session: Session) -> None:
         )
         if not counts.changed:
             result.goal, result.met = f"≥ {UNCHANGED_RATE_GOAL:,} rec/s", result.rate >= UNCHANGED_RATE_GOAL
+            result.goal_rate = UNCHANGED_RATE_GOAL
         expected = {"duplicate": counts.records - counts.invalid - counts.changed, "rejected": counts.invalid}
         expected |= {"update": counts.changed} if counts.changed else {}
         expect(f"resync {measure} intake outcomes", run.outcomes, expected)

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bench import bulk, incidents, resync, scale_out, screen
+from bench.cpu_budget import cpu_budgets, usable_cores
 from bench.hub import BenchError
 from bench.report import Result, show, write_json
 from bench.session import ScenarioRunner, Session
@@ -80,6 +81,12 @@ def run_bench(
         if memory is not None:
             console.print(memory.line())
             extra["sink_memory"] = memory.as_json()
+        budgets = cpu_budgets(session.results, usable_cores())
+        if budgets:
+            console.print("CPU against the goals (cores the goal needs at the CPU the hub spent):")
+            for budget in budgets:
+                console.print(f"  {budget.line()}")
+            extra["cpu_budgets"] = [budget.as_json() for budget in budgets]
         if scenario == "all" and failure is None:
             extra["all_within_10_minutes"] = total < ALL_WITHIN_S
             verdict = "[green]met[/green]" if total < ALL_WITHIN_S else "[red]missed[/red]"
