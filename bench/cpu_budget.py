@@ -6,8 +6,9 @@ those 60 s. The processes of the hub (everything the sampler watched but the ben
 spent some CPU seconds on the measurement; divided by the time the goal allows, that is the
 number of cores the goal needs at today's cost. More cores than the machine has says the miss
 is CPU: no wait removed can meet it, only less work per record or more cores. Fewer says the
-time went to waiting (a timer, a round trip, one process idling while another works), which a
-profile of waits, not of work, must find.
+time went to waiting: on a timer or a round trip, or for one busy process, since most of each
+process's work runs on one thread, and a process that needs most of a core by itself keeps what
+reaches it queued however idle the other core is. So the busiest process's own share is given too.
 
 For the incident loads the CPU counts the load and its drain (the time the hub took to finish
 what it accepted), and the background every idle hub spends, so the cores are an upper bound.
@@ -61,6 +62,11 @@ class CpuBudget:
         """Whether the goal needs more cores than the machine has, at this CPU cost."""
         return self.cores_needed > self.cores
 
+    @property
+    def busiest_cores(self) -> float:
+        """Cores the busiest process needs by itself in the time the goal allows."""
+        return max(self.cpu_seconds.values()) / self.goal_seconds
+
     def line(self) -> str:
         """One line for the end of the output."""
         shown = list(self.cpu_seconds.items())[:CONSUMERS_SHOWN]
@@ -68,7 +74,8 @@ class CpuBudget:
         verdict = (
             f"more than this machine's {self.cores}: CPU-bound"
             if self.cpu_bound
-            else f"within this machine's {self.cores}: the rest is waiting, not work"
+            else f"within this machine's {self.cores}, {next(iter(self.cpu_seconds))} alone {self.busiest_cores:,.2f} "
+            "of a core: the rest is waiting (for a busy process, a timer, a round trip), not work"
         )
         return (
             f"{self.measurement} ({'met' if self.met else 'missed'}): the hub used {self.hub_cpu_seconds:,.1f} CPU s "
@@ -90,6 +97,8 @@ class CpuBudget:
             "cpu_seconds": self.cpu_seconds,
             "cores": self.cores,
             "cores_needed": round(self.cores_needed, 2),
+            "busiest_process": next(iter(self.cpu_seconds)),
+            "busiest_process_cores": round(self.busiest_cores, 2),
             "cpu_bound": self.cpu_bound,
         }
 

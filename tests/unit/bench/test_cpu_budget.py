@@ -47,7 +47,8 @@ def test_a_load_whose_cpu_fits_the_machine_was_slowed_by_waiting() -> None:
 
     assert budget.cores_needed == pytest.approx(1.9)
     assert not budget.cpu_bound
-    assert "waiting, not work" in budget.line()
+    assert budget.busiest_cores == pytest.approx(1.0)
+    assert "within this machine's 2, sink alone 1.00 of a core: the rest is waiting" in budget.line()
 
 
 def test_a_latency_load_is_weighed_at_the_rate_it_was_offered() -> None:
@@ -95,6 +96,8 @@ def test_json_holds_the_figures_the_line_gives() -> None:
         "cpu_seconds": {"sink": 30.0, "worker": 6.0},
         "cores": 2,
         "cores_needed": 1.8,
+        "busiest_process": "sink",
+        "busiest_process_cores": 1.5,
         "cpu_bound": False,
     }
 
