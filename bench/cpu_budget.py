@@ -63,9 +63,19 @@ class CpuBudget:
         return self.cores_needed > self.cores
 
     @property
+    def cpu_ms_per_record(self) -> float:
+        """Milliseconds of the hub's CPU a record."""
+        return 1000 * self.hub_cpu_seconds / self.records
+
+    @property
+    def busiest(self) -> str:
+        """The process that spent the most CPU."""
+        return max(self.cpu_seconds, key=self.cpu_seconds.__getitem__)
+
+    @property
     def busiest_cores(self) -> float:
         """Cores the busiest process needs by itself in the time the goal allows."""
-        return max(self.cpu_seconds.values()) / self.goal_seconds
+        return self.cpu_seconds[self.busiest] / self.goal_seconds
 
     def line(self) -> str:
         """One line for the end of the output."""
@@ -74,12 +84,12 @@ class CpuBudget:
         verdict = (
             f"more than this machine's {self.cores}: CPU-bound"
             if self.cpu_bound
-            else f"within this machine's {self.cores}, {next(iter(self.cpu_seconds))} alone {self.busiest_cores:,.2f} "
+            else f"within this machine's {self.cores}, {self.busiest} alone {self.busiest_cores:,.2f} "
             "of a core: the rest is waiting (for a busy process, a timer, a round trip), not work"
         )
         return (
             f"{self.measurement} ({'met' if self.met else 'missed'}): the hub used {self.hub_cpu_seconds:,.1f} CPU s "
-            f"({busiest}), {1000 * self.hub_cpu_seconds / self.records:,.2f} ms a record; its goal of "
+            f"({busiest}), {self.cpu_ms_per_record:,.2f} ms a record; its goal of "
             f"{self.goal_rate:,.0f} records/s allows {self.goal_seconds:,.1f} s, which needs "
             f"{self.cores_needed:,.1f} cores at this cost, {verdict}"
         )
@@ -93,11 +103,11 @@ class CpuBudget:
             "goal_records_per_s": self.goal_rate,
             "goal_seconds": round(self.goal_seconds, 2),
             "hub_cpu_seconds": round(self.hub_cpu_seconds, 2),
-            "cpu_ms_per_record": round(1000 * self.hub_cpu_seconds / self.records, 3),
+            "cpu_ms_per_record": round(self.cpu_ms_per_record, 3),
             "cpu_seconds": self.cpu_seconds,
             "cores": self.cores,
             "cores_needed": round(self.cores_needed, 2),
-            "busiest_process": next(iter(self.cpu_seconds)),
+            "busiest_process": self.busiest,
             "busiest_process_cores": round(self.busiest_cores, 2),
             "cpu_bound": self.cpu_bound,
         }
